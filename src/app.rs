@@ -1,0 +1,364 @@
+//! The commands: each wires the library's parts together for one verb of the
+//! command line and says how it ended (`Exit`). Errors carry their exit code.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::cli::{Cli, Command};
+use crate::dispatch::{Dispatch, Ending};
+use crate::ingest::{self, IngestError, IngestReport};
+use crate::job::{ApiSettings, Job, JobError};
+use crate::ledger::{CampaignStatus, Ledger, LedgerError, Resend};
+use crate::nxlink::client::now_ms;
+use crate::nxlink::{Client, Credentials};
+use crate::outcome::{BatchState, OrderState};
+use crate::report::{self, OrderWriter, Progress};
+use crate::sandbox::{self, Faults, Sandbox};
+use crate::throttle::Throttle;
+use crate::{contacts::ContactsError, demo};
+
+/// How a command ended, as cron reads it (DESIGN.md "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Nothing left to do: every batch is in a final state.
+    Done,
+    /// Finished, but some orders need attention.
+    Attention,
+    /// Usage, job file or input error; nothing was sent.
+    BadInput,
+    /// Stopped by an error that retrying will not fix.
+    Stopped,
+    /// Try again later: interrupted or busy.
+    TryLater,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Done => 0,
+            Exit::Attention => 1,
+            Exit::BadInput => 2,
+            Exit::Stopped => 3,
+            Exit::TryLater => 75,
+        }
+    }
+}
+
+/// Why a command could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error(transparent)]
+    Contacts(#[from] ContactsError),
+    #[error("environment variable {var} is not set: it must hold the NXLink {what} (the job's api.{key} names it)")]
+    MissingCredential {
+        var: String,
+        what: &'static str,
+        key: &'static str,
+    },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot start the HTTP client: {0}")]
+    Client(reqwest::Error),
+    #[error("sandbox: {0}")]
+    Sandbox(io::Error),
+    #[error("cannot write the output: {0}")]
+    Output(#[from] io::Error),
+}
+
+impl Error {
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Job(_) | Error::Contacts(_) | Error::MissingCredential { .. } | Error::Usage(_) => Exit::BadInput,
+            Error::Ledger(LedgerError::UnknownCampaign { .. }) => Exit::BadInput,
+            Error::Ledger(_) | Error::Client(_) | Error::Sandbox(_) | Error::Output(_) => Exit::Stopped,
+        }
+    }
+}
+
+impl From<IngestError> for Error {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Contacts(e) => Error::Contacts(e),
+            IngestError::Ledger(e) => Error::Ledger(e),
+        }
+    }
+}
+
+/// Runs one parsed command line.
+pub async fn execute(cli: Cli) -> Result<Exit, Error> {
+    match cli.command {
+        Command::Run { job } => run(&cli.db, &job).await,
+        Command::Status { campaign, json } => status(&cli.db, campaign.as_deref(), json).await,
+        Command::Orders {
+            campaign,
+            state,
+            format,
+        } => {
+            let state = state
+                .map(|s| s.parse::<OrderState>())
+                .transpose()
+                .map_err(|e| Error::Usage(format!("--state: {e}")))?;
+            let ledger = Ledger::open(&cli.db).await?;
+            let id = ledger.campaign(&campaign).await?;
+            let stdout = io::stdout();
+            let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+            let mut writer = OrderWriter::new(format, &mut out)?;
+            ledger
+                .for_each_order(id, state, &mut |line| writer.write(line))
+                .await?;
+            writer.finish()?;
+            Ok(Exit::Done)
+        }
+        Command::Resend {
+            campaign,
+            uncertain,
+            failed: _,
+        } => {
+            let from = if uncertain {
+                BatchState::Uncertain
+            } else {
+                BatchState::Failed
+            };
+            resend(&cli.db, &campaign, from).await
+        }
+        Command::Sandbox {
+            listen,
+            access_key,
+            access_secret,
+            faults,
+        } => serve_sandbox(listen, Credentials::new(access_key, access_secret), &faults).await,
+        Command::Demo => demo::run().await,
+    }
+}
+
+/// What one run of a campaign did.
+#[derive(Debug)]
+pub struct CampaignRun {
+    pub ingest: IngestReport,
+    pub ending: Ending,
+    pub status: CampaignStatus,
+}
+
+impl CampaignRun {
+    /// The exit code cron should see.
+    pub fn exit(&self) -> Exit {
+        match self.ending {
+            Ending::Stopped(_) => Exit::Stopped,
+            Ending::Interrupted => Exit::TryLater,
+            Ending::Finished if needs_attention(&self.status) => Exit::Attention,
+            Ending::Finished => Exit::Done,
+        }
+    }
+}
+
+/// Ingests the job's contact file and sends every due batch, reporting
+/// progress on stderr.
+pub async fn run_campaign(
+    ledger: &Ledger,
+    job: &Job,
+    credentials: Credentials,
+    shutdown: impl std::future::Future<Output = ()>,
+    progress: &mut Progress,
+) -> Result<CampaignRun, Error> {
+    let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
+    let ingest = ingest::ingest(ledger, job, campaign, now_ms()).await?;
+    if ingest.rows > 0 || ingest.known > 0 {
+        eprintln!(
+            "ingest: {} new row(s): {} order(s), {} invalid, {} duplicate(s){}",
+            ingest.rows,
+            ingest.orders,
+            ingest.invalid,
+            ingest.duplicates,
+            if ingest.reread {
+                format!("; the file changed, so it was read again and {} known row(s) skipped", ingest.known)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let client = Client::new(&job.api.base_url, credentials, job.api.timeout).map_err(Error::Client)?;
+    let dispatch = Dispatch {
+        campaign,
+        client: Arc::new(client),
+        throttle: Throttle::new(&job.limits),
+        task: job.task.clone(),
+        retry: job.retry,
+    };
+    let ending = dispatch
+        .run(ledger, shutdown, &mut |event| progress.on_event(event))
+        .await?;
+    progress.finish();
+    let status = ledger.status(campaign, job.name.as_str()).await?;
+    Ok(CampaignRun {
+        ingest,
+        ending,
+        status,
+    })
+}
+
+/// Reads the credentials from the environment variables the job names.
+pub fn credentials_from_env(api: &ApiSettings) -> Result<Credentials, Error> {
+    let read = |var: &str, what: &'static str, key: &'static str| {
+        std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Error::MissingCredential {
+                var: var.to_owned(),
+                what,
+                key,
+            })
+    };
+    Ok(Credentials::new(
+        read(&api.access_key_env, "access key", "access_key_env")?,
+        read(&api.access_secret_env, "access secret", "access_secret_env")?,
+    ))
+}
+
+/// Prints a run's ending and status; returns the exit code.
+pub fn finish_run(run: &CampaignRun, out: &mut dyn Write) -> Result<Exit, Error> {
+    report::write_status_table(out, std::slice::from_ref(&run.status))?;
+    out.flush()?;
+    match &run.ending {
+        Ending::Stopped(cause) => eprintln!(
+            "error: stopped: {}; no batch was marked failed, the rest stay pending: fix this and run again",
+            cause.explain()
+        ),
+        Ending::Interrupted => {
+            eprintln!("interrupted: in-flight attempts were recorded; run again to send the rest")
+        }
+        Ending::Finished if run.exit() == Exit::Attention => eprintln!(
+            "finished; some orders need attention: see `nxcampaign orders {} --state <state>`",
+            run.status.campaign
+        ),
+        Ending::Finished => {}
+    }
+    Ok(run.exit())
+}
+
+async fn run(db: &Path, job_path: &Path) -> Result<Exit, Error> {
+    let base_url = std::env::var("NXLINK_BASE_URL").ok();
+    let job = Job::load(job_path, base_url.as_deref())?;
+    let credentials = credentials_from_env(&job.api)?;
+    let ledger = Ledger::open(db).await?;
+    let mut progress = Progress::new(false);
+    let run = run_campaign(&ledger, &job, credentials, shutdown_signal(), &mut progress).await?;
+    let exit = finish_run(&run, &mut io::stdout().lock())?;
+    ledger.close().await;
+    Ok(exit)
+}
+
+async fn status(db: &Path, campaign: Option<&str>, json: bool) -> Result<Exit, Error> {
+    let ledger = Ledger::open(db).await?;
+    let names = match campaign {
+        Some(name) => vec![name.to_owned()],
+        None => ledger.campaign_names().await?,
+    };
+    let mut statuses = Vec::with_capacity(names.len());
+    for name in names {
+        let id = ledger.campaign(&name).await?;
+        statuses.push(ledger.status(id, &name).await?);
+    }
+    let mut out = io::stdout().lock();
+    if json {
+        report::write_status_json(&mut out, &statuses)?;
+    } else {
+        report::write_status_table(&mut out, &statuses)?;
+    }
+    out.flush()?;
+    Ok(Exit::Done)
+}
+
+async fn resend(db: &Path, campaign: &str, from: BatchState) -> Result<Exit, Error> {
+    let ledger = Ledger::open(db).await?;
+    let id = ledger.campaign(campaign).await?;
+    let requested_by = format!(
+        "{}@{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        hostname()
+    );
+    let seqs = ledger
+        .resend(
+            id,
+            &Resend {
+                from,
+                requested_by: &requested_by,
+                now_ms: now_ms(),
+            },
+        )
+        .await?;
+    let listed: Vec<String> = seqs.iter().take(20).map(|s| format!("#{s}")).collect();
+    let more = if seqs.len() > 20 { ", …" } else { "" };
+    println!(
+        "re-queued {} {from} batch(es){}{}; the next `nxcampaign run` sends them",
+        seqs.len(),
+        if seqs.is_empty() { String::new() } else { format!(": {}", listed.join(", ")) },
+        more
+    );
+    Ok(Exit::Done)
+}
+
+async fn serve_sandbox(listen: std::net::SocketAddr, credentials: Credentials, faults: &str) -> Result<Exit, Error> {
+    let faults: Faults =
+        serde_json::from_str(faults).map_err(|e| Error::Usage(format!("--faults: {e}")))?;
+    let key = credentials.access_key().to_owned();
+    let sandbox = Sandbox::start(listen, credentials, faults).await.map_err(Error::Sandbox)?;
+    eprintln!(
+        "sandbox: NXLink stand-in on {} (access key {key:?}); stats at {}/_sandbox/stats; Ctrl-C stops it",
+        sandbox.base_url(),
+        sandbox.base_url()
+    );
+    shutdown_signal().await;
+    let stats = sandbox.stats();
+    sandbox.stop().await;
+    println!("{}", serde_json::to_string_pretty(&stats).unwrap_or_default());
+    Ok(Exit::Done)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn needs_attention(status: &CampaignStatus) -> bool {
+    BatchState::ALL
+        .into_iter()
+        .any(|s| s.needs_attention() && status.batches_in(s) > 0)
+        || status.orders_in(OrderState::Invalid) > 0
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// A sandbox's credentials, for the demo.
+pub fn sandbox_credentials() -> Credentials {
+    Credentials::new(sandbox::DEFAULT_ACCESS_KEY, sandbox::DEFAULT_ACCESS_SECRET)
+}

@@ -1,0 +1,91 @@
+//! `nxcampaign demo`: the example campaign against an in-process sandbox,
+//! with a fresh ledger, so a new user sees the whole flow with no setup.
+
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use crate::app::{self, Error, Exit};
+use crate::job::Job;
+use crate::ledger::Ledger;
+use crate::report::Progress;
+use crate::sandbox::{Faults, Sandbox};
+
+/// The example job and contacts, compiled in so the demo runs from anywhere.
+const EXAMPLE_JOB: &str = include_str!("../jobs/example.toml");
+const EXAMPLE_CONTACTS: &str = include_str!("../jobs/example.csv");
+
+pub async fn run() -> Result<Exit, Error> {
+    let dir = std::env::temp_dir().join("nxcampaign-demo");
+    // A fresh ledger every time: the demo never resumes an old one.
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| demo_dir_error(&dir, e))?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| demo_dir_error(&dir, e))?;
+    let job_path = example_job(&dir)?;
+
+    // A few faults, so the demo shows retries (and that they cost no calls).
+    let faults = Faults {
+        http503: 0.1,
+        code99: 0.05,
+        seed: 7,
+        ..Faults::default()
+    };
+    let sandbox = Sandbox::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), app::sandbox_credentials(), faults)
+        .await
+        .map_err(Error::Sandbox)?;
+    let job = Job::load(&job_path, Some(&sandbox.base_url()))?;
+    let db = dir.join("ledger.db");
+    let ledger = Ledger::open(&db).await?;
+
+    eprintln!(
+        "demo: campaign {:?} from {} against a local NXLink sandbox on {} (10% of requests get 503, 5% code 99)",
+        job.name.as_str(),
+        job.contacts.display(),
+        sandbox.base_url()
+    );
+    let mut progress = Progress::new(false);
+    let run = app::run_campaign(&ledger, &job, app::sandbox_credentials(), app::shutdown_signal(), &mut progress).await?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    writeln!(out)?;
+    let exit = match app::finish_run(&run, &mut out)? {
+        // The example file has invalid rows on purpose: that is the demo
+        // working, not needing attention.
+        Exit::Attention => Exit::Done,
+        exit => exit,
+    };
+    let stats = sandbox.stats();
+    writeln!(
+        out,
+        "\nsandbox: {} request(s), {} task(s) created, {} order(s) accepted, {} accepted more than once",
+        stats.requests, stats.tasks_accepted, stats.orders_accepted, stats.orders_accepted_twice
+    )?;
+    writeln!(
+        out,
+        "\nthe ledger is {db}; look inside with\n  nxcampaign --db {db} status\n  nxcampaign --db {db} orders {name} --state invalid\n  nxcampaign --db {db} orders {name} --state duplicate --format csv",
+        db = db.display(),
+        name = job.name
+    )?;
+    out.flush()?;
+    ledger.close().await;
+    sandbox.stop().await;
+    Ok(exit)
+}
+
+/// Uses `jobs/example.toml` when run from the repository, else writes the
+/// compiled-in copy next to the demo ledger.
+fn example_job(dir: &Path) -> Result<PathBuf, Error> {
+    let in_repo = Path::new("jobs/example.toml");
+    if in_repo.exists() && Path::new("jobs/example.csv").exists() {
+        return Ok(in_repo.to_owned());
+    }
+    let job = dir.join("example.toml");
+    std::fs::write(&job, EXAMPLE_JOB).map_err(|e| demo_dir_error(dir, e))?;
+    std::fs::write(dir.join("example.csv"), EXAMPLE_CONTACTS).map_err(|e| demo_dir_error(dir, e))?;
+    Ok(job)
+}
+
+fn demo_dir_error(dir: &Path, e: io::Error) -> Error {
+    Error::Usage(format!("{}: cannot prepare the demo folder: {e}", dir.display()))
+}

@@ -1,0 +1,605 @@
+//! The job file: its exact TOML shape (`JobFile`) and the validated,
+//! ready-to-use settings made from it (`Job`).
+//!
+//! Loading reads the file and, for `NXLINK_BASE_URL`, one environment
+//! variable passed in by the caller; it never reads the access secret.
+
+use std::num::{NonZeroU16, NonZeroU32};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::nxlink;
+use crate::phone::Country;
+
+/// A validated job: everything a run needs apart from the credentials.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The campaign id in the ledger.
+    pub name: CampaignName,
+    /// The contact file, resolved against the job file's folder.
+    pub contacts: PathBuf,
+    pub api: ApiSettings,
+    pub task: TaskSettings,
+    pub columns: Columns,
+    /// Contacts per `createandcall` request.
+    pub batch_size: NonZeroU16,
+    pub limits: Limits,
+    pub retry: RetryPolicy,
+}
+
+/// A campaign name: letters, digits, `-` and `_`, at most 64 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CampaignName(String);
+
+impl CampaignName {
+    pub fn parse(raw: &str) -> Result<CampaignName, String> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(CampaignName(raw.to_owned()))
+        } else {
+            Err(format!(
+                "campaign name {raw:?} must be 1 to 64 letters, digits, '-' or '_'"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CampaignName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where and how to reach NXLink.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Gateway base URL without a trailing slash.
+    pub base_url: String,
+    /// Name of the environment variable holding the access key.
+    pub access_key_env: String,
+    /// Name of the environment variable holding the access secret.
+    pub access_secret_env: String,
+    /// Whole-request timeout of one attempt.
+    pub timeout: Duration,
+}
+
+/// The `createandcall` fields that are the same for every batch.
+#[derive(Debug, Clone)]
+pub struct TaskSettings {
+    /// Country for rows without a country column.
+    pub country: Country,
+    /// Each batch's task is named `"<task_name> #<seq>"`.
+    pub task_name: String,
+    pub task_desc: String,
+    pub strategy_name: String,
+    pub dispatch_type: u8,
+    pub agent_group_no: String,
+    /// Rounded to two decimals, as the vendor documents.
+    pub predict_call_rate: f64,
+    /// Rounded to one decimal, as the vendor documents.
+    pub ratio_call_rate: f64,
+    pub start_count: u32,
+    pub startup_type: u8,
+}
+
+/// Which CSV columns hold what.
+#[derive(Debug, Clone)]
+pub struct Columns {
+    pub phone: String,
+    /// Per-row ISO country; `None` means every row uses the task country.
+    pub country: Option<String>,
+    /// Per-row `orderID`; `None` means it is derived from the phone.
+    pub order_id: Option<String>,
+    /// Columns packed into `other` as compact JSON, in this order.
+    pub other: Vec<String>,
+}
+
+/// How fast requests may go.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Requests per second; may be fractional, always above zero.
+    pub requests_per_second: f64,
+    /// Requests waiting for a reply at once.
+    pub max_in_flight: NonZeroU32,
+}
+
+/// How often and how patiently a batch is retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// HTTP tries of one batch in all, the first included.
+    pub max_attempts: NonZeroU32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+/// Why a job file was refused. Each names the file and, where there is one,
+/// the key.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{path}: cannot read the job file: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error("{path}: key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+impl Job {
+    /// Reads and validates a job file. `base_url_override` is the value of
+    /// `NXLINK_BASE_URL`, which wins over the file's `region` and `base_url`.
+    pub fn load(path: &Path, base_url_override: Option<&str>) -> Result<Job, JobError> {
+        let text = std::fs::read_to_string(path).map_err(|source| JobError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Job::parse(&text, path, base_url_override)
+    }
+
+    /// Validates the text of a job file that lives at `path`.
+    pub fn parse(text: &str, path: &Path, base_url_override: Option<&str>) -> Result<Job, JobError> {
+        let file: JobFile = toml::from_str(text).map_err(|e| JobError::Toml {
+            path: path.to_owned(),
+            message: toml_message(&e),
+        })?;
+        let invalid = |key: &'static str, message: String| JobError::Invalid {
+            path: path.to_owned(),
+            key,
+            message,
+        };
+
+        let name = CampaignName::parse(&file.name).map_err(|m| invalid("name", m))?;
+        if file.contacts.trim().is_empty() {
+            return Err(invalid("contacts", "must name a contact file".into()));
+        }
+        let folder = path.parent().unwrap_or(Path::new("."));
+        let contacts = folder.join(&file.contacts);
+
+        let api = file.api;
+        let base_url = match (base_url_override, &api.base_url, &api.region) {
+            (Some(url), _, _) if !url.trim().is_empty() => url.trim().to_owned(),
+            (_, Some(url), _) => url.trim().to_owned(),
+            (_, None, Some(region)) => nxlink::region_base_url(region)
+                .ok_or_else(|| {
+                    invalid(
+                        "api.region",
+                        format!("unknown region {region:?} (want hk, amer or idn)"),
+                    )
+                })?
+                .to_owned(),
+            (_, None, None) => {
+                return Err(invalid(
+                    "api.region",
+                    "missing: set api.region (hk, amer, idn) or api.base_url".into(),
+                ))
+            }
+        };
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(invalid(
+                "api.base_url",
+                format!("{base_url:?} must start with http:// or https://"),
+            ));
+        }
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        if api.timeout_ms == 0 {
+            return Err(invalid("api.timeout_ms", "must be above 0".into()));
+        }
+        for (key, var) in [
+            ("api.access_key_env", &api.access_key_env),
+            ("api.access_secret_env", &api.access_secret_env),
+        ] {
+            if var.is_empty() || var.contains('=') {
+                return Err(invalid(key, format!("{var:?} is not an environment variable name")));
+            }
+        }
+
+        let task = file.task;
+        let country = Country::parse(&task.country).map_err(|e| invalid("task.country", e.to_string()))?;
+        for (key, value) in [
+            ("task.task_name", &task.task_name),
+            ("task.strategy_name", &task.strategy_name),
+            ("task.agent_group_no", &task.agent_group_no),
+        ] {
+            if value.trim().is_empty() {
+                return Err(invalid(key, "must not be empty".into()));
+            }
+        }
+        if task.dispatch_type > 2 {
+            return Err(invalid("task.dispatch_type", "must be 0, 1 or 2".into()));
+        }
+        if task.startup_type > 3 {
+            return Err(invalid("task.startup_type", "must be 0, 1, 2 or 3".into()));
+        }
+        for (key, value) in [
+            ("task.predict_call_rate", task.predict_call_rate),
+            ("task.ratio_call_rate", task.ratio_call_rate),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(invalid(key, format!("{value} must be a number above 0")));
+            }
+        }
+
+        let columns = file.columns;
+        if columns.phone.trim().is_empty() {
+            return Err(invalid("columns.phone", "must name a column".into()));
+        }
+
+        let batch_size = u16::try_from(file.batching.size)
+            .ok()
+            .filter(|size| (1..=1000).contains(size))
+            .and_then(NonZeroU16::new)
+            .ok_or_else(|| invalid("batching.size", format!("{} must be between 1 and 1000", file.batching.size)))?;
+
+        let limits = file.limits;
+        if !(limits.requests_per_second.is_finite() && limits.requests_per_second > 0.0) {
+            return Err(invalid(
+                "limits.requests_per_second",
+                format!("{} must be a number above 0", limits.requests_per_second),
+            ));
+        }
+        let max_in_flight = NonZeroU32::new(limits.max_in_flight)
+            .ok_or_else(|| invalid("limits.max_in_flight", "must be at least 1".into()))?;
+
+        let retry = file.retry;
+        let max_attempts = NonZeroU32::new(retry.max_attempts)
+            .ok_or_else(|| invalid("retry.max_attempts", "must be at least 1".into()))?;
+        if retry.max_delay_ms < retry.base_delay_ms {
+            return Err(invalid(
+                "retry.max_delay_ms",
+                format!(
+                    "{} must not be below retry.base_delay_ms ({})",
+                    retry.max_delay_ms, retry.base_delay_ms
+                ),
+            ));
+        }
+
+        Ok(Job {
+            name,
+            contacts,
+            api: ApiSettings {
+                base_url,
+                access_key_env: api.access_key_env,
+                access_secret_env: api.access_secret_env,
+                timeout: Duration::from_millis(api.timeout_ms),
+            },
+            task: TaskSettings {
+                country,
+                task_name: task.task_name,
+                task_desc: task.task_desc,
+                strategy_name: task.strategy_name,
+                dispatch_type: task.dispatch_type,
+                agent_group_no: task.agent_group_no,
+                predict_call_rate: (task.predict_call_rate * 100.0).round() / 100.0,
+                ratio_call_rate: (task.ratio_call_rate * 10.0).round() / 10.0,
+                start_count: task.start_count,
+                startup_type: task.startup_type,
+            },
+            columns: Columns {
+                phone: columns.phone,
+                country: columns.country,
+                order_id: columns.order_id,
+                other: columns.other,
+            },
+            batch_size,
+            limits: Limits {
+                requests_per_second: limits.requests_per_second,
+                max_in_flight,
+            },
+            retry: RetryPolicy {
+                max_attempts,
+                base_delay: Duration::from_millis(retry.base_delay_ms),
+                max_delay: Duration::from_millis(retry.max_delay_ms),
+            },
+        })
+    }
+}
+
+/// toml's messages carry a multi-line source excerpt; keep its first line and
+/// the offending key, which is what a person needs.
+fn toml_message(error: &toml::de::Error) -> String {
+    let message = error.message().trim().to_owned();
+    match error.span() {
+        Some(_) => {
+            let location = error.to_string();
+            let first = location.lines().next().unwrap_or_default().trim().to_owned();
+            if first.is_empty() || first == message {
+                message
+            } else {
+                format!("{first}: {message}")
+            }
+        }
+        None => message,
+    }
+}
+
+// ----- the exact file shape -------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobFile {
+    name: String,
+    contacts: String,
+    api: ApiFile,
+    task: TaskFile,
+    #[serde(default)]
+    columns: ColumnsFile,
+    #[serde(default)]
+    batching: BatchingFile,
+    #[serde(default)]
+    limits: LimitsFile,
+    #[serde(default)]
+    retry: RetryFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiFile {
+    region: Option<String>,
+    base_url: Option<String>,
+    #[serde(default = "default_access_key_env")]
+    access_key_env: String,
+    #[serde(default = "default_access_secret_env")]
+    access_secret_env: String,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskFile {
+    country: String,
+    task_name: String,
+    #[serde(default)]
+    task_desc: String,
+    #[serde(default = "default_strategy_name")]
+    strategy_name: String,
+    #[serde(default)]
+    dispatch_type: u8,
+    agent_group_no: String,
+    #[serde(default = "one")]
+    predict_call_rate: f64,
+    #[serde(default = "one")]
+    ratio_call_rate: f64,
+    #[serde(default = "one_u32")]
+    start_count: u32,
+    #[serde(default = "default_startup_type")]
+    startup_type: u8,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ColumnsFile {
+    #[serde(default = "default_phone_column")]
+    phone: String,
+    country: Option<String>,
+    order_id: Option<String>,
+    #[serde(default)]
+    other: Vec<String>,
+}
+
+impl Default for ColumnsFile {
+    fn default() -> Self {
+        ColumnsFile {
+            phone: default_phone_column(),
+            country: None,
+            order_id: None,
+            other: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchingFile {
+    #[serde(default = "default_batch_size")]
+    size: i64,
+}
+
+impl Default for BatchingFile {
+    fn default() -> Self {
+        BatchingFile {
+            size: default_batch_size(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    #[serde(default = "one")]
+    requests_per_second: f64,
+    #[serde(default = "default_max_in_flight")]
+    max_in_flight: u32,
+}
+
+impl Default for LimitsFile {
+    fn default() -> Self {
+        LimitsFile {
+            requests_per_second: one(),
+            max_in_flight: default_max_in_flight(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryFile {
+    #[serde(default = "default_max_attempts")]
+    max_attempts: u32,
+    #[serde(default = "default_base_delay_ms")]
+    base_delay_ms: u64,
+    #[serde(default = "default_max_delay_ms")]
+    max_delay_ms: u64,
+}
+
+impl Default for RetryFile {
+    fn default() -> Self {
+        RetryFile {
+            max_attempts: default_max_attempts(),
+            base_delay_ms: default_base_delay_ms(),
+            max_delay_ms: default_max_delay_ms(),
+        }
+    }
+}
+
+fn default_access_key_env() -> String {
+    "NXLINK_ACCESS_KEY".into()
+}
+fn default_access_secret_env() -> String {
+    "NXLINK_ACCESS_SECRET".into()
+}
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+fn default_strategy_name() -> String {
+    "Default Strategy".into()
+}
+fn one() -> f64 {
+    1.0
+}
+fn one_u32() -> u32 {
+    1
+}
+fn default_startup_type() -> u8 {
+    3
+}
+fn default_phone_column() -> String {
+    "phone".into()
+}
+fn default_batch_size() -> i64 {
+    200
+}
+fn default_max_in_flight() -> u32 {
+    2
+}
+fn default_max_attempts() -> u32 {
+    6
+}
+fn default_base_delay_ms() -> u64 {
+    1000
+}
+fn default_max_delay_ms() -> u64 {
+    60_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "spring-promo"
+contacts = "spring.csv"
+[api]
+region = "hk"
+[task]
+country = "HK"
+task_name = "Spring promo"
+agent_group_no = "NX09445G000025"
+"#;
+
+    fn parse(text: &str) -> Result<Job, JobError> {
+        Job::parse(text, Path::new("jobs/spring.toml"), None)
+    }
+
+    /// Checks that `text` is refused with a message containing each of `needles`.
+    fn check_refused(text: &str, needles: &[&str]) {
+        let message = parse(text).expect_err("should be refused").to_string();
+        for needle in needles {
+            assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+        }
+        assert!(message.starts_with("jobs/spring.toml: "), "{message:?}");
+    }
+
+    fn with(extra: &str) -> String {
+        format!("{MINIMAL}\n{extra}")
+    }
+
+    #[test]
+    fn a_minimal_job_gets_the_documented_defaults() {
+        let job = parse(MINIMAL).unwrap();
+        assert_eq!(job.name.as_str(), "spring-promo");
+        assert_eq!(job.contacts, Path::new("jobs/spring.csv"));
+        assert_eq!(job.api.base_url, "https://api-hk.nxlink.ai");
+        assert_eq!(job.api.access_key_env, "NXLINK_ACCESS_KEY");
+        assert_eq!(job.api.access_secret_env, "NXLINK_ACCESS_SECRET");
+        assert_eq!(job.api.timeout, Duration::from_secs(30));
+        assert_eq!(job.task.strategy_name, "Default Strategy");
+        assert_eq!(job.task.startup_type, 3);
+        assert_eq!(job.columns.phone, "phone");
+        assert_eq!(job.batch_size.get(), 200);
+        assert_eq!(job.limits.requests_per_second, 1.0);
+        assert_eq!(job.limits.max_in_flight.get(), 2);
+        assert_eq!(job.retry.max_attempts.get(), 6);
+        assert_eq!(job.retry.base_delay, Duration::from_secs(1));
+        assert_eq!(job.retry.max_delay, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_base_url_comes_from_env_then_file_then_region() {
+        let text = with("").replace("region = \"hk\"", "region = \"amer\"\nbase_url = \"http://127.0.0.1:9/\"");
+        assert_eq!(parse(&text).unwrap().api.base_url, "http://127.0.0.1:9");
+        let job = Job::parse(&text, Path::new("j.toml"), Some("http://127.0.0.1:7")).unwrap();
+        assert_eq!(job.api.base_url, "http://127.0.0.1:7");
+        let idn = MINIMAL.replace("\"hk\"", "\"idn\"");
+        assert_eq!(parse(&idn).unwrap().api.base_url, "https://api-idn.nxlink.ai");
+    }
+
+    #[test]
+    fn rates_are_rounded_as_the_vendor_documents() {
+        let job = parse(&MINIMAL.replace(
+            "agent_group_no",
+            "predict_call_rate = 1.256\nratio_call_rate = 2.34\nagent_group_no",
+        ))
+        .unwrap();
+        assert_eq!(job.task.predict_call_rate, 1.26);
+        assert_eq!(job.task.ratio_call_rate, 2.3);
+    }
+
+    #[test]
+    fn validation_messages_name_the_key() {
+        check_refused(&with("[limits]\nspeed = 3"), &["unknown field `speed`"]);
+        check_refused(&with("colour = 1"), &["unknown field `colour`"]);
+        check_refused(&MINIMAL.replace("name = \"spring-promo\"", ""), &["missing field `name`"]);
+        check_refused(
+            &MINIMAL.replace("agent_group_no = \"NX09445G000025\"", ""),
+            &["missing field `agent_group_no`"],
+        );
+        check_refused(&MINIMAL.replace("spring-promo", "spring promo!"), &["key `name`", "spring promo!"]);
+        check_refused(&MINIMAL.replace("\"hk\"", "\"mars\""), &["key `api.region`", "mars"]);
+        check_refused(&MINIMAL.replace("region = \"hk\"", ""), &["key `api.region`", "missing"]);
+        check_refused(&MINIMAL.replace("\"HK\"", "\"XX\""), &["key `task.country`"]);
+        check_refused(&with("[batching]\nsize = 0"), &["key `batching.size`", "between 1 and 1000"]);
+        check_refused(&with("[batching]\nsize = 1001"), &["key `batching.size`"]);
+        check_refused(&with("[limits]\nrequests_per_second = -1.0"), &["key `limits.requests_per_second`", "above 0"]);
+        check_refused(&with("[limits]\nrequests_per_second = 0.0"), &["key `limits.requests_per_second`"]);
+        check_refused(&with("[limits]\nmax_in_flight = 0"), &["key `limits.max_in_flight`"]);
+        check_refused(&with("[retry]\nmax_attempts = 0"), &["key `retry.max_attempts`"]);
+        check_refused(
+            &with("[retry]\nbase_delay_ms = 10\nmax_delay_ms = 5"),
+            &["key `retry.max_delay_ms`"],
+        );
+        check_refused(&MINIMAL.replace("task_name = \"Spring promo\"", "task_name = \" \""), &["key `task.task_name`"]);
+        check_refused(&with("[limits]\nmax_in_flight = \"two\""), &["invalid type"]);
+    }
+
+    #[test]
+    fn text_that_is_not_toml_is_refused_with_its_location() {
+        check_refused("name = \n", &["line 1"]);
+    }
+}

@@ -1,0 +1,233 @@
+//! Ledger writes of dispatch: picking due batches, the durable `sending`
+//! mark before a request, the outcome after it, and operator re-sends.
+
+use sqlx::Row as _;
+
+use super::{CampaignId, Ledger, LedgerError};
+use crate::outcome::BatchState;
+use crate::plan::BatchSeq;
+
+/// A batch that is due, just marked `sending`, with what its request needs.
+#[derive(Debug, Clone)]
+pub struct BatchToSend {
+    pub seq: BatchSeq,
+    pub country: String,
+    /// This attempt's number among all tries of the batch (1-based).
+    pub attempt: u32,
+    /// Tries since the batch was last re-queued, this one included: what
+    /// the retry budget counts.
+    pub attempt_in_round: u32,
+    pub orders: Vec<BatchOrder>,
+}
+
+/// One order as its batch's request carries it.
+#[derive(Debug, Clone)]
+pub struct BatchOrder {
+    pub order_id: String,
+    pub phone: String,
+    pub other: String,
+}
+
+/// What one attempt ended with and what it did to its batch.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub finished_at_ms: i64,
+    pub duration_ms: i64,
+    pub http_status: Option<u16>,
+    pub code: Option<i64>,
+    pub message: Option<String>,
+    pub req_id: Option<String>,
+    /// The decision, as a word: accepted, rejected, retry, failed, uncertain, stop.
+    pub decision: &'static str,
+    /// The batch's state after this attempt (never `sending`).
+    pub batch_state: BatchState,
+    /// For a batch back to `pending`: not before this time.
+    pub not_before_ms: i64,
+}
+
+/// Who asked for a re-send of which batches.
+#[derive(Debug, Clone)]
+pub struct Resend<'a> {
+    pub from: BatchState,
+    pub requested_by: &'a str,
+    pub now_ms: i64,
+}
+
+impl Ledger {
+    /// Turns batches left in `sending` (a run died mid-request) into
+    /// `uncertain`; returns how many.
+    pub async fn mark_interrupted_uncertain(&self, campaign: CampaignId, now_ms: i64) -> Result<u64, LedgerError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.query_error(e))?;
+        sqlx::query(
+            "UPDATE attempts SET decision = 'interrupted', message = 'the run ended before the reply was recorded'
+             WHERE campaign_id = ? AND decision IS NULL",
+        )
+        .bind(campaign.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        let done = sqlx::query(
+            "UPDATE batches SET state = 'uncertain', updated_at_ms = ?,
+                    message = 'a run ended while this batch was being sent; it may have arrived'
+             WHERE campaign_id = ? AND state = 'sending'",
+        )
+        .bind(now_ms)
+        .bind(campaign.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        tx.commit().await.map_err(|e| self.query_error(e))?;
+        Ok(done.rows_affected())
+    }
+
+    /// Marks the first due batch `sending` with a new attempt, durably,
+    /// and returns it with its orders; `None` when no batch is due now.
+    ///
+    /// The `state = 'pending'` guard makes the mark the one point where a
+    /// batch is taken: it cannot be taken twice.
+    pub async fn take_due_batch(&self, campaign: CampaignId, now_ms: i64) -> Result<Option<BatchToSend>, LedgerError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.query_error(e))?;
+        let taken = sqlx::query(
+            "UPDATE batches SET state = 'sending', attempts = attempts + 1, updated_at_ms = ?1
+             WHERE campaign_id = ?2 AND state = 'pending' AND seq = (
+                 SELECT seq FROM batches
+                 WHERE campaign_id = ?2 AND state = 'pending' AND not_before_ms <= ?1
+                 ORDER BY seq LIMIT 1)
+             RETURNING seq, country, attempts, attempts_before_resend",
+        )
+        .bind(now_ms)
+        .bind(campaign.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        let Some(row) = taken else {
+            return Ok(None);
+        };
+        let seq = row.get::<i64, _>(0) as BatchSeq;
+        let country: String = row.get(1);
+        let attempt = row.get::<i64, _>(2) as u32;
+        let before = row.get::<i64, _>(3) as u32;
+        sqlx::query("INSERT INTO attempts (campaign_id, batch_seq, number, started_at_ms) VALUES (?, ?, ?, ?)")
+            .bind(campaign.0)
+            .bind(seq)
+            .bind(attempt)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+        let orders = sqlx::query("SELECT order_id, phone, other FROM orders WHERE campaign_id = ? AND batch_seq = ? AND set_aside IS NULL ORDER BY id")
+            .bind(campaign.0)
+            .bind(seq)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?
+            .into_iter()
+            .map(|row| BatchOrder {
+                order_id: row.get(0),
+                phone: row.get(1),
+                other: row.get(2),
+            })
+            .collect();
+        // Durable (synchronous = FULL) before the caller sends anything.
+        tx.commit().await.map_err(|e| self.query_error(e))?;
+        Ok(Some(BatchToSend {
+            seq,
+            country,
+            attempt,
+            attempt_in_round: attempt - before,
+            orders,
+        }))
+    }
+
+    /// The earliest time a pending batch of the campaign becomes due, if any.
+    pub async fn next_due_at(&self, campaign: CampaignId) -> Result<Option<i64>, LedgerError> {
+        sqlx::query_scalar("SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = ? AND state = 'pending'")
+            .bind(campaign.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.query_error(e))
+    }
+
+    /// Records an attempt's result and its batch's new state in one
+    /// transaction.
+    pub async fn finish_attempt(
+        &self,
+        campaign: CampaignId,
+        seq: BatchSeq,
+        attempt: u32,
+        result: &AttemptResult,
+    ) -> Result<(), LedgerError> {
+        debug_assert_ne!(result.batch_state, BatchState::Sending);
+        let mut tx = self.pool.begin().await.map_err(|e| self.query_error(e))?;
+        sqlx::query(
+            "UPDATE attempts SET duration_ms = ?, http_status = ?, code = ?, message = ?, req_id = ?, decision = ?
+             WHERE campaign_id = ? AND batch_seq = ? AND number = ?",
+        )
+        .bind(result.duration_ms)
+        .bind(result.http_status)
+        .bind(result.code)
+        .bind(result.message.as_deref())
+        .bind(result.req_id.as_deref())
+        .bind(result.decision)
+        .bind(campaign.0)
+        .bind(seq)
+        .bind(attempt)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        let updated = sqlx::query(
+            "UPDATE batches SET state = ?, code = ?, message = ?, req_id = ?, not_before_ms = ?, updated_at_ms = ?
+             WHERE campaign_id = ? AND seq = ? AND state = 'sending'",
+        )
+        .bind(result.batch_state.as_str())
+        .bind(result.code)
+        .bind(result.message.as_deref())
+        .bind(result.req_id.as_deref())
+        .bind(result.not_before_ms)
+        .bind(result.finished_at_ms)
+        .bind(campaign.0)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        if updated.rows_affected() != 1 {
+            return Err(LedgerError::Corrupt {
+                path: self.path.clone(),
+                message: format!("batch #{seq} was not in state sending when its attempt {attempt} ended"),
+            });
+        }
+        tx.commit().await.map_err(|e| self.query_error(e))
+    }
+
+    /// Puts every batch of the campaign in `resend.from` back to `pending`
+    /// with a fresh retry budget, recording who asked; returns the
+    /// sequence numbers.
+    pub async fn resend(&self, campaign: CampaignId, resend: &Resend<'_>) -> Result<Vec<BatchSeq>, LedgerError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.query_error(e))?;
+        sqlx::query(
+            "INSERT INTO resends (campaign_id, batch_seq, from_state, requested_by, requested_at_ms)
+             SELECT campaign_id, seq, state, ?, ? FROM batches WHERE campaign_id = ? AND state = ? ORDER BY seq",
+        )
+        .bind(resend.requested_by)
+        .bind(resend.now_ms)
+        .bind(campaign.0)
+        .bind(resend.from.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        let seqs: Vec<i64> = sqlx::query_scalar(
+            "UPDATE batches SET state = 'pending', not_before_ms = 0, attempts_before_resend = attempts, updated_at_ms = ?
+             WHERE campaign_id = ? AND state = ? RETURNING seq",
+        )
+        .bind(resend.now_ms)
+        .bind(campaign.0)
+        .bind(resend.from.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        tx.commit().await.map_err(|e| self.query_error(e))?;
+        let mut seqs: Vec<BatchSeq> = seqs.into_iter().map(|s| s as BatchSeq).collect();
+        seqs.sort_unstable();
+        Ok(seqs)
+    }
+}

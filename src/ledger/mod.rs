@@ -1,0 +1,149 @@
+//! The ledger: every campaign, order, batch and attempt, in SQLite.
+//!
+//! All SQL lives under this module. It decides nothing: callers say what
+//! happened and the ledger writes it, in the transactions the promises of
+//! DESIGN.md need (a batch is durably `sending` before its request leaves;
+//! an attempt's result and its batch's outcome are one transaction).
+
+mod dispatch;
+mod ingest;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+pub use dispatch::{AttemptResult, BatchOrder, BatchToSend, Resend};
+pub use ingest::{Checkpoint, IngestChunk, KnownKey, NewOrder};
+pub use report::{CampaignStatus, OrderLine, OrderStream};
+
+use crate::job::CampaignName;
+
+/// A handle on the ledger database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+/// A campaign's row id in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CampaignId(i64);
+
+/// The ledger cannot be used or a statement failed: the run cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {path}: cannot open: {source}")]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error("ledger {path}: {source} (was it written by a newer nxcampaign? this one does not migrate down)")]
+    Migrate {
+        path: PathBuf,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("ledger {path}: {source}")]
+    Query { path: PathBuf, source: sqlx::Error },
+    #[error("ledger {path}: unknown campaign {name:?}")]
+    UnknownCampaign { path: PathBuf, name: String },
+    #[error("ledger {path}: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    /// Writing a report's output failed (a closed pipe, a full disk).
+    #[error("cannot write the output: {0}")]
+    Output(std::io::Error),
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger at `path` and brings its schema
+    /// up to date.
+    pub async fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        let open_error = |source| LedgerError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Every commit reaches the disk before it returns: `sending` must
+            // be durable before a request leaves.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| LedgerError::Migrate {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Ledger {
+            pool,
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The campaign's id, creating it on first use.
+    pub async fn ensure_campaign(&self, name: &CampaignName, now_ms: i64) -> Result<CampaignId, LedgerError> {
+        sqlx::query("INSERT INTO campaigns (name, created_at_ms) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+            .bind(name.as_str())
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.query_error(e))?;
+        self.campaign(name.as_str()).await
+    }
+
+    /// The id of an existing campaign.
+    pub async fn campaign(&self, name: &str) -> Result<CampaignId, LedgerError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM campaigns WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.query_error(e))?;
+        id.map(CampaignId).ok_or_else(|| LedgerError::UnknownCampaign {
+            path: self.path.clone(),
+            name: name.to_owned(),
+        })
+    }
+
+    /// Every campaign name, in the order they were created.
+    pub async fn campaign_names(&self) -> Result<Vec<String>, LedgerError> {
+        sqlx::query_scalar("SELECT name FROM campaigns ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.query_error(e))
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn query_error(&self, source: sqlx::Error) -> LedgerError {
+        LedgerError::Query {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn parse_state<T: FromStr>(&self, raw: &str) -> Result<T, LedgerError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        raw.parse().map_err(|e: T::Err| LedgerError::Corrupt {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })
+    }
+}

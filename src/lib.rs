@@ -1,0 +1,39 @@
+//! `nxcampaign`: contact files in, signed NXLink `createandcall` batches
+//! out, every order's outcome in a ledger, so that an interrupted campaign
+//! resumes without calling anyone twice.
+//!
+//! Codemap (one line per module; see DESIGN.md for the flow):
+//!
+//! - [`cli`]: the command line as clap sees it; runs nothing.
+//! - [`app`]: the commands, wiring the parts together; exit codes.
+//! - [`job`]: the job file's exact shape, validated into a `Job`.
+//! - [`contacts`]: streaming CSV (and gzip) reader with line numbers.
+//! - [`phone`]: phone number normalization to NXLink's digits.
+//! - [`plan`]: pure: rows into contacts with order ids, contacts into batches.
+//! - [`ingest`]: contact file into the ledger, chunk by chunk, resumable.
+//! - [`nxlink`]: the only module that knows the vendor: wire, signing, client.
+//! - [`throttle`]: request rate limit and in-flight cap.
+//! - [`retry`]: pure: what a reply means, and the backoff schedule.
+//! - [`dispatch`]: the run loop: take, send, classify, record.
+//! - [`ledger`]: all SQL: campaigns, orders, batches, attempts, re-sends.
+//! - [`outcome`]: the states of orders and batches.
+//! - [`report`]: status tables, order lists and run progress.
+//! - [`sandbox`]: a local NXLink stand-in with fault injection.
+//! - [`demo`]: the example campaign against an in-process sandbox.
+
+pub mod app;
+pub mod cli;
+pub mod contacts;
+pub mod demo;
+pub mod dispatch;
+pub mod ingest;
+pub mod job;
+pub mod ledger;
+pub mod nxlink;
+pub mod outcome;
+pub mod phone;
+pub mod plan;
+pub mod report;
+pub mod retry;
+pub mod sandbox;
+pub mod throttle;

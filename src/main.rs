@@ -1,0 +1,33 @@
+//! The `nxcampaign` binary: parse the command line, start logging, run, and
+//! turn the result into an exit code. Everything else is in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use nxcampaign::app;
+use nxcampaign::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("NXCAMPAIGN_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(app::Exit::Stopped.code());
+        }
+    };
+    let exit = match runtime.block_on(app::execute(cli)) {
+        Ok(exit) => exit,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit()
+        }
+    };
+    ExitCode::from(exit.code())
+}

@@ -1,0 +1,230 @@
+//! The HTTP client: one signed POST per attempt, and what came back.
+//!
+//! It reads the clock once per attempt (for `ts`) and decides nothing about
+//! retrying; it reports what happened precisely enough for `retry` to decide.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, DATE, RETRY_AFTER};
+
+use super::sign::{sign, Credentials, SignedParts};
+use super::wire::ApiReply;
+use super::{ACTION_CC, BIZ_TYPE_CC, CREATE_AND_CALL_PATH};
+
+/// A client of one NXLink gateway with one account.
+#[derive(Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    create_and_call_url: String,
+    credentials: Credentials,
+    /// Added to the local clock for `ts`: the server's clock minus ours, as
+    /// learned from a 1004 reply.
+    clock_offset_ms: AtomicI64,
+}
+
+/// What one attempt got: a reply, or a transport failure.
+#[derive(Debug, Clone)]
+pub enum Exchange {
+    Reply(Reply),
+    Transport(TransportError),
+}
+
+/// An HTTP reply, whatever its status.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub http_status: u16,
+    /// The vendor's `code`, when the body was the vendor's JSON.
+    pub code: Option<i64>,
+    pub msg: Option<String>,
+    pub req_id: Option<String>,
+    /// `Retry-After`, in either form, as a delay from now.
+    pub retry_after: Option<Duration>,
+    /// The server's clock minus ours, from the `Date` header.
+    pub server_clock_offset_ms: Option<i64>,
+    pub elapsed: Duration,
+}
+
+/// A request that got no HTTP reply.
+#[derive(Debug, Clone)]
+pub enum TransportError {
+    /// The connection could not be made: nothing was sent.
+    NotSent { detail: String, elapsed: Duration },
+    /// The request went out (or may have) and no full reply came back: a
+    /// timeout or a connection lost mid-way. It may have arrived.
+    NoAnswer { detail: String, elapsed: Duration },
+}
+
+impl Exchange {
+    /// How long the attempt took.
+    pub fn elapsed(&self) -> Duration {
+        match self {
+            Exchange::Reply(reply) => reply.elapsed,
+            Exchange::Transport(TransportError::NotSent { elapsed, .. })
+            | Exchange::Transport(TransportError::NoAnswer { elapsed, .. }) => *elapsed,
+        }
+    }
+
+    /// A one-line account for the ledger: the vendor's `msg`, or what went
+    /// wrong on the way.
+    pub fn message(&self) -> Option<String> {
+        match self {
+            Exchange::Reply(reply) if reply.code.is_some() => reply.msg.clone(),
+            Exchange::Reply(reply) => Some(match &reply.msg {
+                Some(body) => format!("HTTP {}: {body}", reply.http_status),
+                None => format!("HTTP {}", reply.http_status),
+            }),
+            Exchange::Transport(TransportError::NotSent { detail, .. }) => Some(format!("not sent: {detail}")),
+            Exchange::Transport(TransportError::NoAnswer { detail, .. }) => {
+                Some(format!("no answer (it may have arrived): {detail}"))
+            }
+        }
+    }
+}
+
+impl Client {
+    pub fn new(base_url: &str, credentials: Credentials, timeout: Duration) -> Result<Client, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("nxcampaign/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Client {
+            http,
+            create_and_call_url: format!("{}{CREATE_AND_CALL_PATH}", base_url.trim_end_matches('/')),
+            credentials,
+            clock_offset_ms: AtomicI64::new(0),
+        })
+    }
+
+    /// Sends one `createandcall` with a fresh `ts` and signature over exactly
+    /// `body`.
+    pub async fn create_and_call(&self, body: Vec<u8>) -> Exchange {
+        let ts = now_ms() + self.clock_offset_ms.load(Ordering::Relaxed);
+        let signature = sign(
+            &self.credentials,
+            &SignedParts {
+                biz_type: BIZ_TYPE_CC,
+                action: ACTION_CC,
+                ts,
+                body: &body,
+            },
+        );
+        let started = Instant::now();
+        let request = self
+            .http
+            .post(&self.create_and_call_url)
+            .header(CONTENT_TYPE, "application/json")
+            .header("accessKey", self.credentials.access_key())
+            .header("ts", ts.to_string())
+            .header("bizType", BIZ_TYPE_CC)
+            .header("action", ACTION_CC)
+            .header("sign", signature)
+            .body(body);
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => return Exchange::Transport(transport_error(&e, started.elapsed())),
+        };
+        let http_status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            Err(e) => return Exchange::Transport(transport_error(&e, started.elapsed())),
+        };
+        let now = SystemTime::now();
+        let parsed: Option<ApiReply> = serde_json::from_slice(&bytes).ok();
+        Exchange::Reply(Reply {
+            http_status,
+            code: parsed.as_ref().map(|r| r.code),
+            msg: parsed.as_ref().and_then(|r| r.msg.clone()).or_else(|| {
+                (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned())
+            }),
+            req_id: parsed.and_then(|r| r.req_id),
+            retry_after: header_str(&headers, RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, now)),
+            server_clock_offset_ms: header_str(&headers, DATE.as_str()).and_then(|v| clock_offset_ms(v, now)),
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Makes later `ts` values follow the server's clock.
+    pub fn correct_clock(&self, offset_ms: i64) {
+        self.clock_offset_ms.store(offset_ms, Ordering::Relaxed);
+    }
+
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.clock_offset_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// Unix time in milliseconds from the local clock.
+pub fn now_ms() -> i64 {
+    system_time_ms(SystemTime::now())
+}
+
+fn system_time_ms(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+/// `Retry-After` as seconds or as an HTTP date, relative to `now`.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The server's clock minus ours, from a `Date` header read at `now`.
+fn clock_offset_ms(date: &str, now: SystemTime) -> Option<i64> {
+    let server = httpdate::parse_http_date(date.trim()).ok()?;
+    // `Date` has whole seconds: aim at the middle of the second.
+    Some(system_time_ms(server) + 500 - system_time_ms(now))
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok())
+}
+
+/// Sorts a reqwest failure into "never sent" and "may have arrived".
+fn transport_error(error: &reqwest::Error, elapsed: Duration) -> TransportError {
+    let mut detail = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if error.is_connect() {
+        TransportError::NotSent { detail, elapsed }
+    } else {
+        TransportError::NoAnswer { detail, elapsed }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn the_clock_offset_comes_from_the_date_header() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let server = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(clock_offset_ms(&server, now), Some(90_500));
+        assert_eq!(clock_offset_ms("yesterday", now), None);
+    }
+}

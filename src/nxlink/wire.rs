@@ -1,0 +1,90 @@
+//! The JSON shapes of `createandcall` and of every reply, and the reply
+//! codes (nxlink-api.md §3, §4).
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::TaskSettings;
+use crate::ledger::BatchOrder;
+
+/// Reply codes the vendor documents.
+pub mod code {
+    pub const SUCCESS: i64 = 0;
+    pub const PARAMETER_ERROR: i64 = 41000;
+    pub const REQUEST_FAILED: i64 = 88;
+    pub const SYSTEM_ERROR: i64 = 99;
+    pub const MISSING_HEADER: i64 = 1001;
+    pub const WRONG_BIZ_TYPE_OR_ACTION: i64 = 1002;
+    pub const INVALID_SIGNATURE: i64 = 1003;
+    pub const TIMESTAMP_EXPIRED: i64 = 1004;
+    pub const ACCESS_KEY_INVALID: i64 = 1005;
+    /// Every code in here is an authentication failure (1004 aside).
+    pub const AUTH_RANGE: std::ops::RangeInclusive<i64> = 1000..=1009;
+}
+
+/// The body of `createandcall`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateAndCall {
+    pub country: String,
+    pub task_name: String,
+    #[serde(default)]
+    pub task_desc: String,
+    pub strategy_name: String,
+    pub dispatch_type: u8,
+    pub agent_group_no: String,
+    pub predict_call_rate: f64,
+    pub ratio_call_rate: f64,
+    pub start_count: u32,
+    pub call_list: Vec<CallItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_type: Option<u8>,
+}
+
+/// One contact of a `callList`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallItem {
+    #[serde(rename = "orderID")]
+    pub order_id: String,
+    #[serde(rename = "userPhone")]
+    pub user_phone: String,
+    pub other: String,
+}
+
+/// Every reply: HTTP 200 with a `code`, success or not.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiReply {
+    #[serde(default)]
+    pub req_id: Option<String>,
+    pub code: i64,
+    #[serde(default)]
+    pub msg: Option<String>,
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+/// The exact body bytes of one batch's request: serialized once, signed and
+/// sent as they are.
+pub fn create_and_call_body(task: &TaskSettings, country: &str, seq: u32, orders: &[BatchOrder]) -> Vec<u8> {
+    let body = CreateAndCall {
+        country: country.to_owned(),
+        task_name: format!("{} #{seq}", task.task_name),
+        task_desc: task.task_desc.clone(),
+        strategy_name: task.strategy_name.clone(),
+        dispatch_type: task.dispatch_type,
+        agent_group_no: task.agent_group_no.clone(),
+        predict_call_rate: task.predict_call_rate,
+        ratio_call_rate: task.ratio_call_rate,
+        start_count: task.start_count,
+        call_list: orders
+            .iter()
+            .map(|o| CallItem {
+                order_id: o.order_id.clone(),
+                user_phone: o.phone.clone(),
+                other: o.other.clone(),
+            })
+            .collect(),
+        startup_type: Some(task.startup_type),
+    };
+    serde_json::to_vec(&body).expect("a createandcall body always serializes")
+}

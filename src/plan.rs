@@ -1,0 +1,255 @@
+//! Pure planning: raw rows become contacts with order ids, and contacts are
+//! placed into batches (one country per batch, in file order, stable
+//! sequence numbers).
+//!
+//! No I/O, no clock: the ledger feeds it state and stores what it decides.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use md5::{Digest, Md5};
+
+use crate::contacts::RawContact;
+use crate::job::CampaignName;
+use crate::phone::{Country, Phone};
+
+/// An NXLink `orderID`: at most 32 characters of `[A-Za-z0-9_-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrderId(String);
+
+impl OrderId {
+    pub fn parse(raw: &str) -> Result<OrderId, String> {
+        let raw = raw.trim();
+        if raw.is_empty() || raw.len() > 32 {
+            return Err(format!("order id {raw:?} must be 1 to 32 characters"));
+        }
+        if !raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(format!(
+                "order id {raw:?} may only hold letters, digits, '_' and '-'"
+            ));
+        }
+        Ok(OrderId(raw.to_owned()))
+    }
+
+    /// The id of a contact whose file gives none: 32 upper-case hex digits of
+    /// MD5 over the campaign name and the normalized phone, so reading the
+    /// same file again yields the same ids.
+    pub fn derive(campaign: &CampaignName, phone: &Phone) -> OrderId {
+        let mut hasher = Md5::new();
+        hasher.update(campaign.as_str().as_bytes());
+        hasher.update(b"\n");
+        hasher.update(phone.digits().as_bytes());
+        OrderId(hex::encode_upper(hasher.finalize()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A valid contact: a row with a usable number and order id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub line: u64,
+    pub order_id: OrderId,
+    pub phone: Phone,
+    pub other: String,
+}
+
+/// A row that cannot become an order, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidRow {
+    pub line: u64,
+    pub order_id: Option<String>,
+    /// The phone text as found, or empty when the row was unreadable.
+    pub phone: String,
+    pub reason: String,
+}
+
+/// Validates one raw row: its country, number and order id.
+pub fn contact_from_row(
+    row: RawContact,
+    campaign: &CampaignName,
+    default_country: Country,
+) -> Result<Contact, InvalidRow> {
+    let invalid = |row: &RawContact, reason: String| InvalidRow {
+        line: row.line,
+        order_id: row.order_id.clone(),
+        phone: row.phone.clone(),
+        reason,
+    };
+    let country = match &row.country {
+        Some(raw) => Country::parse(raw).map_err(|e| invalid(&row, e.to_string()))?,
+        None => default_country,
+    };
+    let phone = Phone::parse(&row.phone, country).map_err(|e| invalid(&row, e.to_string()))?;
+    let order_id = match &row.order_id {
+        Some(raw) => OrderId::parse(raw).map_err(|e| invalid(&row, e))?,
+        None => OrderId::derive(campaign, &phone),
+    };
+    Ok(Contact {
+        line: row.line,
+        order_id,
+        phone,
+        other: row.other,
+    })
+}
+
+/// A batch's place in its campaign: sequence numbers start at 1 and never
+/// repeat.
+pub type BatchSeq = u32;
+
+/// A batch that is still being filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenBatch {
+    pub seq: BatchSeq,
+    pub len: u32,
+}
+
+/// Where a contact goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub seq: BatchSeq,
+    /// True when this contact opens a new batch.
+    pub opens: bool,
+}
+
+/// Cuts contacts into batches of at most `size`, one country per batch, in
+/// the order contacts arrive.
+#[derive(Debug, Clone)]
+pub struct Batcher {
+    size: u32,
+    next_seq: BatchSeq,
+    open: HashMap<Country, OpenBatch>,
+}
+
+impl Batcher {
+    /// `next_seq` is the first unused sequence number; `open` are batches of
+    /// an earlier ingest that may still take contacts (unsent, not full).
+    pub fn new(size: u32, next_seq: BatchSeq, open: impl IntoIterator<Item = (Country, OpenBatch)>) -> Batcher {
+        Batcher {
+            size: size.max(1),
+            next_seq: next_seq.max(1),
+            open: open.into_iter().collect(),
+        }
+    }
+
+    pub fn place(&mut self, country: Country) -> Placement {
+        if let Some(batch) = self.open.get_mut(&country) {
+            if batch.len < self.size {
+                batch.len += 1;
+                return Placement {
+                    seq: batch.seq,
+                    opens: false,
+                };
+            }
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.open.insert(country, OpenBatch { seq, len: 1 });
+        Placement { seq, opens: true }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn campaign() -> CampaignName {
+        CampaignName::parse("spring").unwrap()
+    }
+
+    fn country(code: &str) -> Country {
+        Country::parse(code).unwrap()
+    }
+
+    fn raw(line: u64, phone: &str, country: Option<&str>, order_id: Option<&str>) -> RawContact {
+        RawContact {
+            line,
+            phone: phone.into(),
+            country: country.map(Into::into),
+            order_id: order_id.map(Into::into),
+            other: String::new(),
+        }
+    }
+
+    #[test]
+    fn derived_order_ids_are_stable_32_upper_hex_digits() {
+        let phone = Phone::parse("+852 3575 7581", country("HK")).unwrap();
+        let same = Phone::parse("3575-7581", country("HK")).unwrap();
+        let id = OrderId::derive(&campaign(), &phone);
+        assert_eq!(id, OrderId::derive(&campaign(), &same));
+        assert_eq!(id.as_str().len(), 32);
+        assert!(id.as_str().bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)));
+        // Pinned so that a change of the rule is noticed: ids must never
+        // change between versions, or a re-read file would look new.
+        assert_eq!(id.as_str(), hex::encode_upper(Md5::digest(b"spring\n85235757581")));
+        let other = CampaignName::parse("autumn").unwrap();
+        assert_ne!(id, OrderId::derive(&other, &phone));
+    }
+
+    #[test]
+    fn given_order_ids_are_checked() {
+        assert!(OrderId::parse("A-1_b").is_ok());
+        assert!(OrderId::parse(&"x".repeat(32)).is_ok());
+        assert!(OrderId::parse(&"x".repeat(33)).is_err());
+        assert!(OrderId::parse("a b").is_err());
+        assert!(OrderId::parse("").is_err());
+    }
+
+    #[test]
+    fn rows_become_contacts_or_invalid_rows_with_reasons() {
+        let c = contact_from_row(raw(2, "3575 7581", None, None), &campaign(), country("HK")).unwrap();
+        assert_eq!(c.phone.digits(), "85235757581");
+        let c = contact_from_row(raw(3, "020 7946 0958", Some("gb"), Some("X1")), &campaign(), country("HK")).unwrap();
+        assert_eq!((c.phone.digits(), c.order_id.as_str()), ("442079460958", "X1"));
+
+        let bad = contact_from_row(raw(4, "12", None, None), &campaign(), country("HK")).unwrap_err();
+        assert_eq!((bad.line, bad.reason.as_str()), (4, "\"12\" is not a valid phone number"));
+        let bad = contact_from_row(raw(5, "35757581", Some("Narnia"), None), &campaign(), country("HK")).unwrap_err();
+        assert!(bad.reason.contains("unknown country \"Narnia\""), "{}", bad.reason);
+        let bad = contact_from_row(raw(6, "35757581", None, Some("no spaces!")), &campaign(), country("HK")).unwrap_err();
+        assert!(bad.reason.contains("order id"), "{}", bad.reason);
+        assert_eq!(bad.order_id.as_deref(), Some("no spaces!"));
+    }
+
+    fn check_batches(size: u32, countries: &[&str], expected: &[(BatchSeq, bool)]) {
+        let mut batcher = Batcher::new(size, 1, []);
+        let got: Vec<_> = countries
+            .iter()
+            .map(|c| {
+                let p = batcher.place(country(c));
+                (p.seq, p.opens)
+            })
+            .collect();
+        assert_eq!(got, expected, "size {size}, countries {countries:?}");
+    }
+
+    #[test]
+    fn batches_are_cut_per_country_in_arrival_order() {
+        check_batches(2, &["HK", "HK", "HK"], &[(1, true), (1, false), (2, true)]);
+        check_batches(
+            2,
+            &["HK", "GB", "HK", "GB", "GB", "HK"],
+            &[(1, true), (2, true), (1, false), (2, false), (3, true), (4, true)],
+        );
+        check_batches(1, &["HK", "HK"], &[(1, true), (2, true)]);
+    }
+
+    #[test]
+    fn an_open_batch_from_an_earlier_ingest_is_filled_first() {
+        let mut batcher = Batcher::new(3, 8, [(country("HK"), OpenBatch { seq: 7, len: 2 })]);
+        assert_eq!(batcher.place(country("HK")), Placement { seq: 7, opens: false });
+        assert_eq!(batcher.place(country("HK")), Placement { seq: 8, opens: true });
+        assert_eq!(batcher.place(country("GB")), Placement { seq: 9, opens: true });
+    }
+}

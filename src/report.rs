@@ -1,0 +1,236 @@
+//! What people and scripts read: status tables, order lists, run progress.
+//!
+//! Results go to the writer it is given (stdout); progress goes to stderr.
+//! It only formats; the numbers come from the ledger and from dispatch events.
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::dispatch::{AttemptReport, Event};
+use crate::ledger::{CampaignStatus, OrderLine};
+use crate::outcome::{BatchState, OrderState};
+
+/// How `orders` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OrdersFormat {
+    /// Aligned columns for people.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Prints status as aligned tables: orders by state, then batches by state.
+pub fn write_status_table(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io::Result<()> {
+    let width = statuses
+        .iter()
+        .map(|s| s.campaign.len())
+        .chain(["campaign".len()])
+        .max()
+        .unwrap_or(8);
+    write!(out, "{:<width$} {:>10}", "orders", "rows")?;
+    for state in OrderState::ALL {
+        write!(out, " {:>10}", state.as_str())?;
+    }
+    writeln!(out)?;
+    for status in statuses {
+        write!(out, "{:<width$} {:>10}", status.campaign, status.rows_read)?;
+        for (_, n) in &status.orders {
+            write!(out, " {n:>10}")?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out)?;
+    write!(out, "{:<width$} {:>10}", "batches", "total")?;
+    for state in BatchState::ALL {
+        write!(out, " {:>10}", state.as_str())?;
+    }
+    writeln!(out)?;
+    for status in statuses {
+        let total: u64 = status.batches.iter().map(|(_, n)| n).sum();
+        write!(out, "{:<width$} {total:>10}", status.campaign)?;
+        for (_, n) in &status.batches {
+            write!(out, " {n:>10}")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Prints one JSON object per campaign, one per line.
+pub fn write_status_json(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io::Result<()> {
+    for status in statuses {
+        let orders: serde_json::Map<String, serde_json::Value> =
+            status.orders.iter().map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect();
+        let batches: serde_json::Map<String, serde_json::Value> =
+            status.batches.iter().map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect();
+        let object = json!({
+            "campaign": status.campaign,
+            "rows_read": status.rows_read,
+            "orders": orders,
+            "batches": batches,
+        });
+        writeln!(out, "{object}")?;
+    }
+    Ok(())
+}
+
+/// The CSV header of `orders --format csv`.
+pub const ORDERS_CSV_HEADER: [&str; 7] = ["order_id", "phone", "state", "batch", "code", "message", "line"];
+
+/// Writes order lines one at a time in the chosen format.
+pub enum OrderWriter<'w> {
+    Table(&'w mut dyn Write),
+    Csv(csv::Writer<&'w mut dyn Write>),
+    Json(&'w mut dyn Write),
+}
+
+impl<'w> OrderWriter<'w> {
+    /// Starts the output (a header row where the format has one).
+    pub fn new(format: OrdersFormat, out: &'w mut dyn Write) -> io::Result<OrderWriter<'w>> {
+        Ok(match format {
+            OrdersFormat::Table => {
+                writeln!(
+                    out,
+                    "{:<32}  {:<16}  {:<10}  {:>6}  {:>6}  {:>8}  message",
+                    "order_id", "phone", "state", "batch", "code", "line"
+                )?;
+                OrderWriter::Table(out)
+            }
+            OrdersFormat::Csv => {
+                let mut csv = csv::Writer::from_writer(out);
+                csv.write_record(ORDERS_CSV_HEADER)?;
+                OrderWriter::Csv(csv)
+            }
+            OrdersFormat::Json => OrderWriter::Json(out),
+        })
+    }
+
+    pub fn write(&mut self, order: &OrderLine) -> io::Result<()> {
+        let batch = order.batch.map(|b| b.to_string()).unwrap_or_default();
+        let code = order.code.map(|c| c.to_string()).unwrap_or_default();
+        match self {
+            OrderWriter::Table(out) => writeln!(
+                out,
+                "{:<32}  {:<16}  {:<10}  {:>6}  {:>6}  {:>8}  {}",
+                order.order_id.as_deref().unwrap_or("-"),
+                order.phone,
+                order.state.as_str(),
+                batch,
+                code,
+                order.line,
+                order.message.as_deref().unwrap_or("")
+            ),
+            OrderWriter::Csv(csv) => csv
+                .write_record([
+                    order.order_id.as_deref().unwrap_or(""),
+                    &order.phone,
+                    order.state.as_str(),
+                    &batch,
+                    &code,
+                    order.message.as_deref().unwrap_or(""),
+                    &order.line.to_string(),
+                ])
+                .map_err(io::Error::from),
+            OrderWriter::Json(out) => {
+                let object = json!({
+                    "order_id": order.order_id,
+                    "phone": order.phone,
+                    "state": order.state.as_str(),
+                    "batch": order.batch,
+                    "code": order.code,
+                    "message": order.message,
+                    "line": order.line,
+                });
+                writeln!(out, "{object}")
+            }
+        }
+    }
+
+    pub fn finish(self) -> io::Result<()> {
+        match self {
+            OrderWriter::Table(out) | OrderWriter::Json(out) => out.flush(),
+            OrderWriter::Csv(mut csv) => csv.flush(),
+        }
+    }
+}
+
+/// Shows a run's progress on stderr: every attempt that did not simply
+/// succeed, and a running count of accepted batches at most once a second.
+pub struct Progress {
+    started: Instant,
+    last_shown: Instant,
+    accepted_batches: u64,
+    accepted_orders: u64,
+    /// Accepted batches when the count was last shown.
+    shown_batches: u64,
+    quiet: bool,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Progress {
+        let now = Instant::now();
+        Progress {
+            started: now,
+            last_shown: now,
+            accepted_batches: 0,
+            accepted_orders: 0,
+            shown_batches: 0,
+            quiet,
+        }
+    }
+
+    pub fn on_event(&mut self, event: Event) {
+        match event {
+            Event::RecoveredUncertain { batches } => eprintln!(
+                "warning: {batches} batch(es) were being sent when an earlier run ended; they are now uncertain and will not be re-sent on their own (see `nxcampaign resend --help`)"
+            ),
+            Event::ClockCorrected { offset_ms } => {
+                eprintln!("clock: the server's clock is {offset_ms} ms from ours; correcting ts and retrying")
+            }
+            Event::Attempted(report) if report.state == BatchState::Accepted => {
+                self.accepted_batches += 1;
+                self.accepted_orders += report.orders as u64;
+                if !self.quiet && self.last_shown.elapsed() >= Duration::from_secs(1) {
+                    self.show_count();
+                }
+            }
+            Event::Attempted(report) => eprintln!("{}", describe_attempt(&report)),
+        }
+    }
+
+    /// The final count, once the run is over.
+    pub fn finish(&mut self) {
+        if !self.quiet && self.accepted_batches != self.shown_batches {
+            self.show_count();
+        }
+    }
+
+    fn show_count(&mut self) {
+        self.last_shown = Instant::now();
+        self.shown_batches = self.accepted_batches;
+        eprintln!(
+            "progress: {} batch(es), {} order(s) accepted in {:.1}s",
+            self.accepted_batches,
+            self.accepted_orders,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+fn describe_attempt(report: &AttemptReport) -> String {
+    let what = match (report.state, report.retry_in) {
+        (BatchState::Pending, Some(wait)) => format!("retry in {:.2}s", wait.as_secs_f64()),
+        (BatchState::Pending, None) => "left pending".to_owned(),
+        (state, _) => state.as_str().to_owned(),
+    };
+    let code = report.code.map(|c| format!(" code {c}")).unwrap_or_default();
+    let message = report.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+    format!(
+        "batch #{} {} ({} orders) attempt {}: {what}{code}{message}",
+        report.seq, report.country, report.orders, report.attempt
+    )
+}

@@ -1,0 +1,299 @@
+//! Pure retry policy: what an attempt's result means for its batch
+//! (`classify`), and how long to wait before the next try (`delay`).
+//!
+//! The `backoff` crate (unmaintained, RUSTSEC-2025-0012) is used only here,
+//! for the capped exponential schedule, so it can be swapped in this file.
+
+use std::time::Duration;
+
+use crate::job::RetryPolicy;
+use crate::outcome::BatchState;
+use crate::nxlink::wire::code;
+use crate::nxlink::{Exchange, Reply, TransportError};
+
+/// What to do with a batch after one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Code 0: the task was created with every order of the batch.
+    Accepted,
+    /// The vendor refused the batch for good (41000, or a code we do not know).
+    Rejected,
+    /// It provably did not arrive (or was not processed): try again, not
+    /// before `after` when the server said so.
+    Retry { after: Option<Duration> },
+    /// 1004: our clock is off; take the server's and try again at once.
+    FixClock { server_offset_ms: Option<i64> },
+    /// It may have arrived: hold the batch, never re-send it on our own.
+    Uncertain,
+    /// Nothing will work until a person fixes something: stop the run.
+    Stop(StopCause),
+}
+
+/// Why a run must stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// An authentication code (1000–1009 but 1004).
+    Auth { code: i64 },
+    /// An HTTP client error without a vendor code (a wrong URL, a proxy).
+    Http { status: u16 },
+}
+
+impl StopCause {
+    /// The likely cause, for the person reading the message.
+    pub fn explain(&self) -> String {
+        match *self {
+            StopCause::Auth {
+                code: code::MISSING_HEADER,
+            } => "code 1001: a required header is missing (a proxy may strip headers)".into(),
+            StopCause::Auth {
+                code: code::WRONG_BIZ_TYPE_OR_ACTION,
+            } => "code 1002: the gateway refused bizType/action or the body parameters (is api.base_url an NXLink gateway?)".into(),
+            StopCause::Auth {
+                code: code::INVALID_SIGNATURE,
+            } => "code 1003: invalid signature: the access secret is probably wrong (or a proxy changed the body or Content-Type)".into(),
+            StopCause::Auth {
+                code: code::ACCESS_KEY_INVALID,
+            } => "code 1005: the access key is invalid or lacks permission".into(),
+            StopCause::Auth { code } => format!("code {code}: authentication failed"),
+            StopCause::Http { status } => {
+                format!("HTTP {status} without an NXLink reply: check api.base_url and any proxy in between")
+            }
+        }
+    }
+}
+
+/// Classifies one attempt's result. Every reply code and transport failure
+/// is decided here and nowhere else.
+pub fn classify(exchange: &Exchange) -> Decision {
+    match exchange {
+        Exchange::Transport(TransportError::NotSent { .. }) => Decision::Retry { after: None },
+        Exchange::Transport(TransportError::NoAnswer { .. }) => Decision::Uncertain,
+        Exchange::Reply(reply) => classify_reply(reply),
+    }
+}
+
+fn classify_reply(reply: &Reply) -> Decision {
+    match (reply.http_status, reply.code) {
+        // Gateways that may have passed the request on before failing.
+        (502 | 504, _) => Decision::Uncertain,
+        (429 | 503, _) => Decision::Retry {
+            after: reply.retry_after,
+        },
+        (200, Some(code::SUCCESS)) => Decision::Accepted,
+        (200, Some(code::PARAMETER_ERROR)) => Decision::Rejected,
+        (200, Some(code::REQUEST_FAILED | code::SYSTEM_ERROR)) => Decision::Retry {
+            after: reply.retry_after,
+        },
+        (200, Some(code::TIMESTAMP_EXPIRED)) => Decision::FixClock {
+            server_offset_ms: reply.server_clock_offset_ms,
+        },
+        (200, Some(code)) if code::AUTH_RANGE.contains(&code) => Decision::Stop(StopCause::Auth { code }),
+        (200, Some(_)) => Decision::Rejected,
+        // A 200 we cannot read: it may have been processed.
+        (200, None) => Decision::Uncertain,
+        (500..=599, _) => Decision::Retry {
+            after: reply.retry_after,
+        },
+        (status, _) => Decision::Stop(StopCause::Http { status }),
+    }
+}
+
+/// What happens to a batch after an attempt: the state to record and, for a
+/// batch back to `pending`, how long it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub batch_state: BatchState,
+    pub wait: Duration,
+    /// The decision as one word, as the ledger records it.
+    pub word: &'static str,
+}
+
+/// Turns a decision into the batch's next step, spending the retry budget.
+/// `attempts_made` counts the tries of this round, the last one included.
+pub fn next_step(decision: &Decision, policy: &RetryPolicy, attempts_made: u32, jitter: f64) -> Step {
+    let step = |batch_state, wait, word| Step {
+        batch_state,
+        wait,
+        word,
+    };
+    match decision {
+        Decision::Accepted => step(BatchState::Accepted, Duration::ZERO, "accepted"),
+        Decision::Rejected => step(BatchState::Rejected, Duration::ZERO, "rejected"),
+        Decision::Uncertain => step(BatchState::Uncertain, Duration::ZERO, "uncertain"),
+        // It did not arrive: it waits, untouched, for the next run.
+        Decision::Stop(_) => step(BatchState::Pending, Duration::ZERO, "stop"),
+        Decision::Retry { .. } | Decision::FixClock { .. } if !may_retry(policy, attempts_made) => {
+            step(BatchState::Failed, Duration::ZERO, "failed")
+        }
+        Decision::Retry { after } => step(
+            BatchState::Pending,
+            delay(policy, attempts_made, *after, jitter),
+            "retry",
+        ),
+        // The clock is corrected before the next try, which can go at once.
+        Decision::FixClock { .. } => step(BatchState::Pending, Duration::ZERO, "retry"),
+    }
+}
+
+/// Whether a batch may be tried again after `attempts_made` tries in this
+/// round.
+pub fn may_retry(policy: &RetryPolicy, attempts_made: u32) -> bool {
+    attempts_made < policy.max_attempts.get()
+}
+
+/// How long to wait after try number `attempts_made` (1-based) failed.
+///
+/// Full jitter: a uniform share (`jitter` in `[0, 1)`) of the capped
+/// exponential ceiling `base * 2^(n-1)`. A server's `Retry-After` is a
+/// floor, and `max_delay` caps everything.
+pub fn delay(policy: &RetryPolicy, attempts_made: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
+    let ceiling = exponential_ceiling(policy, attempts_made);
+    let jittered = ceiling.mul_f64(jitter.clamp(0.0, 1.0));
+    jittered.max(retry_after.unwrap_or(Duration::ZERO)).min(policy.max_delay)
+}
+
+fn exponential_ceiling(policy: &RetryPolicy, attempts_made: u32) -> Duration {
+    use backoff::backoff::Backoff as _;
+    let mut schedule = backoff::ExponentialBackoffBuilder::new()
+        .with_initial_interval(policy.base_delay)
+        .with_multiplier(2.0)
+        .with_randomization_factor(0.0)
+        .with_max_interval(policy.max_delay)
+        .with_max_elapsed_time(None)
+        .build();
+    let mut ceiling = policy.base_delay;
+    for _ in 0..attempts_made.clamp(1, 64) {
+        ceiling = schedule.next_backoff().unwrap_or(policy.max_delay);
+        if ceiling >= policy.max_delay {
+            break;
+        }
+    }
+    ceiling.min(policy.max_delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+
+    fn reply(http_status: u16, code: Option<i64>) -> Exchange {
+        Exchange::Reply(Reply {
+            http_status,
+            code,
+            msg: None,
+            req_id: None,
+            retry_after: Some(Duration::from_secs(3)),
+            server_clock_offset_ms: Some(90_000),
+            elapsed: Duration::ZERO,
+        })
+    }
+
+    fn check(exchange: Exchange, expected: Decision) {
+        assert_eq!(classify(&exchange), expected, "{exchange:?}");
+    }
+
+    #[test]
+    fn every_reply_and_failure_has_one_decision() {
+        let after = Some(Duration::from_secs(3));
+        check(reply(200, Some(0)), Decision::Accepted);
+        check(reply(200, Some(41000)), Decision::Rejected);
+        check(reply(200, Some(88)), Decision::Retry { after });
+        check(reply(200, Some(99)), Decision::Retry { after });
+        check(reply(429, None), Decision::Retry { after });
+        check(reply(503, None), Decision::Retry { after });
+        check(reply(500, None), Decision::Retry { after });
+        check(reply(502, None), Decision::Uncertain);
+        check(reply(504, None), Decision::Uncertain);
+        check(reply(200, None), Decision::Uncertain);
+        check(
+            reply(200, Some(1004)),
+            Decision::FixClock {
+                server_offset_ms: Some(90_000),
+            },
+        );
+        for code in [1000, 1001, 1002, 1003, 1005, 1009] {
+            check(reply(200, Some(code)), Decision::Stop(StopCause::Auth { code }));
+        }
+        check(reply(404, None), Decision::Stop(StopCause::Http { status: 404 }));
+        check(reply(200, Some(12345)), Decision::Rejected);
+        check(
+            Exchange::Transport(TransportError::NotSent {
+                detail: "refused".into(),
+                elapsed: Duration::ZERO,
+            }),
+            Decision::Retry { after: None },
+        );
+        check(
+            Exchange::Transport(TransportError::NoAnswer {
+                detail: "timed out".into(),
+                elapsed: Duration::ZERO,
+            }),
+            Decision::Uncertain,
+        );
+    }
+
+    #[test]
+    fn stop_causes_name_the_likely_fix() {
+        let explain = |code| StopCause::Auth { code }.explain();
+        assert!(explain(1001).contains("header"));
+        assert!(explain(1002).contains("bizType/action"));
+        assert!(explain(1003).contains("secret"));
+        assert!(explain(1005).contains("access key"));
+    }
+
+    fn policy(max_attempts: u32, base_ms: u64, max_ms: u64) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: NonZeroU32::new(max_attempts).unwrap(),
+            base_delay: Duration::from_millis(base_ms),
+            max_delay: Duration::from_millis(max_ms),
+        }
+    }
+
+    #[test]
+    fn the_ceiling_doubles_from_the_base_up_to_the_cap() {
+        let p = policy(10, 100, 1000);
+        let ceilings: Vec<u64> = (1..=6).map(|n| delay(&p, n, None, 1.0).as_millis() as u64).collect();
+        assert_eq!(ceilings, [100, 200, 400, 800, 1000, 1000]);
+    }
+
+    #[test]
+    fn full_jitter_scales_the_ceiling() {
+        let p = policy(10, 100, 1000);
+        assert_eq!(delay(&p, 3, None, 0.0), Duration::ZERO);
+        assert_eq!(delay(&p, 3, None, 0.5), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_and_the_cap_still_holds() {
+        let p = policy(10, 100, 1000);
+        assert_eq!(delay(&p, 1, Some(Duration::from_millis(700)), 0.1), Duration::from_millis(700));
+        assert_eq!(delay(&p, 1, Some(Duration::from_secs(3600)), 0.1), Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn steps_spend_the_budget_and_never_resend_what_may_have_arrived() {
+        let p = policy(2, 100, 1000);
+        let retry = Decision::Retry { after: None };
+        let check_step = |decision: &Decision, made: u32, state: BatchState, wait_ms: u64| {
+            let step = next_step(decision, &p, made, 1.0);
+            assert_eq!((step.batch_state, step.wait), (state, Duration::from_millis(wait_ms)), "{decision:?} after {made}");
+        };
+        check_step(&retry, 1, BatchState::Pending, 100);
+        check_step(&retry, 2, BatchState::Failed, 0);
+        check_step(&Decision::FixClock { server_offset_ms: None }, 1, BatchState::Pending, 0);
+        check_step(&Decision::FixClock { server_offset_ms: None }, 2, BatchState::Failed, 0);
+        check_step(&Decision::Uncertain, 1, BatchState::Uncertain, 0);
+        check_step(&Decision::Accepted, 2, BatchState::Accepted, 0);
+        check_step(&Decision::Rejected, 1, BatchState::Rejected, 0);
+        check_step(&Decision::Stop(StopCause::Auth { code: 1003 }), 2, BatchState::Pending, 0);
+    }
+
+    #[test]
+    fn the_budget_counts_every_try() {
+        let p = policy(3, 1, 1);
+        assert!(may_retry(&p, 1));
+        assert!(may_retry(&p, 2));
+        assert!(!may_retry(&p, 3));
+    }
+}

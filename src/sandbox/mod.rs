@@ -1,0 +1,458 @@
+//! A local stand-in for NXLink's `createandcall`, for the demo and tests.
+//!
+//! It checks headers, clock, signature and body as nxlink-api.md describes,
+//! answers with the documented codes, counts how often it accepted each
+//! `orderID`, and can inject faults (dropped connections, 503/429, 88/99,
+//! slowness, clock skew, a `callList` limit), seeded so tests repeat. It is
+//! not a model of the vendor's dialing; it never calls anyone.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use hyper_util::rt::TokioIo;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+use crate::nxlink::sign::{sign, Credentials, SignedParts};
+use crate::nxlink::wire::{code, ApiReply, CreateAndCall};
+use crate::nxlink::{ACTION_CC, BIZ_TYPE_CC, CREATE_AND_CALL_PATH};
+
+/// The credentials the sandbox accepts unless told otherwise.
+pub const DEFAULT_ACCESS_KEY: &str = "sandbox-key";
+pub const DEFAULT_ACCESS_SECRET: &str = "sandbox-secret";
+
+/// Faults, each a probability per request (0.0–1.0) unless said otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Close the connection without processing.
+    pub drop_before: f64,
+    /// Accept the task, then close the connection without replying.
+    pub drop_after: f64,
+    /// Answer 503 with `Retry-After`, not processed.
+    pub http503: f64,
+    /// Answer 429 with `Retry-After`, not processed.
+    pub http429: f64,
+    /// Answer HTTP 200 with code 99, not processed.
+    pub code99: f64,
+    /// Answer HTTP 200 with code 88, not processed.
+    pub code88: f64,
+    /// After accepting, wait this long before replying.
+    pub slow_ms: u64,
+    /// The sandbox's clock runs this far ahead of the real one.
+    pub skew_ms: i64,
+    /// Refuse a `callList` longer than this with 41000.
+    pub max_list: Option<usize>,
+    /// `Retry-After` seconds sent with 503 and 429.
+    pub retry_after_s: u64,
+    /// Seed of the fault dice.
+    pub seed: u64,
+}
+
+/// What the sandbox has seen, as `GET /_sandbox/stats` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub requests: u64,
+    /// Requests by the reply code they got (`"drop"` for a dropped one).
+    pub replies: BTreeMap<String, u64>,
+    pub tasks_accepted: u64,
+    /// Distinct orderIDs accepted at least once.
+    pub orders_accepted: u64,
+    /// orderIDs accepted more than once (a tool calling someone twice).
+    pub orders_accepted_twice: u64,
+    /// Task names seen more than once.
+    pub duplicate_task_names: u64,
+}
+
+/// A running sandbox.
+pub struct Sandbox {
+    addr: SocketAddr,
+    state: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+}
+
+impl Sandbox {
+    /// Listens on `listen` (port 0 picks a free one) with the given
+    /// credentials and faults.
+    pub async fn start(listen: SocketAddr, credentials: Credentials, faults: Faults) -> std::io::Result<Sandbox> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Shared {
+            credentials,
+            inner: Mutex::new(Inner::new(faults)),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(serve(listener, Arc::clone(&state), stopped));
+        Ok(Sandbox {
+            addr,
+            state,
+            stop,
+            server,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:<port>`, for a job's `base_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.state.lock().stats()
+    }
+
+    /// How many times each orderID was accepted.
+    pub fn accepted_orders(&self) -> HashMap<String, u32> {
+        self.state.lock().accepted.clone()
+    }
+
+    /// Names of the tasks accepted, in arrival order.
+    pub fn task_names(&self) -> Vec<String> {
+        self.state.lock().task_names.clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.state.lock().set_faults(faults);
+    }
+
+    /// Stops accepting connections and waits for the server task.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+    }
+}
+
+struct Shared {
+    credentials: Credentials,
+    inner: Mutex<Inner>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+struct Inner {
+    faults: Faults,
+    dice: StdRng,
+    requests: u64,
+    replies: BTreeMap<String, u64>,
+    accepted: HashMap<String, u32>,
+    task_names: Vec<String>,
+    seen_task_names: HashSet<String>,
+    duplicate_task_names: u64,
+}
+
+impl Inner {
+    fn new(faults: Faults) -> Inner {
+        Inner {
+            dice: StdRng::seed_from_u64(faults.seed),
+            faults,
+            requests: 0,
+            replies: BTreeMap::new(),
+            accepted: HashMap::new(),
+            task_names: Vec::new(),
+            seen_task_names: HashSet::new(),
+            duplicate_task_names: 0,
+        }
+    }
+
+    fn set_faults(&mut self, faults: Faults) {
+        self.dice = StdRng::seed_from_u64(faults.seed);
+        self.faults = faults;
+    }
+
+    fn roll(&mut self, probability: f64) -> bool {
+        probability > 0.0 && self.dice.gen::<f64>() < probability
+    }
+
+    fn stats(&self) -> Stats {
+        Stats {
+            requests: self.requests,
+            replies: self.replies.clone(),
+            tasks_accepted: self.task_names.len() as u64,
+            orders_accepted: self.accepted.len() as u64,
+            orders_accepted_twice: self.accepted.values().filter(|n| **n > 1).count() as u64,
+            duplicate_task_names: self.duplicate_task_names,
+        }
+    }
+
+    fn count_reply(&mut self, what: impl Into<String>) {
+        *self.replies.entry(what.into()).or_default() += 1;
+    }
+
+    fn accept(&mut self, task: &CreateAndCall) {
+        for item in &task.call_list {
+            *self.accepted.entry(item.order_id.clone()).or_default() += 1;
+        }
+        if !self.seen_task_names.insert(task.task_name.clone()) {
+            self.duplicate_task_names += 1;
+        }
+        self.task_names.push(task.task_name.clone());
+    }
+}
+
+/// Closes the current connection without a reply when notified.
+#[derive(Clone)]
+struct DropConnection(Arc<Notify>);
+
+async fn serve(listener: TcpListener, state: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let router = Router::new()
+        .route(CREATE_AND_CALL_PATH, post(create_and_call))
+        .route("/_sandbox/stats", get(stats))
+        .route("/_sandbox/faults", post(set_faults).get(get_faults))
+        .with_state(state);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sandbox: accept failed");
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let router = router.clone();
+        connections.spawn(async move {
+            let drop_now = Arc::new(Notify::new());
+            let handle = DropConnection(Arc::clone(&drop_now));
+            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(handle.clone());
+                router.clone().oneshot(request)
+            });
+            let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                // Dropping the connection future closes the socket unanswered.
+                () = drop_now.notified() => {}
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    connections.shutdown().await;
+}
+
+async fn stats(State(state): State<Arc<Shared>>) -> Json<Stats> {
+    Json(state.lock().stats())
+}
+
+async fn get_faults(State(state): State<Arc<Shared>>) -> Json<Faults> {
+    Json(state.lock().faults.clone())
+}
+
+async fn set_faults(State(state): State<Arc<Shared>>, Json(faults): Json<Faults>) -> Json<Faults> {
+    state.lock().set_faults(faults.clone());
+    Json(faults)
+}
+
+/// What the dice said for one request.
+enum Fate {
+    Process { drop_after: bool, slow: Duration },
+    DropBefore,
+    Status(StatusCode),
+    Code(i64),
+}
+
+async fn create_and_call(
+    State(state): State<Arc<Shared>>,
+    Extension(drop_connection): Extension<DropConnection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (now_ms, fate, max_list, retry_after) = {
+        let mut inner = state.lock();
+        inner.requests += 1;
+        let faults = inner.faults.clone();
+        let now_ms = crate::nxlink::client::now_ms() + faults.skew_ms;
+        let fate = if inner.roll(faults.drop_before) {
+            Fate::DropBefore
+        } else if inner.roll(faults.http503) {
+            Fate::Status(StatusCode::SERVICE_UNAVAILABLE)
+        } else if inner.roll(faults.http429) {
+            Fate::Status(StatusCode::TOO_MANY_REQUESTS)
+        } else if inner.roll(faults.code99) {
+            Fate::Code(code::SYSTEM_ERROR)
+        } else if inner.roll(faults.code88) {
+            Fate::Code(code::REQUEST_FAILED)
+        } else {
+            Fate::Process {
+                drop_after: inner.roll(faults.drop_after),
+                slow: Duration::from_millis(faults.slow_ms),
+            }
+        };
+        (now_ms, fate, faults.max_list, faults.retry_after_s)
+    };
+    let reply = |status: StatusCode, code: i64, msg: &str| -> Response {
+        let mut response = (
+            status,
+            Json(ApiReply {
+                req_id: Some(format!("sandbox-{now_ms:x}")),
+                code,
+                msg: Some(msg.to_owned()),
+                data: serde_json::Value::Null,
+            }),
+        )
+            .into_response();
+        let date = SystemTime::UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64);
+        if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(date)) {
+            response.headers_mut().insert(axum::http::header::DATE, value);
+        }
+        response
+    };
+
+    let (drop_after, slow) = match fate {
+        Fate::DropBefore => {
+            state.lock().count_reply("drop_before");
+            return drop_connection_now(drop_connection).await;
+        }
+        Fate::Status(status) => {
+            state.lock().count_reply(status.as_u16().to_string());
+            let mut response = (status, "sandbox: try again later").into_response();
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return response;
+        }
+        Fate::Code(code) => {
+            state.lock().count_reply(code.to_string());
+            return reply(StatusCode::OK, code, "sandbox: request failed");
+        }
+        Fate::Process { drop_after, slow } => (drop_after, slow),
+    };
+
+    let task = match check(&state.credentials, &headers, &body, now_ms, max_list) {
+        Ok(task) => task,
+        Err((code, msg)) => {
+            state.lock().count_reply(code.to_string());
+            return reply(StatusCode::OK, code, &msg);
+        }
+    };
+    {
+        let mut inner = state.lock();
+        inner.accept(&task);
+        inner.count_reply(if drop_after { "drop_after" } else { "0" });
+    }
+    if drop_after {
+        return drop_connection_now(drop_connection).await;
+    }
+    if !slow.is_zero() {
+        tokio::time::sleep(slow).await;
+    }
+    reply(StatusCode::OK, code::SUCCESS, "success")
+}
+
+async fn drop_connection_now(drop_connection: DropConnection) -> Response {
+    drop_connection.0.notify_one();
+    // The connection task drops this future with the connection.
+    std::future::pending().await
+}
+
+/// Checks a request the way nxlink-api.md says the gateway does, in the
+/// gateway's order: headers, bizType/action, content type, clock, key,
+/// signature, body.
+fn check(
+    credentials: &Credentials,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_ms: i64,
+    max_list: Option<usize>,
+) -> Result<CreateAndCall, (i64, String)> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let mut values = Vec::with_capacity(5);
+    for name in ["accessKey", "ts", "bizType", "action", "sign"] {
+        match header(name) {
+            Some(value) => values.push(value),
+            None => return Err((code::MISSING_HEADER, format!("missing header {name}"))),
+        }
+    }
+    let [access_key, ts, biz_type, action, signature] = values[..] else {
+        unreachable!("five headers were pushed")
+    };
+    if biz_type != BIZ_TYPE_CC || action != ACTION_CC {
+        return Err((code::WRONG_BIZ_TYPE_OR_ACTION, "bizType or action is wrong".into()));
+    }
+    if !header("content-type").is_some_and(|v| v.starts_with("application/json")) {
+        return Err((code::INVALID_SIGNATURE, "Content-Type must be application/json".into()));
+    }
+    let ts: i64 = ts
+        .parse()
+        .map_err(|_| (code::TIMESTAMP_EXPIRED, "ts is not a number".to_owned()))?;
+    if (ts - now_ms).abs() > 60_000 {
+        return Err((code::TIMESTAMP_EXPIRED, "timestamp expired".into()));
+    }
+    if access_key != credentials.access_key() {
+        return Err((code::ACCESS_KEY_INVALID, "access key invalid".into()));
+    }
+    let expected = sign(
+        credentials,
+        &SignedParts {
+            biz_type,
+            action,
+            ts,
+            body,
+        },
+    );
+    if signature != expected {
+        return Err((code::INVALID_SIGNATURE, "invalid signature".into()));
+    }
+    let task: CreateAndCall =
+        serde_json::from_slice(body).map_err(|e| (code::PARAMETER_ERROR, format!("parameter error: {e}")))?;
+    check_task(&task, max_list).map_err(|msg| (code::PARAMETER_ERROR, format!("parameter error: {msg}")))?;
+    Ok(task)
+}
+
+fn check_task(task: &CreateAndCall, max_list: Option<usize>) -> Result<(), String> {
+    if task.country.len() != 2 || !task.country.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(format!("country {:?}", task.country));
+    }
+    for (name, value) in [
+        ("taskName", &task.task_name),
+        ("strategyName", &task.strategy_name),
+        ("agentGroupNo", &task.agent_group_no),
+    ] {
+        if value.trim().is_empty() {
+            return Err(format!("{name} is empty"));
+        }
+    }
+    if task.call_list.is_empty() {
+        return Err("callList is empty".into());
+    }
+    if let Some(max) = max_list {
+        if task.call_list.len() > max {
+            return Err(format!("too many array elements: {} > {max}", task.call_list.len()));
+        }
+    }
+    let mut ids = HashSet::with_capacity(task.call_list.len());
+    for item in &task.call_list {
+        if item.order_id.is_empty() || item.order_id.len() > 32 {
+            return Err(format!("orderID {:?}", item.order_id));
+        }
+        if !ids.insert(item.order_id.as_str()) {
+            return Err(format!("orderID {:?} twice in callList", item.order_id));
+        }
+        if item.user_phone.is_empty() || !item.user_phone.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("userPhone {:?}", item.user_phone));
+        }
+    }
+    Ok(())
+}
