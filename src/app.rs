@@ -73,9 +73,14 @@ pub enum Error {
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Job(_) | Error::Contacts(_) | Error::MissingCredential { .. } | Error::Usage(_) => Exit::BadInput,
+            Error::Job(_)
+            | Error::Contacts(_)
+            | Error::MissingCredential { .. }
+            | Error::Usage(_) => Exit::BadInput,
             Error::Ledger(LedgerError::UnknownCampaign { .. }) => Exit::BadInput,
-            Error::Ledger(_) | Error::Client(_) | Error::Sandbox(_) | Error::Output(_) => Exit::Stopped,
+            Error::Ledger(_) | Error::Client(_) | Error::Sandbox(_) | Error::Output(_) => {
+                Exit::Stopped
+            }
         }
     }
 }
@@ -175,13 +180,17 @@ pub async fn run_campaign(
             ingest.invalid,
             ingest.duplicates,
             if ingest.reread {
-                format!("; the file changed, so it was read again and {} known row(s) skipped", ingest.known)
+                format!(
+                    "; the file changed, so it was read again and {} known row(s) skipped",
+                    ingest.known
+                )
             } else {
                 String::new()
             }
         );
     }
-    let client = Client::new(&job.api.base_url, credentials, job.api.timeout).map_err(Error::Client)?;
+    let client =
+        Client::new(&job.api.base_url, credentials, job.api.timeout).map_err(Error::Client)?;
     let dispatch = Dispatch {
         campaign,
         client: Arc::new(client),
@@ -296,17 +305,27 @@ async fn resend(db: &Path, campaign: &str, from: BatchState) -> Result<Exit, Err
     println!(
         "re-queued {} {from} batch(es){}{}; the next `nxcampaign run` sends them",
         seqs.len(),
-        if seqs.is_empty() { String::new() } else { format!(": {}", listed.join(", ")) },
+        if seqs.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", listed.join(", "))
+        },
         more
     );
     Ok(Exit::Done)
 }
 
-async fn serve_sandbox(listen: std::net::SocketAddr, credentials: Credentials, faults: &str) -> Result<Exit, Error> {
+async fn serve_sandbox(
+    listen: std::net::SocketAddr,
+    credentials: Credentials,
+    faults: &str,
+) -> Result<Exit, Error> {
     let faults: Faults =
         serde_json::from_str(faults).map_err(|e| Error::Usage(format!("--faults: {e}")))?;
     let key = credentials.access_key().to_owned();
-    let sandbox = Sandbox::start(listen, credentials, faults).await.map_err(Error::Sandbox)?;
+    let sandbox = Sandbox::start(listen, credentials, faults)
+        .await
+        .map_err(Error::Sandbox)?;
     eprintln!(
         "sandbox: NXLink stand-in on {} (access key {key:?}); stats at {}/_sandbox/stats; Ctrl-C stops it",
         sandbox.base_url(),
@@ -315,7 +334,10 @@ async fn serve_sandbox(listen: std::net::SocketAddr, credentials: Credentials, f
     shutdown_signal().await;
     let stats = sandbox.stats();
     sandbox.stop().await;
-    println!("{}", serde_json::to_string_pretty(&stats).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&stats).unwrap_or_default()
+    );
     Ok(Exit::Done)
 }
 

@@ -14,7 +14,12 @@ use crate::sandbox;
 #[command(name = "nxcampaign", version, about, long_about = None)]
 pub struct Cli {
     /// The ledger (SQLite file).
-    #[arg(long, global = true, env = "NXCAMPAIGN_DB", default_value = "nxcampaign.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "NXCAMPAIGN_DB",
+        default_value = "nxcampaign.db"
+    )]
     pub db: PathBuf,
 
     #[command(subcommand)]

@@ -87,7 +87,11 @@ pub struct ContactReader {
 impl ContactReader {
     /// Opens `path`, reads its header and checks that `columns` exist; then
     /// positions the reader at `resume` (or right after the header).
-    pub fn open(path: &Path, columns: &Columns, resume: Option<Resume>) -> Result<ContactReader, ContactsError> {
+    pub fn open(
+        path: &Path,
+        columns: &Columns,
+        resume: Option<Resume>,
+    ) -> Result<ContactReader, ContactsError> {
         let mut header_reader = csv_reader(open_data(path)?);
         let mut header = csv::ByteRecord::new();
         let has_header = header_reader
@@ -98,7 +102,9 @@ impl ContactReader {
                 source,
             })?;
         if !has_header {
-            return Err(ContactsError::Empty { path: path.to_owned() });
+            return Err(ContactsError::Empty {
+                path: path.to_owned(),
+            });
         }
         let layout = Layout::new(path, &header, columns)?;
         let data_start = Resume {
@@ -184,7 +190,11 @@ pub fn fingerprint(path: &Path, covering: u64) -> Result<String, ContactsError> 
             path: path.to_owned(),
             source,
         })?;
-    Ok(format!("{}:{}", head.len(), hex::encode(Md5::digest(&head))))
+    Ok(format!(
+        "{}:{}",
+        head.len(),
+        hex::encode(Md5::digest(&head))
+    ))
 }
 
 const FINGERPRINT_BYTES: u64 = 64 * 1024;
@@ -200,20 +210,27 @@ struct Layout {
 }
 
 impl Layout {
-    fn new(path: &Path, header: &csv::ByteRecord, columns: &Columns) -> Result<Layout, ContactsError> {
+    fn new(
+        path: &Path,
+        header: &csv::ByteRecord,
+        columns: &Columns,
+    ) -> Result<Layout, ContactsError> {
         let names: Vec<String> = header
             .iter()
             .map(|field| std::str::from_utf8(field).map(|s| s.trim().to_owned()))
             .collect::<Result<_, _>>()
-            .map_err(|_| ContactsError::HeaderNotUtf8 { path: path.to_owned() })?;
+            .map_err(|_| ContactsError::HeaderNotUtf8 {
+                path: path.to_owned(),
+            })?;
         let find = |column: &str| -> Result<usize, ContactsError> {
-            names.iter().position(|name| name == column.trim()).ok_or_else(|| {
-                ContactsError::MissingColumn {
+            names
+                .iter()
+                .position(|name| name == column.trim())
+                .ok_or_else(|| ContactsError::MissingColumn {
                     path: path.to_owned(),
                     column: column.to_owned(),
                     header: names.join(", "),
-                }
-            })
+                })
         };
         Ok(Layout {
             width: names.len(),
@@ -241,7 +258,8 @@ impl Layout {
                 Some(stripped) if index + 1 == record.len() => stripped,
                 _ => bytes,
             };
-            std::str::from_utf8(bytes).map_err(|_| format!("column {} is not UTF-8 text", index + 1))
+            std::str::from_utf8(bytes)
+                .map_err(|_| format!("column {} is not UTF-8 text", index + 1))
         };
         let optional = |index: Option<usize>| -> Result<Option<String>, String> {
             Ok(index
@@ -289,7 +307,8 @@ fn csv_reader(inner: Box<dyn Read + Send>) -> csv::Reader<Box<dyn Read + Send>> 
 }
 
 fn is_gzip(path: &Path) -> bool {
-    path.extension().is_some_and(|ext| ext.eq_ignore_ascii_case("gz"))
+    path.extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"))
 }
 
 fn open_data(path: &Path) -> Result<Box<dyn Read + Send>, ContactsError> {
@@ -308,10 +327,12 @@ fn open_at(path: &Path, offset: u64) -> Result<Box<dyn Read + Send>, ContactsErr
         source,
     };
     if is_gzip(path) {
-        let mut data: Box<dyn Read + Send> =
-            Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, file)));
+        let mut data: Box<dyn Read + Send> = Box::new(flate2::read::MultiGzDecoder::new(
+            BufReader::with_capacity(256 * 1024, file),
+        ));
         // A compressed stream cannot seek: read past what was ingested.
-        let skipped = io::copy(&mut data.by_ref().take(offset), &mut io::sink()).map_err(resume_error)?;
+        let skipped =
+            io::copy(&mut data.by_ref().take(offset), &mut io::sink()).map_err(resume_error)?;
         if skipped < offset {
             return Err(resume_error(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -387,7 +408,11 @@ mod tests {
     #[test]
     fn ragged_and_non_utf8_rows_are_reported_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), "c.csv", b"name,phone,country\na,1,HK,extra\nb\xff,2,HK\nc,3,HK\n");
+        let path = write(
+            dir.path(),
+            "c.csv",
+            b"name,phone,country\na,1,HK,extra\nb\xff,2,HK\nc,3,HK\n",
+        );
         let rows = read_all(&path, None);
         assert_eq!(
             rows[0],
@@ -410,28 +435,44 @@ mod tests {
     fn a_missing_column_is_named_with_the_header() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "c.csv", b"name,tel\na,1\n");
-        let err = ContactReader::open(&path, &columns(), None).err().unwrap().to_string();
-        assert!(err.ends_with("c.csv: line 1: missing column \"phone\" (the header has: name, tel)"), "{err}");
+        let err = ContactReader::open(&path, &columns(), None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.ends_with("c.csv: line 1: missing column \"phone\" (the header has: name, tel)"),
+            "{err}"
+        );
     }
 
     #[test]
     fn an_empty_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "c.csv", b"");
-        let err = ContactReader::open(&path, &columns(), None).err().unwrap().to_string();
+        let err = ContactReader::open(&path, &columns(), None)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("empty"), "{err}");
     }
 
     #[test]
     fn resuming_at_a_checkpoint_reads_only_the_rest_with_true_line_numbers() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), "c.csv", b"name,phone,country\na,1,HK\n\"b\nb\",2,HK\nc,3,HK\n");
+        let path = write(
+            dir.path(),
+            "c.csv",
+            b"name,phone,country\na,1,HK\n\"b\nb\",2,HK\nc,3,HK\n",
+        );
         let mut reader = ContactReader::open(&path, &columns(), None).unwrap();
         reader.next_row().unwrap();
         reader.next_row().unwrap();
         let checkpoint = reader.resume_point();
         assert_eq!(checkpoint.line, 5);
-        assert_eq!(read_all(&path, Some(checkpoint)), vec![contact(5, "3", Some("HK"), "c")]);
+        assert_eq!(
+            read_all(&path, Some(checkpoint)),
+            vec![contact(5, "3", Some("HK"), "c")]
+        );
     }
 
     #[test]
@@ -451,13 +492,20 @@ mod tests {
     #[test]
     fn resuming_after_a_crlf_record_keeps_true_line_numbers() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), "c.csv", b"name,phone,country\r\na,1,HK\r\nb,2,HK\r\nc,3,HK\r\n");
+        let path = write(
+            dir.path(),
+            "c.csv",
+            b"name,phone,country\r\na,1,HK\r\nb,2,HK\r\nc,3,HK\r\n",
+        );
         let mut reader = ContactReader::open(&path, &columns(), None).unwrap();
         reader.next_row().unwrap();
         let checkpoint = reader.resume_point();
         assert_eq!(
             read_all(&path, Some(checkpoint)),
-            vec![contact(3, "2", Some("HK"), "b"), contact(4, "3", Some("HK"), "c")]
+            vec![
+                contact(3, "2", Some("HK"), "b"),
+                contact(4, "3", Some("HK"), "c")
+            ]
         );
     }
 
@@ -465,12 +513,17 @@ mod tests {
     fn gzip_files_are_read_and_resumed() {
         let dir = tempfile::tempdir().unwrap();
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(b"name,phone,country\na,1,HK\nb,2,HK\n").unwrap();
+        encoder
+            .write_all(b"name,phone,country\na,1,HK\nb,2,HK\n")
+            .unwrap();
         let path = write(dir.path(), "c.csv.gz", &encoder.finish().unwrap());
         assert_eq!(read_all(&path, None).len(), 2);
         let mut reader = ContactReader::open(&path, &columns(), None).unwrap();
         reader.next_row().unwrap();
         let checkpoint = reader.resume_point();
-        assert_eq!(read_all(&path, Some(checkpoint)), vec![contact(3, "2", Some("HK"), "b")]);
+        assert_eq!(
+            read_all(&path, Some(checkpoint)),
+            vec![contact(3, "2", Some("HK"), "b")]
+        );
     }
 }

@@ -31,9 +31,13 @@ pub async fn run() -> Result<Exit, Error> {
         seed: 7,
         ..Faults::default()
     };
-    let sandbox = Sandbox::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), app::sandbox_credentials(), faults)
-        .await
-        .map_err(Error::Sandbox)?;
+    let sandbox = Sandbox::start(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        app::sandbox_credentials(),
+        faults,
+    )
+    .await
+    .map_err(Error::Sandbox)?;
     let job = Job::load(&job_path, Some(&sandbox.base_url()))?;
     let db = dir.join("ledger.db");
     let ledger = Ledger::open(&db).await?;
@@ -45,7 +49,14 @@ pub async fn run() -> Result<Exit, Error> {
         sandbox.base_url()
     );
     let mut progress = Progress::new(false);
-    let run = app::run_campaign(&ledger, &job, app::sandbox_credentials(), app::shutdown_signal(), &mut progress).await?;
+    let run = app::run_campaign(
+        &ledger,
+        &job,
+        app::sandbox_credentials(),
+        app::shutdown_signal(),
+        &mut progress,
+    )
+    .await?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
     writeln!(out)?;
@@ -82,10 +93,14 @@ fn example_job(dir: &Path) -> Result<PathBuf, Error> {
     }
     let job = dir.join("example.toml");
     std::fs::write(&job, EXAMPLE_JOB).map_err(|e| demo_dir_error(dir, e))?;
-    std::fs::write(dir.join("example.csv"), EXAMPLE_CONTACTS).map_err(|e| demo_dir_error(dir, e))?;
+    std::fs::write(dir.join("example.csv"), EXAMPLE_CONTACTS)
+        .map_err(|e| demo_dir_error(dir, e))?;
     Ok(job)
 }
 
 fn demo_dir_error(dir: &Path, e: io::Error) -> Error {
-    Error::Usage(format!("{}: cannot prepare the demo folder: {e}", dir.display()))
+    Error::Usage(format!(
+        "{}: cannot prepare the demo folder: {e}",
+        dir.display()
+    ))
 }

@@ -77,7 +77,9 @@ impl Dispatch {
         shutdown: impl Future<Output = ()>,
         events: &mut (dyn FnMut(Event) + Send),
     ) -> Result<Ending, LedgerError> {
-        let recovered = ledger.mark_interrupted_uncertain(self.campaign, now_ms()).await?;
+        let recovered = ledger
+            .mark_interrupted_uncertain(self.campaign, now_ms())
+            .await?;
         if recovered > 0 {
             events(Event::RecoveredUncertain { batches: recovered });
         }
@@ -180,7 +182,9 @@ impl Dispatch {
             Decision::Accepted | Decision::Rejected => *vendor_confirmed = true,
             Decision::FixClock {
                 server_offset_ms: Some(offset_ms),
-            } => events(Event::ClockCorrected { offset_ms: *offset_ms }),
+            } => events(Event::ClockCorrected {
+                offset_ms: *offset_ms,
+            }),
             // A stop outranks an interruption: it needs a person, not a retry.
             Decision::Stop(cause) if !matches!(ending, Some(Ending::Stopped(_))) => {
                 *ending = Some(Ending::Stopped(*cause));
@@ -210,7 +214,11 @@ struct Finished {
 /// One attempt of one batch, already durably `sending`: send, classify,
 /// record. The place in flight is held until the outcome is recorded.
 #[tracing::instrument(skip_all, fields(batch = batch.seq, attempt = batch.attempt, orders = batch.orders.len()))]
-async fn attempt(ctx: AttemptContext, batch: BatchToSend, in_flight: InFlight) -> Result<Finished, LedgerError> {
+async fn attempt(
+    ctx: AttemptContext,
+    batch: BatchToSend,
+    in_flight: InFlight,
+) -> Result<Finished, LedgerError> {
     let body = wire::create_and_call_body(&ctx.task, &batch.country, batch.seq, &batch.orders);
     let exchange = ctx.client.create_and_call(body).await;
     let decision = retry::classify(&exchange);
@@ -254,7 +262,8 @@ async fn attempt(ctx: AttemptContext, batch: BatchToSend, in_flight: InFlight) -
             state: step.batch_state,
             code,
             message,
-            retry_in: (step.batch_state == BatchState::Pending && step.word == "retry").then_some(step.wait),
+            retry_in: (step.batch_state == BatchState::Pending && step.word == "retry")
+                .then_some(step.wait),
         },
     })
 }

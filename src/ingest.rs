@@ -45,7 +45,12 @@ const CHUNK_ROWS: usize = 2000;
 
 /// Reads what is new in the job's contact file into the ledger.
 #[tracing::instrument(skip_all, fields(campaign = %job.name))]
-pub async fn ingest(ledger: &Ledger, job: &Job, campaign: CampaignId, now_ms: i64) -> Result<IngestReport, IngestError> {
+pub async fn ingest(
+    ledger: &Ledger,
+    job: &Job,
+    campaign: CampaignId,
+    now_ms: i64,
+) -> Result<IngestReport, IngestError> {
     let checkpoint = ledger.checkpoint(campaign).await?;
     let (resume, reread) = match &checkpoint.fingerprint {
         None => (None, false),
@@ -71,7 +76,9 @@ pub async fn ingest(ledger: &Ledger, job: &Job, campaign: CampaignId, now_ms: i6
 
     let (size, (next_seq, open)) = (
         u32::from(job.batch_size.get()),
-        ledger.open_batches(campaign, u32::from(job.batch_size.get())).await?,
+        ledger
+            .open_batches(campaign, u32::from(job.batch_size.get()))
+            .await?,
     );
     let mut batcher = Batcher::new(size, next_seq, open);
     let mut report = IngestReport {
@@ -83,14 +90,18 @@ pub async fn ingest(ledger: &Ledger, job: &Job, campaign: CampaignId, now_ms: i6
     let path = job.contacts.clone();
     let name = job.name.clone();
     let country = job.task.country;
-    let reading = tokio::task::spawn_blocking(move || read_chunks(reader, path, &name, country, &tx));
+    let reading =
+        tokio::task::spawn_blocking(move || read_chunks(reader, path, &name, country, &tx));
 
     while let Some(chunk) = rx.recv().await {
         let chunk = chunk?;
-        let written = plan_chunk(ledger, campaign, chunk, reread, &mut batcher, &mut report).await?;
+        let written =
+            plan_chunk(ledger, campaign, chunk, reread, &mut batcher, &mut report).await?;
         ledger.record_chunk(campaign, &written, now_ms).await?;
     }
-    reading.await.expect("the contact reader thread does not panic");
+    reading
+        .await
+        .expect("the contact reader thread does not panic");
     Ok(report)
 }
 
@@ -113,7 +124,9 @@ fn read_chunks(
         let mut failure = None;
         while rows.len() < CHUNK_ROWS {
             match reader.next_row() {
-                Ok(Some(Row::Fields(raw))) => rows.push(plan::contact_from_row(raw, campaign, default_country)),
+                Ok(Some(Row::Fields(raw))) => {
+                    rows.push(plan::contact_from_row(raw, campaign, default_country))
+                }
                 Ok(Some(Row::Unreadable { line, reason })) => rows.push(Err(InvalidRow {
                     line,
                     order_id: None,
@@ -169,8 +182,10 @@ async fn plan_chunk(
         .map(|c| (c.phone.digits(), c.order_id.as_str()))
         .unzip();
     let known = ledger.known_keys(campaign, &phones, &order_ids).await?;
-    let mut line_of_phone: HashMap<String, u64> = HashMap::with_capacity(known.len() + chunk.rows.len());
-    let mut line_of_id: HashMap<String, u64> = HashMap::with_capacity(known.len() + chunk.rows.len());
+    let mut line_of_phone: HashMap<String, u64> =
+        HashMap::with_capacity(known.len() + chunk.rows.len());
+    let mut line_of_id: HashMap<String, u64> =
+        HashMap::with_capacity(known.len() + chunk.rows.len());
     let mut known_pairs: HashMap<String, String> = HashMap::new();
     for key in known {
         line_of_phone.insert(key.phone.clone(), key.line);
@@ -212,7 +227,11 @@ async fn plan_chunk(
         let duplicate_of = line_of_phone
             .get(phone)
             .map(|line| format!("same phone as line {line}"))
-            .or_else(|| line_of_id.get(order_id).map(|line| format!("same order id as line {line}")));
+            .or_else(|| {
+                line_of_id
+                    .get(order_id)
+                    .map(|line| format!("same order id as line {line}"))
+            });
         let (batch_seq, set_aside) = match &duplicate_of {
             Some(_) => {
                 report.duplicates += 1;
@@ -224,7 +243,8 @@ async fn plan_chunk(
                 line_of_id.insert(order_id.to_owned(), contact.line);
                 let placement = batcher.place(contact.phone.country());
                 if placement.opens {
-                    out.new_batches.push((placement.seq, contact.phone.country()));
+                    out.new_batches
+                        .push((placement.seq, contact.phone.country()));
                 }
                 (Some(placement.seq), None)
             }
@@ -248,6 +268,8 @@ async fn plan_chunk(
 /// Whether a plain file is at least `offset` bytes long (a compressed one is
 /// checked when it is read).
 fn data_reaches(path: &std::path::Path, offset: u64) -> bool {
-    let compressed = path.extension().is_some_and(|ext| ext.eq_ignore_ascii_case("gz"));
+    let compressed = path
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"));
     compressed || std::fs::metadata(path).is_ok_and(|m| m.len() >= offset)
 }

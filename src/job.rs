@@ -153,7 +153,11 @@ impl Job {
     }
 
     /// Validates the text of a job file that lives at `path`.
-    pub fn parse(text: &str, path: &Path, base_url_override: Option<&str>) -> Result<Job, JobError> {
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        base_url_override: Option<&str>,
+    ) -> Result<Job, JobError> {
         let file: JobFile = toml::from_str(text).map_err(|e| JobError::Toml {
             path: path.to_owned(),
             message: toml_message(&e),
@@ -205,12 +209,16 @@ impl Job {
             ("api.access_secret_env", &api.access_secret_env),
         ] {
             if var.is_empty() || var.contains('=') {
-                return Err(invalid(key, format!("{var:?} is not an environment variable name")));
+                return Err(invalid(
+                    key,
+                    format!("{var:?} is not an environment variable name"),
+                ));
             }
         }
 
         let task = file.task;
-        let country = Country::parse(&task.country).map_err(|e| invalid("task.country", e.to_string()))?;
+        let country =
+            Country::parse(&task.country).map_err(|e| invalid("task.country", e.to_string()))?;
         for (key, value) in [
             ("task.task_name", &task.task_name),
             ("task.strategy_name", &task.strategy_name),
@@ -244,7 +252,12 @@ impl Job {
             .ok()
             .filter(|size| (1..=1000).contains(size))
             .and_then(NonZeroU16::new)
-            .ok_or_else(|| invalid("batching.size", format!("{} must be between 1 and 1000", file.batching.size)))?;
+            .ok_or_else(|| {
+                invalid(
+                    "batching.size",
+                    format!("{} must be between 1 and 1000", file.batching.size),
+                )
+            })?;
 
         let limits = file.limits;
         if !(limits.requests_per_second.is_finite() && limits.requests_per_second > 0.0) {
@@ -317,7 +330,12 @@ fn toml_message(error: &toml::de::Error) -> String {
     match error.span() {
         Some(_) => {
             let location = error.to_string();
-            let first = location.lines().next().unwrap_or_default().trim().to_owned();
+            let first = location
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
             if first.is_empty() || first == message {
                 message
             } else {
@@ -552,12 +570,18 @@ agent_group_no = "NX09445G000025"
 
     #[test]
     fn the_base_url_comes_from_env_then_file_then_region() {
-        let text = with("").replace("region = \"hk\"", "region = \"amer\"\nbase_url = \"http://127.0.0.1:9/\"");
+        let text = with("").replace(
+            "region = \"hk\"",
+            "region = \"amer\"\nbase_url = \"http://127.0.0.1:9/\"",
+        );
         assert_eq!(parse(&text).unwrap().api.base_url, "http://127.0.0.1:9");
         let job = Job::parse(&text, Path::new("j.toml"), Some("http://127.0.0.1:7")).unwrap();
         assert_eq!(job.api.base_url, "http://127.0.0.1:7");
         let idn = MINIMAL.replace("\"hk\"", "\"idn\"");
-        assert_eq!(parse(&idn).unwrap().api.base_url, "https://api-idn.nxlink.ai");
+        assert_eq!(
+            parse(&idn).unwrap().api.base_url,
+            "https://api-idn.nxlink.ai"
+        );
     }
 
     #[test]
@@ -575,27 +599,63 @@ agent_group_no = "NX09445G000025"
     fn validation_messages_name_the_key() {
         check_refused(&with("[limits]\nspeed = 3"), &["unknown field `speed`"]);
         check_refused(&with("colour = 1"), &["unknown field `colour`"]);
-        check_refused(&MINIMAL.replace("name = \"spring-promo\"", ""), &["missing field `name`"]);
+        check_refused(
+            &MINIMAL.replace("name = \"spring-promo\"", ""),
+            &["missing field `name`"],
+        );
         check_refused(
             &MINIMAL.replace("agent_group_no = \"NX09445G000025\"", ""),
             &["missing field `agent_group_no`"],
         );
-        check_refused(&MINIMAL.replace("spring-promo", "spring promo!"), &["key `name`", "spring promo!"]);
-        check_refused(&MINIMAL.replace("\"hk\"", "\"mars\""), &["key `api.region`", "mars"]);
-        check_refused(&MINIMAL.replace("region = \"hk\"", ""), &["key `api.region`", "missing"]);
-        check_refused(&MINIMAL.replace("\"HK\"", "\"XX\""), &["key `task.country`"]);
-        check_refused(&with("[batching]\nsize = 0"), &["key `batching.size`", "between 1 and 1000"]);
+        check_refused(
+            &MINIMAL.replace("spring-promo", "spring promo!"),
+            &["key `name`", "spring promo!"],
+        );
+        check_refused(
+            &MINIMAL.replace("\"hk\"", "\"mars\""),
+            &["key `api.region`", "mars"],
+        );
+        check_refused(
+            &MINIMAL.replace("region = \"hk\"", ""),
+            &["key `api.region`", "missing"],
+        );
+        check_refused(
+            &MINIMAL.replace("\"HK\"", "\"XX\""),
+            &["key `task.country`"],
+        );
+        check_refused(
+            &with("[batching]\nsize = 0"),
+            &["key `batching.size`", "between 1 and 1000"],
+        );
         check_refused(&with("[batching]\nsize = 1001"), &["key `batching.size`"]);
-        check_refused(&with("[limits]\nrequests_per_second = -1.0"), &["key `limits.requests_per_second`", "above 0"]);
-        check_refused(&with("[limits]\nrequests_per_second = 0.0"), &["key `limits.requests_per_second`"]);
-        check_refused(&with("[limits]\nmax_in_flight = 0"), &["key `limits.max_in_flight`"]);
-        check_refused(&with("[retry]\nmax_attempts = 0"), &["key `retry.max_attempts`"]);
+        check_refused(
+            &with("[limits]\nrequests_per_second = -1.0"),
+            &["key `limits.requests_per_second`", "above 0"],
+        );
+        check_refused(
+            &with("[limits]\nrequests_per_second = 0.0"),
+            &["key `limits.requests_per_second`"],
+        );
+        check_refused(
+            &with("[limits]\nmax_in_flight = 0"),
+            &["key `limits.max_in_flight`"],
+        );
+        check_refused(
+            &with("[retry]\nmax_attempts = 0"),
+            &["key `retry.max_attempts`"],
+        );
         check_refused(
             &with("[retry]\nbase_delay_ms = 10\nmax_delay_ms = 5"),
             &["key `retry.max_delay_ms`"],
         );
-        check_refused(&MINIMAL.replace("task_name = \"Spring promo\"", "task_name = \" \""), &["key `task.task_name`"]);
-        check_refused(&with("[limits]\nmax_in_flight = \"two\""), &["invalid type"]);
+        check_refused(
+            &MINIMAL.replace("task_name = \"Spring promo\"", "task_name = \" \""),
+            &["key `task.task_name`"],
+        );
+        check_refused(
+            &with("[limits]\nmax_in_flight = \"two\""),
+            &["invalid type"],
+        );
     }
 
     #[test]

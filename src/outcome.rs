@@ -154,6 +154,10 @@ mod tests {
         for state in BatchState::ALL {
             assert_eq!(state.as_str().parse::<BatchState>().unwrap(), state);
         }
-        assert!("done".parse::<OrderState>().unwrap_err().to_string().contains("\"done\""));
+        assert!("done"
+            .parse::<OrderState>()
+            .unwrap_err()
+            .to_string()
+            .contains("\"done\""));
     }
 }

@@ -192,7 +192,17 @@ mod tests {
 
     #[test]
     fn invalid_numbers_are_rejected() {
-        for raw in ["", "   ", "12", "+852 1234", "phone", "3575 7581 ext", "+", "00", "+999 123456789"] {
+        for raw in [
+            "",
+            "   ",
+            "12",
+            "+852 1234",
+            "phone",
+            "3575 7581 ext",
+            "+",
+            "00",
+            "+999 123456789",
+        ] {
             check(raw, "HK", Err(()));
         }
     }

@@ -135,7 +135,11 @@ pub struct Batcher {
 impl Batcher {
     /// `next_seq` is the first unused sequence number; `open` are batches of
     /// an earlier ingest that may still take contacts (unsent, not full).
-    pub fn new(size: u32, next_seq: BatchSeq, open: impl IntoIterator<Item = (Country, OpenBatch)>) -> Batcher {
+    pub fn new(
+        size: u32,
+        next_seq: BatchSeq,
+        open: impl IntoIterator<Item = (Country, OpenBatch)>,
+    ) -> Batcher {
         Batcher {
             size: size.max(1),
             next_seq: next_seq.max(1),
@@ -189,10 +193,16 @@ mod tests {
         let id = OrderId::derive(&campaign(), &phone);
         assert_eq!(id, OrderId::derive(&campaign(), &same));
         assert_eq!(id.as_str().len(), 32);
-        assert!(id.as_str().bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)));
+        assert!(id
+            .as_str()
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)));
         // Pinned so that a change of the rule is noticed: ids must never
         // change between versions, or a re-read file would look new.
-        assert_eq!(id.as_str(), hex::encode_upper(Md5::digest(b"spring\n85235757581")));
+        assert_eq!(
+            id.as_str(),
+            hex::encode_upper(Md5::digest(b"spring\n85235757581"))
+        );
         let other = CampaignName::parse("autumn").unwrap();
         assert_ne!(id, OrderId::derive(&other, &phone));
     }
@@ -208,16 +218,43 @@ mod tests {
 
     #[test]
     fn rows_become_contacts_or_invalid_rows_with_reasons() {
-        let c = contact_from_row(raw(2, "3575 7581", None, None), &campaign(), country("HK")).unwrap();
+        let c =
+            contact_from_row(raw(2, "3575 7581", None, None), &campaign(), country("HK")).unwrap();
         assert_eq!(c.phone.digits(), "85235757581");
-        let c = contact_from_row(raw(3, "020 7946 0958", Some("gb"), Some("X1")), &campaign(), country("HK")).unwrap();
-        assert_eq!((c.phone.digits(), c.order_id.as_str()), ("442079460958", "X1"));
+        let c = contact_from_row(
+            raw(3, "020 7946 0958", Some("gb"), Some("X1")),
+            &campaign(),
+            country("HK"),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.phone.digits(), c.order_id.as_str()),
+            ("442079460958", "X1")
+        );
 
-        let bad = contact_from_row(raw(4, "12", None, None), &campaign(), country("HK")).unwrap_err();
-        assert_eq!((bad.line, bad.reason.as_str()), (4, "\"12\" is not a valid phone number"));
-        let bad = contact_from_row(raw(5, "35757581", Some("Narnia"), None), &campaign(), country("HK")).unwrap_err();
-        assert!(bad.reason.contains("unknown country \"Narnia\""), "{}", bad.reason);
-        let bad = contact_from_row(raw(6, "35757581", None, Some("no spaces!")), &campaign(), country("HK")).unwrap_err();
+        let bad =
+            contact_from_row(raw(4, "12", None, None), &campaign(), country("HK")).unwrap_err();
+        assert_eq!(
+            (bad.line, bad.reason.as_str()),
+            (4, "\"12\" is not a valid phone number")
+        );
+        let bad = contact_from_row(
+            raw(5, "35757581", Some("Narnia"), None),
+            &campaign(),
+            country("HK"),
+        )
+        .unwrap_err();
+        assert!(
+            bad.reason.contains("unknown country \"Narnia\""),
+            "{}",
+            bad.reason
+        );
+        let bad = contact_from_row(
+            raw(6, "35757581", None, Some("no spaces!")),
+            &campaign(),
+            country("HK"),
+        )
+        .unwrap_err();
         assert!(bad.reason.contains("order id"), "{}", bad.reason);
         assert_eq!(bad.order_id.as_deref(), Some("no spaces!"));
     }
@@ -240,7 +277,14 @@ mod tests {
         check_batches(
             2,
             &["HK", "GB", "HK", "GB", "GB", "HK"],
-            &[(1, true), (2, true), (1, false), (2, false), (3, true), (4, true)],
+            &[
+                (1, true),
+                (2, true),
+                (1, false),
+                (2, false),
+                (3, true),
+                (4, true),
+            ],
         );
         check_batches(1, &["HK", "HK"], &[(1, true), (2, true)]);
     }
@@ -248,8 +292,26 @@ mod tests {
     #[test]
     fn an_open_batch_from_an_earlier_ingest_is_filled_first() {
         let mut batcher = Batcher::new(3, 8, [(country("HK"), OpenBatch { seq: 7, len: 2 })]);
-        assert_eq!(batcher.place(country("HK")), Placement { seq: 7, opens: false });
-        assert_eq!(batcher.place(country("HK")), Placement { seq: 8, opens: true });
-        assert_eq!(batcher.place(country("GB")), Placement { seq: 9, opens: true });
+        assert_eq!(
+            batcher.place(country("HK")),
+            Placement {
+                seq: 7,
+                opens: false
+            }
+        );
+        assert_eq!(
+            batcher.place(country("HK")),
+            Placement {
+                seq: 8,
+                opens: true
+            }
+        );
+        assert_eq!(
+            batcher.place(country("GB")),
+            Placement {
+                seq: 9,
+                opens: true
+            }
+        );
     }
 }

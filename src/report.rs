@@ -63,10 +63,16 @@ pub fn write_status_table(out: &mut dyn Write, statuses: &[CampaignStatus]) -> i
 /// Prints one JSON object per campaign, one per line.
 pub fn write_status_json(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io::Result<()> {
     for status in statuses {
-        let orders: serde_json::Map<String, serde_json::Value> =
-            status.orders.iter().map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect();
-        let batches: serde_json::Map<String, serde_json::Value> =
-            status.batches.iter().map(|(s, n)| (s.as_str().to_owned(), json!(n))).collect();
+        let orders: serde_json::Map<String, serde_json::Value> = status
+            .orders
+            .iter()
+            .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
+            .collect();
+        let batches: serde_json::Map<String, serde_json::Value> = status
+            .batches
+            .iter()
+            .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
+            .collect();
         let object = json!({
             "campaign": status.campaign,
             "rows_read": status.rows_read,
@@ -79,12 +85,14 @@ pub fn write_status_json(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io
 }
 
 /// The CSV header of `orders --format csv`.
-pub const ORDERS_CSV_HEADER: [&str; 7] = ["order_id", "phone", "state", "batch", "code", "message", "line"];
+pub const ORDERS_CSV_HEADER: [&str; 7] = [
+    "order_id", "phone", "state", "batch", "code", "message", "line",
+];
 
 /// Writes order lines one at a time in the chosen format.
 pub enum OrderWriter<'w> {
     Table(&'w mut dyn Write),
-    Csv(csv::Writer<&'w mut dyn Write>),
+    Csv(Box<csv::Writer<&'w mut dyn Write>>),
     Json(&'w mut dyn Write),
 }
 
@@ -103,7 +111,7 @@ impl<'w> OrderWriter<'w> {
             OrdersFormat::Csv => {
                 let mut csv = csv::Writer::from_writer(out);
                 csv.write_record(ORDERS_CSV_HEADER)?;
-                OrderWriter::Csv(csv)
+                OrderWriter::Csv(Box::new(csv))
             }
             OrdersFormat::Json => OrderWriter::Json(out),
         })
@@ -227,8 +235,15 @@ fn describe_attempt(report: &AttemptReport) -> String {
         (BatchState::Pending, None) => "left pending".to_owned(),
         (state, _) => state.as_str().to_owned(),
     };
-    let code = report.code.map(|c| format!(" code {c}")).unwrap_or_default();
-    let message = report.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+    let code = report
+        .code
+        .map(|c| format!(" code {c}"))
+        .unwrap_or_default();
+    let message = report
+        .message
+        .as_deref()
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
     format!(
         "batch #{} {} ({} orders) attempt {}: {what}{code}{message}",
         report.seq, report.country, report.orders, report.attempt

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use crate::job::RetryPolicy;
-use crate::outcome::BatchState;
 use crate::nxlink::wire::code;
 use crate::nxlink::{Exchange, Reply, TransportError};
+use crate::outcome::BatchState;
 
 /// What to do with a batch after one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +87,9 @@ fn classify_reply(reply: &Reply) -> Decision {
         (200, Some(code::TIMESTAMP_EXPIRED)) => Decision::FixClock {
             server_offset_ms: reply.server_clock_offset_ms,
         },
-        (200, Some(code)) if code::AUTH_RANGE.contains(&code) => Decision::Stop(StopCause::Auth { code }),
+        (200, Some(code)) if code::AUTH_RANGE.contains(&code) => {
+            Decision::Stop(StopCause::Auth { code })
+        }
         (200, Some(_)) => Decision::Rejected,
         // A 200 we cannot read: it may have been processed.
         (200, None) => Decision::Uncertain,
@@ -110,7 +112,12 @@ pub struct Step {
 
 /// Turns a decision into the batch's next step, spending the retry budget.
 /// `attempts_made` counts the tries of this round, the last one included.
-pub fn next_step(decision: &Decision, policy: &RetryPolicy, attempts_made: u32, jitter: f64) -> Step {
+pub fn next_step(
+    decision: &Decision,
+    policy: &RetryPolicy,
+    attempts_made: u32,
+    jitter: f64,
+) -> Step {
     let step = |batch_state, wait, word| Step {
         batch_state,
         wait,
@@ -146,10 +153,17 @@ pub fn may_retry(policy: &RetryPolicy, attempts_made: u32) -> bool {
 /// Full jitter: a uniform share (`jitter` in `[0, 1)`) of the capped
 /// exponential ceiling `base * 2^(n-1)`. A server's `Retry-After` is a
 /// floor, and `max_delay` caps everything.
-pub fn delay(policy: &RetryPolicy, attempts_made: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
+pub fn delay(
+    policy: &RetryPolicy,
+    attempts_made: u32,
+    retry_after: Option<Duration>,
+    jitter: f64,
+) -> Duration {
     let ceiling = exponential_ceiling(policy, attempts_made);
     let jittered = ceiling.mul_f64(jitter.clamp(0.0, 1.0));
-    jittered.max(retry_after.unwrap_or(Duration::ZERO)).min(policy.max_delay)
+    jittered
+        .max(retry_after.unwrap_or(Duration::ZERO))
+        .min(policy.max_delay)
 }
 
 fn exponential_ceiling(policy: &RetryPolicy, attempts_made: u32) -> Duration {
@@ -213,9 +227,15 @@ mod tests {
             },
         );
         for code in [1000, 1001, 1002, 1003, 1005, 1009] {
-            check(reply(200, Some(code)), Decision::Stop(StopCause::Auth { code }));
+            check(
+                reply(200, Some(code)),
+                Decision::Stop(StopCause::Auth { code }),
+            );
         }
-        check(reply(404, None), Decision::Stop(StopCause::Http { status: 404 }));
+        check(
+            reply(404, None),
+            Decision::Stop(StopCause::Http { status: 404 }),
+        );
         check(reply(200, Some(12345)), Decision::Rejected);
         check(
             Exchange::Transport(TransportError::NotSent {
@@ -253,7 +273,9 @@ mod tests {
     #[test]
     fn the_ceiling_doubles_from_the_base_up_to_the_cap() {
         let p = policy(10, 100, 1000);
-        let ceilings: Vec<u64> = (1..=6).map(|n| delay(&p, n, None, 1.0).as_millis() as u64).collect();
+        let ceilings: Vec<u64> = (1..=6)
+            .map(|n| delay(&p, n, None, 1.0).as_millis() as u64)
+            .collect();
         assert_eq!(ceilings, [100, 200, 400, 800, 1000, 1000]);
     }
 
@@ -267,8 +289,14 @@ mod tests {
     #[test]
     fn retry_after_is_a_floor_and_the_cap_still_holds() {
         let p = policy(10, 100, 1000);
-        assert_eq!(delay(&p, 1, Some(Duration::from_millis(700)), 0.1), Duration::from_millis(700));
-        assert_eq!(delay(&p, 1, Some(Duration::from_secs(3600)), 0.1), Duration::from_millis(1000));
+        assert_eq!(
+            delay(&p, 1, Some(Duration::from_millis(700)), 0.1),
+            Duration::from_millis(700)
+        );
+        assert_eq!(
+            delay(&p, 1, Some(Duration::from_secs(3600)), 0.1),
+            Duration::from_millis(1000)
+        );
     }
 
     #[test]
@@ -277,16 +305,39 @@ mod tests {
         let retry = Decision::Retry { after: None };
         let check_step = |decision: &Decision, made: u32, state: BatchState, wait_ms: u64| {
             let step = next_step(decision, &p, made, 1.0);
-            assert_eq!((step.batch_state, step.wait), (state, Duration::from_millis(wait_ms)), "{decision:?} after {made}");
+            assert_eq!(
+                (step.batch_state, step.wait),
+                (state, Duration::from_millis(wait_ms)),
+                "{decision:?} after {made}"
+            );
         };
         check_step(&retry, 1, BatchState::Pending, 100);
         check_step(&retry, 2, BatchState::Failed, 0);
-        check_step(&Decision::FixClock { server_offset_ms: None }, 1, BatchState::Pending, 0);
-        check_step(&Decision::FixClock { server_offset_ms: None }, 2, BatchState::Failed, 0);
+        check_step(
+            &Decision::FixClock {
+                server_offset_ms: None,
+            },
+            1,
+            BatchState::Pending,
+            0,
+        );
+        check_step(
+            &Decision::FixClock {
+                server_offset_ms: None,
+            },
+            2,
+            BatchState::Failed,
+            0,
+        );
         check_step(&Decision::Uncertain, 1, BatchState::Uncertain, 0);
         check_step(&Decision::Accepted, 2, BatchState::Accepted, 0);
         check_step(&Decision::Rejected, 1, BatchState::Rejected, 0);
-        check_step(&Decision::Stop(StopCause::Auth { code: 1003 }), 2, BatchState::Pending, 0);
+        check_step(
+            &Decision::Stop(StopCause::Auth { code: 1003 }),
+            2,
+            BatchState::Pending,
+            0,
+        );
     }
 
     #[test]

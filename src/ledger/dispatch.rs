@@ -56,7 +56,11 @@ pub struct Resend<'a> {
 impl Ledger {
     /// Turns batches left in `sending` (a run died mid-request) into
     /// `uncertain`; returns how many.
-    pub async fn mark_interrupted_uncertain(&self, campaign: CampaignId, now_ms: i64) -> Result<u64, LedgerError> {
+    pub async fn mark_interrupted_uncertain(
+        &self,
+        campaign: CampaignId,
+        now_ms: i64,
+    ) -> Result<u64, LedgerError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.query_error(e))?;
         sqlx::query(
             "UPDATE attempts SET decision = 'interrupted', message = 'the run ended before the reply was recorded'
@@ -85,7 +89,11 @@ impl Ledger {
     ///
     /// The `state = 'pending'` guard makes the mark the one point where a
     /// batch is taken: it cannot be taken twice.
-    pub async fn take_due_batch(&self, campaign: CampaignId, now_ms: i64) -> Result<Option<BatchToSend>, LedgerError> {
+    pub async fn take_due_batch(
+        &self,
+        campaign: CampaignId,
+        now_ms: i64,
+    ) -> Result<Option<BatchToSend>, LedgerError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.query_error(e))?;
         let taken = sqlx::query(
             "UPDATE batches SET state = 'sending', attempts = attempts + 1, updated_at_ms = ?1
@@ -141,11 +149,13 @@ impl Ledger {
 
     /// The earliest time a pending batch of the campaign becomes due, if any.
     pub async fn next_due_at(&self, campaign: CampaignId) -> Result<Option<i64>, LedgerError> {
-        sqlx::query_scalar("SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = ? AND state = 'pending'")
-            .bind(campaign.0)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.query_error(e))
+        sqlx::query_scalar(
+            "SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = ? AND state = 'pending'",
+        )
+        .bind(campaign.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))
     }
 
     /// Records an attempt's result and its batch's new state in one
@@ -193,7 +203,9 @@ impl Ledger {
         if updated.rows_affected() != 1 {
             return Err(LedgerError::Corrupt {
                 path: self.path.clone(),
-                message: format!("batch #{seq} was not in state sending when its attempt {attempt} ended"),
+                message: format!(
+                    "batch #{seq} was not in state sending when its attempt {attempt} ended"
+                ),
             });
         }
         tx.commit().await.map_err(|e| self.query_error(e))
@@ -202,7 +214,11 @@ impl Ledger {
     /// Puts every batch of the campaign in `resend.from` back to `pending`
     /// with a fresh retry budget, recording who asked; returns the
     /// sequence numbers.
-    pub async fn resend(&self, campaign: CampaignId, resend: &Resend<'_>) -> Result<Vec<BatchSeq>, LedgerError> {
+    pub async fn resend(
+        &self,
+        campaign: CampaignId,
+        resend: &Resend<'_>,
+    ) -> Result<Vec<BatchSeq>, LedgerError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.query_error(e))?;
         sqlx::query(
             "INSERT INTO resends (campaign_id, batch_seq, from_state, requested_by, requested_at_ms)

@@ -58,11 +58,13 @@ const INSERT_ROWS: usize = 100;
 
 impl Ledger {
     pub async fn checkpoint(&self, campaign: CampaignId) -> Result<Checkpoint, LedgerError> {
-        let row = sqlx::query("SELECT source_fingerprint, source_offset, source_line FROM campaigns WHERE id = ?")
-            .bind(campaign.0)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.query_error(e))?;
+        let row = sqlx::query(
+            "SELECT source_fingerprint, source_offset, source_line FROM campaigns WHERE id = ?",
+        )
+        .bind(campaign.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))?;
         Ok(Checkpoint {
             fingerprint: row.get(0),
             offset: row.get::<i64, _>(1) as u64,
@@ -77,11 +79,13 @@ impl Ledger {
         campaign: CampaignId,
         size: u32,
     ) -> Result<(BatchSeq, Vec<(Country, OpenBatch)>), LedgerError> {
-        let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE campaign_id = ?")
-            .bind(campaign.0)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.query_error(e))?;
+        let next: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE campaign_id = ?",
+        )
+        .bind(campaign.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))?;
         let rows = sqlx::query(
             "SELECT b.country, b.seq, b.size FROM batches b
              WHERE b.campaign_id = ?1 AND b.state = 'pending' AND b.attempts = 0 AND b.size < ?2
@@ -150,7 +154,12 @@ impl Ledger {
 
     /// Writes one chunk: its new batches, its orders (growing their batches)
     /// and the checkpoint, all or nothing.
-    pub async fn record_chunk(&self, campaign: CampaignId, chunk: &IngestChunk, now_ms: i64) -> Result<(), LedgerError> {
+    pub async fn record_chunk(
+        &self,
+        campaign: CampaignId,
+        chunk: &IngestChunk,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.query_error(e))?;
         for (seq, country) in &chunk.new_batches {
             sqlx::query(

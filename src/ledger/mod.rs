@@ -94,7 +94,11 @@ impl Ledger {
     }
 
     /// The campaign's id, creating it on first use.
-    pub async fn ensure_campaign(&self, name: &CampaignName, now_ms: i64) -> Result<CampaignId, LedgerError> {
+    pub async fn ensure_campaign(
+        &self,
+        name: &CampaignName,
+        now_ms: i64,
+    ) -> Result<CampaignId, LedgerError> {
         sqlx::query("INSERT INTO campaigns (name, created_at_ms) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
             .bind(name.as_str())
             .bind(now_ms)
@@ -111,10 +115,11 @@ impl Ledger {
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| self.query_error(e))?;
-        id.map(CampaignId).ok_or_else(|| LedgerError::UnknownCampaign {
-            path: self.path.clone(),
-            name: name.to_owned(),
-        })
+        id.map(CampaignId)
+            .ok_or_else(|| LedgerError::UnknownCampaign {
+                path: self.path.clone(),
+                name: name.to_owned(),
+            })
     }
 
     /// Every campaign name, in the order they were created.

@@ -22,11 +22,17 @@ pub struct CampaignStatus {
 
 impl CampaignStatus {
     pub fn orders_in(&self, state: OrderState) -> u64 {
-        self.orders.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n)
+        self.orders
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n)
     }
 
     pub fn batches_in(&self, state: BatchState) -> u64 {
-        self.batches.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n)
+        self.batches
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n)
     }
 }
 
@@ -46,7 +52,11 @@ pub struct OrderLine {
 pub type OrderStream<'a> = &'a mut dyn FnMut(&OrderLine) -> std::io::Result<()>;
 
 impl Ledger {
-    pub async fn status(&self, campaign: CampaignId, name: &str) -> Result<CampaignStatus, LedgerError> {
+    pub async fn status(
+        &self,
+        campaign: CampaignId,
+        name: &str,
+    ) -> Result<CampaignStatus, LedgerError> {
         let rows_read: i64 = sqlx::query_scalar("SELECT rows_read FROM campaigns WHERE id = ?")
             .bind(campaign.0)
             .fetch_one(&self.pool)

@@ -74,7 +74,9 @@ impl Exchange {
                 Some(body) => format!("HTTP {}: {body}", reply.http_status),
                 None => format!("HTTP {}", reply.http_status),
             }),
-            Exchange::Transport(TransportError::NotSent { detail, .. }) => Some(format!("not sent: {detail}")),
+            Exchange::Transport(TransportError::NotSent { detail, .. }) => {
+                Some(format!("not sent: {detail}"))
+            }
             Exchange::Transport(TransportError::NoAnswer { detail, .. }) => {
                 Some(format!("no answer (it may have arrived): {detail}"))
             }
@@ -83,7 +85,11 @@ impl Exchange {
 }
 
 impl Client {
-    pub fn new(base_url: &str, credentials: Credentials, timeout: Duration) -> Result<Client, reqwest::Error> {
+    pub fn new(
+        base_url: &str,
+        credentials: Credentials,
+        timeout: Duration,
+    ) -> Result<Client, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -91,7 +97,10 @@ impl Client {
             .build()?;
         Ok(Client {
             http,
-            create_and_call_url: format!("{}{CREATE_AND_CALL_PATH}", base_url.trim_end_matches('/')),
+            create_and_call_url: format!(
+                "{}{CREATE_AND_CALL_PATH}",
+                base_url.trim_end_matches('/')
+            ),
             credentials,
             clock_offset_ms: AtomicI64::new(0),
         })
@@ -137,11 +146,14 @@ impl Client {
             http_status,
             code: parsed.as_ref().map(|r| r.code),
             msg: parsed.as_ref().and_then(|r| r.msg.clone()).or_else(|| {
-                (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned())
+                (!bytes.is_empty())
+                    .then(|| String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned())
             }),
             req_id: parsed.and_then(|r| r.req_id),
-            retry_after: header_str(&headers, RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, now)),
-            server_clock_offset_ms: header_str(&headers, DATE.as_str()).and_then(|v| clock_offset_ms(v, now)),
+            retry_after: header_str(&headers, RETRY_AFTER.as_str())
+                .and_then(|v| parse_retry_after(v, now)),
+            server_clock_offset_ms: header_str(&headers, DATE.as_str())
+                .and_then(|v| clock_offset_ms(v, now)),
             elapsed: started.elapsed(),
         })
     }
@@ -186,7 +198,9 @@ fn clock_offset_ms(date: &str, now: SystemTime) -> Option<i64> {
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok())
+    headers
+        .get(name)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
 }
 
 /// Sorts a reqwest failure into "never sent" and "may have arrived".
@@ -214,7 +228,10 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
         let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);

@@ -98,17 +98,32 @@ mod tests {
 
     #[test]
     fn vector_v1_key_order_name_then_id() {
-        check("1", "send", r#"{"name":"牛小信","id":10001}"#, "87c3560d3331ae23f1021e2025722354");
+        check(
+            "1",
+            "send",
+            r#"{"name":"牛小信","id":10001}"#,
+            "87c3560d3331ae23f1021e2025722354",
+        );
     }
 
     #[test]
     fn vector_v2_key_order_id_then_name() {
-        check("1", "send", r#"{"id":10001,"name":"牛小信"}"#, "7750759da06333f20d0640be09355e34");
+        check(
+            "1",
+            "send",
+            r#"{"id":10001,"name":"牛小信"}"#,
+            "7750759da06333f20d0640be09355e34",
+        );
     }
 
     #[test]
     fn vector_v3_spaces_change_the_sign() {
-        check("1", "send", r#"{"id": 10001, "name": "牛小信"}"#, "d0c24a9886c629330d7f3f2056c65bc2");
+        check(
+            "1",
+            "send",
+            r#"{"id": 10001, "name": "牛小信"}"#,
+            "d0c24a9886c629330d7f3f2056c65bc2",
+        );
     }
 
     #[test]

@@ -65,7 +65,12 @@ pub struct ApiReply {
 
 /// The exact body bytes of one batch's request: serialized once, signed and
 /// sent as they are.
-pub fn create_and_call_body(task: &TaskSettings, country: &str, seq: u32, orders: &[BatchOrder]) -> Vec<u8> {
+pub fn create_and_call_body(
+    task: &TaskSettings,
+    country: &str,
+    seq: u32,
+    orders: &[BatchOrder],
+) -> Vec<u8> {
     let body = CreateAndCall {
         country: country.to_owned(),
         task_name: format!("{} #{seq}", task.task_name),

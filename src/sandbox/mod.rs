@@ -88,7 +88,11 @@ pub struct Sandbox {
 impl Sandbox {
     /// Listens on `listen` (port 0 picks a free one) with the given
     /// credentials and faults.
-    pub async fn start(listen: SocketAddr, credentials: Credentials, faults: Faults) -> std::io::Result<Sandbox> {
+    pub async fn start(
+        listen: SocketAddr,
+        credentials: Credentials,
+        faults: Faults,
+    ) -> std::io::Result<Sandbox> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Shared {
@@ -146,7 +150,9 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -236,11 +242,14 @@ async fn serve(listener: TcpListener, state: Arc<Shared>, mut stopped: watch::Re
         connections.spawn(async move {
             let drop_now = Arc::new(Notify::new());
             let handle = DropConnection(Arc::clone(&drop_now));
-            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(handle.clone());
-                router.clone().oneshot(request)
-            });
-            let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let service = hyper::service::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(handle.clone());
+                    router.clone().oneshot(request)
+                },
+            );
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 _ = connection => {}
                 // Dropping the connection future closes the socket unanswered.
@@ -315,7 +324,9 @@ async fn create_and_call(
             .into_response();
         let date = SystemTime::UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64);
         if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(date)) {
-            response.headers_mut().insert(axum::http::header::DATE, value);
+            response
+                .headers_mut()
+                .insert(axum::http::header::DATE, value);
         }
         response
     };
@@ -328,9 +339,10 @@ async fn create_and_call(
         Fate::Status(status) => {
             state.lock().count_reply(status.as_u16().to_string());
             let mut response = (status, "sandbox: try again later").into_response();
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry_after));
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from(retry_after),
+            );
             return response;
         }
         Fate::Code(code) => {
@@ -389,10 +401,16 @@ fn check(
         unreachable!("five headers were pushed")
     };
     if biz_type != BIZ_TYPE_CC || action != ACTION_CC {
-        return Err((code::WRONG_BIZ_TYPE_OR_ACTION, "bizType or action is wrong".into()));
+        return Err((
+            code::WRONG_BIZ_TYPE_OR_ACTION,
+            "bizType or action is wrong".into(),
+        ));
     }
     if !header("content-type").is_some_and(|v| v.starts_with("application/json")) {
-        return Err((code::INVALID_SIGNATURE, "Content-Type must be application/json".into()));
+        return Err((
+            code::INVALID_SIGNATURE,
+            "Content-Type must be application/json".into(),
+        ));
     }
     let ts: i64 = ts
         .parse()
@@ -415,9 +433,10 @@ fn check(
     if signature != expected {
         return Err((code::INVALID_SIGNATURE, "invalid signature".into()));
     }
-    let task: CreateAndCall =
-        serde_json::from_slice(body).map_err(|e| (code::PARAMETER_ERROR, format!("parameter error: {e}")))?;
-    check_task(&task, max_list).map_err(|msg| (code::PARAMETER_ERROR, format!("parameter error: {msg}")))?;
+    let task: CreateAndCall = serde_json::from_slice(body)
+        .map_err(|e| (code::PARAMETER_ERROR, format!("parameter error: {e}")))?;
+    check_task(&task, max_list)
+        .map_err(|msg| (code::PARAMETER_ERROR, format!("parameter error: {msg}")))?;
     Ok(task)
 }
 
@@ -439,7 +458,10 @@ fn check_task(task: &CreateAndCall, max_list: Option<usize>) -> Result<(), Strin
     }
     if let Some(max) = max_list {
         if task.call_list.len() > max {
-            return Err(format!("too many array elements: {} > {max}", task.call_list.len()));
+            return Err(format!(
+                "too many array elements: {} > {max}",
+                task.call_list.len()
+            ));
         }
     }
     let mut ids = HashSet::with_capacity(task.call_list.len());

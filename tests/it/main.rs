@@ -1,1 +1,7 @@
-//! Integration tests.
+//! Integration tests: the real binary and library against the sandbox on
+//! 127.0.0.1, with real SQLite ledgers in temp folders.
+
+mod cli;
+mod crash;
+mod run;
+mod support;

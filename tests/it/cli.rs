@@ -1,0 +1,187 @@
+//! The binary's command line: help, bad input, exit codes.
+
+use nxcampaign::sandbox::Faults;
+
+use crate::support::{exit_code, nxcampaign, start_sandbox, stderr, Campaign, Mix};
+
+#[tokio::test]
+async fn every_command_has_help() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["run", "status", "orders", "resend", "sandbox", "demo"] {
+        let output = nxcampaign(&dir.path().join("l.db"))
+            .args([command, "--help"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(exit_code(&output), 0, "{command}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage: nxcampaign"),
+            "{command}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_job_file_with_an_unknown_key_exits_2_naming_the_key() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox).with("limits", "requests_per_minute = 5");
+    campaign.write_contacts(Mix {
+        valid: 10,
+        invalid: 0,
+        duplicates: 0,
+    });
+    let output = campaign.run().await;
+    assert_eq!(exit_code(&output), 2);
+    let message = stderr(&output);
+    assert!(
+        message.contains("job.toml") && message.contains("requests_per_minute"),
+        "{message}"
+    );
+    assert_eq!(sandbox.stats().requests, 0);
+}
+
+#[tokio::test]
+async fn a_missing_credential_exits_2_naming_the_variable() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix {
+        valid: 10,
+        invalid: 0,
+        duplicates: 0,
+    });
+    let output = nxcampaign(&campaign.db())
+        .env("NXLINK_ACCESS_KEY", "sandbox-key")
+        .arg("run")
+        .arg(campaign.job_path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(exit_code(&output), 2);
+    assert!(
+        stderr(&output).contains("NXLINK_ACCESS_SECRET is not set"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(sandbox.stats().requests, 0);
+    assert!(
+        !campaign.db().exists(),
+        "nothing was recorded before the check"
+    );
+}
+
+#[tokio::test]
+async fn a_contact_file_without_the_phone_column_exits_2_before_anything_is_sent() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let campaign = Campaign::new(&sandbox);
+    campaign.write_job();
+    std::fs::write(campaign.contacts_path(), "name,tel\nAnn,51000001\n").unwrap();
+    let output = campaign.run().await;
+    assert_eq!(exit_code(&output), 2);
+    let message = stderr(&output);
+    assert!(
+        message.contains("contacts.csv: line 1: missing column \"phone\""),
+        "{message}"
+    );
+    assert_eq!(sandbox.stats().requests, 0);
+}
+
+#[tokio::test]
+async fn a_missing_contact_file_exits_2_naming_it() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let campaign = Campaign::new(&sandbox);
+    campaign.write_job();
+    let output = campaign.run().await;
+    assert_eq!(exit_code(&output), 2);
+    assert!(
+        stderr(&output).contains("contacts.csv: cannot open"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_campaign_or_state_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("l.db");
+    let output = nxcampaign(&db)
+        .args(["status", "nope"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(exit_code(&output), 2);
+    assert!(stderr(&output).contains("unknown campaign \"nope\""));
+    let output = nxcampaign(&db)
+        .args(["orders", "nope", "--state", "done"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(exit_code(&output), 2);
+    assert!(stderr(&output).contains("unknown state \"done\""));
+    let output = nxcampaign(&db)
+        .args(["resend", "nope"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        exit_code(&output),
+        2,
+        "resend needs --uncertain or --failed"
+    );
+}
+
+#[tokio::test]
+async fn a_ledger_that_is_not_sqlite_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("l.db");
+    std::fs::write(&db, "this is not a database, and it is precious").unwrap();
+    let output = nxcampaign(&db).arg("status").output().await.unwrap();
+    assert_eq!(exit_code(&output), 3);
+    assert!(stderr(&output).contains("l.db"), "{}", stderr(&output));
+    assert_eq!(
+        std::fs::read_to_string(&db).unwrap(),
+        "this is not a database, and it is precious"
+    );
+}
+
+#[tokio::test]
+async fn status_json_has_every_state_even_at_zero() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix {
+        valid: 5,
+        invalid: 0,
+        duplicates: 0,
+    });
+    assert_eq!(exit_code(&campaign.run().await), 0);
+    let status = campaign.status().await;
+    let orders = status["orders"].as_object().unwrap();
+    let batches = status["batches"].as_object().unwrap();
+    let names = |o: &serde_json::Map<String, serde_json::Value>| -> Vec<String> {
+        o.keys().cloned().collect()
+    };
+    let mut expected_orders = vec![
+        "accepted",
+        "duplicate",
+        "failed",
+        "invalid",
+        "pending",
+        "rejected",
+        "sending",
+        "suppressed",
+        "uncertain",
+    ];
+    expected_orders.sort();
+    assert_eq!(names(orders), expected_orders);
+    let mut expected_batches = vec![
+        "accepted",
+        "failed",
+        "pending",
+        "rejected",
+        "sending",
+        "uncertain",
+    ];
+    expected_batches.sort();
+    assert_eq!(names(batches), expected_batches);
+    assert_eq!(status["orders"]["accepted"], 5);
+    assert_eq!(status["orders"]["failed"], 0);
+}

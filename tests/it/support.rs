@@ -1,0 +1,302 @@
+//! Helpers with intent names: start a sandbox, write a campaign (job file
+//! and contacts) into a temp folder, run the real binary, read the ledger
+//! back through the binary's own `status` and `orders` output.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use nxcampaign::nxlink::Credentials;
+use nxcampaign::phone::{Country, Phone};
+use nxcampaign::sandbox::{Faults, Sandbox, DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET};
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+/// Starts a sandbox on 127.0.0.1 with a free port and the default credentials.
+pub async fn start_sandbox(faults: Faults) -> Sandbox {
+    Sandbox::start(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        Credentials::new(DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET),
+        faults,
+    )
+    .await
+    .expect("the sandbox starts")
+}
+
+/// The rows a generated contact file holds, and what ingest should make of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Mix {
+    /// Rows with a valid, new number.
+    pub valid: usize,
+    /// Rows whose number cannot be a phone number.
+    pub invalid: usize,
+    /// Rows repeating an earlier valid number in another format.
+    pub duplicates: usize,
+}
+
+/// A campaign on disk: a temp folder with a job file, its contacts and a ledger.
+pub struct Campaign {
+    pub dir: TempDir,
+    pub name: String,
+    /// Extra lines for the job file's sections, e.g. `("retry", "max_attempts = 2")`.
+    sections: Vec<(String, String)>,
+    base_url: String,
+    /// How many valid numbers were handed out so far (numbers never repeat
+    /// unless asked).
+    numbers_used: usize,
+}
+
+impl Campaign {
+    /// A campaign against `sandbox` with tiny delays, batches of 100 and no
+    /// real rate limit.
+    pub fn new(sandbox: &Sandbox) -> Campaign {
+        Campaign {
+            dir: tempfile::tempdir().expect("a temp dir"),
+            name: "spring".to_owned(),
+            sections: Vec::new(),
+            base_url: sandbox.base_url(),
+            numbers_used: 0,
+        }
+    }
+
+    /// Adds lines to a job file section (`api`, `batching`, `limits`, `retry`).
+    pub fn with(mut self, section: &str, lines: &str) -> Campaign {
+        self.sections.push((section.to_owned(), lines.to_owned()));
+        self
+    }
+
+    pub fn job_path(&self) -> PathBuf {
+        self.dir.path().join("job.toml")
+    }
+
+    pub fn contacts_path(&self) -> PathBuf {
+        self.dir.path().join("contacts.csv")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("ledger.db")
+    }
+
+    /// Writes the job file: the defaults above, then the `with` lines.
+    pub fn write_job(&self) {
+        let defaults = format!(
+            r#"name = "{name}"
+contacts = "contacts.csv"
+
+[api]
+base_url = "{base_url}"
+timeout_ms = 2000
+
+[task]
+country = "HK"
+task_name = "Spring"
+agent_group_no = "NX09445G000025"
+
+[columns]
+phone = "phone"
+other = ["name"]
+
+[batching]
+size = 100
+
+[limits]
+requests_per_second = 1000.0
+max_in_flight = 4
+
+[retry]
+max_attempts = 4
+base_delay_ms = 1
+max_delay_ms = 20
+"#,
+            name = self.name,
+            base_url = self.base_url,
+        );
+        let mut job: toml::Table = defaults.parse().expect("the default job is TOML");
+        for (section, lines) in &self.sections {
+            let extra: toml::Table = lines.parse().expect("`with` lines are TOML");
+            let table = job
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .expect("a section");
+            table.extend(extra);
+        }
+        std::fs::write(self.job_path(), toml::to_string(&job).expect("TOML"))
+            .expect("job file written");
+    }
+
+    /// Writes a new contact file with `mix` rows (and the job file).
+    pub fn write_contacts(&mut self, mix: Mix) {
+        let mut text = String::from("name,phone\n");
+        self.push_rows(&mut text, mix);
+        std::fs::write(self.contacts_path(), text).expect("contacts written");
+        self.write_job();
+    }
+
+    /// Appends `mix` rows to the contact file.
+    pub fn append_contacts(&mut self, mix: Mix) {
+        let mut text = std::fs::read_to_string(self.contacts_path()).expect("contacts exist");
+        self.push_rows(&mut text, mix);
+        std::fs::write(self.contacts_path(), text).expect("contacts written");
+    }
+
+    fn push_rows(&mut self, text: &mut String, mix: Mix) {
+        // Invalid rows and duplicates are spread through the file.
+        let invalid_every = (mix.valid / mix.invalid.max(1)).max(1);
+        let duplicate_every = (mix.valid / mix.duplicates.max(1)).max(1);
+        let (mut invalid, mut duplicates) = (0, 0);
+        for i in 0..mix.valid {
+            let number = hk_number(self.numbers_used);
+            self.numbers_used += 1;
+            writeln!(text, "Person {i},{number}").unwrap();
+            if invalid < mix.invalid && i % invalid_every == 0 {
+                writeln!(text, "Nobody {i},12-{i}").unwrap();
+                invalid += 1;
+            }
+            if duplicates < mix.duplicates && i % duplicate_every == 0 {
+                // The same number again, written the vendor's way.
+                writeln!(text, "Again {i},852 {number}").unwrap();
+                duplicates += 1;
+            }
+        }
+        assert_eq!(
+            (invalid, duplicates),
+            (mix.invalid, mix.duplicates),
+            "mix {mix:?} does not fit"
+        );
+    }
+
+    /// Runs `nxcampaign run` on the job file to its end.
+    pub async fn run(&self) -> Output {
+        self.run_with_key_secret(DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET)
+            .await
+    }
+
+    pub async fn run_with_key_secret(&self, key: &str, secret: &str) -> Output {
+        nxcampaign(&self.db())
+            .env("NXLINK_ACCESS_KEY", key)
+            .env("NXLINK_ACCESS_SECRET", secret)
+            .arg("run")
+            .arg(self.job_path())
+            .output()
+            .await
+            .expect("nxcampaign runs")
+    }
+
+    /// Starts `nxcampaign run` without waiting for it.
+    pub fn spawn_run(&self) -> Child {
+        nxcampaign(&self.db())
+            .env("NXLINK_ACCESS_KEY", DEFAULT_ACCESS_KEY)
+            .env("NXLINK_ACCESS_SECRET", DEFAULT_ACCESS_SECRET)
+            .arg("run")
+            .arg(self.job_path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nxcampaign starts")
+    }
+
+    /// `status <campaign> --json`, parsed.
+    pub async fn status(&self) -> serde_json::Value {
+        let output = nxcampaign(&self.db())
+            .args(["status", &self.name, "--json"])
+            .output()
+            .await
+            .expect("status runs");
+        assert_success(&output);
+        serde_json::from_slice(&output.stdout).expect("status prints JSON")
+    }
+
+    /// `orders <campaign> --format csv`, as order id → (state, line).
+    pub async fn order_states(&self) -> HashMap<String, String> {
+        self.orders_csv()
+            .await
+            .into_iter()
+            .skip(1)
+            .filter(|row| !row[0].is_empty())
+            .filter(|row| row[2] != "duplicate" && row[2] != "invalid")
+            .map(|row| (row[0].clone(), row[2].clone()))
+            .collect()
+    }
+
+    /// Every row of `orders <campaign> --format csv`, header first.
+    pub async fn orders_csv(&self) -> Vec<Vec<String>> {
+        let output = nxcampaign(&self.db())
+            .args(["orders", &self.name, "--format", "csv"])
+            .output()
+            .await
+            .expect("orders runs");
+        assert_success(&output);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&output.stdout[..]);
+        reader
+            .records()
+            .map(|r| r.expect("csv row").iter().map(str::to_owned).collect())
+            .collect()
+    }
+}
+
+/// The real binary with its ledger at `db` and no credentials in its
+/// environment unless a test adds them.
+pub fn nxcampaign(db: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nxcampaign"));
+    command
+        .env_remove("NXLINK_ACCESS_KEY")
+        .env_remove("NXLINK_ACCESS_SECRET")
+        .env_remove("NXLINK_BASE_URL")
+        .env("NXCAMPAIGN_DB", db)
+        .kill_on_drop(true);
+    command
+}
+
+/// A valid Hong Kong mobile number, different for every `i` below 90 000.
+pub fn hk_number(i: usize) -> String {
+    // 51[0-46-9]xxxxx is a mobile range.
+    const THIRD: [char; 9] = ['0', '1', '2', '3', '4', '6', '7', '8', '9'];
+    assert!(i < 90_000, "only 90 000 distinct numbers");
+    let number = format!("51{}{:05}", THIRD[i / 10_000], i % 10_000);
+    debug_assert!(
+        Phone::parse(&number, Country::parse("HK").unwrap()).is_ok(),
+        "{number}"
+    );
+    number
+}
+
+pub fn exit_code(output: &Output) -> i32 {
+    output.status.code().expect("exited, not killed")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        stderr(output)
+    );
+}
+
+/// Counts in `status --json`: `orders.<state>` or `batches.<state>`.
+pub fn count(status: &serde_json::Value, kind: &str, state: &str) -> u64 {
+    status[kind][state]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{kind}.{state} missing in {status}"))
+}
+
+/// The sum of every order state's count.
+pub fn orders_total(status: &serde_json::Value) -> u64 {
+    status["orders"]
+        .as_object()
+        .expect("orders is an object")
+        .values()
+        .map(|n| n.as_u64().expect("a count"))
+        .sum()
+}
