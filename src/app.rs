@@ -4,12 +4,14 @@
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::cli::{Cli, Command};
 use crate::dispatch::{Dispatch, Ending};
 use crate::ingest::{self, IngestError, IngestReport};
 use crate::job::{ApiSettings, Job, JobError};
-use crate::ledger::{CampaignStatus, Ledger, LedgerError, Resend};
+use crate::lease::{self, Acquired, Lease};
+use crate::ledger::{CampaignId, CampaignStatus, LeaseHolder, Ledger, LedgerError, Resend};
 use crate::nxlink::client::now_ms;
 use crate::nxlink::{Client, Credentials};
 use crate::outcome::{BatchState, OrderState};
@@ -62,6 +64,8 @@ pub enum Error {
     Ledger(#[from] LedgerError),
     #[error("{0}")]
     Usage(String),
+    #[error("campaign {campaign:?} is being run by {holder}; try again later")]
+    CampaignBusy { campaign: String, holder: String },
     #[error("cannot start the HTTP client: {0}")]
     Client(reqwest::Error),
     #[error("sandbox: {0}")]
@@ -78,6 +82,7 @@ impl Error {
             | Error::MissingCredential { .. }
             | Error::Usage(_) => Exit::BadInput,
             Error::Ledger(LedgerError::UnknownCampaign { .. }) => Exit::BadInput,
+            Error::CampaignBusy { .. } => Exit::TryLater,
             Error::Ledger(_) | Error::Client(_) | Error::Sandbox(_) | Error::Output(_) => {
                 Exit::Stopped
             }
@@ -97,7 +102,7 @@ impl From<IngestError> for Error {
 /// Runs one parsed command line.
 pub async fn execute(cli: Cli) -> Result<Exit, Error> {
     match cli.command {
-        Command::Run { job } => run(&cli.db, &job).await,
+        Command::Run { job, max_runtime } => run(&cli.db, &job, max_runtime).await,
         Command::Status { campaign, json } => status(&cli.db, campaign.as_deref(), json).await,
         Command::Orders {
             campaign,
@@ -136,7 +141,14 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             access_key,
             access_secret,
             faults,
-        } => serve_sandbox(listen, Credentials::new(access_key, access_secret), &faults).await,
+        } => {
+            serve_sandbox(
+                listen,
+                Credentials::new(access_key, access_secret),
+                faults.into(),
+            )
+            .await
+        }
         Command::Demo => demo::run().await,
     }
 }
@@ -154,23 +166,68 @@ impl CampaignRun {
     pub fn exit(&self) -> Exit {
         match self.ending {
             Ending::Stopped(_) => Exit::Stopped,
-            Ending::Interrupted => Exit::TryLater,
+            Ending::Interrupted | Ending::TimeUp | Ending::VendorFailing { .. } => Exit::TryLater,
             Ending::Finished if needs_attention(&self.status) => Exit::Attention,
             Ending::Finished => Exit::Done,
         }
     }
 }
 
-/// Ingests the job's contact file and sends every due batch, reporting
-/// progress on stderr.
+/// Takes the campaign's lease, ingests the job's contact file and sends
+/// every due batch (until `deadline`, if any), reporting progress on stderr.
 pub async fn run_campaign(
     ledger: &Ledger,
     job: &Job,
     credentials: Credentials,
     shutdown: impl std::future::Future<Output = ()>,
+    deadline: Option<Instant>,
     progress: &mut Progress,
 ) -> Result<CampaignRun, Error> {
     let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
+    let lease = match Lease::acquire(ledger, campaign, job.lease_stale_after).await? {
+        Acquired::Busy(holder) => {
+            return Err(Error::CampaignBusy {
+                campaign: job.name.to_string(),
+                holder: describe_holder(&holder),
+            })
+        }
+        Acquired::Lease { lease, took_over } => {
+            if let Some(gone) = took_over {
+                eprintln!(
+                    "warning: took over campaign {:?} from a run that is gone ({})",
+                    job.name.as_str(),
+                    describe_holder(&gone)
+                );
+            }
+            lease
+        }
+    };
+    let run = ingest_and_dispatch(
+        ledger,
+        job,
+        campaign,
+        credentials,
+        shutdown,
+        deadline,
+        &lease,
+        progress,
+    )
+    .await;
+    lease.release().await?;
+    run
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn ingest_and_dispatch(
+    ledger: &Ledger,
+    job: &Job,
+    campaign: CampaignId,
+    credentials: Credentials,
+    shutdown: impl std::future::Future<Output = ()>,
+    deadline: Option<Instant>,
+    lease: &Lease,
+    progress: &mut Progress,
+) -> Result<CampaignRun, Error> {
     let ingest = ingest::ingest(ledger, job, campaign, now_ms()).await?;
     if ingest.rows > 0 || ingest.known > 0 {
         eprintln!(
@@ -197,9 +254,19 @@ pub async fn run_campaign(
         throttle: Throttle::new(&job.limits),
         task: job.task.clone(),
         retry: job.retry,
+        breaker: job.breaker,
+        deadline,
+    };
+    // Stop sending if another run took the campaign over (this one was
+    // presumed dead): two runs must never dispatch at once.
+    let stop = async {
+        tokio::select! {
+            () = shutdown => {}
+            () = lease.lost() => eprintln!("warning: another run took over this campaign; stopping"),
+        }
     };
     let ending = dispatch
-        .run(ledger, shutdown, &mut |event| progress.on_event(event))
+        .run(ledger, stop, &mut |event| progress.on_event(event))
         .await?;
     progress.finish();
     let status = ledger.status(campaign, job.name.as_str()).await?;
@@ -240,6 +307,12 @@ pub fn finish_run(run: &CampaignRun, out: &mut dyn Write) -> Result<Exit, Error>
         Ending::Interrupted => {
             eprintln!("interrupted: in-flight attempts were recorded; run again to send the rest")
         }
+        Ending::TimeUp => eprintln!(
+            "time is up (--max-runtime): in-flight attempts were recorded, the rest stays pending for the next run"
+        ),
+        Ending::VendorFailing { failures, window } => eprintln!(
+            "the vendor is failing ({failures} of the last {window} attempts failed), try later: the rest stays pending"
+        ),
         Ending::Finished if run.exit() == Exit::Attention => eprintln!(
             "finished; some orders need attention: see `nxcampaign orders {} --state <state>`",
             run.status.campaign
@@ -249,13 +322,22 @@ pub fn finish_run(run: &CampaignRun, out: &mut dyn Write) -> Result<Exit, Error>
     Ok(run.exit())
 }
 
-async fn run(db: &Path, job_path: &Path) -> Result<Exit, Error> {
+async fn run(db: &Path, job_path: &Path, max_runtime: Option<Duration>) -> Result<Exit, Error> {
+    let deadline = max_runtime.map(|limit| Instant::now() + limit);
     let base_url = std::env::var("NXLINK_BASE_URL").ok();
     let job = Job::load(job_path, base_url.as_deref())?;
     let credentials = credentials_from_env(&job.api)?;
     let ledger = Ledger::open(db).await?;
     let mut progress = Progress::new(false);
-    let run = run_campaign(&ledger, &job, credentials, shutdown_signal(), &mut progress).await?;
+    let run = run_campaign(
+        &ledger,
+        &job,
+        credentials,
+        graceful_shutdown(),
+        deadline,
+        &mut progress,
+    )
+    .await?;
     let exit = finish_run(&run, &mut io::stdout().lock())?;
     ledger.close().await;
     Ok(exit)
@@ -288,7 +370,7 @@ async fn resend(db: &Path, campaign: &str, from: BatchState) -> Result<Exit, Err
     let requested_by = format!(
         "{}@{}",
         std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-        hostname()
+        lease::hostname()
     );
     let seqs = ledger
         .resend(
@@ -318,10 +400,8 @@ async fn resend(db: &Path, campaign: &str, from: BatchState) -> Result<Exit, Err
 async fn serve_sandbox(
     listen: std::net::SocketAddr,
     credentials: Credentials,
-    faults: &str,
+    faults: Faults,
 ) -> Result<Exit, Error> {
-    let faults: Faults =
-        serde_json::from_str(faults).map_err(|e| Error::Usage(format!("--faults: {e}")))?;
     let key = credentials.access_key().to_owned();
     let sandbox = Sandbox::start(listen, credentials, faults)
         .await
@@ -339,6 +419,18 @@ async fn serve_sandbox(
         serde_json::to_string_pretty(&stats).unwrap_or_default()
     );
     Ok(Exit::Done)
+}
+
+/// Resolves on the first SIGINT or SIGTERM; a second one ends the process
+/// at once (the next run marks what was in flight `uncertain`).
+pub async fn graceful_shutdown() {
+    shutdown_signal().await;
+    eprintln!("stopping: no new batches; in-flight attempts finish and are recorded (signal again to quit at once)");
+    tokio::spawn(async {
+        shutdown_signal().await;
+        eprintln!("quitting at once: the next run marks batches that were in flight uncertain");
+        std::process::exit(i32::from(Exit::TryLater.code()));
+    });
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -371,13 +463,15 @@ fn needs_attention(status: &CampaignStatus) -> bool {
         || status.orders_in(OrderState::Invalid) > 0
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into())
+fn describe_holder(holder: &LeaseHolder) -> String {
+    let now = now_ms();
+    format!(
+        "pid {} on {} (for {}s, last heartbeat {}s ago)",
+        holder.pid,
+        holder.host,
+        (now - holder.acquired_at_ms).max(0) / 1000,
+        (now - holder.heartbeat_ms).max(0) / 1000
+    )
 }
 
 /// A sandbox's credentials, for the demo.

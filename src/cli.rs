@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgGroup, Parser, Subcommand};
 
@@ -36,6 +37,10 @@ pub enum Command {
     Run {
         /// The job file (TOML).
         job: PathBuf,
+        /// Stop starting batches after this long (e.g. 90s, 10m, 1h30m) and
+        /// exit 75, as SIGTERM would: for cron slots.
+        #[arg(long, value_parser = parse_duration)]
+        max_runtime: Option<Duration>,
     },
     /// Rows read and counts of orders and batches by state.
     Status {
@@ -78,11 +83,140 @@ pub enum Command {
         /// The secret requests must be signed with.
         #[arg(long, env = "NXLINK_SANDBOX_SECRET", hide_env_values = true, default_value = sandbox::DEFAULT_ACCESS_SECRET)]
         access_secret: String,
-        /// Faults as JSON, e.g. '{"http503":0.1,"slow_ms":200}' (also settable
-        /// while running: POST /_sandbox/faults).
-        #[arg(long, default_value = "{}")]
-        faults: String,
+        /// Faults (change them while it runs: POST /_sandbox/faults with the
+        /// same names as JSON keys).
+        #[command(flatten)]
+        faults: FaultArgs,
     },
     /// Run the example campaign against an in-process sandbox.
     Demo,
+}
+
+/// The sandbox's faults as flags; probabilities are per request, 0 to 1.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FaultArgs {
+    /// Close the connection without processing.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_before: f64,
+    /// Accept the task, then close the connection without replying.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_after: f64,
+    /// Answer 503 with Retry-After, unprocessed.
+    #[arg(long, default_value_t = 0.0)]
+    pub http503: f64,
+    /// Answer 429 with Retry-After, unprocessed.
+    #[arg(long, default_value_t = 0.0)]
+    pub http429: f64,
+    /// Answer code 99, unprocessed.
+    #[arg(long, default_value_t = 0.0)]
+    pub code99: f64,
+    /// Answer code 88, unprocessed.
+    #[arg(long, default_value_t = 0.0)]
+    pub code88: f64,
+    /// After accepting, wait this many milliseconds before replying.
+    #[arg(long, default_value_t = 0)]
+    pub slow_ms: u64,
+    /// Run the sandbox's clock this many milliseconds ahead (negative: behind).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub skew_ms: i64,
+    /// Refuse a callList longer than this with 41000.
+    #[arg(long)]
+    pub max_list: Option<usize>,
+    /// Retry-After seconds sent with 503 and 429.
+    #[arg(long, default_value_t = 1)]
+    pub retry_after_s: u64,
+    /// Answer every request with this code, unprocessed.
+    #[arg(long, allow_negative_numbers = true)]
+    pub reply_code: Option<i64>,
+    /// Seed of the fault dice, so a run can be repeated.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl From<FaultArgs> for sandbox::Faults {
+    fn from(args: FaultArgs) -> Self {
+        sandbox::Faults {
+            drop_before: args.drop_before,
+            drop_after: args.drop_after,
+            http503: args.http503,
+            http429: args.http429,
+            code99: args.code99,
+            code88: args.code88,
+            slow_ms: args.slow_ms,
+            skew_ms: args.skew_ms,
+            max_list: args.max_list,
+            retry_after_s: args.retry_after_s,
+            reply_code: args.reply_code,
+            seed: args.seed,
+        }
+    }
+}
+
+/// Parses `500ms`, `90s`, `10m`, `2h`, or several together (`1h30m`); a bare
+/// number is seconds.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let text = raw.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let unit_len = rest[digits..]
+            .bytes()
+            .take_while(u8::is_ascii_alphabetic)
+            .count();
+        let (number, unit) = (&rest[..digits], &rest[digits..digits + unit_len]);
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("{raw:?} is not a duration (e.g. 90s, 10m, 1h30m)"))?;
+        total += match unit {
+            "ms" => Duration::from_millis(value),
+            "s" => Duration::from_secs(value),
+            "m" => Duration::from_secs(value * 60),
+            "h" => Duration::from_secs(value * 3600),
+            _ => {
+                return Err(format!(
+                    "{raw:?}: unknown unit {unit:?} (use ms, s, m or h)"
+                ))
+            }
+        };
+        rest = &rest[digits + unit_len..];
+    }
+    if total.is_zero() {
+        return Err(format!("{raw:?} must be a duration above zero"));
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(raw: &str, expected: Result<u64, ()>) {
+        let got = parse_duration(raw)
+            .map(|d| d.as_millis() as u64)
+            .map_err(|_| ());
+        assert_eq!(got, expected, "{raw:?}");
+    }
+
+    #[test]
+    fn durations_take_units_and_combinations() {
+        check("90", Ok(90_000));
+        check("90s", Ok(90_000));
+        check("10m", Ok(600_000));
+        check("1h30m", Ok(5_400_000));
+        check("250ms", Ok(250));
+        check("0s", Err(()));
+        check("10 minutes", Err(()));
+        check("m", Err(()));
+        check("", Err(()));
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

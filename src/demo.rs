@@ -53,7 +53,8 @@ pub async fn run() -> Result<Exit, Error> {
         &ledger,
         &job,
         app::sandbox_credentials(),
-        app::shutdown_signal(),
+        app::graceful_shutdown(),
+        None,
         &mut progress,
     )
     .await?;

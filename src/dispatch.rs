@@ -6,17 +6,18 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures_util::FutureExt as _;
 use rand::Rng;
 use tokio::task::JoinSet;
 
-use crate::job::{RetryPolicy, TaskSettings};
+use crate::job::{BreakerSettings, RetryPolicy, TaskSettings};
 use crate::ledger::{AttemptResult, BatchToSend, CampaignId, Ledger, LedgerError};
 use crate::nxlink::client::now_ms;
 use crate::nxlink::{wire, Client, Exchange};
 use crate::outcome::BatchState;
-use crate::retry::{self, Decision, StopCause};
+use crate::retry::{self, Breaker, Decision, StopCause};
 use crate::throttle::{InFlight, Throttle};
 
 /// What a dispatch needs besides the ledger and the shutdown signal.
@@ -26,6 +27,9 @@ pub struct Dispatch {
     pub throttle: Throttle,
     pub task: TaskSettings,
     pub retry: RetryPolicy,
+    pub breaker: BreakerSettings,
+    /// Stop starting batches at this time (`run --max-runtime`).
+    pub deadline: Option<Instant>,
 }
 
 /// Something worth telling the person watching.
@@ -62,15 +66,31 @@ pub enum Ending {
     /// The shutdown signal came: in-flight attempts were recorded, the rest
     /// is still pending.
     Interrupted,
+    /// The deadline came, or every batch left waits for a retry past it.
+    TimeUp,
+    /// Too many recent attempts failed with retryable errors: the vendor is
+    /// failing, so the rest waits for a later run.
+    VendorFailing { failures: usize, window: usize },
     /// A reply showed that nothing will work until someone fixes something.
     Stopped(StopCause),
+}
+
+/// The loop's mutable state.
+struct Flight {
+    in_flight: JoinSet<Result<Finished, LedgerError>>,
+    ending: Option<Ending>,
+    /// Until the vendor has answered once, batches go one at a time, so a
+    /// wrong secret or URL costs a single request.
+    vendor_confirmed: bool,
+    breaker: Breaker,
 }
 
 impl Dispatch {
     /// Sends every due batch of the campaign, then returns how it ended.
     ///
     /// Batches found in `sending` (a run died mid-request) become
-    /// `uncertain` first: they are never re-sent on their own.
+    /// `uncertain` first: they are never re-sent on their own. Whatever the
+    /// ending, attempts in flight finish and are recorded before it returns.
     pub async fn run(
         &self,
         ledger: &Ledger,
@@ -84,75 +104,97 @@ impl Dispatch {
             events(Event::RecoveredUncertain { batches: recovered });
         }
 
-        tokio::pin!(shutdown);
-        let mut in_flight: JoinSet<Result<Finished, LedgerError>> = JoinSet::new();
-        let mut ending: Option<Ending> = None;
-        // Until the vendor has answered once, send one batch at a time, so a
-        // wrong secret or URL costs a single request.
-        let mut vendor_confirmed = false;
-
-        loop {
-            // Record what ended while we were waiting.
-            while let Some(done) = in_flight.try_join_next() {
-                self.handle(done, &mut ending, &mut vendor_confirmed, events)?;
+        let deadline = self.deadline;
+        let stop = async move {
+            tokio::select! {
+                () = shutdown => Ending::Interrupted,
+                () = sleep_until_deadline(deadline) => Ending::TimeUp,
             }
-            if ending.is_some() {
+        }
+        .fuse();
+        tokio::pin!(stop);
+        let mut flight = Flight {
+            in_flight: JoinSet::new(),
+            ending: None,
+            vendor_confirmed: false,
+            breaker: Breaker::new(&self.breaker),
+        };
+
+        while flight.ending.is_none() {
+            // Record what ended while we were waiting.
+            while let Some(done) = flight.in_flight.try_join_next() {
+                self.handle(done, &mut flight, events)?;
+            }
+            if flight.ending.is_some() {
                 break;
             }
-            if !vendor_confirmed && !in_flight.is_empty() {
-                tokio::select! {
-                    Some(done) = in_flight.join_next() => self.handle(done, &mut ending, &mut vendor_confirmed, events)?,
-                    () = &mut shutdown => ending = Some(Ending::Interrupted),
-                }
+            let probing = !flight.vendor_confirmed && !flight.in_flight.is_empty();
+            if probing {
+                self.wait_for_attempt(&mut flight, &mut stop, events)
+                    .await?;
                 continue;
             }
 
             let permit = tokio::select! {
                 permit = self.throttle.admit() => permit,
-                Some(done) = in_flight.join_next() => {
-                    self.handle(done, &mut ending, &mut vendor_confirmed, events)?;
+                Some(done) = flight.in_flight.join_next() => {
+                    self.handle(done, &mut flight, events)?;
                     continue;
                 }
-                () = &mut shutdown => {
-                    ending = Some(Ending::Interrupted);
+                ending = &mut stop => {
+                    flight.ending = Some(ending);
                     continue;
                 }
             };
             if let Some(batch) = ledger.take_due_batch(self.campaign, now_ms()).await? {
-                in_flight.spawn(attempt(self.context(ledger), batch, permit));
+                flight
+                    .in_flight
+                    .spawn(attempt(self.context(ledger), batch, permit));
                 continue;
             }
             drop(permit);
 
-            // Nothing is due now: wait for an attempt to end, for the next
-            // retry to come due, or finish.
-            if in_flight.is_empty() {
-                match ledger.next_due_at(self.campaign).await? {
-                    None => {
-                        ending = Some(Ending::Finished);
-                        continue;
-                    }
-                    Some(due_ms) => {
-                        let wait = Duration::from_millis((due_ms - now_ms()).max(1) as u64);
-                        tokio::select! {
-                            () = tokio::time::sleep(wait) => {}
-                            () = &mut shutdown => ending = Some(Ending::Interrupted),
-                        }
-                    }
-                }
-            } else {
-                tokio::select! {
-                    Some(done) = in_flight.join_next() => self.handle(done, &mut ending, &mut vendor_confirmed, events)?,
-                    () = &mut shutdown => ending = Some(Ending::Interrupted),
-                }
+            // Nothing is due now: wait for an attempt to end, or for the
+            // next retry to come due, or finish.
+            if !flight.in_flight.is_empty() {
+                self.wait_for_attempt(&mut flight, &mut stop, events)
+                    .await?;
+                continue;
+            }
+            let Some(due_ms) = ledger.next_due_at(self.campaign).await? else {
+                flight.ending = Some(Ending::Finished);
+                continue;
+            };
+            let wait = Duration::from_millis((due_ms - now_ms()).max(1) as u64);
+            if deadline.is_some_and(|deadline| Instant::now() + wait > deadline) {
+                // The next retry falls after the deadline: leave it pending.
+                flight.ending = Some(Ending::TimeUp);
+                continue;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                ending = &mut stop => flight.ending = Some(ending),
             }
         }
 
-        // Let in-flight attempts finish and be recorded, whatever the ending.
-        while let Some(done) = in_flight.join_next().await {
-            self.handle(done, &mut ending, &mut vendor_confirmed, events)?;
+        while let Some(done) = flight.in_flight.join_next().await {
+            self.handle(done, &mut flight, events)?;
         }
-        Ok(ending.unwrap_or(Ending::Finished))
+        Ok(flight.ending.unwrap_or(Ending::Finished))
+    }
+
+    /// Waits for one attempt to end (and records it), or for the stop.
+    async fn wait_for_attempt(
+        &self,
+        flight: &mut Flight,
+        stop: &mut (impl Future<Output = Ending> + Unpin),
+        events: &mut (dyn FnMut(Event) + Send),
+    ) -> Result<(), LedgerError> {
+        tokio::select! {
+            Some(done) = flight.in_flight.join_next() => self.handle(done, flight, events)?,
+            ending = stop => flight.ending = Some(ending),
+        }
+        Ok(())
     }
 
     fn context(&self, ledger: &Ledger) -> AttemptContext {
@@ -168,8 +210,7 @@ impl Dispatch {
     fn handle(
         &self,
         done: Result<Result<Finished, LedgerError>, tokio::task::JoinError>,
-        ending: &mut Option<Ending>,
-        vendor_confirmed: &mut bool,
+        flight: &mut Flight,
         events: &mut (dyn FnMut(Event) + Send),
     ) -> Result<(), LedgerError> {
         let finished = match done {
@@ -178,21 +219,36 @@ impl Dispatch {
             // next run marks it uncertain. Nothing else can be trusted now.
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
+        flight.breaker.record(&finished.decision);
         match &finished.decision {
-            Decision::Accepted | Decision::Rejected => *vendor_confirmed = true,
+            Decision::Accepted | Decision::Rejected => flight.vendor_confirmed = true,
             Decision::FixClock {
                 server_offset_ms: Some(offset_ms),
             } => events(Event::ClockCorrected {
                 offset_ms: *offset_ms,
             }),
-            // A stop outranks an interruption: it needs a person, not a retry.
-            Decision::Stop(cause) if !matches!(ending, Some(Ending::Stopped(_))) => {
-                *ending = Some(Ending::Stopped(*cause));
+            _ => {}
+        }
+        match (&finished.decision, &flight.ending) {
+            // A stop outranks every other ending: it needs a person.
+            (Decision::Stop(cause), ending) if !matches!(ending, Some(Ending::Stopped(_))) => {
+                flight.ending = Some(Ending::Stopped(*cause));
+            }
+            (_, None) if flight.breaker.is_open() => {
+                let (failures, window) = flight.breaker.failures();
+                flight.ending = Some(Ending::VendorFailing { failures, window });
             }
             _ => {}
         }
         events(Event::Attempted(finished.report));
         Ok(())
+    }
+}
+
+async fn sleep_until_deadline(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -27,6 +27,10 @@ pub struct Job {
     pub batch_size: NonZeroU16,
     pub limits: Limits,
     pub retry: RetryPolicy,
+    pub breaker: BreakerSettings,
+    /// A run's hold on its campaign counts as abandoned after this long
+    /// without a heartbeat.
+    pub lease_stale_after: Duration,
 }
 
 /// A campaign name: letters, digits, `-` and `_`, at most 64 characters.
@@ -120,6 +124,15 @@ pub struct RetryPolicy {
     pub max_attempts: NonZeroU32,
     pub base_delay: Duration,
     pub max_delay: Duration,
+}
+
+/// When a run pauses because the vendor keeps failing.
+#[derive(Debug, Clone, Copy)]
+pub struct BreakerSettings {
+    /// How many of the latest attempts are looked at.
+    pub window: NonZeroU32,
+    /// Pause when more than this share of them failed with retryable errors.
+    pub failure_share: f64,
 }
 
 /// Why a job file was refused. Each names the file and, where there is one,
@@ -272,6 +285,20 @@ impl Job {
         let retry = file.retry;
         let max_attempts = NonZeroU32::new(retry.max_attempts)
             .ok_or_else(|| invalid("retry.max_attempts", "must be at least 1".into()))?;
+        let breaker_window = NonZeroU32::new(retry.breaker_window)
+            .ok_or_else(|| invalid("retry.breaker_window", "must be at least 1".into()))?;
+        if !(0.0..=1.0).contains(&retry.breaker_failure_share) {
+            return Err(invalid(
+                "retry.breaker_failure_share",
+                format!("{} must be between 0 and 1", retry.breaker_failure_share),
+            ));
+        }
+        if file.lease.stale_after_ms < 1000 {
+            return Err(invalid(
+                "lease.stale_after_ms",
+                "must be at least 1000".into(),
+            ));
+        }
         if retry.max_delay_ms < retry.base_delay_ms {
             return Err(invalid(
                 "retry.max_delay_ms",
@@ -319,6 +346,11 @@ impl Job {
                 base_delay: Duration::from_millis(retry.base_delay_ms),
                 max_delay: Duration::from_millis(retry.max_delay_ms),
             },
+            breaker: BreakerSettings {
+                window: breaker_window,
+                failure_share: retry.breaker_failure_share,
+            },
+            lease_stale_after: Duration::from_millis(file.lease.stale_after_ms),
         })
     }
 }
@@ -363,6 +395,8 @@ struct JobFile {
     limits: LimitsFile,
     #[serde(default)]
     retry: RetryFile,
+    #[serde(default)]
+    lease: LeaseFile,
 }
 
 #[derive(Debug, Deserialize)]
@@ -464,6 +498,10 @@ struct RetryFile {
     base_delay_ms: u64,
     #[serde(default = "default_max_delay_ms")]
     max_delay_ms: u64,
+    #[serde(default = "default_breaker_window")]
+    breaker_window: u32,
+    #[serde(default = "default_breaker_failure_share")]
+    breaker_failure_share: f64,
 }
 
 impl Default for RetryFile {
@@ -472,6 +510,23 @@ impl Default for RetryFile {
             max_attempts: default_max_attempts(),
             base_delay_ms: default_base_delay_ms(),
             max_delay_ms: default_max_delay_ms(),
+            breaker_window: default_breaker_window(),
+            breaker_failure_share: default_breaker_failure_share(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeaseFile {
+    #[serde(default = "default_lease_stale_after_ms")]
+    stale_after_ms: u64,
+}
+
+impl Default for LeaseFile {
+    fn default() -> Self {
+        LeaseFile {
+            stale_after_ms: default_lease_stale_after_ms(),
         }
     }
 }
@@ -513,6 +568,15 @@ fn default_base_delay_ms() -> u64 {
     1000
 }
 fn default_max_delay_ms() -> u64 {
+    60_000
+}
+fn default_breaker_window() -> u32 {
+    20
+}
+fn default_breaker_failure_share() -> f64 {
+    0.5
+}
+fn default_lease_stale_after_ms() -> u64 {
     60_000
 }
 
@@ -566,6 +630,9 @@ agent_group_no = "NX09445G000025"
         assert_eq!(job.retry.max_attempts.get(), 6);
         assert_eq!(job.retry.base_delay, Duration::from_secs(1));
         assert_eq!(job.retry.max_delay, Duration::from_secs(60));
+        assert_eq!(job.breaker.window.get(), 20);
+        assert_eq!(job.breaker.failure_share, 0.5);
+        assert_eq!(job.lease_stale_after, Duration::from_secs(60));
     }
 
     #[test]
@@ -655,6 +722,18 @@ agent_group_no = "NX09445G000025"
         check_refused(
             &with("[limits]\nmax_in_flight = \"two\""),
             &["invalid type"],
+        );
+        check_refused(
+            &with("[retry]\nbreaker_failure_share = 1.5"),
+            &["key `retry.breaker_failure_share`"],
+        );
+        check_refused(
+            &with("[retry]\nbreaker_window = 0"),
+            &["key `retry.breaker_window`"],
+        );
+        check_refused(
+            &with("[lease]\nstale_after_ms = 10"),
+            &["key `lease.stale_after_ms`"],
         );
     }
 

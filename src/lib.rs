@@ -11,6 +11,7 @@
 //! - [`phone`]: phone number normalization to NXLink's digits.
 //! - [`plan`]: pure: rows into contacts with order ids, contacts into batches.
 //! - [`ingest`]: contact file into the ledger, chunk by chunk, resumable.
+//! - [`lease`]: one run per campaign at a time, with a heartbeat.
 //! - [`nxlink`]: the only module that knows the vendor: wire, signing, client.
 //! - [`throttle`]: request rate limit and in-flight cap.
 //! - [`retry`]: pure: what a reply means, and the backoff schedule.
@@ -28,6 +29,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod ingest;
 pub mod job;
+pub mod lease;
 pub mod ledger;
 pub mod nxlink;
 pub mod outcome;

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::job::RetryPolicy;
+use crate::job::{BreakerSettings, RetryPolicy};
 use crate::nxlink::wire::code;
 use crate::nxlink::{Exchange, Reply, TransportError};
 use crate::outcome::BatchState;
@@ -139,6 +139,56 @@ pub fn next_step(
         ),
         // The clock is corrected before the next try, which can go at once.
         Decision::FixClock { .. } => step(BatchState::Pending, Duration::ZERO, "retry"),
+    }
+}
+
+/// A failure-rate breaker: it opens when more than `failure_share` of the
+/// last `window` attempts failed with errors worth retrying, so a failing
+/// vendor pauses the run instead of burning every batch's attempts.
+#[derive(Debug, Clone)]
+pub struct Breaker {
+    window: usize,
+    failure_share: f64,
+    /// The last attempts, newest last: true for a retryable failure.
+    recent: std::collections::VecDeque<bool>,
+    failures: usize,
+}
+
+impl Breaker {
+    pub fn new(settings: &BreakerSettings) -> Breaker {
+        let window = settings.window.get() as usize;
+        Breaker {
+            window,
+            failure_share: settings.failure_share,
+            recent: std::collections::VecDeque::with_capacity(window),
+            failures: 0,
+        }
+    }
+
+    /// Counts one attempt. Answers that say nothing about the vendor's
+    /// health (a clock fix, a stop) are not counted.
+    pub fn record(&mut self, decision: &Decision) {
+        let failed = match decision {
+            Decision::Retry { .. } => true,
+            Decision::Accepted | Decision::Rejected | Decision::Uncertain => false,
+            Decision::FixClock { .. } | Decision::Stop(_) => return,
+        };
+        if self.recent.len() == self.window && self.recent.pop_front() == Some(true) {
+            self.failures -= 1;
+        }
+        self.recent.push_back(failed);
+        self.failures += usize::from(failed);
+    }
+
+    /// True once the window is full and too many of it failed.
+    pub fn is_open(&self) -> bool {
+        self.recent.len() == self.window
+            && self.failures as f64 > self.failure_share * self.window as f64
+    }
+
+    /// Failures in the window, and the window's size.
+    pub fn failures(&self) -> (usize, usize) {
+        (self.failures, self.window)
     }
 }
 
@@ -338,6 +388,32 @@ mod tests {
             BatchState::Pending,
             0,
         );
+    }
+
+    #[test]
+    fn the_breaker_opens_only_on_a_full_window_with_too_many_failures() {
+        let settings = BreakerSettings {
+            window: std::num::NonZeroU32::new(4).unwrap(),
+            failure_share: 0.5,
+        };
+        let mut breaker = Breaker::new(&settings);
+        let retry = Decision::Retry { after: None };
+        for _ in 0..3 {
+            breaker.record(&retry);
+        }
+        assert!(!breaker.is_open(), "three attempts are not a full window");
+        breaker.record(&Decision::FixClock {
+            server_offset_ms: None,
+        });
+        assert!(!breaker.is_open(), "a clock fix is not counted");
+        breaker.record(&Decision::Accepted);
+        assert!(breaker.is_open(), "3 of the last 4 failed: more than half");
+        assert_eq!(breaker.failures(), (3, 4));
+        breaker.record(&Decision::Accepted);
+        assert!(!breaker.is_open(), "2 of the last 4 is not more than half");
+        breaker.record(&Decision::Uncertain);
+        breaker.record(&Decision::Rejected);
+        assert_eq!(breaker.failures(), (0, 4));
     }
 
     #[test]

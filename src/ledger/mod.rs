@@ -7,6 +7,7 @@
 
 mod dispatch;
 mod ingest;
+mod lease;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use sqlx::SqlitePool;
 
 pub use dispatch::{AttemptResult, BatchOrder, BatchToSend, Resend};
 pub use ingest::{Checkpoint, IngestChunk, KnownKey, NewOrder};
+pub use lease::{LeaseGrant, LeaseHolder};
 pub use report::{CampaignStatus, OrderLine, OrderStream};
 
 use crate::job::CampaignName;

@@ -58,6 +58,9 @@ pub struct Faults {
     pub max_list: Option<usize>,
     /// `Retry-After` seconds sent with 503 and 429.
     pub retry_after_s: u64,
+    /// Answer every request with this code, unprocessed (e.g. 1001 or 1002,
+    /// as a gateway behind a header-stripping proxy would).
+    pub reply_code: Option<i64>,
     /// Seed of the fault dice.
     pub seed: u64,
 }
@@ -295,6 +298,8 @@ async fn create_and_call(
         let now_ms = crate::nxlink::client::now_ms() + faults.skew_ms;
         let fate = if inner.roll(faults.drop_before) {
             Fate::DropBefore
+        } else if let Some(code) = faults.reply_code {
+            Fate::Code(code)
         } else if inner.roll(faults.http503) {
             Fate::Status(StatusCode::SERVICE_UNAVAILABLE)
         } else if inner.roll(faults.http429) {
@@ -347,7 +352,7 @@ async fn create_and_call(
         }
         Fate::Code(code) => {
             state.lock().count_reply(code.to_string());
-            return reply(StatusCode::OK, code, "sandbox: request failed");
+            return reply(StatusCode::OK, code, "sandbox: injected reply code");
         }
         Fate::Process { drop_after, slow } => (drop_after, slow),
     };
