@@ -128,13 +128,14 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             campaign,
             uncertain,
             failed: _,
+            batches,
         } => {
             let from = if uncertain {
                 BatchState::Uncertain
             } else {
                 BatchState::Failed
             };
-            resend(&cli.db, &campaign, from).await
+            resend(&cli.db, &campaign, from, &batches).await
         }
         Command::Sandbox {
             listen,
@@ -364,7 +365,7 @@ async fn status(db: &Path, campaign: Option<&str>, json: bool) -> Result<Exit, E
     Ok(Exit::Done)
 }
 
-async fn resend(db: &Path, campaign: &str, from: BatchState) -> Result<Exit, Error> {
+async fn resend(db: &Path, campaign: &str, from: BatchState, only: &[u32]) -> Result<Exit, Error> {
     let ledger = Ledger::open(db).await?;
     let id = ledger.campaign(campaign).await?;
     let requested_by = format!(
@@ -377,6 +378,7 @@ async fn resend(db: &Path, campaign: &str, from: BatchState) -> Result<Exit, Err
             id,
             &Resend {
                 from,
+                only,
                 requested_by: &requested_by,
                 now_ms: now_ms(),
             },
@@ -394,6 +396,15 @@ async fn resend(db: &Path, campaign: &str, from: BatchState) -> Result<Exit, Err
         },
         more
     );
+    let skipped: Vec<String> = only
+        .iter()
+        .filter(|seq| !seqs.contains(seq))
+        .map(|seq| format!("#{seq}"))
+        .collect();
+    if !skipped.is_empty() {
+        eprintln!("left alone (not {from}): {}", skipped.join(", "));
+        return Ok(Exit::Attention);
+    }
     Ok(Exit::Done)
 }
 

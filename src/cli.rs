@@ -73,6 +73,9 @@ pub enum Command {
         /// Re-queue the batches whose retries ran out.
         #[arg(long)]
         failed: bool,
+        /// Only this batch (repeatable); default: every batch in that state.
+        #[arg(long = "batch", value_name = "SEQ")]
+        batches: Vec<u32>,
     },
     /// Serve a local NXLink stand-in (for trials and tests; it calls no one).
     Sandbox {
@@ -113,9 +116,12 @@ pub struct FaultArgs {
     /// Answer code 88, unprocessed.
     #[arg(long, default_value_t = 0.0)]
     pub code88: f64,
-    /// After accepting, wait this many milliseconds before replying.
+    /// After accepting, wait this many milliseconds before replying...
     #[arg(long, default_value_t = 0)]
     pub slow_ms: u64,
+    /// ...for this share of the requests.
+    #[arg(long, default_value_t = 1.0)]
+    pub slow_share: f64,
     /// Run the sandbox's clock this many milliseconds ahead (negative: behind).
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub skew_ms: i64,
@@ -143,6 +149,7 @@ impl From<FaultArgs> for sandbox::Faults {
             code99: args.code99,
             code88: args.code88,
             slow_ms: args.slow_ms,
+            slow_share: args.slow_share,
             skew_ms: args.skew_ms,
             max_list: args.max_list,
             retry_after_s: args.retry_after_s,

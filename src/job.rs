@@ -171,10 +171,19 @@ impl Job {
         path: &Path,
         base_url_override: Option<&str>,
     ) -> Result<Job, JobError> {
-        let file: JobFile = toml::from_str(text).map_err(|e| JobError::Toml {
-            path: path.to_owned(),
-            message: toml_message(&e),
-        })?;
+        let file: JobFile = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                let message = toml_message(e.inner());
+                JobError::Toml {
+                    path: path.to_owned(),
+                    message: if key == "." || message.contains(&format!("`{key}`")) {
+                        message
+                    } else {
+                        format!("key `{key}`: {message}")
+                    },
+                }
+            })?;
         let invalid = |key: &'static str, message: String| JobError::Invalid {
             path: path.to_owned(),
             key,
@@ -721,7 +730,7 @@ agent_group_no = "NX09445G000025"
         );
         check_refused(
             &with("[limits]\nmax_in_flight = \"two\""),
-            &["invalid type"],
+            &["key `limits.max_in_flight`", "invalid type", "line 12"],
         );
         check_refused(
             &with("[retry]\nbreaker_failure_share = 1.5"),

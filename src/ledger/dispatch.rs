@@ -49,6 +49,8 @@ pub struct AttemptResult {
 #[derive(Debug, Clone)]
 pub struct Resend<'a> {
     pub from: BatchState,
+    /// Only these batches; empty means every batch in `from`.
+    pub only: &'a [BatchSeq],
     pub requested_by: &'a str,
     pub now_ms: i64,
 }
@@ -219,25 +221,33 @@ impl Ledger {
         campaign: CampaignId,
         resend: &Resend<'_>,
     ) -> Result<Vec<BatchSeq>, LedgerError> {
+        // `?4` is a JSON array of sequence numbers, or null for all.
+        const CHOSEN: &str = "campaign_id = ?1 AND state = ?2
+             AND (?4 IS NULL OR seq IN (SELECT value FROM json_each(?4)))";
+        let only = (!resend.only.is_empty())
+            .then(|| serde_json::to_string(resend.only).unwrap_or_default());
         let mut tx = self.pool.begin().await.map_err(|e| self.query_error(e))?;
-        sqlx::query(
+        sqlx::query(&format!(
             "INSERT INTO resends (campaign_id, batch_seq, from_state, requested_by, requested_at_ms)
-             SELECT campaign_id, seq, state, ?, ? FROM batches WHERE campaign_id = ? AND state = ? ORDER BY seq",
-        )
-        .bind(resend.requested_by)
-        .bind(resend.now_ms)
+             SELECT campaign_id, seq, state, ?3, ?5 FROM batches WHERE {CHOSEN} ORDER BY seq"
+        ))
         .bind(campaign.0)
         .bind(resend.from.as_str())
+        .bind(resend.requested_by)
+        .bind(only.as_deref())
+        .bind(resend.now_ms)
         .execute(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?;
-        let seqs: Vec<i64> = sqlx::query_scalar(
-            "UPDATE batches SET state = 'pending', not_before_ms = 0, attempts_before_resend = attempts, updated_at_ms = ?
-             WHERE campaign_id = ? AND state = ? RETURNING seq",
-        )
-        .bind(resend.now_ms)
+        let seqs: Vec<i64> = sqlx::query_scalar(&format!(
+            "UPDATE batches SET state = 'pending', not_before_ms = 0, attempts_before_resend = attempts, updated_at_ms = ?5
+             WHERE {CHOSEN} RETURNING seq"
+        ))
         .bind(campaign.0)
         .bind(resend.from.as_str())
+        .bind(resend.requested_by)
+        .bind(only.as_deref())
+        .bind(resend.now_ms)
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?;

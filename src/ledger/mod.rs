@@ -56,10 +56,53 @@ pub enum LedgerError {
     Output(std::io::Error),
 }
 
+impl LedgerError {
+    /// Whether this error is what another process creating the ledger at
+    /// the same moment causes.
+    fn is_first_open_race(&self) -> bool {
+        let database_error = match self {
+            LedgerError::Open { source, .. } => source.as_database_error(),
+            LedgerError::Migrate {
+                source: sqlx::migrate::MigrateError::Execute(source),
+                ..
+            }
+            | LedgerError::Migrate {
+                source: sqlx::migrate::MigrateError::ExecuteMigration(source, _),
+                ..
+            } => source.as_database_error(),
+            _ => None,
+        };
+        database_error.is_some_and(|e| {
+            // SQLITE_BUSY and SQLITE_LOCKED (with extended codes), or a
+            // table the other process created first.
+            let code = e.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+            matches!(code & 0xff, 5 | 6) || e.message().contains("already exists")
+        })
+    }
+}
+
 impl Ledger {
     /// Opens (creating if needed) the ledger at `path` and brings its schema
     /// up to date.
+    ///
+    /// Two processes creating the same new ledger at once collide on the
+    /// switch to WAL (which cannot wait on a lock) and on the first
+    /// migration; the loser tries again after a short pause.
     pub async fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        let mut pause = Duration::from_millis(20);
+        for _ in 0..6 {
+            match Ledger::open_once(path).await {
+                Err(e) if e.is_first_open_race() => {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                opened => return opened,
+            }
+        }
+        Ledger::open_once(path).await
+    }
+
+    async fn open_once(path: &Path) -> Result<Ledger, LedgerError> {
         let open_error = |source| LedgerError::Open {
             path: path.to_owned(),
             source,

@@ -35,7 +35,7 @@ pub const DEFAULT_ACCESS_KEY: &str = "sandbox-key";
 pub const DEFAULT_ACCESS_SECRET: &str = "sandbox-secret";
 
 /// Faults, each a probability per request (0.0–1.0) unless said otherwise.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
     /// Close the connection without processing.
@@ -50,8 +50,10 @@ pub struct Faults {
     pub code99: f64,
     /// Answer HTTP 200 with code 88, not processed.
     pub code88: f64,
-    /// After accepting, wait this long before replying.
+    /// After accepting, wait this long before replying...
     pub slow_ms: u64,
+    /// ...for this share of the requests (1.0: all of them).
+    pub slow_share: f64,
     /// The sandbox's clock runs this far ahead of the real one.
     pub skew_ms: i64,
     /// Refuse a `callList` longer than this with 41000.
@@ -63,6 +65,26 @@ pub struct Faults {
     pub reply_code: Option<i64>,
     /// Seed of the fault dice.
     pub seed: u64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            drop_before: 0.0,
+            drop_after: 0.0,
+            http503: 0.0,
+            http429: 0.0,
+            code99: 0.0,
+            code88: 0.0,
+            slow_ms: 0,
+            slow_share: 1.0,
+            skew_ms: 0,
+            max_list: None,
+            retry_after_s: 0,
+            reply_code: None,
+            seed: 0,
+        }
+    }
 }
 
 /// What the sandbox has seen, as `GET /_sandbox/stats` shows it.
@@ -309,9 +331,11 @@ async fn create_and_call(
         } else if inner.roll(faults.code88) {
             Fate::Code(code::REQUEST_FAILED)
         } else {
+            let drop_after = inner.roll(faults.drop_after);
+            let slow = faults.slow_ms > 0 && inner.roll(faults.slow_share);
             Fate::Process {
-                drop_after: inner.roll(faults.drop_after),
-                slow: Duration::from_millis(faults.slow_ms),
+                drop_after,
+                slow: Duration::from_millis(if slow { faults.slow_ms } else { 0 }),
             }
         };
         (now_ms, fate, faults.max_list, faults.retry_after_s)

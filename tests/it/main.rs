@@ -3,5 +3,7 @@
 
 mod cli;
 mod crash;
+mod faults;
+mod input;
 mod run;
 mod support;

@@ -300,3 +300,69 @@ pub fn orders_total(status: &serde_json::Value) -> u64 {
         .map(|n| n.as_u64().expect("a count"))
         .sum()
 }
+
+/// Sends SIGTERM to a running child.
+pub fn sigterm(child: &Child) {
+    let pid = child.id().expect("the child is running");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -TERM {pid}");
+}
+
+/// Runs the campaign again while it exits 75 (a breaker pause), as cron
+/// would, at most `times` times; returns the last output.
+pub async fn run_until_settled(campaign: &Campaign, times: usize) -> Output {
+    let mut output = campaign.run().await;
+    for _ in 1..times {
+        if exit_code(&output) != 75 {
+            break;
+        }
+        output = campaign.run().await;
+    }
+    output
+}
+
+/// Polls `condition` every few milliseconds; panics after `limit`.
+pub async fn wait_until(
+    limit: std::time::Duration,
+    what: &str,
+    mut condition: impl FnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+/// What every fault and crash test checks once the campaign is over: nobody
+/// accepted twice, every order the sandbox accepted is `accepted` or
+/// `uncertain` in the ledger, and nothing it never saw is `accepted`.
+pub async fn assert_ledger_matches_sandbox(campaign: &Campaign, sandbox: &Sandbox, orders: usize) {
+    let accepted = sandbox.accepted_orders();
+    let twice: Vec<_> = accepted.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "orders accepted more than once: {twice:?}"
+    );
+    let states = campaign.order_states().await;
+    assert_eq!(states.len(), orders);
+    for (order_id, state) in &states {
+        if accepted.contains_key(order_id) {
+            assert!(
+                state == "accepted" || state == "uncertain",
+                "{order_id} reached the sandbox but is {state}"
+            );
+        } else {
+            assert!(
+                ["pending", "failed", "uncertain"].contains(&state.as_str()),
+                "{order_id} never reached the sandbox but is {state}"
+            );
+        }
+    }
+}

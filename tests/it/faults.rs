@@ -1,0 +1,202 @@
+//! Campaigns against a sandbox that fails in every way it can: whatever
+//! the mix, nobody is accepted twice and the ledger agrees with the sandbox.
+
+use nxcampaign::sandbox::Faults;
+
+use crate::support::{
+    assert_ledger_matches_sandbox, count, exit_code, run_until_settled, start_sandbox, stderr,
+    Campaign, Mix,
+};
+
+const ORDERS: usize = 2000;
+
+/// Runs a campaign of 2000 orders against `faults` (re-running while a
+/// breaker pause says "try later") and checks the promises.
+async fn check_fault_mix(faults: Faults) {
+    let sandbox = start_sandbox(Faults { seed: 7, ..faults }).await;
+    let mut campaign = Campaign::new(&sandbox)
+        .with("api", "timeout_ms = 300")
+        .with("retry", "max_attempts = 5");
+    campaign.write_contacts(Mix {
+        valid: ORDERS,
+        invalid: 0,
+        duplicates: 0,
+    });
+    let output = run_until_settled(&campaign, 10).await;
+    assert!(
+        matches!(exit_code(&output), 0 | 1),
+        "the campaign settles: {}",
+        stderr(&output)
+    );
+    let status = campaign.status().await;
+    assert_eq!(count(&status, "batches", "sending"), 0, "{status}");
+    assert_eq!(count(&status, "batches", "pending"), 0, "{status}");
+    assert_ledger_matches_sandbox(&campaign, &sandbox, ORDERS).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replies_dropped_after_accepting_are_uncertain_never_resent() {
+    check_fault_mix(Faults {
+        drop_after: 0.2,
+        ..Faults::default()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_dropped_before_processing_are_never_called_accepted() {
+    check_fault_mix(Faults {
+        drop_before: 0.2,
+        ..Faults::default()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_503_is_retried() {
+    check_fault_mix(Faults {
+        http503: 0.2,
+        ..Faults::default()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_429_is_retried() {
+    check_fault_mix(Faults {
+        http429: 0.2,
+        ..Faults::default()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn code_99_is_retried() {
+    check_fault_mix(Faults {
+        code99: 0.2,
+        ..Faults::default()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replies_slower_than_the_timeout_are_uncertain() {
+    check_fault_mix(Faults {
+        slow_ms: 800,
+        slow_share: 0.2,
+        ..Faults::default()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_fault_at_once_at_20_percent() {
+    check_fault_mix(Faults {
+        drop_after: 0.2,
+        drop_before: 0.2,
+        http503: 0.2,
+        http429: 0.2,
+        code99: 0.2,
+        slow_ms: 800,
+        slow_share: 0.2,
+        ..Faults::default()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_skewed_server_clock_is_corrected_and_the_campaign_completes() {
+    let sandbox = start_sandbox(Faults {
+        skew_ms: 90_000,
+        ..Faults::default()
+    })
+    .await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix {
+        valid: 500,
+        invalid: 0,
+        duplicates: 0,
+    });
+    let output = campaign.run().await;
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    assert!(stderr(&output).contains("clock"), "{}", stderr(&output));
+    let stats = sandbox.stats();
+    assert!(
+        stats.replies.get("1004").is_some_and(|n| *n >= 1),
+        "{stats:?}"
+    );
+    assert_eq!(sandbox.accepted_orders().len(), 500);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_authentication_failure_stops_after_the_first_reply_naming_its_cause() {
+    for (code, cause) in [
+        (1001, "header"),
+        (1002, "bizType/action"),
+        (1003, "secret"),
+        (1005, "access key"),
+    ] {
+        let sandbox = start_sandbox(Faults {
+            reply_code: Some(code),
+            ..Faults::default()
+        })
+        .await;
+        let mut campaign = Campaign::new(&sandbox);
+        campaign.write_contacts(Mix {
+            valid: 500,
+            invalid: 0,
+            duplicates: 0,
+        });
+        let output = campaign.run().await;
+        assert_eq!(exit_code(&output), 3, "code {code}: {}", stderr(&output));
+        let message = stderr(&output);
+        assert!(
+            message.contains(&format!("code {code}")) && message.contains(cause),
+            "{message}"
+        );
+        assert_eq!(
+            sandbox.stats().requests,
+            1,
+            "code {code}: one request, then stop"
+        );
+        let status = campaign.status().await;
+        assert_eq!(count(&status, "batches", "failed"), 0, "code {code}");
+        assert_eq!(count(&status, "batches", "pending"), 5, "code {code}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_vendor_pauses_the_run_instead_of_burning_every_batch() {
+    let sandbox = start_sandbox(Faults {
+        http503: 1.0,
+        ..Faults::default()
+    })
+    .await;
+    let mut campaign =
+        Campaign::new(&sandbox).with("retry", "max_attempts = 10\nbreaker_window = 5");
+    campaign.write_contacts(Mix {
+        valid: 1000,
+        invalid: 0,
+        duplicates: 0,
+    });
+    let output = campaign.run().await;
+    assert_eq!(exit_code(&output), 75, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("the vendor is failing"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        sandbox.stats().requests,
+        5,
+        "it paused after a window of failures"
+    );
+    let status = campaign.status().await;
+    assert_eq!(count(&status, "batches", "pending"), 10);
+    assert_eq!(count(&status, "batches", "failed"), 0);
+
+    // The vendor recovers; the next run sends everything.
+    sandbox.set_faults(Faults::default());
+    assert_eq!(exit_code(&campaign.run().await), 0);
+    assert_eq!(sandbox.accepted_orders().len(), 1000);
+}
