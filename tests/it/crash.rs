@@ -276,3 +276,70 @@ async fn max_runtime_stops_gracefully_and_the_next_run_finishes() {
     assert_eq!(sandbox.accepted_orders().len(), 3000);
     assert!(sandbox.accepted_orders().values().all(|n| *n == 1));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_quits_at_once_and_the_next_run_holds_the_batch() {
+    let sandbox = start_sandbox(Faults {
+        slow_ms: 4000,
+        ..Faults::default()
+    })
+    .await;
+    let mut campaign = Campaign::new(&sandbox).with("api", "timeout_ms = 8000");
+    campaign.write_contacts(Mix {
+        valid: 300,
+        invalid: 0,
+        duplicates: 0,
+    });
+
+    let mut run = campaign.spawn_run();
+    wait_until(Duration::from_secs(20), "the first request arrived", || {
+        sandbox.stats().requests >= 1
+    })
+    .await;
+    let started = std::time::Instant::now();
+    sigterm(&run);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sigterm(&run);
+    let status = run.wait().await.expect("the run ends");
+    assert_eq!(status.code(), Some(75));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "it did not wait for the slow reply"
+    );
+
+    sandbox.set_faults(Faults::default());
+    let next = campaign.run().await;
+    assert!(stderr(&next).contains("now uncertain"), "{}", stderr(&next));
+    let status = campaign.status().await;
+    assert_eq!(count(&status, "batches", "uncertain"), 1, "{status}");
+    assert_eq!(count(&status, "batches", "accepted"), 2, "{status}");
+    assert!(sandbox.accepted_orders().values().all(|n| *n == 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_campaigns_run_at_once_on_one_ledger() {
+    let sandbox = start_sandbox(Faults {
+        slow_ms: 20,
+        ..Faults::default()
+    })
+    .await;
+    let mut spring = Campaign::new(&sandbox);
+    spring.write_contacts(Mix {
+        valid: 3000,
+        invalid: 0,
+        duplicates: 0,
+    });
+    let mut autumn = Campaign::new(&sandbox).sharing_ledger_with(&spring, "autumn");
+    autumn.write_contacts(Mix {
+        valid: 3000,
+        invalid: 0,
+        duplicates: 0,
+    });
+
+    let (first, second) = tokio::join!(spring.run(), autumn.run());
+    assert_eq!(exit_code(&first), 0, "{}", stderr(&first));
+    assert_eq!(exit_code(&second), 0, "{}", stderr(&second));
+    assert_eq!(sandbox.accepted_orders().len(), 6000);
+    assert_eq!(count(&spring.status().await, "orders", "accepted"), 3000);
+    assert_eq!(count(&autumn.status().await, "orders", "accepted"), 3000);
+}

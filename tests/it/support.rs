@@ -43,6 +43,8 @@ pub struct Campaign {
     /// Extra lines for the job file's sections, e.g. `("retry", "max_attempts = 2")`.
     sections: Vec<(String, String)>,
     base_url: String,
+    /// The ledger file; its own unless shared with another campaign.
+    ledger: PathBuf,
     /// How many valid numbers were handed out so far (numbers never repeat
     /// unless asked).
     numbers_used: usize,
@@ -52,13 +54,24 @@ impl Campaign {
     /// A campaign against `sandbox` with tiny delays, batches of 100 and no
     /// real rate limit.
     pub fn new(sandbox: &Sandbox) -> Campaign {
+        let dir = tempfile::tempdir().expect("a temp dir");
         Campaign {
-            dir: tempfile::tempdir().expect("a temp dir"),
+            ledger: dir.path().join("ledger.db"),
+            dir,
             name: "spring".to_owned(),
             sections: Vec::new(),
             base_url: sandbox.base_url(),
             numbers_used: 0,
         }
+    }
+
+    /// Another campaign name, recorded in `other`'s ledger, with numbers
+    /// that do not repeat `other`'s.
+    pub fn sharing_ledger_with(mut self, other: &Campaign, name: &str) -> Campaign {
+        self.ledger = other.db();
+        self.name = name.to_owned();
+        self.numbers_used = 50_000;
+        self
     }
 
     /// Adds lines to a job file section (`api`, `batching`, `limits`, `retry`).
@@ -76,7 +89,7 @@ impl Campaign {
     }
 
     pub fn db(&self) -> PathBuf {
-        self.dir.path().join("ledger.db")
+        self.ledger.clone()
     }
 
     /// Writes the job file: the defaults above, then the `with` lines.
