@@ -103,6 +103,7 @@ impl From<IngestError> for Error {
 pub async fn execute(cli: Cli) -> Result<Exit, Error> {
     match cli.command {
         Command::Run { job, max_runtime } => run(&cli.db, &job, max_runtime).await,
+        Command::Ingest { job } => ingest_only(&cli.db, &job).await,
         Command::Status { campaign, json } => status(&cli.db, campaign.as_deref(), json).await,
         Command::Orders {
             campaign,
@@ -184,25 +185,7 @@ pub async fn run_campaign(
     deadline: Option<Instant>,
     progress: &mut Progress,
 ) -> Result<CampaignRun, Error> {
-    let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
-    let lease = match Lease::acquire(ledger, campaign, job.lease_stale_after).await? {
-        Acquired::Busy(holder) => {
-            return Err(Error::CampaignBusy {
-                campaign: job.name.to_string(),
-                holder: describe_holder(&holder),
-            })
-        }
-        Acquired::Lease { lease, took_over } => {
-            if let Some(gone) = took_over {
-                eprintln!(
-                    "warning: took over campaign {:?} from a run that is gone ({})",
-                    job.name.as_str(),
-                    describe_holder(&gone)
-                );
-            }
-            lease
-        }
-    };
+    let (campaign, lease) = hold_campaign(ledger, job).await?;
     let run = ingest_and_dispatch(
         ledger,
         job,
@@ -218,6 +201,28 @@ pub async fn run_campaign(
     run
 }
 
+/// The job's campaign, created on first use, with its lease held: no other
+/// run ingests or sends for it until the lease is released.
+async fn hold_campaign(ledger: &Ledger, job: &Job) -> Result<(CampaignId, Lease), Error> {
+    let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
+    match Lease::acquire(ledger, campaign, job.lease_stale_after).await? {
+        Acquired::Busy(holder) => Err(Error::CampaignBusy {
+            campaign: job.name.to_string(),
+            holder: describe_holder(&holder),
+        }),
+        Acquired::Lease { lease, took_over } => {
+            if let Some(gone) = took_over {
+                eprintln!(
+                    "warning: took over campaign {:?} from a run that is gone ({})",
+                    job.name.as_str(),
+                    describe_holder(&gone)
+                );
+            }
+            Ok((campaign, lease))
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn ingest_and_dispatch(
     ledger: &Ledger,
@@ -230,23 +235,7 @@ async fn ingest_and_dispatch(
     progress: &mut Progress,
 ) -> Result<CampaignRun, Error> {
     let ingest = ingest::ingest(ledger, job, campaign, now_ms()).await?;
-    if ingest.rows > 0 || ingest.known > 0 {
-        eprintln!(
-            "ingest: {} new row(s): {} order(s), {} invalid, {} duplicate(s){}",
-            ingest.rows,
-            ingest.orders,
-            ingest.invalid,
-            ingest.duplicates,
-            if ingest.reread {
-                format!(
-                    "; the file changed, so it was read again and {} known row(s) skipped",
-                    ingest.known
-                )
-            } else {
-                String::new()
-            }
-        );
-    }
+    report_ingest(&ingest);
     let client =
         Client::new(&job.api.base_url, credentials, job.api.timeout).map_err(Error::Client)?;
     let dispatch = Dispatch {
@@ -342,6 +331,25 @@ async fn run(db: &Path, job_path: &Path, max_runtime: Option<Duration>) -> Resul
     let exit = finish_run(&run, &mut io::stdout().lock())?;
     ledger.close().await;
     Ok(exit)
+}
+
+async fn ingest_only(db: &Path, job_path: &Path) -> Result<Exit, Error> {
+    let job = Job::load(job_path, None)?;
+    let ledger = Ledger::open(db).await?;
+    let (campaign, lease) = hold_campaign(&ledger, &job).await?;
+    let ingested = ingest::ingest(&ledger, &job, campaign, now_ms()).await;
+    lease.release().await?;
+    report_ingest(&ingested?);
+    let status = ledger.status(campaign, job.name.as_str()).await?;
+    let mut out = io::stdout().lock();
+    report::write_status_table(&mut out, std::slice::from_ref(&status))?;
+    out.flush()?;
+    ledger.close().await;
+    Ok(if status.orders_in(OrderState::Invalid) > 0 {
+        Exit::Attention
+    } else {
+        Exit::Done
+    })
 }
 
 async fn status(db: &Path, campaign: Option<&str>, json: bool) -> Result<Exit, Error> {
@@ -472,6 +480,26 @@ fn needs_attention(status: &CampaignStatus) -> bool {
         .into_iter()
         .any(|s| s.needs_attention() && status.batches_in(s) > 0)
         || status.orders_in(OrderState::Invalid) > 0
+}
+
+fn report_ingest(ingest: &IngestReport) {
+    if ingest.rows > 0 || ingest.known > 0 {
+        eprintln!(
+            "ingest: {} new row(s): {} order(s), {} invalid, {} duplicate(s){}",
+            ingest.rows,
+            ingest.orders,
+            ingest.invalid,
+            ingest.duplicates,
+            if ingest.reread {
+                format!(
+                    "; the file changed, so it was read again and {} known row(s) skipped",
+                    ingest.known
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
 }
 
 fn describe_holder(holder: &LeaseHolder) -> String {

@@ -42,6 +42,12 @@ pub enum Command {
         #[arg(long, value_parser = parse_duration)]
         max_runtime: Option<Duration>,
     },
+    /// Ingest what is new in the job's contact file, without sending
+    /// anything (no credentials needed): check a file before its campaign.
+    Ingest {
+        /// The job file (TOML).
+        job: PathBuf,
+    },
     /// Rows read and counts of orders and batches by state.
     Status {
         /// Only this campaign (default: every campaign in the ledger).

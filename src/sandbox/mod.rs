@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -152,6 +152,11 @@ impl Sandbox {
         self.state.lock().accepted.clone()
     }
 
+    /// When each request arrived, in order (for rate measurements).
+    pub fn arrivals(&self) -> Vec<Instant> {
+        self.state.lock().arrivals.clone()
+    }
+
     /// Names of the tasks accepted, in arrival order.
     pub fn task_names(&self) -> Vec<String> {
         self.state.lock().task_names.clone()
@@ -185,6 +190,7 @@ struct Inner {
     faults: Faults,
     dice: StdRng,
     requests: u64,
+    arrivals: Vec<Instant>,
     replies: BTreeMap<String, u64>,
     accepted: HashMap<String, u32>,
     task_names: Vec<String>,
@@ -198,6 +204,7 @@ impl Inner {
             dice: StdRng::seed_from_u64(faults.seed),
             faults,
             requests: 0,
+            arrivals: Vec::new(),
             replies: BTreeMap::new(),
             accepted: HashMap::new(),
             task_names: Vec::new(),
@@ -316,6 +323,7 @@ async fn create_and_call(
     let (now_ms, fate, max_list, retry_after) = {
         let mut inner = state.lock();
         inner.requests += 1;
+        inner.arrivals.push(Instant::now());
         let faults = inner.faults.clone();
         let now_ms = crate::nxlink::client::now_ms() + faults.skew_ms;
         let fate = if inner.roll(faults.drop_before) {

@@ -1,0 +1,470 @@
+//! The whole pipeline, measured with the real binary against the sandbox on
+//! 127.0.0.1 (issue 4). Prints one markdown table.
+//!
+//! ```sh
+//! cargo bench --bench pipeline                 # 1 million rows
+//! cargo bench --bench pipeline -- --big        # and 10 million
+//! cargo bench --bench pipeline -- --rows 200000 --runs 1 --rate-seconds 5
+//! ```
+//!
+//! Each figure is the median of `--runs` runs on a fresh ledger, timed
+//! around the `nxcampaign` process, whose peak RSS comes from `getrusage`.
+//! The baseline is the `sqlite3` shell's `.import` of the same rows into a
+//! table with a `TEXT PRIMARY KEY` order id and a `UNIQUE` phone.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use md5::{Digest, Md5};
+use nxcampaign::nxlink::Credentials;
+use nxcampaign::sandbox::{Faults, Sandbox, DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_nxcampaign");
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Re-executed as `pipeline --measure <program> <args>`: run it and
+    // report its peak RSS, which getrusage gives exactly for a sole child.
+    if args.first().map(String::as_str) == Some("--measure") {
+        measure_child(&args[1..]);
+        return;
+    }
+    let options = Options::parse(&args);
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-pipeline");
+    std::fs::create_dir_all(&work).expect("bench folder");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sandbox = runtime.block_on(async {
+        Sandbox::start(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            Credentials::new(DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET),
+            Faults::default(),
+        )
+        .await
+        .expect("sandbox")
+    });
+
+    let mut table = String::new();
+    writeln!(
+        table,
+        "| rows | what | time (median of {}) | rows/s | peak RSS | vs sqlite3 .import |",
+        options.runs
+    )
+    .unwrap();
+    writeln!(table, "|---:|---|---:|---:|---:|---|").unwrap();
+    for &rows in &options.sizes {
+        let data = work.join(format!("contacts-{rows}.csv"));
+        if !data.exists() {
+            eprintln!("generating {rows} rows into {}", data.display());
+            generate(&data, rows);
+        }
+        let lines = rows as f64;
+        let job = write_job(&work, &data, rows, &sandbox.base_url(), "1000000.0", 1000);
+
+        let baseline = median(options.runs, || sqlite_import(&work, &data));
+        row(
+            &mut table,
+            rows,
+            "sqlite3 .import (baseline)",
+            &baseline,
+            lines,
+            None,
+        );
+
+        let ingest = median(options.runs, || {
+            let db = fresh_db(&work, "ingest");
+            measure(&[BINARY, "--db", &db, "ingest", &job])
+        });
+        row(
+            &mut table,
+            rows,
+            "ingest (file → ledger)",
+            &ingest,
+            lines,
+            Some(&baseline),
+        );
+
+        let db = fresh_db(&work, "rerun");
+        measure(&[BINARY, "--db", &db, "ingest", &job]);
+        let rerun = median(options.runs, || {
+            measure(&[BINARY, "--db", &db, "ingest", &job])
+        });
+        row(
+            &mut table,
+            rows,
+            "re-run, nothing new",
+            &rerun,
+            lines,
+            Some(&baseline),
+        );
+
+        let e2e_db = fresh_db(&work, "e2e");
+        let end_to_end = median(options.runs, || {
+            let db = fresh_db(&work, "e2e");
+            measure_env(&[BINARY, "--db", &db, "run", &job], true)
+        });
+        row(
+            &mut table,
+            rows,
+            "end to end (ingest + send + record)",
+            &end_to_end,
+            lines,
+            Some(&baseline),
+        );
+        measure_env(&[BINARY, "--db", &e2e_db, "run", &job], true);
+
+        let status = median(options.runs, || {
+            measure(&[BINARY, "--db", &e2e_db, "status", "bench", "--json"])
+        });
+        row(&mut table, rows, "status", &status, lines, None);
+        let orders = median(options.runs, || {
+            measure(&[
+                BINARY, "--db", &e2e_db, "orders", "bench", "--format", "csv",
+            ])
+        });
+        row(
+            &mut table,
+            rows,
+            "orders --format csv",
+            &orders,
+            lines,
+            None,
+        );
+        eprint!("{table}");
+    }
+
+    if options.rate_seconds > 0 {
+        writeln!(table).unwrap();
+        writeln!(
+            table,
+            "| quota (req/s) | achieved (req/s) | error | largest count in a 1 s window |"
+        )
+        .unwrap();
+        writeln!(table, "|---:|---:|---:|---:|").unwrap();
+        for quota in [5u32, 50, 500] {
+            let (achieved, peak) =
+                rate_precision(&runtime, &sandbox, &work, quota, options.rate_seconds);
+            writeln!(
+                table,
+                "| {quota} | {achieved:.2} | {:+.2}% | {peak} |",
+                (achieved / f64::from(quota) - 1.0) * 100.0
+            )
+            .unwrap();
+            eprintln!("rate {quota}: {achieved:.2} req/s, peak window {peak}");
+        }
+    }
+    println!("\n{table}");
+    runtime.block_on(sandbox.stop());
+}
+
+struct Options {
+    sizes: Vec<usize>,
+    runs: usize,
+    rate_seconds: u64,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Options {
+        let mut options = Options {
+            sizes: vec![1_000_000],
+            runs: 3,
+            rate_seconds: 20,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = || {
+                args.next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .expect("a number after the flag")
+            };
+            match arg.as_str() {
+                "--big" => options.sizes.push(10_000_000),
+                "--rows" => options.sizes = vec![value() as usize],
+                "--runs" => options.runs = value().max(1) as usize,
+                "--rate-seconds" => options.rate_seconds = value(),
+                "--bench" => {}
+                other => panic!(
+                    "unknown option {other:?} (use --big, --rows N, --runs N, --rate-seconds N)"
+                ),
+            }
+        }
+        options
+    }
+}
+
+/// One measured process: wall time and peak RSS.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    seconds: f64,
+    peak_rss_kib: u64,
+}
+
+fn median(runs: usize, mut once: impl FnMut() -> Sample) -> Sample {
+    let mut samples: Vec<Sample> = (0..runs).map(|_| once()).collect();
+    samples.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    let mid = samples[samples.len() / 2];
+    Sample {
+        seconds: mid.seconds,
+        peak_rss_kib: samples.iter().map(|s| s.peak_rss_kib).max().unwrap_or(0),
+    }
+}
+
+fn row(
+    table: &mut String,
+    rows: usize,
+    what: &str,
+    sample: &Sample,
+    lines: f64,
+    baseline: Option<&Sample>,
+) {
+    let ratio = baseline
+        .map(|b| {
+            let speed = b.seconds / sample.seconds;
+            format!("{speed:.2}× its rows/s")
+        })
+        .unwrap_or_default();
+    writeln!(
+        table,
+        "| {rows} | {what} | {:.3} s | {:.0} | {:.1} MiB | {ratio} |",
+        sample.seconds,
+        lines / sample.seconds,
+        sample.peak_rss_kib as f64 / 1024.0
+    )
+    .unwrap();
+}
+
+fn measure(command: &[&str]) -> Sample {
+    measure_env(command, false)
+}
+
+/// Runs `command` through `pipeline --measure` and reads its report.
+fn measure_env(command: &[&str], credentials: bool) -> Sample {
+    let me = std::env::current_exe().expect("own path");
+    let mut wrapper = Command::new(me);
+    wrapper
+        .arg("--measure")
+        .args(command)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if credentials {
+        wrapper
+            .env("NXLINK_ACCESS_KEY", DEFAULT_ACCESS_KEY)
+            .env("NXLINK_ACCESS_SECRET", DEFAULT_ACCESS_SECRET);
+    }
+    let output = wrapper.output().expect("measure wrapper runs");
+    let report = String::from_utf8_lossy(&output.stdout);
+    let mut fields = report.split_whitespace();
+    let seconds: f64 = fields.next().and_then(|s| s.parse().ok()).expect("seconds");
+    let peak_rss_kib: u64 = fields.next().and_then(|s| s.parse().ok()).expect("rss");
+    Sample {
+        seconds,
+        peak_rss_kib,
+    }
+}
+
+/// The wrapper: runs the command with its output discarded, then prints
+/// "<seconds> <peak RSS KiB>".
+fn measure_child(command: &[String]) {
+    let started = Instant::now();
+    let status = Command::new(&command[0])
+        .args(&command[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("command runs");
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        status.code().is_some_and(|c| c == 0 || c == 1),
+        "{command:?} failed with {status}"
+    );
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .expect("getrusage");
+    println!("{seconds} {}", usage.max_rss());
+}
+
+fn fresh_db(work: &Path, name: &str) -> String {
+    let db = work.join(format!("{name}.db"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    db.display().to_string()
+}
+
+fn sqlite_import(work: &Path, data: &Path) -> Sample {
+    let db = fresh_db(work, "baseline");
+    let script = work.join("import.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE TABLE contacts (id TEXT PRIMARY KEY, name TEXT, phone TEXT UNIQUE, ref TEXT);\n.mode csv\n.import --skip 1 {} contacts\n",
+            data.display()
+        ),
+    )
+    .expect("script");
+    let shell = format!("sqlite3 {db} < {}", script.display());
+    measure(&["sh", "-c", &shell])
+}
+
+/// Writes the bench job; rows are international numbers with an id column.
+fn write_job(
+    work: &Path,
+    data: &Path,
+    rows: usize,
+    base_url: &str,
+    rate: &str,
+    batch: usize,
+) -> String {
+    let job = work.join(format!("job-{rows}-{rate}.toml"));
+    std::fs::write(
+        &job,
+        format!(
+            r#"name = "bench"
+contacts = "{data}"
+[api]
+base_url = "{base_url}"
+timeout_ms = 30000
+[task]
+country = "HK"
+task_name = "Bench"
+agent_group_no = "NX09445G000025"
+[columns]
+phone = "phone"
+order_id = "id"
+other = ["name", "ref"]
+[batching]
+size = {batch}
+[limits]
+requests_per_second = {rate}
+max_in_flight = 8
+[retry]
+max_attempts = 3
+base_delay_ms = 10
+max_delay_ms = 100
+"#,
+            data = data.display()
+        ),
+    )
+    .expect("job");
+    job.display().to_string()
+}
+
+/// Generates `rows` contact rows: numbers of five countries in random-looking
+/// order, 0.3% invalid, 1% repeating an earlier number, a UTF-8 name and a
+/// 36-character reference; the order id column is 32 hex digits.
+fn generate(path: &Path, rows: usize) {
+    const NAMES: [&str; 8] = [
+        "陳大文",
+        "José Álvarez",
+        "Siti Nurhaliza",
+        "Zoë Smith",
+        "Łukasz Kowalski",
+        "Nguyễn Văn An",
+        "Ann Lee",
+        "Budi Santoso",
+    ];
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path).expect("data file"));
+    writeln!(out, "id,name,phone,ref").unwrap();
+    for i in 0..rows {
+        let digest = Md5::digest((i as u64).to_le_bytes());
+        let id = hex::encode_upper(digest);
+        let reference = format!(
+            "{}-{}-{}-{}-{}",
+            &hex::encode(&digest[..4]),
+            &hex::encode(&digest[4..6]),
+            &hex::encode(&digest[6..8]),
+            &hex::encode(&digest[8..10]),
+            &hex::encode(&digest[10..16])
+        );
+        let phone = if i % 1000 < 3 {
+            "12345".to_owned()
+        } else if i % 100 == 50 {
+            number(i - 37)
+        } else {
+            number(i)
+        };
+        writeln!(out, "{id},{},{phone},{reference}", NAMES[i % NAMES.len()]).unwrap();
+    }
+    out.flush().unwrap();
+}
+
+/// A valid number for row `i`, different for every `i`: each country's
+/// rows are numbered, and the number scrambled by a bijection on the
+/// country's range, so keys arrive in random order.
+fn number(i: usize) -> String {
+    let (group, slot) = ((i / 10) as u64, (i % 10) as u64);
+    let scramble = |index: u64, range: u64| index.wrapping_mul(48_271) % range;
+    match slot {
+        0..=2 => format!("+4471{:08}", scramble(group * 3 + slot, 100_000_000)),
+        3..=5 => format!("+62812{:08}", scramble(group * 3 + slot - 3, 100_000_000)),
+        6 | 7 => {
+            let v = scramble(group * 2 + slot - 6, 4_500_000);
+            let prefix = ["51", "52", "53", "54", "59"][(v % 5) as usize];
+            let third = ['0', '1', '2', '3', '4', '6', '7', '8', '9'][((v / 5) % 9) as usize];
+            format!("+852 {prefix}{third}{:05}", v / 45)
+        }
+        8 => format!("+65 9{:07}", scramble(group, 9_000_000)),
+        _ => format!("+1 212 {:07}", 2_000_000 + scramble(group, 8_000_000)),
+    }
+}
+
+/// Runs a campaign at `quota` requests per second (one contact per request)
+/// for `seconds`, and returns the achieved rate and the largest number of
+/// requests in any one-second window.
+fn rate_precision(
+    runtime: &tokio::runtime::Runtime,
+    sandbox: &Sandbox,
+    work: &Path,
+    quota: u32,
+    seconds: u64,
+) -> (f64, usize) {
+    let rows = (u64::from(quota) * seconds * 2 + 100) as usize;
+    let data = work.join(format!("rate-{rows}.csv"));
+    if !data.exists() {
+        generate(&data, rows);
+    }
+    let job = write_job(
+        work,
+        &data,
+        rows,
+        &sandbox.base_url(),
+        &format!("{quota}.0"),
+        1,
+    );
+    let db = fresh_db(work, "rate");
+    let before = sandbox.arrivals().len();
+    measure_env(&[BINARY, "--db", &db, "ingest", &job], false);
+    let runtime_flag = format!("{seconds}s");
+    let status = Command::new(BINARY)
+        .args(["--db", &db, "run", "--max-runtime", &runtime_flag, &job])
+        .env("NXLINK_ACCESS_KEY", DEFAULT_ACCESS_KEY)
+        .env("NXLINK_ACCESS_SECRET", DEFAULT_ACCESS_SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("rate run");
+    assert_eq!(
+        status.code(),
+        Some(75),
+        "the run is stopped by --max-runtime"
+    );
+    let _ = runtime;
+    let arrivals: Vec<Instant> = sandbox.arrivals()[before..].to_vec();
+    let (Some(first), Some(last)) = (arrivals.first(), arrivals.last()) else {
+        return (0.0, 0);
+    };
+    let span = last.duration_since(*first).as_secs_f64();
+    let achieved = (arrivals.len() - 1) as f64 / span;
+    let mut peak = 0;
+    let mut start = 0;
+    for end in 0..arrivals.len() {
+        while arrivals[end].duration_since(arrivals[start]) >= Duration::from_secs(1) {
+            start += 1;
+        }
+        peak = peak.max(end - start + 1);
+    }
+    (achieved, peak)
+}
