@@ -1,18 +1,19 @@
 //! Ingest: a job's contact file into the ledger as orders and batches.
 //!
-//! A reader thread parses and validates rows while this task de-duplicates
-//! them against the ledger and writes one chunk per transaction, with the
-//! checkpoint. Memory holds a few chunks, never the file. Ingest sends
-//! nothing.
+//! A reader thread parses and validates rows while this task stages them in
+//! the ledger, one chunk and its checkpoint per transaction; then every
+//! staged order is planned at once (duplicates, keys, batches), set-wise.
+//! Memory holds a few chunks, never the file. Ingest sends nothing.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use tokio::sync::mpsc;
 
 use crate::contacts::{self, ContactReader, ContactsError, Resume, Row};
-use crate::job::Job;
-use crate::ledger::{CampaignId, Checkpoint, IngestChunk, Ledger, LedgerError, NewOrder};
+use crate::job::{CampaignName, Job};
+use crate::ledger::{CampaignId, Checkpoint, Ledger, LedgerError, StagedChunk, StagedRow};
+use crate::phone::Country;
 use crate::plan::{self, Batcher, Contact, InvalidRow};
 
 /// What one ingest added.
@@ -20,7 +21,8 @@ use crate::plan::{self, Batcher, Contact, InvalidRow};
 pub struct IngestReport {
     /// Rows that entered the ledger, in any state.
     pub rows: u64,
-    /// Of those, orders that will be sent.
+    /// Orders planned into batches (rows of this ingest, and any an
+    /// interrupted ingest had left staged).
     pub orders: u64,
     pub invalid: u64,
     pub duplicates: u64,
@@ -40,10 +42,11 @@ pub enum IngestError {
     Ledger(#[from] LedgerError),
 }
 
-/// Rows per ledger transaction.
-const CHUNK_ROWS: usize = 2000;
+/// Rows per staging transaction.
+const CHUNK_ROWS: usize = 20_000;
 
-/// Reads what is new in the job's contact file into the ledger.
+/// Reads what is new in the job's contact file into the ledger, then plans
+/// every staged order into batches.
 #[tracing::instrument(skip_all, fields(campaign = %job.name))]
 pub async fn ingest(
     ledger: &Ledger,
@@ -73,35 +76,51 @@ pub async fn ingest(
     };
     // Opening here reports a missing file or column before anything else.
     let reader = ContactReader::open(&job.contacts, &job.columns, resume)?;
-
-    let (size, (next_seq, open)) = (
-        u32::from(job.batch_size.get()),
-        ledger
-            .open_batches(campaign, u32::from(job.batch_size.get()))
-            .await?,
-    );
+    let size = u32::from(job.batch_size.get());
+    let (next_seq, open) = ledger.open_batches(campaign, size).await?;
     let mut batcher = Batcher::new(size, next_seq, open);
     let mut report = IngestReport {
         reread,
         ..IngestReport::default()
     };
 
+    let started = std::time::Instant::now();
     let (tx, mut rx) = mpsc::channel(2);
     let path = job.contacts.clone();
     let name = job.name.clone();
     let country = job.task.country;
     let reading =
         tokio::task::spawn_blocking(move || read_chunks(reader, path, &name, country, &tx));
-
     while let Some(chunk) = rx.recv().await {
-        let chunk = chunk?;
-        let written =
-            plan_chunk(ledger, campaign, chunk, reread, &mut batcher, &mut report).await?;
-        ledger.record_chunk(campaign, &written, now_ms).await?;
+        stage(
+            ledger,
+            campaign,
+            chunk?,
+            reread,
+            &mut batcher,
+            &mut report,
+            now_ms,
+        )
+        .await?;
     }
     reading
         .await
         .expect("the contact reader thread does not panic");
+    tracing::debug!(
+        rows = report.rows,
+        seconds = started.elapsed().as_secs_f64(),
+        "staged"
+    );
+
+    let started = std::time::Instant::now();
+    let planned = ledger.plan_staged(campaign).await?;
+    tracing::debug!(
+        orders = planned.orders,
+        seconds = started.elapsed().as_secs_f64(),
+        "planned"
+    );
+    report.orders = planned.orders;
+    report.duplicates = planned.duplicates;
     Ok(report)
 }
 
@@ -115,8 +134,8 @@ struct ReadChunk {
 fn read_chunks(
     mut reader: ContactReader,
     path: PathBuf,
-    campaign: &crate::job::CampaignName,
-    default_country: crate::phone::Country,
+    campaign: &CampaignName,
+    default_country: Country,
     tx: &mpsc::Sender<Result<ReadChunk, ContactsError>>,
 ) {
     loop {
@@ -165,104 +184,83 @@ fn read_chunks(
     }
 }
 
-/// Decides every row of a chunk: live order (placed in a batch), duplicate,
-/// invalid, or already known.
-async fn plan_chunk(
+/// Stages one chunk, placing its contacts in batches (duplicates, found
+/// when planning, leave them again). On a re-read of a replaced file, rows
+/// whose order id and phone the ledger already holds are skipped.
+async fn stage(
     ledger: &Ledger,
     campaign: CampaignId,
     chunk: ReadChunk,
     reread: bool,
     batcher: &mut Batcher,
     report: &mut IngestReport,
-) -> Result<IngestChunk, LedgerError> {
-    let (phones, order_ids): (Vec<&str>, Vec<&str>) = chunk
-        .rows
-        .iter()
-        .filter_map(|row| row.as_ref().ok())
-        .map(|c| (c.phone.digits(), c.order_id.as_str()))
-        .unzip();
-    let known = ledger.known_keys(campaign, &phones, &order_ids).await?;
-    let mut line_of_phone: HashMap<String, u64> =
-        HashMap::with_capacity(known.len() + chunk.rows.len());
-    let mut line_of_id: HashMap<String, u64> =
-        HashMap::with_capacity(known.len() + chunk.rows.len());
-    let mut known_pairs: HashMap<String, String> = HashMap::new();
-    for key in known {
-        line_of_phone.insert(key.phone.clone(), key.line);
-        line_of_id.insert(key.order_id.clone(), key.line);
-        if reread {
-            known_pairs.insert(key.order_id, key.phone);
-        }
-    }
-
-    let mut out = IngestChunk {
-        orders: Vec::with_capacity(chunk.rows.len()),
-        checkpoint: chunk.checkpoint,
-        ..IngestChunk::default()
+    now_ms: i64,
+) -> Result<(), LedgerError> {
+    let known: HashSet<(String, String)> = if reread {
+        let pairs: Vec<(&str, &str)> = chunk
+            .rows
+            .iter()
+            .filter_map(|row| row.as_ref().ok())
+            .map(|c| (c.order_id.as_str(), c.phone.digits()))
+            .collect();
+        ledger
+            .known_pairs(campaign, &pairs)
+            .await?
+            .into_iter()
+            .map(|k| (k.order_id, k.phone))
+            .collect()
+    } else {
+        HashSet::new()
     };
-    for row in chunk.rows {
-        let contact = match row {
-            Ok(contact) => contact,
-            Err(invalid) => {
-                report.invalid += 1;
-                out.orders.push(NewOrder {
-                    line: invalid.line,
-                    order_id: invalid.order_id,
-                    phone: invalid.phone,
-                    country: None,
-                    other: String::new(),
-                    batch_seq: None,
-                    set_aside: Some("invalid"),
-                    reason: Some(invalid.reason),
-                });
-                continue;
-            }
-        };
-        let phone = contact.phone.digits();
-        let order_id = contact.order_id.as_str();
-        if known_pairs.get(order_id).is_some_and(|p| p == phone) {
-            report.known += 1;
-            continue;
-        }
-        let duplicate_of = line_of_phone
-            .get(phone)
-            .map(|line| format!("same phone as line {line}"))
-            .or_else(|| {
-                line_of_id
-                    .get(order_id)
-                    .map(|line| format!("same order id as line {line}"))
-            });
-        let (batch_seq, set_aside) = match &duplicate_of {
-            Some(_) => {
-                report.duplicates += 1;
-                (None, Some("duplicate"))
-            }
-            None => {
-                report.orders += 1;
-                line_of_phone.insert(phone.to_owned(), contact.line);
-                line_of_id.insert(order_id.to_owned(), contact.line);
+    let mut rows = Vec::with_capacity(chunk.rows.len());
+    let mut new_batches = Vec::new();
+    for row in &chunk.rows {
+        match row {
+            Ok(contact) => {
+                let key = (
+                    contact.order_id.as_str().to_owned(),
+                    contact.phone.digits().to_owned(),
+                );
+                if !known.is_empty() && known.contains(&key) {
+                    report.known += 1;
+                    continue;
+                }
                 let placement = batcher.place(contact.phone.country());
                 if placement.opens {
-                    out.new_batches
-                        .push((placement.seq, contact.phone.country()));
+                    new_batches.push((placement.seq, contact.phone.country()));
                 }
-                (Some(placement.seq), None)
+                rows.push(StagedRow {
+                    line: contact.line,
+                    order_id: Some(contact.order_id.as_str()),
+                    phone: contact.phone.digits(),
+                    country: Some(contact.phone.country_iso()),
+                    other: &contact.other,
+                    batch_seq: Some(placement.seq),
+                    invalid: None,
+                });
             }
-        };
-        out.orders.push(NewOrder {
-            line: contact.line,
-            order_id: Some(order_id.to_owned()),
-            phone: phone.to_owned(),
-            country: Some(contact.phone.country().as_str().to_owned()),
-            other: contact.other,
-            batch_seq,
-            set_aside,
-            reason: duplicate_of,
-        });
+            Err(invalid) => {
+                report.invalid += 1;
+                rows.push(StagedRow {
+                    line: invalid.line,
+                    order_id: invalid.order_id.as_deref(),
+                    phone: &invalid.phone,
+                    country: None,
+                    other: "",
+                    batch_seq: None,
+                    invalid: Some(&invalid.reason),
+                });
+            }
+        }
     }
-    out.rows_read = out.orders.len() as u64;
-    report.rows += out.rows_read;
-    Ok(out)
+    report.rows += rows.len() as u64;
+    let staged = StagedChunk {
+        rows: &rows,
+        new_batches: &new_batches,
+        rows_read: rows.len() as u64,
+        checkpoint: &chunk.checkpoint,
+    };
+    ledger.stage_chunk(campaign, &staged, now_ms).await
 }
 
 /// Whether a plain file is at least `offset` bytes long (a compressed one is

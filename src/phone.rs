@@ -8,6 +8,8 @@ use std::fmt;
 use phonenumber::country::Id;
 use phonenumber::Mode;
 
+mod fast;
+
 /// A two-letter ISO 3166 country code as NXLink's `country` field wants it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Country {
@@ -69,6 +71,19 @@ impl Phone {
     /// are not a valid national number.
     pub fn parse(raw: &str, default_country: Country) -> Result<Phone, PhoneError> {
         let cleaned = clean(raw)?;
+        if let Some(international) = cleaned.strip_prefix('+') {
+            if let Some(accepted) = fast::accept(international) {
+                // As the library: a region it cannot name is the row's country.
+                let country = accepted
+                    .region
+                    .and_then(|region| Country::parse(region).ok())
+                    .unwrap_or(default_country);
+                return Ok(Phone {
+                    digits: accepted.digits,
+                    country,
+                });
+            }
+        }
         if let Some(phone) = parse_valid(&cleaned, Some(default_country)) {
             return Ok(phone);
         }
@@ -89,6 +104,11 @@ impl Phone {
     /// The country the number belongs to (not necessarily the row's).
     pub fn country(&self) -> Country {
         self.country
+    }
+
+    /// That country's ISO code, borrowed from the phone.
+    pub fn country_iso(&self) -> &str {
+        self.country.as_str()
     }
 }
 
@@ -214,6 +234,82 @@ mod tests {
         let err = Phone::parse("12", hk()).unwrap_err();
         assert_eq!(err.to_string(), "\"12\" is not a valid phone number");
         assert_eq!(Phone::parse(" ", hk()).unwrap_err(), PhoneError::Empty);
+    }
+
+    /// Every example number of every region, with its last digits varied,
+    /// and random digits after every country code: wherever the fast path
+    /// answers, the library agrees on validity, digits and country.
+    #[test]
+    fn the_fast_path_agrees_with_the_library_everywhere_it_answers() {
+        use phonenumber::metadata::DATABASE;
+        let mut seed: u64 = 0x5eed;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        let mut inputs = Vec::new();
+        for meta in DATABASE.iter() {
+            let code = meta.country_code();
+            let d = meta.descriptors();
+            let kinds = [
+                d.fixed_line(),
+                d.mobile(),
+                d.toll_free(),
+                d.premium_rate(),
+                d.voip(),
+                d.uan(),
+            ];
+            for example in kinds.into_iter().flatten().filter_map(|k| k.example()) {
+                inputs.push((format!("{code}{example}"), true));
+                for _ in 0..20 {
+                    let keep = example.len().saturating_sub(3);
+                    let tail: String = (0..example.len() - keep)
+                        .map(|_| char::from(b'0' + (next() % 10) as u8))
+                        .collect();
+                    inputs.push((format!("{code}{}{tail}", &example[..keep]), false));
+                }
+            }
+            for _ in 0..20 {
+                let len = 4 + next() % 10;
+                let digits: String = (0..len)
+                    .map(|_| char::from(b'0' + (next() % 10) as u8))
+                    .collect();
+                inputs.push((format!("{code}{digits}"), false));
+            }
+        }
+        let default = Country::parse("HK").unwrap();
+        let (mut examples, mut examples_fast, mut answered) = (0, 0, 0);
+        for (digits, is_example) in &inputs {
+            let library = parse_valid(&format!("+{digits}"), Some(default));
+            let fast = fast::accept(digits);
+            if let Some(accepted) = &fast {
+                answered += 1;
+                let library = library
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("+{digits}: only the fast path accepts it"));
+                assert_eq!(library.digits(), accepted.digits, "+{digits}");
+                let country = accepted
+                    .region
+                    .and_then(|r| Country::parse(r).ok())
+                    .unwrap_or(default);
+                assert_eq!(library.country(), country, "+{digits}");
+            }
+            if *is_example && library.is_some() {
+                examples += 1;
+                examples_fast += usize::from(fast.is_some());
+            }
+        }
+        assert!(
+            answered > 10_000,
+            "the fast path answered only {answered} of {}",
+            inputs.len()
+        );
+        assert!(
+            examples_fast * 10 >= examples * 9,
+            "the fast path took {examples_fast} of {examples} valid examples"
+        );
     }
 
     #[test]

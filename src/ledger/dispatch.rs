@@ -63,7 +63,7 @@ impl Ledger {
         campaign: CampaignId,
         now_ms: i64,
     ) -> Result<u64, LedgerError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.query_error(e))?;
+        let mut tx = self.write_transaction().await?;
         sqlx::query(
             "UPDATE attempts SET decision = 'interrupted', message = 'the run ended before the reply was recorded'
              WHERE campaign_id = ? AND decision IS NULL",
@@ -96,7 +96,7 @@ impl Ledger {
         campaign: CampaignId,
         now_ms: i64,
     ) -> Result<Option<BatchToSend>, LedgerError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.query_error(e))?;
+        let mut tx = self.write_transaction().await?;
         let taken = sqlx::query(
             "UPDATE batches SET state = 'sending', attempts = attempts + 1, updated_at_ms = ?1
              WHERE campaign_id = ?2 AND state = 'pending' AND seq = (
@@ -170,7 +170,7 @@ impl Ledger {
         result: &AttemptResult,
     ) -> Result<(), LedgerError> {
         debug_assert_ne!(result.batch_state, BatchState::Sending);
-        let mut tx = self.pool.begin().await.map_err(|e| self.query_error(e))?;
+        let mut tx = self.write_transaction().await?;
         sqlx::query(
             "UPDATE attempts SET duration_ms = ?, http_status = ?, code = ?, message = ?, req_id = ?, decision = ?
              WHERE campaign_id = ? AND batch_seq = ? AND number = ?",
@@ -226,7 +226,7 @@ impl Ledger {
              AND (?4 IS NULL OR seq IN (SELECT value FROM json_each(?4)))";
         let only = (!resend.only.is_empty())
             .then(|| serde_json::to_string(resend.only).unwrap_or_default());
-        let mut tx = self.pool.begin().await.map_err(|e| self.query_error(e))?;
+        let mut tx = self.write_transaction().await?;
         sqlx::query(&format!(
             "INSERT INTO resends (campaign_id, batch_seq, from_state, requested_by, requested_at_ms)
              SELECT campaign_id, seq, state, ?3, ?5 FROM batches WHERE {CHOSEN} ORDER BY seq"

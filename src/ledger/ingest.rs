@@ -1,7 +1,16 @@
-//! Ledger writes of ingest: orders, batches and the checkpoint, one chunk of
-//! rows per transaction.
+//! Ledger writes of ingest, in two steps that keep big files fast:
+//!
+//! 1. `stage_chunk`: rows are appended as staged orders (row ids in file
+//!    order, no random-key index touched), already placed in batches, with
+//!    the checkpoint, one chunk per transaction.
+//! 2. `plan_staged`: in one transaction, duplicates are found by sorting
+//!    and leave their batches, and the keys of the live orders are claimed
+//!    in `order_keys` by one sorted insert.
+//!
+//! A crash between the two leaves staged orders, which the next ingest
+//! plans; `status` counts them as pending.
 
-use sqlx::{QueryBuilder, Row as _, Sqlite};
+use sqlx::Row as _;
 
 use super::{CampaignId, Ledger, LedgerError};
 use crate::phone::Country;
@@ -18,43 +27,73 @@ pub struct Checkpoint {
     pub line: u64,
 }
 
-/// One row as it enters the ledger.
+/// One row as it is staged (serialized as an array, in field order).
 #[derive(Debug, Clone)]
-pub struct NewOrder {
+pub struct StagedRow<'a> {
     pub line: u64,
-    pub order_id: Option<String>,
-    pub phone: String,
-    pub country: Option<String>,
-    pub other: String,
-    /// The batch of a live order; `None` for one set aside.
+    pub order_id: Option<&'a str>,
+    /// The normalized number, or the text found for an invalid row.
+    pub phone: &'a str,
+    /// The number's country; `None` for an invalid row.
+    pub country: Option<&'a str>,
+    pub other: &'a str,
+    /// The batch a contact is placed in; `None` for an invalid row.
     pub batch_seq: Option<BatchSeq>,
-    /// `invalid`, `duplicate` or `suppressed` for an order set aside.
-    pub set_aside: Option<&'static str>,
-    pub reason: Option<String>,
+    /// Why the row is invalid; `None` for a contact.
+    pub invalid: Option<&'a str>,
 }
 
-/// What one chunk of rows adds to the ledger, written in one transaction.
-#[derive(Debug, Clone, Default)]
-pub struct IngestChunk {
-    pub orders: Vec<NewOrder>,
-    /// Batches opened by this chunk, with their country.
-    pub new_batches: Vec<(BatchSeq, Country)>,
+type StagedTuple<'a> = (
+    u64,
+    Option<&'a str>,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    Option<BatchSeq>,
+    Option<&'a str>,
+);
+
+impl<'a> StagedRow<'a> {
+    /// The row as a JSON array: smaller than an object, and SQLite reads
+    /// array members by position.
+    fn as_tuple(&self) -> StagedTuple<'a> {
+        (
+            self.line,
+            self.order_id,
+            self.phone,
+            self.country,
+            self.other,
+            self.batch_seq,
+            self.invalid,
+        )
+    }
+}
+
+/// What one staging transaction writes.
+#[derive(Debug, Clone)]
+pub struct StagedChunk<'a> {
+    pub rows: &'a [StagedRow<'a>],
+    /// Batches opened by these rows, with their country.
+    pub new_batches: &'a [(BatchSeq, Country)],
     /// Rows of the file this chunk accounts for.
     pub rows_read: u64,
-    /// Where to resume after this chunk.
-    pub checkpoint: Checkpoint,
+    /// Where to resume after it.
+    pub checkpoint: &'a Checkpoint,
 }
 
-/// A live order that already holds a phone or an order id.
+/// A live order's claim on a phone or an order id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownKey {
     pub order_id: String,
     pub phone: String,
-    pub line: u64,
 }
 
-/// Rows per multi-row INSERT: 9 parameters each stays far below SQLite's limit.
-const INSERT_ROWS: usize = 100;
+/// What planning decided.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Planned {
+    pub orders: u64,
+    pub duplicates: u64,
+}
 
 impl Ledger {
     pub async fn checkpoint(&self, campaign: CampaignId) -> Result<Checkpoint, LedgerError> {
@@ -98,130 +137,262 @@ impl Ledger {
         .map_err(|e| self.query_error(e))?;
         let mut open = Vec::with_capacity(rows.len());
         for row in rows {
-            let country: String = row.get(0);
-            let country = Country::parse(&country).map_err(|e| LedgerError::Corrupt {
-                path: self.path.clone(),
-                message: format!("batch country: {e}"),
-            })?;
-            open.push((
-                country,
-                OpenBatch {
-                    seq: row.get::<i64, _>(1) as BatchSeq,
-                    len: row.get::<i64, _>(2) as u32,
-                },
-            ));
+            let country =
+                Country::parse(row.get::<&str, _>(0)).map_err(|e| LedgerError::Corrupt {
+                    path: self.path.clone(),
+                    message: format!("batch country: {e}"),
+                })?;
+            let batch = OpenBatch {
+                seq: row.get::<i64, _>(1) as BatchSeq,
+                len: row.get::<i64, _>(2) as u32,
+            };
+            open.push((country, batch));
         }
         Ok((next as BatchSeq, open))
     }
 
-    /// Live orders of the campaign holding any of these phones or order ids.
-    pub async fn known_keys(
+    /// Of these (order id, phone) pairs, the ones live orders of the
+    /// campaign already hold both keys of.
+    pub async fn known_pairs(
         &self,
         campaign: CampaignId,
-        phones: &[&str],
-        order_ids: &[&str],
+        pairs: &[(&str, &str)],
     ) -> Result<Vec<KnownKey>, LedgerError> {
-        if phones.is_empty() && order_ids.is_empty() {
+        if pairs.is_empty() {
             return Ok(Vec::new());
         }
-        // Two lookups, each able to use its own unique index.
-        let mut known = Vec::new();
-        for (column, keys) in [("phone", phones), ("order_id", order_ids)] {
-            for keys in keys.chunks(500) {
-                let mut query: QueryBuilder<Sqlite> =
-                    QueryBuilder::new("SELECT order_id, phone, line FROM orders WHERE set_aside IS NULL AND campaign_id = ");
-                query.push_bind(campaign.0);
-                query.push(format_args!(" AND {column} IN ("));
-                let mut list = query.separated(", ");
-                for key in keys {
-                    list.push_bind(*key);
-                }
-                list.push_unseparated(")");
-                let rows = query
-                    .build()
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(|e| self.query_error(e))?;
-                known.extend(rows.into_iter().map(|row| KnownKey {
-                    order_id: row.get(0),
-                    phone: row.get(1),
-                    line: row.get::<i64, _>(2) as u64,
-                }));
-            }
-        }
-        Ok(known)
+        let json = serde_json::to_string(pairs).expect("strings serialize");
+        let rows = sqlx::query(
+            "SELECT p.value ->> 0, p.value ->> 1 FROM json_each(?2) p
+             WHERE EXISTS (SELECT 1 FROM order_keys WHERE campaign_id = ?1 AND kind = 1 AND key = p.value ->> 0)
+               AND EXISTS (SELECT 1 FROM order_keys WHERE campaign_id = ?1 AND kind = 0 AND key = p.value ->> 1)",
+        )
+        .bind(campaign.0)
+        .bind(json)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| KnownKey {
+                order_id: row.get(0),
+                phone: row.get(1),
+            })
+            .collect())
     }
 
-    /// Writes one chunk: its new batches, its orders (growing their batches)
-    /// and the checkpoint, all or nothing.
-    pub async fn record_chunk(
+    /// Appends rows as staged orders (invalid ones set aside at once) and
+    /// moves the checkpoint, all or nothing.
+    pub async fn stage_chunk(
         &self,
         campaign: CampaignId,
-        chunk: &IngestChunk,
+        chunk: &StagedChunk<'_>,
         now_ms: i64,
     ) -> Result<(), LedgerError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.query_error(e))?;
-        for (seq, country) in &chunk.new_batches {
+        let StagedChunk {
+            rows,
+            new_batches,
+            rows_read,
+            checkpoint,
+        } = chunk;
+        let mut tx = self.write_transaction().await?;
+        for (seq, country) in *new_batches {
+            sqlx::query("INSERT INTO batches (campaign_id, seq, country, size, updated_at_ms) VALUES (?, ?, ?, 0, ?)")
+                .bind(campaign.0)
+                .bind(seq)
+                .bind(country.as_str())
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.query_error(e))?;
+        }
+        let mut growth: Vec<(BatchSeq, u32)> = Vec::new();
+        for seq in rows.iter().filter_map(|row| row.batch_seq) {
+            match growth.iter_mut().find(|(s, _)| *s == seq) {
+                Some((_, n)) => *n += 1,
+                None => growth.push((seq, 1)),
+            }
+        }
+        if !growth.is_empty() {
             sqlx::query(
-                "INSERT INTO batches (campaign_id, seq, country, size, updated_at_ms) VALUES (?, ?, ?, 0, ?)",
+                "UPDATE batches SET size = size + (g.value ->> 1) FROM json_each(?2) g
+                 WHERE batches.campaign_id = ?1 AND batches.seq = g.value ->> 0",
             )
             .bind(campaign.0)
-            .bind(seq)
-            .bind(country.as_str())
-            .bind(now_ms)
+            .bind(serde_json::to_string(&growth).expect("numbers serialize"))
             .execute(&mut *tx)
             .await
             .map_err(|e| self.query_error(e))?;
         }
-        for rows in chunk.orders.chunks(INSERT_ROWS) {
-            let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO orders (campaign_id, line, order_id, phone, country, other, batch_seq, set_aside, reason) ",
-            );
-            query.push_values(rows, |mut row, order| {
-                row.push_bind(campaign.0)
-                    .push_bind(order.line as i64)
-                    .push_bind(order.order_id.as_deref())
-                    .push_bind(order.phone.as_str())
-                    .push_bind(order.country.as_deref())
-                    .push_bind(order.other.as_str())
-                    .push_bind(order.batch_seq)
-                    .push_bind(order.set_aside)
-                    .push_bind(order.reason.as_deref());
-            });
-            query
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.query_error(e))?;
-        }
-        let mut growth: Vec<(BatchSeq, i64)> = Vec::new();
-        for seq in chunk.orders.iter().filter_map(|o| o.batch_seq) {
-            match growth.last_mut() {
-                Some((last, n)) if *last == seq => *n += 1,
-                _ => growth.push((seq, 1)),
-            }
-        }
-        for (seq, n) in growth {
-            sqlx::query("UPDATE batches SET size = size + ? WHERE campaign_id = ? AND seq = ?")
-                .bind(n)
-                .bind(campaign.0)
-                .bind(seq)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.query_error(e))?;
+        if !rows.is_empty() {
+            // One parameter for the whole chunk: SQLite unpacks it, which
+            // costs far less than binding every field of every row.
+            let json =
+                serde_json::to_string(&rows.iter().map(StagedRow::as_tuple).collect::<Vec<_>>())
+                    .expect("rows serialize");
+            sqlx::query(
+                "INSERT INTO orders (campaign_id, line, order_id, phone, country, other, batch_seq, set_aside, reason)
+                 SELECT ?1, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, r.value ->> 5,
+                        CASE WHEN r.value ->> 6 IS NULL THEN NULL ELSE 'invalid' END, r.value ->> 6
+                 FROM json_each(?2) r ORDER BY r.key",
+            )
+            .bind(campaign.0)
+            .bind(json)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
         }
         sqlx::query(
             "UPDATE campaigns SET rows_read = rows_read + ?, source_fingerprint = ?, source_offset = ?, source_line = ?
              WHERE id = ?",
         )
-        .bind(chunk.rows_read as i64)
-        .bind(chunk.checkpoint.fingerprint.as_deref())
-        .bind(chunk.checkpoint.offset as i64)
-        .bind(chunk.checkpoint.line as i64)
+        .bind(*rows_read as i64)
+        .bind(checkpoint.fingerprint.as_deref())
+        .bind(checkpoint.offset as i64)
+        .bind(checkpoint.line as i64)
         .bind(campaign.0)
         .execute(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?;
         tx.commit().await.map_err(|e| self.query_error(e))
+    }
+
+    /// Plans every staged order of the campaign, in one transaction: a row
+    /// whose phone or order id an earlier row of the campaign has is a
+    /// duplicate and leaves its batch (a batch left empty is dropped); the
+    /// others claim their keys in `order_keys`, inserted in key order.
+    pub async fn plan_staged(&self, campaign: CampaignId) -> Result<Planned, LedgerError> {
+        let mut tx = self.write_transaction().await?;
+        let e = |e| self.query_error(e);
+        let row = sqlx::query(
+            "SELECT planned_through, (SELECT MAX(id) FROM orders WHERE campaign_id = ?1),
+                    EXISTS (SELECT 1 FROM order_keys WHERE campaign_id = ?1)
+             FROM campaigns WHERE id = ?1",
+        )
+        .bind(campaign.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(e)?;
+        let (planned_through, last, claimed): (i64, Option<i64>, bool) =
+            (row.get(0), row.get(1), row.get(2));
+        let Some(last) = last.filter(|last| *last > planned_through) else {
+            return Ok(Planned::default());
+        };
+
+        // 1. Duplicates: against what earlier plans claimed (a campaign's
+        //    first plan has nothing to check), then among the staged rows,
+        //    by grouping (a sort, not a lookup per row).
+        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS plan_duplicates (id INTEGER PRIMARY KEY, reason TEXT NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+        sqlx::query("DELETE FROM plan_duplicates")
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+        sqlx::query(
+            "CREATE TEMP TABLE IF NOT EXISTS plan_repeated (key TEXT PRIMARY KEY, first_id INTEGER NOT NULL, first_line INTEGER NOT NULL) WITHOUT ROWID",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(e)?;
+        for (kind, column, what) in [(0, "phone", "phone"), (1, "order_id", "order id")] {
+            if claimed {
+                sqlx::query(&format!(
+                    "INSERT OR IGNORE INTO plan_duplicates (id, reason)
+                     SELECT o.id, 'same {what} as line ' || k.line FROM orders o
+                     JOIN order_keys k ON k.campaign_id = ?1 AND k.kind = {kind} AND k.key = o.{column}
+                     WHERE o.campaign_id = ?1 AND o.id > ?2 AND o.id <= ?3 AND o.set_aside IS NULL"
+                ))
+                .bind(campaign.0)
+                .bind(planned_through)
+                .bind(last)
+                .execute(&mut *tx)
+                .await
+                .map_err(e)?;
+            }
+            // Keys that staged rows repeat, each with its first row: `line`
+            // comes from the row with the smallest id (SQLite's bare-column
+            // rule for MIN). Then every later row of such a key, looked up
+            // with the orders as the outer loop.
+            sqlx::query("DELETE FROM plan_repeated")
+                .execute(&mut *tx)
+                .await
+                .map_err(e)?;
+            sqlx::query(&format!(
+                "INSERT INTO plan_repeated (key, first_id, first_line)
+                 SELECT {column}, MIN(id), line FROM orders
+                 WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL
+                 GROUP BY {column} HAVING COUNT(*) > 1"
+            ))
+            .bind(campaign.0)
+            .bind(planned_through)
+            .bind(last)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+            sqlx::query(&format!(
+                "INSERT OR IGNORE INTO plan_duplicates (id, reason)
+                 SELECT o.id, 'same {what} as line ' || r.first_line
+                 FROM orders o CROSS JOIN plan_repeated r ON r.key = o.{column}
+                 WHERE o.campaign_id = ?1 AND o.id > ?2 AND o.id <= ?3 AND o.set_aside IS NULL AND o.id > r.first_id"
+            ))
+            .bind(campaign.0)
+            .bind(planned_through)
+            .bind(last)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+        }
+        // Duplicates leave their batches.
+        sqlx::query(
+            "UPDATE batches SET size = size - g.n FROM (
+                 SELECT o.batch_seq AS seq, COUNT(*) AS n FROM plan_duplicates d JOIN orders o ON o.id = d.id
+                 GROUP BY o.batch_seq) g
+             WHERE batches.campaign_id = ?1 AND batches.seq = g.seq",
+        )
+        .bind(campaign.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(e)?;
+        let duplicates = sqlx::query(
+            "UPDATE orders SET set_aside = 'duplicate', batch_seq = NULL, reason = d.reason
+             FROM plan_duplicates d WHERE orders.id = d.id",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(e)?
+        .rows_affected();
+        sqlx::query("DELETE FROM batches WHERE campaign_id = ? AND size = 0 AND state = 'pending' AND attempts = 0")
+            .bind(campaign.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+
+        // 2. The live orders claim their keys, inserted in key order.
+        let mut orders = 0;
+        for (kind, column) in [(0, "phone"), (1, "order_id")] {
+            orders = sqlx::query(&format!(
+                "INSERT INTO order_keys (campaign_id, kind, key, line)
+                 SELECT ?1, {kind}, {column}, line FROM orders
+                 WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL
+                 ORDER BY {column}"
+            ))
+            .bind(campaign.0)
+            .bind(planned_through)
+            .bind(last)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?
+            .rows_affected();
+        }
+        sqlx::query("UPDATE campaigns SET planned_through = ? WHERE id = ?")
+            .bind(last)
+            .bind(campaign.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+        tx.commit().await.map_err(e)?;
+        Ok(Planned { orders, duplicates })
     }
 }

@@ -29,19 +29,15 @@ impl Ledger {
     /// holder is abandoned when `abandoned` says so (no heartbeat for too
     /// long, or a dead process on this host).
     ///
-    /// Read and write happen in one `BEGIN IMMEDIATE` transaction, so two
-    /// runs asking at once cannot both get it.
+    /// Read and write happen in one write transaction, so two runs asking at
+    /// once cannot both get it.
     pub async fn acquire_lease(
         &self,
         campaign: CampaignId,
         me: &LeaseHolder,
         abandoned: impl Fn(&LeaseHolder) -> bool,
     ) -> Result<LeaseGrant, LedgerError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| self.query_error(e))?;
+        let mut tx = self.write_transaction().await?;
         let holder = sqlx::query(
             "SELECT owner, host, pid, acquired_at_ms, heartbeat_ms FROM leases WHERE campaign_id = ?",
         )

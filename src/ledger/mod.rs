@@ -18,7 +18,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use dispatch::{AttemptResult, BatchOrder, BatchToSend, Resend};
-pub use ingest::{Checkpoint, IngestChunk, KnownKey, NewOrder};
+pub use ingest::{Checkpoint, KnownKey, Planned, StagedChunk, StagedRow};
 pub use lease::{LeaseGrant, LeaseHolder};
 pub use report::{CampaignStatus, OrderLine, OrderStream};
 
@@ -115,6 +115,8 @@ impl Ledger {
             // be durable before a request leaves.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
+            // Large sorts (planning a big ingest) may use a second thread.
+            .pragma("threads", "2")
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -178,6 +180,19 @@ impl Ledger {
     /// Closes the pool, checkpointing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// A transaction that holds the write lock from its first statement
+    /// (`BEGIN IMMEDIATE`): one that read first and wrote later could not
+    /// wait for a busy ledger and would fail at once with "database is
+    /// locked" when another process wrote in between.
+    async fn write_transaction(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, LedgerError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.query_error(e))
     }
 
     fn query_error(&self, source: sqlx::Error) -> LedgerError {

@@ -111,7 +111,8 @@ impl Ledger {
         state: Option<OrderState>,
         sink: OrderStream<'_>,
     ) -> Result<(), LedgerError> {
-        const SELECT: &str = "SELECT o.order_id, o.phone, COALESCE(o.set_aside, b.state), o.batch_seq,
+        // An order with neither a batch nor a reason is staged: pending.
+        const SELECT: &str = "SELECT o.order_id, o.phone, COALESCE(o.set_aside, b.state, 'pending'), o.batch_seq,
                                      b.code, COALESCE(o.reason, b.message), o.line
                               FROM orders o
                               LEFT JOIN batches b ON b.campaign_id = o.campaign_id AND b.seq = o.batch_seq
@@ -119,7 +120,7 @@ impl Ledger {
         let (sql, filter) = match state {
             None => (format!("{SELECT} ORDER BY o.id"), None),
             Some(OrderState::InBatch(batch_state)) => (
-                format!("{SELECT} AND o.set_aside IS NULL AND b.state = ? ORDER BY o.id"),
+                format!("{SELECT} AND o.set_aside IS NULL AND COALESCE(b.state, 'pending') = ? ORDER BY o.id"),
                 Some(batch_state.as_str()),
             ),
             Some(set_aside) => (

@@ -231,3 +231,32 @@ impl Drop for ReadOnly {
         let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o644));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeated_phone_or_order_id_is_a_duplicate_naming_the_first_line() {
+    let (sandbox, campaign) = campaign_with_contacts(
+        b"id,name,phone\nA1,Ann,51000001\nA2,Ben,+852 5100 0001\nA1,Cat,51000003\nA4,Dan,51000004\n",
+    )
+    .await;
+    let job = std::fs::read_to_string(campaign.job_path())
+        .unwrap()
+        .replace("phone = \"phone\"", "phone = \"phone\"\norder_id = \"id\"");
+    std::fs::write(campaign.job_path(), job).unwrap();
+    let output = campaign.run().await;
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    let rows = campaign.orders_csv().await;
+    let outcome: Vec<(&str, &str, &str)> = rows[1..]
+        .iter()
+        .map(|row| (row[0].as_str(), row[2].as_str(), row[5].as_str()))
+        .collect();
+    assert_eq!(
+        outcome,
+        [
+            ("A1", "accepted", "success"),
+            ("A2", "duplicate", "same phone as line 2"),
+            ("A1", "duplicate", "same order id as line 2"),
+            ("A4", "accepted", "success"),
+        ]
+    );
+    assert_eq!(sandbox.accepted_orders().len(), 2);
+}
