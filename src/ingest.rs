@@ -43,7 +43,7 @@ pub enum IngestError {
 }
 
 /// Rows per staging transaction.
-const CHUNK_ROWS: usize = 20_000;
+const CHUNK_ROWS: usize = 5_000;
 
 /// Reads what is new in the job's contact file into the ledger, then plans
 /// every staged order into batches.

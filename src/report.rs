@@ -117,7 +117,7 @@ impl<'w> OrderWriter<'w> {
         })
     }
 
-    pub fn write(&mut self, order: &OrderLine) -> io::Result<()> {
+    pub fn write(&mut self, order: &OrderLine<'_>) -> io::Result<()> {
         let batch = order.batch.map(|b| b.to_string()).unwrap_or_default();
         let code = order.code.map(|c| c.to_string()).unwrap_or_default();
         match self {

@@ -27,7 +27,7 @@ pub struct Checkpoint {
     pub line: u64,
 }
 
-/// One row as it is staged (serialized as an array, in field order).
+/// One row as it is staged.
 #[derive(Debug, Clone)]
 pub struct StagedRow<'a> {
     pub line: u64,
@@ -43,31 +43,8 @@ pub struct StagedRow<'a> {
     pub invalid: Option<&'a str>,
 }
 
-type StagedTuple<'a> = (
-    u64,
-    Option<&'a str>,
-    &'a str,
-    Option<&'a str>,
-    &'a str,
-    Option<BatchSeq>,
-    Option<&'a str>,
-);
-
-impl<'a> StagedRow<'a> {
-    /// The row as a JSON array: smaller than an object, and SQLite reads
-    /// array members by position.
-    fn as_tuple(&self) -> StagedTuple<'a> {
-        (
-            self.line,
-            self.order_id,
-            self.phone,
-            self.country,
-            self.other,
-            self.batch_seq,
-            self.invalid,
-        )
-    }
-}
+/// Rows per multi-row INSERT: 9 parameters each, below SQLite's limit.
+const STAGE_ROWS_PER_INSERT: usize = 1000;
 
 /// What one staging transaction writes.
 #[derive(Debug, Clone)]
@@ -224,23 +201,27 @@ impl Ledger {
             .await
             .map_err(|e| self.query_error(e))?;
         }
-        if !rows.is_empty() {
-            // One parameter for the whole chunk: SQLite unpacks it, which
-            // costs far less than binding every field of every row.
-            let json =
-                serde_json::to_string(&rows.iter().map(StagedRow::as_tuple).collect::<Vec<_>>())
-                    .expect("rows serialize");
-            sqlx::query(
-                "INSERT INTO orders (campaign_id, line, order_id, phone, country, other, batch_seq, set_aside, reason)
-                 SELECT ?1, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, r.value ->> 5,
-                        CASE WHEN r.value ->> 6 IS NULL THEN NULL ELSE 'invalid' END, r.value ->> 6
-                 FROM json_each(?2) r ORDER BY r.key",
-            )
-            .bind(campaign.0)
-            .bind(json)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.query_error(e))?;
+        for rows in rows.chunks(STAGE_ROWS_PER_INSERT) {
+            let mut insert: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(
+                "INSERT INTO orders (campaign_id, line, order_id, phone, country, other, batch_seq, set_aside, reason) ",
+            );
+            insert.push_values(rows, |mut values, row| {
+                values
+                    .push_bind(campaign.0)
+                    .push_bind(row.line as i64)
+                    .push_bind(row.order_id)
+                    .push_bind(row.phone)
+                    .push_bind(row.country)
+                    .push_bind(row.other)
+                    .push_bind(row.batch_seq)
+                    .push_bind(row.invalid.map(|_| "invalid"))
+                    .push_bind(row.invalid);
+            });
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.query_error(e))?;
         }
         sqlx::query(
             "UPDATE campaigns SET rows_read = rows_read + ?, source_fingerprint = ?, source_offset = ?, source_line = ?
@@ -279,6 +260,7 @@ impl Ledger {
             return Ok(Planned::default());
         };
 
+        let timer = std::time::Instant::now();
         // 1. Duplicates: against what earlier plans claimed (a campaign's
         //    first plan has nothing to check), then among the staged rows,
         //    by grouping (a sort, not a lookup per row).
@@ -344,6 +326,10 @@ impl Ledger {
             .await
             .map_err(e)?;
         }
+        tracing::debug!(
+            seconds = timer.elapsed().as_secs_f64(),
+            "plan: duplicates found"
+        );
         // Duplicates leave their batches.
         sqlx::query(
             "UPDATE batches SET size = size - g.n FROM (
@@ -369,6 +355,10 @@ impl Ledger {
             .await
             .map_err(e)?;
 
+        tracing::debug!(
+            seconds = timer.elapsed().as_secs_f64(),
+            "plan: duplicates set aside"
+        );
         // 2. The live orders claim their keys, inserted in key order.
         let mut orders = 0;
         for (kind, column) in [(0, "phone"), (1, "order_id")] {
@@ -386,6 +376,10 @@ impl Ledger {
             .map_err(e)?
             .rows_affected();
         }
+        tracing::debug!(
+            seconds = timer.elapsed().as_secs_f64(),
+            "plan: keys claimed"
+        );
         sqlx::query("UPDATE campaigns SET planned_through = ? WHERE id = ?")
             .bind(last)
             .bind(campaign.0)

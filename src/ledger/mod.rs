@@ -115,8 +115,6 @@ impl Ledger {
             // be durable before a request leaves.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
-            // Large sorts (planning a big ingest) may use a second thread.
-            .pragma("threads", "2")
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
