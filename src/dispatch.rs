@@ -75,6 +75,9 @@ pub enum Ending {
     Stopped(StopCause),
 }
 
+/// Batches marked `sending` in one durable write at most.
+const MOST_TAKEN_AT_ONCE: usize = 32;
+
 /// The loop's mutable state.
 struct Flight {
     in_flight: JoinSet<Result<Finished, LedgerError>>,
@@ -135,8 +138,14 @@ impl Dispatch {
                 continue;
             }
 
-            let permit = tokio::select! {
-                permit = self.throttle.admit() => permit,
+            // Until the vendor answered once, one batch at a time.
+            let most = if flight.vendor_confirmed {
+                MOST_TAKEN_AT_ONCE
+            } else {
+                1
+            };
+            let mut permits = tokio::select! {
+                permits = self.throttle.admit(most) => permits,
                 Some(done) = flight.in_flight.join_next() => {
                     self.handle(done, &mut flight, events)?;
                     continue;
@@ -146,13 +155,18 @@ impl Dispatch {
                     continue;
                 }
             };
-            if let Some(batch) = ledger.take_due_batch(self.campaign, now_ms()).await? {
-                flight
-                    .in_flight
-                    .spawn(attempt(self.context(ledger), batch, permit));
+            let batches = ledger
+                .take_due_batches(self.campaign, now_ms(), permits.len())
+                .await?;
+            if !batches.is_empty() {
+                for (batch, permit) in batches.into_iter().zip(permits.drain(..)) {
+                    flight
+                        .in_flight
+                        .spawn(attempt(self.context(ledger), batch, permit));
+                }
                 continue;
             }
-            drop(permit);
+            drop(permits);
 
             // Nothing is due now: wait for an attempt to end, or for the
             // next retry to come due, or finish.
