@@ -117,7 +117,7 @@ impl Ledger {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(3)
             .connect_with(options)
             .await
             .map_err(open_error)?;
