@@ -259,134 +259,150 @@ impl Ledger {
         let Some(last) = last.filter(|last| *last > planned_through) else {
             return Ok(Planned::default());
         };
+        // Every statement below works on the staged orders: `?1` is the
+        // campaign, `?2`..`?3` their row ids.
+        let staged = Staged {
+            campaign: campaign.0,
+            after: planned_through,
+            through: last,
+        };
 
-        let timer = std::time::Instant::now();
         // 1. Duplicates: against what earlier plans claimed (a campaign's
-        //    first plan has nothing to check), then among the staged rows,
-        //    by grouping (a sort, not a lookup per row).
-        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS plan_duplicates (id INTEGER PRIMARY KEY, reason TEXT NOT NULL)")
-            .execute(&mut *tx)
-            .await
-            .map_err(e)?;
-        sqlx::query("DELETE FROM plan_duplicates")
-            .execute(&mut *tx)
-            .await
-            .map_err(e)?;
-        sqlx::query(
-            "CREATE TEMP TABLE IF NOT EXISTS plan_repeated (key TEXT PRIMARY KEY, first_id INTEGER NOT NULL, first_line INTEGER NOT NULL) WITHOUT ROWID",
+        //    first plan has nothing to check), then among the staged rows
+        //    by grouping (a sort, not a lookup per row): the keys staged rows
+        //    repeat, each with its first row (`line` comes from the row with
+        //    the smallest id, SQLite's bare-column rule for MIN), then every
+        //    later row of such a key, with the orders as the outer loop.
+        sqlx::raw_sql(
+            "CREATE TEMP TABLE IF NOT EXISTS plan_duplicates (id INTEGER PRIMARY KEY, reason TEXT NOT NULL);
+             CREATE TEMP TABLE IF NOT EXISTS plan_repeated (
+                 key TEXT PRIMARY KEY, first_id INTEGER NOT NULL, first_line INTEGER NOT NULL) WITHOUT ROWID;
+             DELETE FROM plan_duplicates;",
         )
         .execute(&mut *tx)
         .await
         .map_err(e)?;
         for (kind, column, what) in [(0, "phone", "phone"), (1, "order_id", "order id")] {
             if claimed {
-                sqlx::query(&format!(
-                    "INSERT OR IGNORE INTO plan_duplicates (id, reason)
-                     SELECT o.id, 'same {what} as line ' || k.line FROM orders o
-                     JOIN order_keys k ON k.campaign_id = ?1 AND k.kind = {kind} AND k.key = o.{column}
-                     WHERE o.campaign_id = ?1 AND o.id > ?2 AND o.id <= ?3 AND o.set_aside IS NULL"
-                ))
-                .bind(campaign.0)
-                .bind(planned_through)
-                .bind(last)
-                .execute(&mut *tx)
-                .await
-                .map_err(e)?;
+                staged
+                    .execute(
+                        &mut tx,
+                        &format!(
+                            "INSERT OR IGNORE INTO plan_duplicates (id, reason)
+                             SELECT o.id, 'same {what} as line ' || k.line FROM orders o
+                             JOIN order_keys k ON k.campaign_id = ?1 AND k.kind = {kind} AND k.key = o.{column}
+                             WHERE o.campaign_id = ?1 AND o.id > ?2 AND o.id <= ?3 AND o.set_aside IS NULL"
+                        ),
+                    )
+                    .await
+                    .map_err(e)?;
             }
-            // Keys that staged rows repeat, each with its first row: `line`
-            // comes from the row with the smallest id (SQLite's bare-column
-            // rule for MIN). Then every later row of such a key, looked up
-            // with the orders as the outer loop.
             sqlx::query("DELETE FROM plan_repeated")
                 .execute(&mut *tx)
                 .await
                 .map_err(e)?;
-            sqlx::query(&format!(
-                "INSERT INTO plan_repeated (key, first_id, first_line)
-                 SELECT {column}, MIN(id), line FROM orders
-                 WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL
-                 GROUP BY {column} HAVING COUNT(*) > 1"
-            ))
-            .bind(campaign.0)
-            .bind(planned_through)
-            .bind(last)
-            .execute(&mut *tx)
-            .await
-            .map_err(e)?;
-            sqlx::query(&format!(
-                "INSERT OR IGNORE INTO plan_duplicates (id, reason)
-                 SELECT o.id, 'same {what} as line ' || r.first_line
-                 FROM orders o CROSS JOIN plan_repeated r ON r.key = o.{column}
-                 WHERE o.campaign_id = ?1 AND o.id > ?2 AND o.id <= ?3 AND o.set_aside IS NULL AND o.id > r.first_id"
-            ))
-            .bind(campaign.0)
-            .bind(planned_through)
-            .bind(last)
-            .execute(&mut *tx)
-            .await
-            .map_err(e)?;
+            staged
+                .execute(
+                    &mut tx,
+                    &format!(
+                        "INSERT INTO plan_repeated (key, first_id, first_line)
+                         SELECT {column}, MIN(id), line FROM orders
+                         WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL
+                         GROUP BY {column} HAVING COUNT(*) > 1"
+                    ),
+                )
+                .await
+                .map_err(e)?;
+            staged
+                .execute(
+                    &mut tx,
+                    &format!(
+                        "INSERT OR IGNORE INTO plan_duplicates (id, reason)
+                         SELECT o.id, 'same {what} as line ' || r.first_line
+                         FROM orders o CROSS JOIN plan_repeated r ON r.key = o.{column}
+                         WHERE o.campaign_id = ?1 AND o.id > ?2 AND o.id <= ?3 AND o.set_aside IS NULL
+                           AND o.id > r.first_id"
+                    ),
+                )
+                .await
+                .map_err(e)?;
         }
-        tracing::debug!(
-            seconds = timer.elapsed().as_secs_f64(),
-            "plan: duplicates found"
-        );
-        // Duplicates leave their batches.
-        sqlx::query(
-            "UPDATE batches SET size = size - g.n FROM (
-                 SELECT o.batch_seq AS seq, COUNT(*) AS n FROM plan_duplicates d JOIN orders o ON o.id = d.id
-                 GROUP BY o.batch_seq) g
-             WHERE batches.campaign_id = ?1 AND batches.seq = g.seq",
-        )
-        .bind(campaign.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(e)?;
-        let duplicates = sqlx::query(
-            "UPDATE orders SET set_aside = 'duplicate', batch_seq = NULL, reason = d.reason
-             FROM plan_duplicates d WHERE orders.id = d.id",
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(e)?
-        .rows_affected();
-        sqlx::query("DELETE FROM batches WHERE campaign_id = ? AND size = 0 AND state = 'pending' AND attempts = 0")
-            .bind(campaign.0)
-            .execute(&mut *tx)
+        // Duplicates leave their batches; a batch left empty goes.
+        staged
+            .execute(
+                &mut tx,
+                "UPDATE batches SET size = size - g.n FROM (
+                     SELECT o.batch_seq AS seq, COUNT(*) AS n FROM plan_duplicates d JOIN orders o ON o.id = d.id
+                     GROUP BY o.batch_seq) g
+                 WHERE batches.campaign_id = ?1 AND batches.seq = g.seq",
+            )
+            .await
+            .map_err(e)?;
+        let duplicates = staged
+            .execute(
+                &mut tx,
+                "UPDATE orders SET set_aside = 'duplicate', batch_seq = NULL, reason = d.reason
+                 FROM plan_duplicates d WHERE orders.id = d.id",
+            )
+            .await
+            .map_err(e)?;
+        staged
+            .execute(
+                &mut tx,
+                "DELETE FROM batches WHERE campaign_id = ?1 AND size = 0 AND state = 'pending' AND attempts = 0",
+            )
             .await
             .map_err(e)?;
 
-        tracing::debug!(
-            seconds = timer.elapsed().as_secs_f64(),
-            "plan: duplicates set aside"
-        );
         // 2. The live orders claim their keys, inserted in key order.
         let mut orders = 0;
         for (kind, column) in [(0, "phone"), (1, "order_id")] {
-            orders = sqlx::query(&format!(
-                "INSERT INTO order_keys (campaign_id, kind, key, line)
-                 SELECT ?1, {kind}, {column}, line FROM orders
-                 WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL
-                 ORDER BY {column}"
-            ))
-            .bind(campaign.0)
-            .bind(planned_through)
-            .bind(last)
-            .execute(&mut *tx)
-            .await
-            .map_err(e)?
-            .rows_affected();
+            orders = staged
+                .execute(
+                    &mut tx,
+                    &format!(
+                        "INSERT INTO order_keys (campaign_id, kind, key, line)
+                         SELECT ?1, {kind}, {column}, line FROM orders
+                         WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL
+                         ORDER BY {column}"
+                    ),
+                )
+                .await
+                .map_err(e)?;
         }
-        tracing::debug!(
-            seconds = timer.elapsed().as_secs_f64(),
-            "plan: keys claimed"
-        );
-        sqlx::query("UPDATE campaigns SET planned_through = ? WHERE id = ?")
-            .bind(last)
-            .bind(campaign.0)
-            .execute(&mut *tx)
+        staged
+            .execute(
+                &mut tx,
+                "UPDATE campaigns SET planned_through = ?3 WHERE id = ?1",
+            )
             .await
             .map_err(e)?;
         tx.commit().await.map_err(e)?;
         Ok(Planned { orders, duplicates })
+    }
+}
+
+/// The staged orders of one plan: a campaign and a range of row ids.
+struct Staged {
+    campaign: i64,
+    after: i64,
+    through: i64,
+}
+
+impl Staged {
+    /// Runs a statement whose `?1`, `?2`, `?3` are the campaign and the
+    /// range; returns the rows it changed.
+    async fn execute(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        sql: &str,
+    ) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(sql)
+            .bind(self.campaign)
+            .bind(self.after)
+            .bind(self.through)
+            .execute(tx)
+            .await?;
+        Ok(done.rows_affected())
     }
 }

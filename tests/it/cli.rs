@@ -25,11 +25,7 @@ async fn every_command_has_help() {
 async fn a_job_file_with_an_unknown_key_exits_2_naming_the_key() {
     let sandbox = start_sandbox(Faults::default()).await;
     let mut campaign = Campaign::new(&sandbox).with("limits", "requests_per_minute = 5");
-    campaign.write_contacts(Mix {
-        valid: 10,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.write_contacts(Mix::valid(10));
     let output = campaign.run().await;
     assert_eq!(exit_code(&output), 2);
     let message = stderr(&output);
@@ -44,11 +40,7 @@ async fn a_job_file_with_an_unknown_key_exits_2_naming_the_key() {
 async fn a_missing_credential_exits_2_naming_the_variable() {
     let sandbox = start_sandbox(Faults::default()).await;
     let mut campaign = Campaign::new(&sandbox);
-    campaign.write_contacts(Mix {
-        valid: 10,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.write_contacts(Mix::valid(10));
     let output = nxcampaign(&campaign.db())
         .env("NXLINK_ACCESS_KEY", "sandbox-key")
         .arg("run")
@@ -147,11 +139,7 @@ async fn a_ledger_that_is_not_sqlite_is_refused_and_left_alone() {
 async fn status_json_has_every_state_even_at_zero() {
     let sandbox = start_sandbox(Faults::default()).await;
     let mut campaign = Campaign::new(&sandbox);
-    campaign.write_contacts(Mix {
-        valid: 5,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.write_contacts(Mix::valid(5));
     assert_eq!(exit_code(&campaign.run().await), 0);
     let status = campaign.status().await;
     let orders = status["orders"].as_object().unwrap();

@@ -19,11 +19,7 @@ async fn a_run_killed_mid_request_resumes_without_sending_anyone_twice() {
     })
     .await;
     let mut campaign = Campaign::new(&sandbox).with("limits", "max_in_flight = 2");
-    campaign.write_contacts(Mix {
-        valid: 2000,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.write_contacts(Mix::valid(2000));
 
     let mut run = campaign.spawn_run();
     // The fifth request has just arrived and sleeps 200 ms before its reply:
@@ -160,11 +156,7 @@ async fn two_runs_of_one_campaign_started_together_dispatch_once() {
     })
     .await;
     let mut campaign = Campaign::new(&sandbox).with("limits", "max_in_flight = 1");
-    campaign.write_contacts(Mix {
-        valid: 1000,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.write_contacts(Mix::valid(1000));
 
     let (first, second) = tokio::join!(campaign.run(), campaign.run());
     let mut outcomes = [
@@ -197,11 +189,7 @@ async fn sigterm_mid_run_exits_75_with_in_flight_attempts_recorded() {
     })
     .await;
     let mut campaign = Campaign::new(&sandbox).with("limits", "max_in_flight = 2");
-    campaign.write_contacts(Mix {
-        valid: 2000,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.write_contacts(Mix::valid(2000));
 
     let mut run = campaign.spawn_run();
     wait_until(Duration::from_secs(20), "three requests arrived", || {
@@ -242,11 +230,7 @@ async fn max_runtime_stops_gracefully_and_the_next_run_finishes() {
     })
     .await;
     let mut campaign = Campaign::new(&sandbox).with("limits", "max_in_flight = 1");
-    campaign.write_contacts(Mix {
-        valid: 3000,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.write_contacts(Mix::valid(3000));
 
     let output = nxcampaign(&campaign.db())
         .env("NXLINK_ACCESS_KEY", nxcampaign::sandbox::DEFAULT_ACCESS_KEY)
@@ -285,11 +269,7 @@ async fn a_second_signal_quits_at_once_and_the_next_run_holds_the_batch() {
     })
     .await;
     let mut campaign = Campaign::new(&sandbox).with("api", "timeout_ms = 8000");
-    campaign.write_contacts(Mix {
-        valid: 300,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.write_contacts(Mix::valid(300));
 
     let mut run = campaign.spawn_run();
     wait_until(Duration::from_secs(20), "the first request arrived", || {
@@ -324,17 +304,9 @@ async fn two_campaigns_run_at_once_on_one_ledger() {
     })
     .await;
     let mut spring = Campaign::new(&sandbox);
-    spring.write_contacts(Mix {
-        valid: 3000,
-        invalid: 0,
-        duplicates: 0,
-    });
+    spring.write_contacts(Mix::valid(3000));
     let mut autumn = Campaign::new(&sandbox).sharing_ledger_with(&spring, "autumn");
-    autumn.write_contacts(Mix {
-        valid: 3000,
-        invalid: 0,
-        duplicates: 0,
-    });
+    autumn.write_contacts(Mix::valid(3000));
 
     let (first, second) = tokio::join!(spring.run(), autumn.run());
     assert_eq!(exit_code(&first), 0, "{}", stderr(&first));

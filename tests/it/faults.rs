@@ -17,11 +17,7 @@ async fn check_fault_mix(faults: Faults) {
     let mut campaign = Campaign::new(&sandbox)
         .with("api", "timeout_ms = 300")
         .with("retry", "max_attempts = 5");
-    campaign.write_contacts(Mix {
-        valid: ORDERS,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.write_contacts(Mix::valid(ORDERS));
     let output = run_until_settled(&campaign, 10).await;
     assert!(
         matches!(exit_code(&output), 0 | 1),
@@ -112,11 +108,7 @@ async fn a_skewed_server_clock_is_corrected_and_the_campaign_completes() {
     })
     .await;
     let mut campaign = Campaign::new(&sandbox);
-    campaign.write_contacts(Mix {
-        valid: 500,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.write_contacts(Mix::valid(500));
     let output = campaign.run().await;
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
     assert!(stderr(&output).contains("clock"), "{}", stderr(&output));
@@ -142,11 +134,7 @@ async fn each_authentication_failure_stops_after_the_first_reply_naming_its_caus
         })
         .await;
         let mut campaign = Campaign::new(&sandbox);
-        campaign.write_contacts(Mix {
-            valid: 500,
-            invalid: 0,
-            duplicates: 0,
-        });
+        campaign.write_contacts(Mix::valid(500));
         let output = campaign.run().await;
         assert_eq!(exit_code(&output), 3, "code {code}: {}", stderr(&output));
         let message = stderr(&output);
@@ -174,11 +162,7 @@ async fn a_failing_vendor_pauses_the_run_instead_of_burning_every_batch() {
     .await;
     let mut campaign =
         Campaign::new(&sandbox).with("retry", "max_attempts = 10\nbreaker_window = 5");
-    campaign.write_contacts(Mix {
-        valid: 1000,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.write_contacts(Mix::valid(1000));
     let output = campaign.run().await;
     assert_eq!(exit_code(&output), 75, "{}", stderr(&output));
     assert!(

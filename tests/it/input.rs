@@ -162,17 +162,9 @@ async fn mark_newer(db: &std::path::Path) {
 async fn a_read_only_ledger_stops_the_run_and_keeps_what_it_holds() {
     let sandbox = start_sandbox(Faults::default()).await;
     let mut campaign = Campaign::new(&sandbox);
-    campaign.write_contacts(Mix {
-        valid: 150,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.write_contacts(Mix::valid(150));
     assert_eq!(exit_code(&campaign.run().await), 0);
-    campaign.append_contacts(Mix {
-        valid: 50,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.append_contacts(Mix::valid(50));
     let before = std::fs::read(campaign.db()).unwrap();
     let requests = sandbox.stats().requests;
 

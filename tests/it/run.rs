@@ -110,11 +110,7 @@ async fn a_rerun_sends_nothing_and_an_appended_file_sends_only_the_new_rows() {
 async fn a_wrong_secret_stops_after_one_request_with_every_batch_pending() {
     let sandbox = start_sandbox(Faults::default()).await;
     let mut campaign = Campaign::new(&sandbox);
-    campaign.write_contacts(Mix {
-        valid: 1000,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.write_contacts(Mix::valid(1000));
 
     let output = campaign
         .run_with_key_secret(nxcampaign::sandbox::DEFAULT_ACCESS_KEY, "not-the-secret")
@@ -149,11 +145,7 @@ async fn a_dropped_reply_leaves_the_batch_uncertain_and_a_rerun_does_not_resend_
     })
     .await;
     let mut campaign = Campaign::new(&sandbox).with("limits", "max_in_flight = 1");
-    campaign.write_contacts(Mix {
-        valid: 250,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.write_contacts(Mix::valid(250));
 
     let output = campaign.run().await;
     assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
@@ -181,11 +173,7 @@ async fn failed_batches_can_be_requeued_by_an_operator() {
     })
     .await;
     let mut campaign = Campaign::new(&sandbox).with("retry", "max_attempts = 2");
-    campaign.write_contacts(Mix {
-        valid: 150,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.write_contacts(Mix::valid(150));
     assert_eq!(exit_code(&campaign.run().await), 1);
     let status = campaign.status().await;
     assert_eq!(count(&status, "batches", "failed"), 2);
@@ -214,11 +202,7 @@ async fn a_rejected_batch_keeps_the_vendor_code_on_every_order() {
     })
     .await;
     let mut campaign = Campaign::new(&sandbox);
-    campaign.write_contacts(Mix {
-        valid: 120,
-        invalid: 0,
-        duplicates: 0,
-    });
+    campaign.write_contacts(Mix::valid(120));
     assert_eq!(exit_code(&campaign.run().await), 1);
     let rows = campaign.orders_csv().await;
     assert_eq!(

@@ -36,6 +36,17 @@ pub struct Mix {
     pub duplicates: usize,
 }
 
+impl Mix {
+    /// `valid` rows, all with a valid, new number.
+    pub const fn valid(valid: usize) -> Mix {
+        Mix {
+            valid,
+            invalid: 0,
+            duplicates: 0,
+        }
+    }
+}
+
 /// A campaign on disk: a temp folder with a job file, its contacts and a ledger.
 pub struct Campaign {
     pub dir: TempDir,
