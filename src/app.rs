@@ -318,7 +318,7 @@ async fn run(db: &Path, job_path: &Path, max_runtime: Option<Duration>) -> Resul
     let job = Job::load(job_path, base_url.as_deref())?;
     let credentials = credentials_from_env(&job.api)?;
     let ledger = Ledger::open(db).await?;
-    let mut progress = Progress::new(false);
+    let mut progress = Progress::new();
     let run = run_campaign(
         &ledger,
         &job,

@@ -48,7 +48,7 @@ pub async fn run() -> Result<Exit, Error> {
         job.contacts.display(),
         sandbox.base_url()
     );
-    let mut progress = Progress::new(false);
+    let mut progress = Progress::new();
     let run = app::run_campaign(
         &ledger,
         &job,

@@ -175,11 +175,16 @@ pub struct Progress {
     accepted_orders: u64,
     /// Accepted batches when the count was last shown.
     shown_batches: u64,
-    quiet: bool,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::new()
+    }
 }
 
 impl Progress {
-    pub fn new(quiet: bool) -> Progress {
+    pub fn new() -> Progress {
         let now = Instant::now();
         Progress {
             started: now,
@@ -187,7 +192,6 @@ impl Progress {
             accepted_batches: 0,
             accepted_orders: 0,
             shown_batches: 0,
-            quiet,
         }
     }
 
@@ -202,7 +206,7 @@ impl Progress {
             Event::Attempted(report) if report.state == BatchState::Accepted => {
                 self.accepted_batches += 1;
                 self.accepted_orders += report.orders as u64;
-                if !self.quiet && self.last_shown.elapsed() >= Duration::from_secs(1) {
+                if self.last_shown.elapsed() >= Duration::from_secs(1) {
                     self.show_count();
                 }
             }
@@ -212,7 +216,7 @@ impl Progress {
 
     /// The final count, once the run is over.
     pub fn finish(&mut self) {
-        if !self.quiet && self.accepted_batches != self.shown_batches {
+        if self.accepted_batches != self.shown_batches {
             self.show_count();
         }
     }
