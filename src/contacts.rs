@@ -206,6 +206,9 @@ struct Layout {
     phone: usize,
     country: Option<usize>,
     order_id: Option<usize>,
+    /// The `other` columns as JSON keys (`"name":`) and field indexes, in
+    /// key order, each name once (the last column named so wins), as a
+    /// JSON object would hold them.
     other: Vec<(String, usize)>,
 }
 
@@ -237,11 +240,16 @@ impl Layout {
             phone: find(&columns.phone)?,
             country: columns.country.as_deref().map(find).transpose()?,
             order_id: columns.order_id.as_deref().map(find).transpose()?,
-            other: columns
-                .other
-                .iter()
-                .map(|name| Ok((name.clone(), find(name)?)))
-                .collect::<Result<_, ContactsError>>()?,
+            other: {
+                let mut other = std::collections::BTreeMap::new();
+                for name in &columns.other {
+                    other.insert(name.as_str(), find(name)?);
+                }
+                other
+                    .into_iter()
+                    .map(|(name, index)| (format!("{}:", serde_json::Value::from(name)), index))
+                    .collect()
+            },
         })
     }
 
@@ -273,11 +281,15 @@ impl Layout {
             let other = if self.other.is_empty() {
                 String::new()
             } else {
-                let mut map = serde_json::Map::with_capacity(self.other.len());
-                for (name, index) in &self.other {
-                    map.insert(name.clone(), field(*index)?.into());
+                let mut json = Vec::with_capacity(64);
+                for (key, index) in &self.other {
+                    json.push(if json.is_empty() { b'{' } else { b',' });
+                    json.extend_from_slice(key.as_bytes());
+                    serde_json::to_writer(&mut json, field(*index)?)
+                        .expect("a string serializes into memory");
                 }
-                serde_json::Value::Object(map).to_string()
+                json.push(b'}');
+                String::from_utf8(json).expect("JSON of strings is UTF-8")
             };
             Ok(RawContact {
                 line,

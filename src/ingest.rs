@@ -1,20 +1,26 @@
 //! Ingest: a job's contact file into the ledger as orders and batches.
 //!
-//! A reader thread parses and validates rows while this task stages them in
-//! the ledger, one chunk and its checkpoint per transaction; then every
-//! staged order is planned at once (duplicates, keys, batches), set-wise.
-//! Memory holds a few chunks, never the file. Ingest sends nothing.
+//! A reader thread parses and validates rows, and marks the ones that may
+//! repeat an earlier row's key ([`seen`]); a writer thread stages them in the
+//! ledger, one chunk and its checkpoint per transaction, then plans every
+//! staged order at once (duplicates, keys, batches), set-wise. Memory holds
+//! a few chunks and a fixed-size filter, never the file. Ingest sends
+//! nothing.
+
+mod seen;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-
-use tokio::sync::mpsc;
+use std::sync::mpsc;
 
 use crate::contacts::{self, ContactReader, ContactsError, Resume, Row};
 use crate::job::{CampaignName, Job};
-use crate::ledger::{CampaignId, Checkpoint, Ledger, LedgerError, StagedChunk, StagedRow};
+use crate::ledger::{
+    CampaignId, Checkpoint, IngestWriter, Ledger, LedgerError, StagedChunk, StagedRow,
+};
 use crate::phone::Country;
 use crate::plan::{self, Batcher, Contact, InvalidRow};
+use seen::SeenKeys;
 
 /// What one ingest added.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,42 +84,58 @@ pub async fn ingest(
     let reader = ContactReader::open(&job.contacts, &job.columns, resume)?;
     let size = u32::from(job.batch_size.get());
     let (next_seq, open) = ledger.open_batches(campaign, size).await?;
-    let mut batcher = Batcher::new(size, next_seq, open);
-    let mut report = IngestReport {
-        reread,
-        ..IngestReport::default()
-    };
+    let batcher = Batcher::new(size, next_seq, open);
 
-    let started = std::time::Instant::now();
-    let (tx, mut rx) = mpsc::channel(2);
+    let (tx, rx) = mpsc::sync_channel(2);
     let path = job.contacts.clone();
     let name = job.name.clone();
     let country = job.task.country;
     let reading =
         tokio::task::spawn_blocking(move || read_chunks(reader, path, &name, country, &tx));
-    while let Some(chunk) = rx.recv().await {
+    let ledger = ledger.clone();
+    let writing = tokio::task::spawn_blocking(move || {
+        let writer = ledger.ingest_writer(campaign)?;
+        write_chunks(writer, &rx, reread, batcher, now_ms)
+    });
+    let written = writing
+        .await
+        .expect("the ledger writer thread does not panic");
+    reading
+        .await
+        .expect("the contact reader thread does not panic");
+    written
+}
+
+/// The writer thread: stage every chunk the reader sends, then plan.
+fn write_chunks(
+    mut writer: IngestWriter,
+    chunks: &mpsc::Receiver<Result<ReadChunk, ContactsError>>,
+    reread: bool,
+    mut batcher: Batcher,
+    now_ms: i64,
+) -> Result<IngestReport, IngestError> {
+    let mut report = IngestReport {
+        reread,
+        ..IngestReport::default()
+    };
+    let started = std::time::Instant::now();
+    for chunk in chunks {
         stage(
-            ledger,
-            campaign,
+            &mut writer,
             chunk?,
             reread,
             &mut batcher,
             &mut report,
             now_ms,
-        )
-        .await?;
+        )?;
     }
-    reading
-        .await
-        .expect("the contact reader thread does not panic");
     tracing::debug!(
         rows = report.rows,
         seconds = started.elapsed().as_secs_f64(),
         "staged"
     );
-
     let started = std::time::Instant::now();
-    let planned = ledger.plan_staged(campaign).await?;
+    let planned = writer.plan_staged()?;
     tracing::debug!(
         orders = planned.orders,
         seconds = started.elapsed().as_secs_f64(),
@@ -126,25 +148,43 @@ pub async fn ingest(
 
 /// Rows of one chunk, validated, with the checkpoint after them.
 struct ReadChunk {
-    rows: Vec<Result<Contact, InvalidRow>>,
+    rows: Vec<Result<ReadContact, InvalidRow>>,
     checkpoint: Checkpoint,
+    /// Whether every contact that may repeat a key of an earlier row of
+    /// this ingest is marked.
+    repeats_marked: bool,
 }
 
-/// The reader thread: parse and validate rows, hand them over in chunks.
+/// A valid row, and whether it may repeat a key of an earlier row.
+struct ReadContact {
+    contact: Contact,
+    suspect: bool,
+}
+
+/// The reader thread: parse and validate rows, mark possible repeats while
+/// the filter is sharp, hand rows over in chunks.
 fn read_chunks(
     mut reader: ContactReader,
     path: PathBuf,
     campaign: &CampaignName,
     default_country: Country,
-    tx: &mpsc::Sender<Result<ReadChunk, ContactsError>>,
+    tx: &mpsc::SyncSender<Result<ReadChunk, ContactsError>>,
 ) {
+    let mut seen = SeenKeys::new();
     loop {
         let mut rows = Vec::with_capacity(CHUNK_ROWS);
         let mut failure = None;
         while rows.len() < CHUNK_ROWS {
             match reader.next_row() {
                 Ok(Some(Row::Fields(raw))) => {
-                    rows.push(plan::contact_from_row(raw, campaign, default_country))
+                    let row = plan::contact_from_row(raw, campaign, default_country);
+                    rows.push(row.map(|contact| {
+                        // Both keys go in, whatever the first answers.
+                        let suspect = seen.is_sharp()
+                            && (seen.insert(0, contact.phone.digits())
+                                | seen.insert(1, contact.order_id.as_str()));
+                        ReadContact { contact, suspect }
+                    }))
                 }
                 Ok(Some(Row::Unreadable { line, reason })) => rows.push(Err(InvalidRow {
                     line,
@@ -169,13 +209,14 @@ fn read_chunks(
                     offset: resume.offset,
                     line: resume.line,
                 },
+                repeats_marked: seen.is_sharp(),
             });
-            if tx.blocking_send(chunk).is_err() {
+            if tx.send(chunk).is_err() {
                 return;
             }
         }
         if let Some(e) = failure {
-            let _ = tx.blocking_send(Err(e));
+            let _ = tx.send(Err(e));
             return;
         }
         if !full {
@@ -187,9 +228,8 @@ fn read_chunks(
 /// Stages one chunk, placing its contacts in batches (duplicates, found
 /// when planning, leave them again). On a re-read of a replaced file, rows
 /// whose order id and phone the ledger already holds are skipped.
-async fn stage(
-    ledger: &Ledger,
-    campaign: CampaignId,
+fn stage(
+    writer: &mut IngestWriter,
     chunk: ReadChunk,
     reread: bool,
     batcher: &mut Batcher,
@@ -201,11 +241,10 @@ async fn stage(
             .rows
             .iter()
             .filter_map(|row| row.as_ref().ok())
-            .map(|c| (c.order_id.as_str(), c.phone.digits()))
+            .map(|c| (c.contact.order_id.as_str(), c.contact.phone.digits()))
             .collect();
-        ledger
-            .known_pairs(campaign, &pairs)
-            .await?
+        writer
+            .known_pairs(&pairs)?
             .into_iter()
             .map(|k| (k.order_id, k.phone))
             .collect()
@@ -216,7 +255,7 @@ async fn stage(
     let mut new_batches = Vec::new();
     for row in &chunk.rows {
         match row {
-            Ok(contact) => {
+            Ok(ReadContact { contact, suspect }) => {
                 let key = (
                     contact.order_id.as_str().to_owned(),
                     contact.phone.digits().to_owned(),
@@ -237,6 +276,7 @@ async fn stage(
                     other: &contact.other,
                     batch_seq: Some(placement.seq),
                     invalid: None,
+                    suspect: *suspect,
                 });
             }
             Err(invalid) => {
@@ -249,6 +289,7 @@ async fn stage(
                     other: "",
                     batch_seq: None,
                     invalid: Some(&invalid.reason),
+                    suspect: false,
                 });
             }
         }
@@ -259,8 +300,9 @@ async fn stage(
         new_batches: &new_batches,
         rows_read: rows.len() as u64,
         checkpoint: &chunk.checkpoint,
+        repeats_marked: chunk.repeats_marked,
     };
-    ledger.stage_chunk(campaign, &staged, now_ms).await
+    writer.stage_chunk(&staged, now_ms)
 }
 
 /// Whether a plain file is at least `offset` bytes long (a compressed one is

@@ -3,16 +3,24 @@
 //! 1. `stage_chunk`: rows are appended as staged orders (row ids in file
 //!    order, no random-key index touched), already placed in batches, with
 //!    the checkpoint, one chunk per transaction.
-//! 2. `plan_staged`: in one transaction, duplicates are found by sorting
-//!    and leave their batches, and the keys of the live orders are claimed
-//!    in `order_keys` by one sorted insert.
+//! 2. `plan_staged`: in one transaction, duplicates are found and leave
+//!    their batches, and the keys of the live orders are claimed in
+//!    `order_keys` by one sorted insert.
+//!
+//! Both run on ingest's own connection ([`IngestWriter`]), from one blocking
+//! thread: binding each row to one prepared statement, borrowing its text,
+//! is several times faster than multi-row statements through the async
+//! driver, and staging is what a big file waits for.
 //!
 //! A crash between the two leaves staged orders, which the next ingest
 //! plans; `status` counts them as pending.
 
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, OpenFlags, TransactionBehavior};
 use sqlx::Row as _;
 
-use super::{CampaignId, Ledger, LedgerError};
+use super::{CampaignId, Ledger, LedgerError, BUSY_TIMEOUT};
 use crate::phone::Country;
 use crate::plan::{BatchSeq, OpenBatch};
 
@@ -41,10 +49,10 @@ pub struct StagedRow<'a> {
     pub batch_seq: Option<BatchSeq>,
     /// Why the row is invalid; `None` for a contact.
     pub invalid: Option<&'a str>,
+    /// Whether the contact may repeat the phone or order id of an earlier
+    /// row of this ingest.
+    pub suspect: bool,
 }
-
-/// Rows per multi-row INSERT: 9 parameters each, below SQLite's limit.
-const STAGE_ROWS_PER_INSERT: usize = 1000;
 
 /// What one staging transaction writes.
 #[derive(Debug, Clone)]
@@ -56,6 +64,10 @@ pub struct StagedChunk<'a> {
     pub rows_read: u64,
     /// Where to resume after it.
     pub checkpoint: &'a Checkpoint,
+    /// Whether every contact of the chunk that repeats a key of an earlier
+    /// row of this ingest is marked `suspect` (if one chunk says no,
+    /// planning compares every staged row).
+    pub repeats_marked: bool,
 }
 
 /// A live order's claim on a phone or an order id.
@@ -127,258 +139,276 @@ impl Ledger {
         }
         Ok((next as BatchSeq, open))
     }
+}
 
+/// Ingest's own connection to the ledger, for one blocking thread. Its
+/// writes are `BEGIN IMMEDIATE` transactions, like every ledger write.
+pub struct IngestWriter {
+    conn: rusqlite::Connection,
+    path: PathBuf,
+    campaign: i64,
+    /// Whether every staged order's possible repeats are in
+    /// `temp.plan_suspects`: none were left staged by an interrupted ingest,
+    /// and every chunk marked its repeats.
+    suspects_complete: bool,
+}
+
+impl Ledger {
+    /// Opens ingest's own connection to the ledger (blocking: call it off
+    /// the async runtime).
+    pub fn ingest_writer(&self, campaign: CampaignId) -> Result<IngestWriter, LedgerError> {
+        let e = bulk_error(&self.path);
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(e)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(e)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(e)?;
+        // Planning sorts every staged key; a helper thread sorts part of
+        // them while the reader thread, done by then, leaves a core idle.
+        conn.pragma_update(None, "threads", 2).map_err(e)?;
+        conn.execute_batch(
+            "CREATE TEMP TABLE plan_suspects (id INTEGER PRIMARY KEY);
+             CREATE TEMP TABLE plan_repeated (
+                 key TEXT PRIMARY KEY, first_id INTEGER NOT NULL, first_line INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE TEMP TABLE plan_duplicates (id INTEGER PRIMARY KEY, reason TEXT NOT NULL);",
+        )
+        .map_err(e)?;
+        let left_staged: bool = conn
+            .query_row(
+                "SELECT COALESCE((SELECT MAX(id) FROM orders WHERE campaign_id = ?1), 0) > planned_through
+                 FROM campaigns WHERE id = ?1",
+                [campaign.0],
+                |row| row.get(0),
+            )
+            .map_err(e)?;
+        Ok(IngestWriter {
+            conn,
+            path: self.path.clone(),
+            campaign: campaign.0,
+            suspects_complete: !left_staged,
+        })
+    }
+}
+
+impl IngestWriter {
     /// Of these (order id, phone) pairs, the ones live orders of the
     /// campaign already hold both keys of.
-    pub async fn known_pairs(
-        &self,
-        campaign: CampaignId,
-        pairs: &[(&str, &str)],
-    ) -> Result<Vec<KnownKey>, LedgerError> {
+    pub fn known_pairs(&self, pairs: &[(&str, &str)]) -> Result<Vec<KnownKey>, LedgerError> {
         if pairs.is_empty() {
             return Ok(Vec::new());
         }
+        let e = bulk_error(&self.path);
         let json = serde_json::to_string(pairs).expect("strings serialize");
-        let rows = sqlx::query(
-            "SELECT p.value ->> 0, p.value ->> 1 FROM json_each(?2) p
-             WHERE EXISTS (SELECT 1 FROM order_keys WHERE campaign_id = ?1 AND kind = 1 AND key = p.value ->> 0)
-               AND EXISTS (SELECT 1 FROM order_keys WHERE campaign_id = ?1 AND kind = 0 AND key = p.value ->> 1)",
-        )
-        .bind(campaign.0)
-        .bind(json)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.query_error(e))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| KnownKey {
-                order_id: row.get(0),
-                phone: row.get(1),
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT p.value ->> 0, p.value ->> 1 FROM json_each(?2) p
+                 WHERE EXISTS (SELECT 1 FROM order_keys WHERE campaign_id = ?1 AND kind = 1 AND key = p.value ->> 0)
+                   AND EXISTS (SELECT 1 FROM order_keys WHERE campaign_id = ?1 AND kind = 0 AND key = p.value ->> 1)",
+            )
+            .map_err(e)?;
+        let known = statement
+            .query_map(params![self.campaign, json], |row| {
+                Ok(KnownKey {
+                    order_id: row.get(0)?,
+                    phone: row.get(1)?,
+                })
             })
-            .collect())
+            .map_err(e)?;
+        known.collect::<Result<_, _>>().map_err(e)
     }
 
     /// Appends rows as staged orders (invalid ones set aside at once) and
     /// moves the checkpoint, all or nothing.
-    pub async fn stage_chunk(
-        &self,
-        campaign: CampaignId,
-        chunk: &StagedChunk<'_>,
-        now_ms: i64,
-    ) -> Result<(), LedgerError> {
-        let StagedChunk {
-            rows,
-            new_batches,
-            rows_read,
-            checkpoint,
-        } = chunk;
-        let mut tx = self.write_transaction().await?;
-        for (seq, country) in *new_batches {
-            sqlx::query("INSERT INTO batches (campaign_id, seq, country, size, updated_at_ms) VALUES (?, ?, ?, 0, ?)")
-                .bind(campaign.0)
-                .bind(seq)
-                .bind(country.as_str())
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.query_error(e))?;
-        }
-        let mut growth: Vec<(BatchSeq, u32)> = Vec::new();
-        for seq in rows.iter().filter_map(|row| row.batch_seq) {
-            match growth.iter_mut().find(|(s, _)| *s == seq) {
-                Some((_, n)) => *n += 1,
-                None => growth.push((seq, 1)),
+    pub fn stage_chunk(&mut self, chunk: &StagedChunk<'_>, now_ms: i64) -> Result<(), LedgerError> {
+        let e = bulk_error(&self.path);
+        let campaign = self.campaign;
+        self.suspects_complete &= chunk.repeats_marked;
+        let note_suspects = self.suspects_complete;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(e)?;
+        {
+            let mut open = tx
+                .prepare_cached(
+                    "INSERT INTO batches (campaign_id, seq, country, size, updated_at_ms) VALUES (?1, ?2, ?3, 0, ?4)",
+                )
+                .map_err(e)?;
+            for (seq, country) in chunk.new_batches {
+                open.execute(params![campaign, seq, country.as_str(), now_ms])
+                    .map_err(e)?;
             }
-        }
-        if !growth.is_empty() {
-            sqlx::query(
-                "UPDATE batches SET size = size + (g.value ->> 1) FROM json_each(?2) g
-                 WHERE batches.campaign_id = ?1 AND batches.seq = g.value ->> 0",
+            let mut growth: Vec<(BatchSeq, u32)> = Vec::new();
+            for seq in chunk.rows.iter().filter_map(|row| row.batch_seq) {
+                match growth.last_mut() {
+                    Some((s, n)) if *s == seq => *n += 1,
+                    _ => match growth.iter_mut().find(|(s, _)| *s == seq) {
+                        Some((_, n)) => *n += 1,
+                        None => growth.push((seq, 1)),
+                    },
+                }
+            }
+            let mut grow = tx
+                .prepare_cached(
+                    "UPDATE batches SET size = size + ?3 WHERE campaign_id = ?1 AND seq = ?2",
+                )
+                .map_err(e)?;
+            for (seq, n) in growth {
+                grow.execute(params![campaign, seq, n]).map_err(e)?;
+            }
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO orders (campaign_id, line, order_id, phone, country, other, batch_seq, set_aside, reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(e)?;
+            let mut suspect = tx
+                .prepare_cached("INSERT INTO temp.plan_suspects (id) VALUES (?1)")
+                .map_err(e)?;
+            for row in chunk.rows {
+                insert
+                    .execute(params![
+                        campaign,
+                        row.line as i64,
+                        row.order_id,
+                        row.phone,
+                        row.country,
+                        row.other,
+                        row.batch_seq,
+                        row.invalid.map(|_| "invalid"),
+                        row.invalid,
+                    ])
+                    .map_err(e)?;
+                if row.suspect && note_suspects {
+                    suspect.execute([tx.last_insert_rowid()]).map_err(e)?;
+                }
+            }
+            tx.execute(
+                "UPDATE campaigns SET rows_read = rows_read + ?1, source_fingerprint = ?2, source_offset = ?3, source_line = ?4
+                 WHERE id = ?5",
+                params![
+                    chunk.rows_read as i64,
+                    chunk.checkpoint.fingerprint.as_deref(),
+                    chunk.checkpoint.offset as i64,
+                    chunk.checkpoint.line as i64,
+                    campaign,
+                ],
             )
-            .bind(campaign.0)
-            .bind(serde_json::to_string(&growth).expect("numbers serialize"))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.query_error(e))?;
+            .map_err(e)?;
         }
-        for rows in rows.chunks(STAGE_ROWS_PER_INSERT) {
-            let mut insert: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(
-                "INSERT INTO orders (campaign_id, line, order_id, phone, country, other, batch_seq, set_aside, reason) ",
-            );
-            insert.push_values(rows, |mut values, row| {
-                values
-                    .push_bind(campaign.0)
-                    .push_bind(row.line as i64)
-                    .push_bind(row.order_id)
-                    .push_bind(row.phone)
-                    .push_bind(row.country)
-                    .push_bind(row.other)
-                    .push_bind(row.batch_seq)
-                    .push_bind(row.invalid.map(|_| "invalid"))
-                    .push_bind(row.invalid);
-            });
-            insert
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.query_error(e))?;
-        }
-        sqlx::query(
-            "UPDATE campaigns SET rows_read = rows_read + ?, source_fingerprint = ?, source_offset = ?, source_line = ?
-             WHERE id = ?",
-        )
-        .bind(*rows_read as i64)
-        .bind(checkpoint.fingerprint.as_deref())
-        .bind(checkpoint.offset as i64)
-        .bind(checkpoint.line as i64)
-        .bind(campaign.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.query_error(e))?;
-        tx.commit().await.map_err(|e| self.query_error(e))
+        tx.commit().map_err(e)
     }
 
     /// Plans every staged order of the campaign, in one transaction: a row
     /// whose phone or order id an earlier row of the campaign has is a
     /// duplicate and leaves its batch (a batch left empty is dropped); the
     /// others claim their keys in `order_keys`, inserted in key order.
-    pub async fn plan_staged(&self, campaign: CampaignId) -> Result<Planned, LedgerError> {
-        let mut tx = self.write_transaction().await?;
-        let e = |e| self.query_error(e);
-        let row = sqlx::query(
-            "SELECT planned_through, (SELECT MAX(id) FROM orders WHERE campaign_id = ?1),
-                    EXISTS (SELECT 1 FROM order_keys WHERE campaign_id = ?1)
-             FROM campaigns WHERE id = ?1",
-        )
-        .bind(campaign.0)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(e)?;
-        let (planned_through, last, claimed): (i64, Option<i64>, bool) =
-            (row.get(0), row.get(1), row.get(2));
+    pub fn plan_staged(&mut self) -> Result<Planned, LedgerError> {
+        let e = bulk_error(&self.path);
+        let campaign = self.campaign;
+        let suspects_complete = self.suspects_complete;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(e)?;
+        let (planned_through, last, claimed): (i64, Option<i64>, bool) = tx
+            .query_row(
+                "SELECT planned_through, (SELECT MAX(id) FROM orders WHERE campaign_id = ?1),
+                        EXISTS (SELECT 1 FROM order_keys WHERE campaign_id = ?1)
+                 FROM campaigns WHERE id = ?1",
+                [campaign],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .map_err(e)?;
         let Some(last) = last.filter(|last| *last > planned_through) else {
             return Ok(Planned::default());
         };
         // Every statement below works on the staged orders: `?1` is the
         // campaign, `?2`..`?3` their row ids.
         let staged = Staged {
-            campaign: campaign.0,
+            campaign,
             after: planned_through,
             through: last,
         };
 
-        // 1. Duplicates: against what earlier plans claimed (a campaign's
-        //    first plan has nothing to check), then among the staged rows
-        //    by grouping (a sort, not a lookup per row): the keys staged rows
-        //    repeat, each with its first row (`line` comes from the row with
-        //    the smallest id, SQLite's bare-column rule for MIN), then every
-        //    later row of such a key, with the orders as the outer loop.
-        sqlx::raw_sql(
-            "CREATE TEMP TABLE IF NOT EXISTS plan_duplicates (id INTEGER PRIMARY KEY, reason TEXT NOT NULL);
-             CREATE TEMP TABLE IF NOT EXISTS plan_repeated (
-                 key TEXT PRIMARY KEY, first_id INTEGER NOT NULL, first_line INTEGER NOT NULL) WITHOUT ROWID;
-             DELETE FROM plan_duplicates;",
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(e)?;
-        for (kind, column, what) in [(0, "phone", "phone"), (1, "order_id", "order id")] {
-            if claimed {
+        // 1. Rows with a key an earlier plan claimed are duplicates (a
+        //    campaign's first plan has none).
+        let mut duplicates = 0;
+        if claimed {
+            for (kind, column, what) in KEYS {
                 staged
                     .execute(
-                        &mut tx,
+                        &tx,
                         &format!(
-                            "INSERT OR IGNORE INTO plan_duplicates (id, reason)
+                            "INSERT OR IGNORE INTO temp.plan_duplicates (id, reason)
                              SELECT o.id, 'same {what} as line ' || k.line FROM orders o
                              JOIN order_keys k ON k.campaign_id = ?1 AND k.kind = {kind} AND k.key = o.{column}
                              WHERE o.campaign_id = ?1 AND o.id > ?2 AND o.id <= ?3 AND o.set_aside IS NULL"
                         ),
                     )
-                    .await
                     .map_err(e)?;
             }
-            sqlx::query("DELETE FROM plan_repeated")
-                .execute(&mut *tx)
-                .await
-                .map_err(e)?;
-            staged
-                .execute(
-                    &mut tx,
-                    &format!(
-                        "INSERT INTO plan_repeated (key, first_id, first_line)
-                         SELECT {column}, MIN(id), line FROM orders
-                         WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL
-                         GROUP BY {column} HAVING COUNT(*) > 1"
-                    ),
-                )
-                .await
-                .map_err(e)?;
-            staged
-                .execute(
-                    &mut tx,
-                    &format!(
-                        "INSERT OR IGNORE INTO plan_duplicates (id, reason)
-                         SELECT o.id, 'same {what} as line ' || r.first_line
-                         FROM orders o CROSS JOIN plan_repeated r ON r.key = o.{column}
-                         WHERE o.campaign_id = ?1 AND o.id > ?2 AND o.id <= ?3 AND o.set_aside IS NULL
-                           AND o.id > r.first_id"
-                    ),
-                )
-                .await
-                .map_err(e)?;
+            duplicates += staged.set_aside_duplicates(&tx).map_err(e)?;
         }
-        // Duplicates leave their batches; a batch left empty goes.
+
+        // 2. Among the staged rows, a later row repeating a key is a
+        //    duplicate of the first; the live orders claim their keys.
+        let orders = if suspects_complete {
+            duplicates += staged.claim_checking_suspects(&tx).map_err(e)?;
+            staged.count_live(&tx).map_err(e)?
+        } else {
+            duplicates += staged.find_repeats_by_grouping(&tx).map_err(e)?;
+            let mut claims = 0;
+            for (kind, column, _) in KEYS {
+                claims = staged
+                    .execute(
+                        &tx,
+                        &format!(
+                            "INSERT INTO order_keys (campaign_id, kind, key, line)
+                             SELECT ?1, {kind}, {column}, line FROM orders
+                             WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL
+                             ORDER BY {column}"
+                        ),
+                    )
+                    .map_err(e)?;
+            }
+            claims
+        };
         staged
             .execute(
-                &mut tx,
-                "UPDATE batches SET size = size - g.n FROM (
-                     SELECT o.batch_seq AS seq, COUNT(*) AS n FROM plan_duplicates d JOIN orders o ON o.id = d.id
-                     GROUP BY o.batch_seq) g
-                 WHERE batches.campaign_id = ?1 AND batches.seq = g.seq",
-            )
-            .await
-            .map_err(e)?;
-        let duplicates = staged
-            .execute(
-                &mut tx,
-                "UPDATE orders SET set_aside = 'duplicate', batch_seq = NULL, reason = d.reason
-                 FROM plan_duplicates d WHERE orders.id = d.id",
-            )
-            .await
-            .map_err(e)?;
-        staged
-            .execute(
-                &mut tx,
+                &tx,
                 "DELETE FROM batches WHERE campaign_id = ?1 AND size = 0 AND state = 'pending' AND attempts = 0",
             )
-            .await
             .map_err(e)?;
-
-        // 2. The live orders claim their keys, inserted in key order.
-        let mut orders = 0;
-        for (kind, column) in [(0, "phone"), (1, "order_id")] {
-            orders = staged
-                .execute(
-                    &mut tx,
-                    &format!(
-                        "INSERT INTO order_keys (campaign_id, kind, key, line)
-                         SELECT ?1, {kind}, {column}, line FROM orders
-                         WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL
-                         ORDER BY {column}"
-                    ),
-                )
-                .await
-                .map_err(e)?;
-        }
         staged
             .execute(
-                &mut tx,
+                &tx,
                 "UPDATE campaigns SET planned_through = ?3 WHERE id = ?1",
             )
-            .await
             .map_err(e)?;
-        tx.commit().await.map_err(e)?;
-        Ok(Planned { orders, duplicates })
+        tx.execute("DELETE FROM temp.plan_suspects", [])
+            .map_err(e)?;
+        tx.commit().map_err(e)?;
+        self.suspects_complete = true;
+        Ok(Planned {
+            orders: orders as u64,
+            duplicates: duplicates as u64,
+        })
+    }
+}
+
+/// The keys a live order claims: kind in `order_keys`, column of `orders`,
+/// and the words for it.
+const KEYS: [(u8, &str, &str); 2] = [(0, "phone", "phone"), (1, "order_id", "order id")];
+
+fn bulk_error(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
+    move |source| LedgerError::Bulk {
+        path: path.to_owned(),
+        source,
     }
 }
 
@@ -390,19 +420,314 @@ struct Staged {
 }
 
 impl Staged {
-    /// Runs a statement whose `?1`, `?2`, `?3` are the campaign and the
-    /// range; returns the rows it changed.
-    async fn execute(
-        &self,
-        tx: &mut sqlx::SqliteConnection,
-        sql: &str,
-    ) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query(sql)
-            .bind(self.campaign)
-            .bind(self.after)
-            .bind(self.through)
-            .execute(tx)
-            .await?;
-        Ok(done.rows_affected())
+    /// Runs a statement whose `?1`, `?2`, `?3` (as many as it has) are the
+    /// campaign and the range; returns the rows it changed.
+    fn execute(&self, conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<usize> {
+        let mut statement = conn.prepare(sql)?;
+        let values = [self.campaign, self.after, self.through];
+        for (index, value) in values.iter().enumerate().take(statement.parameter_count()) {
+            statement.raw_bind_parameter(index + 1, value)?;
+        }
+        let started = std::time::Instant::now();
+        let changed = statement.raw_execute()?;
+        tracing::trace!(
+            seconds = started.elapsed().as_secs_f64(),
+            changed,
+            sql,
+            "plan step"
+        );
+        Ok(changed)
+    }
+
+    /// The staged orders still live.
+    fn count_live(&self, conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
+        conn.query_row(
+            "SELECT COUNT(*) FROM orders WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL",
+            [self.campaign, self.after, self.through],
+            |row| row.get(0),
+        )
+    }
+
+    /// The way when every row that may repeat a key is a suspect: each key
+    /// is claimed by its first live row (one sorted insert that ignores the
+    /// later ones), then each suspect whose key another line claimed is a
+    /// duplicate of it, and gives up what it claimed. Lines tell rows apart
+    /// here: the staged rows come from one pass over one file.
+    fn claim_checking_suspects(&self, conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
+        for (kind, column, _) in KEYS {
+            self.execute(
+                conn,
+                &format!(
+                    "INSERT OR IGNORE INTO order_keys (campaign_id, kind, key, line)
+                     SELECT ?1, {kind}, {column}, line FROM orders
+                     WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL
+                     ORDER BY {column}, id"
+                ),
+            )?;
+        }
+        for (kind, column, what) in KEYS {
+            self.execute(
+                conn,
+                &format!(
+                    "INSERT OR IGNORE INTO temp.plan_duplicates (id, reason)
+                     SELECT o.id, 'same {what} as line ' || k.line
+                     FROM temp.plan_suspects s JOIN orders o ON o.id = s.id
+                     JOIN order_keys k ON k.campaign_id = ?1 AND k.kind = {kind} AND k.key = o.{column}
+                     WHERE o.set_aside IS NULL AND k.line <> o.line"
+                ),
+            )?;
+        }
+        for (kind, column, _) in KEYS {
+            self.execute(
+                conn,
+                &format!(
+                    "DELETE FROM order_keys WHERE campaign_id = ?1 AND kind = {kind} AND (key, line) IN (
+                         SELECT o.{column}, o.line FROM temp.plan_duplicates d JOIN orders o ON o.id = d.id)"
+                ),
+            )?;
+        }
+        self.set_aside_duplicates(conn)
+    }
+
+    /// The way for any staged rows: the keys they repeat, found by
+    /// grouping (a sort, not a lookup per row), each with its first row
+    /// (`line` comes from the row with the smallest id, SQLite's
+    /// bare-column rule for MIN), then every later row of such a key, with
+    /// the orders as the outer loop.
+    fn find_repeats_by_grouping(&self, conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
+        for (_, column, what) in KEYS {
+            self.execute(conn, "DELETE FROM temp.plan_repeated")?;
+            self.execute(
+                conn,
+                &format!(
+                    "INSERT INTO temp.plan_repeated (key, first_id, first_line)
+                     SELECT {column}, MIN(id), line FROM orders
+                     WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL
+                     GROUP BY {column} HAVING COUNT(*) > 1"
+                ),
+            )?;
+            self.execute(
+                conn,
+                &format!(
+                    "INSERT OR IGNORE INTO temp.plan_duplicates (id, reason)
+                     SELECT o.id, 'same {what} as line ' || r.first_line
+                     FROM orders o CROSS JOIN temp.plan_repeated r ON r.key = o.{column}
+                     WHERE o.campaign_id = ?1 AND o.id > ?2 AND o.id <= ?3 AND o.set_aside IS NULL
+                       AND o.id > r.first_id"
+                ),
+            )?;
+        }
+        self.set_aside_duplicates(conn)
+    }
+
+    /// Sets aside the orders in `temp.plan_duplicates`, which leave their
+    /// batches, and empties it; returns how many.
+    fn set_aside_duplicates(&self, conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
+        self.execute(
+            conn,
+            "UPDATE batches SET size = size - g.n FROM (
+                 SELECT o.batch_seq AS seq, COUNT(*) AS n FROM temp.plan_duplicates d JOIN orders o ON o.id = d.id
+                 GROUP BY o.batch_seq) g
+             WHERE batches.campaign_id = ?1 AND batches.seq = g.seq",
+        )?;
+        let set_aside = self.execute(
+            conn,
+            "UPDATE orders SET set_aside = 'duplicate', batch_seq = NULL, reason = d.reason
+             FROM temp.plan_duplicates d WHERE orders.id = d.id",
+        )?;
+        self.execute(conn, "DELETE FROM temp.plan_duplicates")?;
+        Ok(set_aside)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::CampaignName;
+
+    /// A staged row: line, order id, phone, batch; `None` phone is an
+    /// invalid row.
+    type Given = (u64, &'static str, Option<&'static str>, BatchSeq);
+
+    /// How a test marks rows that may repeat an earlier key.
+    #[derive(Debug, Clone, Copy)]
+    enum Marking {
+        /// Exactly the rows that do repeat one.
+        Exact,
+        /// Every row (as a saturated filter would).
+        All,
+        /// None, and the chunk says so: planning compares every row.
+        Unmarked,
+    }
+
+    /// What a plan leaves: each order's line, state and reason, each
+    /// batch's size, each claimed key.
+    type Outcome = (
+        Vec<(i64, Option<String>, Option<String>)>,
+        Vec<(i64, i64)>,
+        Vec<(i64, String, i64)>,
+    );
+
+    async fn plan(chunks: &[&[Given]], marking: Marking) -> (Vec<Planned>, Outcome) {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("ledger.db")).await.unwrap();
+        let campaign = ledger
+            .ensure_campaign(&CampaignName::parse("spring").unwrap(), 0)
+            .await
+            .unwrap();
+        let hk = Country::parse("HK").unwrap();
+        let mut writer = ledger.ingest_writer(campaign).unwrap();
+        let mut keys_seen = std::collections::HashSet::new();
+        let mut batches_open = std::collections::HashSet::new();
+        let mut planned = Vec::new();
+        for chunk in chunks {
+            let rows: Vec<StagedRow> = chunk
+                .iter()
+                .map(|&(line, order_id, phone, batch)| {
+                    let Some(phone) = phone else {
+                        return StagedRow {
+                            line,
+                            order_id: Some(order_id),
+                            phone: "12",
+                            country: None,
+                            other: "",
+                            batch_seq: None,
+                            invalid: Some("\"12\" is not a valid phone number"),
+                            suspect: false,
+                        };
+                    };
+                    let repeats = !keys_seen.insert((0, phone)) | !keys_seen.insert((1, order_id));
+                    StagedRow {
+                        line,
+                        order_id: Some(order_id),
+                        phone,
+                        country: Some("HK"),
+                        other: "",
+                        batch_seq: Some(batch),
+                        invalid: None,
+                        suspect: match marking {
+                            Marking::Exact => repeats,
+                            Marking::All => true,
+                            Marking::Unmarked => false,
+                        },
+                    }
+                })
+                .collect();
+            let new_batches: Vec<(BatchSeq, Country)> = rows
+                .iter()
+                .filter_map(|row| row.batch_seq)
+                .filter(|seq| batches_open.insert(*seq))
+                .map(|seq| (seq, hk))
+                .collect();
+            let checkpoint = Checkpoint::default();
+            let staged = StagedChunk {
+                rows: &rows,
+                new_batches: &new_batches,
+                rows_read: rows.len() as u64,
+                checkpoint: &checkpoint,
+                repeats_marked: !matches!(marking, Marking::Unmarked),
+            };
+            writer.stage_chunk(&staged, 0).unwrap();
+            planned.push(writer.plan_staged().unwrap());
+        }
+        let conn = &writer.conn;
+        let orders = conn
+            .prepare("SELECT line, set_aside, reason FROM orders ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let batches = conn
+            .prepare("SELECT seq, size FROM batches ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let keys = conn
+            .prepare("SELECT kind, key, line FROM order_keys ORDER BY kind, key")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        (planned, (orders, batches, keys))
+    }
+
+    fn state(line: i64, reason: Option<&str>) -> (i64, Option<String>, Option<String>) {
+        (
+            line,
+            reason.map(|r| {
+                if r.starts_with('"') {
+                    "invalid"
+                } else {
+                    "duplicate"
+                }
+                .to_owned()
+            }),
+            reason.map(str::to_owned),
+        )
+    }
+
+    #[tokio::test]
+    async fn repeats_are_found_alike_whether_rows_are_marked_exactly_wholly_or_not_at_all() {
+        let first: &[Given] = &[
+            (2, "A", Some("85251000001"), 1),
+            (3, "B", Some("85251000002"), 1),
+            (4, "A", Some("85251000003"), 1), // same id as line 2
+            (5, "C", Some("85251000003"), 1), // same phone as line 4, itself a duplicate
+            (6, "D", Some("85251000001"), 1), // same phone as line 2
+            (7, "E", Some("85251000004"), 1),
+            (8, "Z", None, 1),                // invalid
+            (9, "E", Some("85251000004"), 2), // both keys as line 7; batch 2 empties
+        ];
+        let second: &[Given] = &[
+            (10, "F", Some("85251000002"), 2), // same phone as line 3, an earlier plan
+            (11, "B", Some("85251000005"), 3), // same id as line 3
+            (12, "G", Some("85251000006"), 3),
+            (13, "G", Some("85251000007"), 3), // same id as line 12, in this plan
+        ];
+        let (planned, exact) = plan(&[first, second], Marking::Exact).await;
+        assert_eq!(
+            planned,
+            [
+                Planned {
+                    orders: 3,
+                    duplicates: 4
+                },
+                Planned {
+                    orders: 1,
+                    duplicates: 3
+                },
+            ]
+        );
+        assert_eq!(
+            exact.0,
+            [
+                state(2, None),
+                state(3, None),
+                state(4, Some("same order id as line 2")),
+                state(5, Some("same phone as line 4")),
+                state(6, Some("same phone as line 2")),
+                state(7, None),
+                state(8, Some("\"12\" is not a valid phone number")),
+                state(9, Some("same phone as line 7")),
+                state(10, Some("same phone as line 3")),
+                state(11, Some("same order id as line 3")),
+                state(12, None),
+                state(13, Some("same order id as line 12")),
+            ]
+        );
+        // Batch 2 lost its only order (line 9), then got line 10, which
+        // left it again; only the one still planned to be sent remains.
+        assert_eq!(exact.1, [(1, 3), (3, 1)]);
+        let claims: Vec<i64> = exact.2.iter().map(|(_, _, line)| *line).collect();
+        assert_eq!(claims, [2, 3, 7, 12, 2, 3, 7, 12], "{:?}", exact.2);
+
+        for marking in [Marking::All, Marking::Unmarked] {
+            let (other_planned, other) = plan(&[first, second], marking).await;
+            assert_eq!((&other_planned, &other), (&planned, &exact), "{marking:?}");
+        }
     }
 }

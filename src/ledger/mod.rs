@@ -18,11 +18,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use dispatch::{AttemptResult, BatchOrder, BatchToSend, Resend};
-pub use ingest::{Checkpoint, KnownKey, Planned, StagedChunk, StagedRow};
+pub use ingest::{Checkpoint, IngestWriter, KnownKey, Planned, StagedChunk, StagedRow};
 pub use lease::{LeaseGrant, LeaseHolder};
 pub use report::{CampaignStatus, OrderLine, OrderStream};
 
 use crate::job::CampaignName;
+
+/// How long a write waits for another process's transaction to end.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A handle on the ledger database; cheap to clone.
 #[derive(Clone, Debug)]
@@ -47,6 +50,12 @@ pub enum LedgerError {
     },
     #[error("ledger {path}: {source}")]
     Query { path: PathBuf, source: sqlx::Error },
+    /// A statement of ingest's own connection failed.
+    #[error("ledger {path}: {source}")]
+    Bulk {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("ledger {path}: unknown campaign {name:?}")]
     UnknownCampaign { path: PathBuf, name: String },
     #[error("ledger {path}: {message}")]
@@ -114,7 +123,7 @@ impl Ledger {
             // Every commit reaches the disk before it returns: `sending` must
             // be durable before a request leaves.
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(3)

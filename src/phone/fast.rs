@@ -126,7 +126,10 @@ fn compile(code: u16) -> Vec<Region> {
         .filter_map(|id| database.by_id(id))
         .map(|meta: &'static Metadata| {
             let descriptors = meta.descriptors();
+            // Valid means any of them matches, so the commonest go first.
             let kinds = [
+                descriptors.mobile(),
+                descriptors.fixed_line(),
                 descriptors.premium_rate(),
                 descriptors.toll_free(),
                 descriptors.shared_cost(),
@@ -135,8 +138,6 @@ fn compile(code: u16) -> Vec<Region> {
                 descriptors.pager(),
                 descriptors.uan(),
                 descriptors.voicemail(),
-                descriptors.fixed_line(),
-                descriptors.mobile(),
             ];
             Region {
                 id: Some(meta.id()).filter(|id| *id != "001"),
