@@ -161,10 +161,12 @@ fn pattern(descriptor: &Descriptor) -> Pattern {
 
 /// A pattern that must match from the first character, as the library's
 /// `find(..).start() == 0` checks; like the library, it ignores the
-/// metadata's layout whitespace.
+/// metadata's layout whitespace. Numbers here are ASCII digits, so `\d` need
+/// not be Unicode's (whose classes made every region's patterns megabytes).
 fn anchored(pattern: &str) -> Regex {
     RegexBuilder::new(&format!("^(?:{pattern})"))
         .ignore_whitespace(true)
+        .unicode(false)
         .build()
         .expect("the library's own patterns compile")
 }
