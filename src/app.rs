@@ -119,9 +119,9 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             let stdout = io::stdout();
             let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
             let mut writer = OrderWriter::new(format, &mut out)?;
-            ledger
-                .for_each_order(id, state, &mut |line| writer.write(line))
-                .await?;
+            tokio::task::block_in_place(|| {
+                ledger.for_each_order(id, state, &mut |line| writer.write(line))
+            })?;
             writer.finish()?;
             Ok(Exit::Done)
         }

@@ -118,8 +118,6 @@ impl<'w> OrderWriter<'w> {
     }
 
     pub fn write(&mut self, order: &OrderLine<'_>) -> io::Result<()> {
-        let batch = order.batch.map(|b| b.to_string()).unwrap_or_default();
-        let code = order.code.map(|c| c.to_string()).unwrap_or_default();
         match self {
             OrderWriter::Table(out) => writeln!(
                 out,
@@ -127,22 +125,29 @@ impl<'w> OrderWriter<'w> {
                 order.order_id.as_deref().unwrap_or("-"),
                 order.phone,
                 order.state.as_str(),
-                batch,
-                code,
+                order.batch.map(|b| b.to_string()).unwrap_or_default(),
+                order.code.map(|c| c.to_string()).unwrap_or_default(),
                 order.line,
                 order.message.as_deref().unwrap_or("")
             ),
-            OrderWriter::Csv(csv) => csv
-                .write_record([
+            OrderWriter::Csv(csv) => {
+                // Numbers are formatted on the stack: this runs per order.
+                let (mut batch, mut code, mut line) = (
+                    itoa::Buffer::new(),
+                    itoa::Buffer::new(),
+                    itoa::Buffer::new(),
+                );
+                csv.write_record([
                     order.order_id.as_deref().unwrap_or(""),
                     &order.phone,
                     order.state.as_str(),
-                    &batch,
-                    &code,
+                    order.batch.map_or("", |b| batch.format(b)),
+                    order.code.map_or("", |c| code.format(c)),
                     order.message.as_deref().unwrap_or(""),
-                    &order.line.to_string(),
+                    line.format(order.line),
                 ])
-                .map_err(io::Error::from),
+                .map_err(io::Error::from)
+            }
             OrderWriter::Json(out) => {
                 let object = json!({
                     "order_id": order.order_id,

@@ -15,12 +15,12 @@
 //! A crash between the two leaves staged orders, which the next ingest
 //! plans; `status` counts them as pending.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rusqlite::{params, OpenFlags, TransactionBehavior};
 use sqlx::Row as _;
 
-use super::{CampaignId, Ledger, LedgerError, BUSY_TIMEOUT};
+use super::{bulk_error, CampaignId, Ledger, LedgerError, BUSY_TIMEOUT};
 use crate::phone::Country;
 use crate::plan::{BatchSeq, OpenBatch};
 
@@ -151,6 +151,8 @@ pub struct IngestWriter {
     /// `temp.plan_suspects`: none were left staged by an interrupted ingest,
     /// and every chunk marked its repeats.
     suspects_complete: bool,
+    /// Contacts (rows not invalid) staged since the last plan.
+    contacts_staged: usize,
 }
 
 impl Ledger {
@@ -189,6 +191,7 @@ impl Ledger {
             path: self.path.clone(),
             campaign: campaign.0,
             suspects_complete: !left_staged,
+            contacts_staged: 0,
         })
     }
 }
@@ -228,6 +231,11 @@ impl IngestWriter {
         let campaign = self.campaign;
         self.suspects_complete &= chunk.repeats_marked;
         let note_suspects = self.suspects_complete;
+        self.contacts_staged += chunk
+            .rows
+            .iter()
+            .filter(|row| row.invalid.is_none())
+            .count();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -358,8 +366,10 @@ impl IngestWriter {
         // 2. Among the staged rows, a later row repeating a key is a
         //    duplicate of the first; the live orders claim their keys.
         let orders = if suspects_complete {
+            // Every staged row is from this writer: its contacts, less the
+            // duplicates, are the orders.
             duplicates += staged.claim_checking_suspects(&tx).map_err(e)?;
-            staged.count_live(&tx).map_err(e)?
+            self.contacts_staged - duplicates
         } else {
             duplicates += staged.find_repeats_by_grouping(&tx).map_err(e)?;
             let mut claims = 0;
@@ -394,6 +404,7 @@ impl IngestWriter {
             .map_err(e)?;
         tx.commit().map_err(e)?;
         self.suspects_complete = true;
+        self.contacts_staged = 0;
         Ok(Planned {
             orders: orders as u64,
             duplicates: duplicates as u64,
@@ -404,13 +415,6 @@ impl IngestWriter {
 /// The keys a live order claims: kind in `order_keys`, column of `orders`,
 /// and the words for it.
 const KEYS: [(u8, &str, &str); 2] = [(0, "phone", "phone"), (1, "order_id", "order id")];
-
-fn bulk_error(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
-    move |source| LedgerError::Bulk {
-        path: path.to_owned(),
-        source,
-    }
-}
 
 /// The staged orders of one plan: a campaign and a range of row ids.
 struct Staged {
@@ -439,15 +443,6 @@ impl Staged {
         Ok(changed)
     }
 
-    /// The staged orders still live.
-    fn count_live(&self, conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
-        conn.query_row(
-            "SELECT COUNT(*) FROM orders WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL",
-            [self.campaign, self.after, self.through],
-            |row| row.get(0),
-        )
-    }
-
     /// The way when every row that may repeat a key is a suspect: each key
     /// is claimed by its first live row (one sorted insert that ignores the
     /// later ones), then each suspect whose key another line claimed is a
@@ -471,8 +466,8 @@ impl Staged {
                 &format!(
                     "INSERT OR IGNORE INTO temp.plan_duplicates (id, reason)
                      SELECT o.id, 'same {what} as line ' || k.line
-                     FROM temp.plan_suspects s JOIN orders o ON o.id = s.id
-                     JOIN order_keys k ON k.campaign_id = ?1 AND k.kind = {kind} AND k.key = o.{column}
+                     FROM temp.plan_suspects s CROSS JOIN orders o ON o.id = s.id
+                     CROSS JOIN order_keys k ON k.campaign_id = ?1 AND k.kind = {kind} AND k.key = o.{column}
                      WHERE o.set_aside IS NULL AND k.line <> o.line"
                 ),
             )?;
@@ -482,7 +477,7 @@ impl Staged {
                 conn,
                 &format!(
                     "DELETE FROM order_keys WHERE campaign_id = ?1 AND kind = {kind} AND (key, line) IN (
-                         SELECT o.{column}, o.line FROM temp.plan_duplicates d JOIN orders o ON o.id = d.id)"
+                         SELECT o.{column}, o.line FROM temp.plan_duplicates d CROSS JOIN orders o ON o.id = d.id)"
                 ),
             )?;
         }
@@ -526,14 +521,15 @@ impl Staged {
         self.execute(
             conn,
             "UPDATE batches SET size = size - g.n FROM (
-                 SELECT o.batch_seq AS seq, COUNT(*) AS n FROM temp.plan_duplicates d JOIN orders o ON o.id = d.id
+                 SELECT o.batch_seq AS seq, COUNT(*) AS n FROM temp.plan_duplicates d CROSS JOIN orders o ON o.id = d.id
                  GROUP BY o.batch_seq) g
              WHERE batches.campaign_id = ?1 AND batches.seq = g.seq",
         )?;
         let set_aside = self.execute(
             conn,
-            "UPDATE orders SET set_aside = 'duplicate', batch_seq = NULL, reason = d.reason
-             FROM temp.plan_duplicates d WHERE orders.id = d.id",
+            "UPDATE orders SET set_aside = 'duplicate', batch_seq = NULL,
+                 reason = (SELECT reason FROM temp.plan_duplicates d WHERE d.id = orders.id)
+             WHERE id IN (SELECT id FROM temp.plan_duplicates)",
         )?;
         self.execute(conn, "DELETE FROM temp.plan_duplicates")?;
         Ok(set_aside)

@@ -27,6 +27,14 @@ use crate::job::CampaignName;
 /// How long a write waits for another process's transaction to end.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The error of a statement on a connection of ours (not the pool's).
+fn bulk_error(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
+    move |source| LedgerError::Bulk {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 /// A handle on the ledger database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Ledger {
@@ -200,6 +208,19 @@ impl Ledger {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| self.query_error(e))
+    }
+
+    /// A read-only connection of its own, for long reads on one blocking
+    /// thread.
+    fn read_connection(&self) -> Result<rusqlite::Connection, LedgerError> {
+        let e = bulk_error(&self.path);
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(e)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(e)?;
+        Ok(conn)
     }
 
     fn query_error(&self, source: sqlx::Error) -> LedgerError {

@@ -108,27 +108,34 @@ impl Ledger {
     /// Streams the campaign's orders in input order, optionally only those in
     /// `state`, into `sink`; memory stays flat whatever the campaign's size.
     ///
-    /// SQLite hands over a page of orders as one JSON array: one row per
-    /// order through sqlx would cost a thread hand-off and an allocation
-    /// each, several times what reading the order costs.
-    pub async fn for_each_order(
+    /// Blocking (call it off the async runtime): it reads on a connection of
+    /// its own, one snapshot of the ledger, one row at a time, its text
+    /// borrowed from SQLite, for an export of millions of orders.
+    pub fn for_each_order(
         &self,
         campaign: CampaignId,
         state: Option<OrderState>,
         sink: OrderStream<'_>,
     ) -> Result<(), LedgerError> {
+        let e = super::bulk_error(&self.path);
+        let mut conn = self.read_connection()?;
+        let snapshot = conn.transaction().map_err(e)?;
         // Orders in a batch take its state and last answer: the batches are
         // few, so they are read once instead of joined to every order.
         let mut batches: HashMap<u32, (BatchState, Option<i64>, Option<String>)> = HashMap::new();
-        let rows =
-            sqlx::query("SELECT seq, state, code, message FROM batches WHERE campaign_id = ?")
-                .bind(campaign.0)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.query_error(e))?;
-        for row in rows {
-            let state: BatchState = self.parse_state(row.get::<&str, _>(1))?;
-            batches.insert(row.get::<i64, _>(0) as u32, (state, row.get(2), row.get(3)));
+        {
+            let mut statement = snapshot
+                .prepare("SELECT seq, state, code, message FROM batches WHERE campaign_id = ?1")
+                .map_err(e)?;
+            let mut rows = statement.query([campaign.0]).map_err(e)?;
+            while let Some(row) = rows.next().map_err(e)? {
+                let state: String = row.get(1).map_err(e)?;
+                let state: BatchState = self.parse_state(&state)?;
+                batches.insert(
+                    row.get(0).map_err(e)?,
+                    (state, row.get(2).map_err(e)?, row.get(3).map_err(e)?),
+                );
+            }
         }
         let filter = match state {
             None => String::new(),
@@ -145,68 +152,39 @@ impl Ledger {
             }
             Some(set_aside) => format!("AND set_aside = '{}'", set_aside.as_str()),
         };
-        let sql = format!(
-            "SELECT json_group_array(json_array(id, order_id, phone, set_aside, batch_seq, reason, line))
-             FROM (SELECT id, order_id, phone, set_aside, batch_seq, reason, line FROM orders
-                   WHERE campaign_id = ?1 AND id > ?2 {filter} ORDER BY id LIMIT {ORDERS_PAGE})"
-        );
-        let mut after: i64 = 0;
-        loop {
-            let page: String = sqlx::query_scalar(&sql)
-                .bind(campaign.0)
-                .bind(after)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| self.query_error(e))?;
-            let mut page: Vec<PageRow<'_>> =
-                serde_json::from_str(&page).map_err(|e| LedgerError::Corrupt {
-                    path: self.path.clone(),
-                    message: format!("order page: {e}"),
-                })?;
-            // The aggregate keeps the subquery's order; make sure of it.
-            if !page.is_sorted_by_key(|row| row.0) {
-                page.sort_by_key(|row| row.0);
-            }
-            let Some(last) = page.last().map(|row| row.0) else {
-                return Ok(());
+        let mut statement = snapshot
+            .prepare(&format!(
+                "SELECT order_id, phone, set_aside, batch_seq, reason, line FROM orders
+                 WHERE campaign_id = ?1 {filter} ORDER BY id"
+            ))
+            .map_err(e)?;
+        let mut rows = statement.query([campaign.0]).map_err(e)?;
+        while let Some(row) = rows.next().map_err(e)? {
+            let text = |index: usize| -> Result<Option<&str>, LedgerError> {
+                let value = row.get_ref(index).map_err(e)?;
+                value.as_str_or_null().map_err(|source| e(source.into()))
             };
-            for (_, order_id, phone, set_aside, batch, reason, line) in page {
-                let batch_outcome = batch.and_then(|seq| batches.get(&seq));
-                let state = match (&set_aside, batch_outcome) {
-                    (Some(set_aside), _) => self.parse_state(set_aside)?,
-                    (None, Some((state, _, _))) => OrderState::InBatch(*state),
-                    // Neither a batch nor a reason: staged, so pending.
-                    (None, None) => OrderState::InBatch(BatchState::Pending),
-                };
-                let line = OrderLine {
-                    order_id,
-                    phone,
-                    state,
-                    batch,
-                    code: batch_outcome.and_then(|(_, code, _)| *code),
-                    message: reason.or_else(|| {
-                        batch_outcome
-                            .and_then(|(_, _, message)| message.as_deref().map(Cow::Borrowed))
-                    }),
-                    line,
-                };
-                sink(&line).map_err(LedgerError::Output)?;
-            }
-            after = last;
+            let batch: Option<u32> = row.get(3).map_err(e)?;
+            let batch_outcome = batch.and_then(|seq| batches.get(&seq));
+            let state = match (text(2)?, batch_outcome) {
+                (Some(set_aside), _) => self.parse_state(set_aside)?,
+                (None, Some((state, _, _))) => OrderState::InBatch(*state),
+                // Neither a batch nor a reason: staged, so pending.
+                (None, None) => OrderState::InBatch(BatchState::Pending),
+            };
+            let line = OrderLine {
+                order_id: text(0)?.map(Cow::Borrowed),
+                phone: Cow::Borrowed(text(1)?.unwrap_or_default()),
+                state,
+                batch,
+                code: batch_outcome.and_then(|(_, code, _)| *code),
+                message: text(4)?.map(Cow::Borrowed).or_else(|| {
+                    batch_outcome.and_then(|(_, _, message)| message.as_deref().map(Cow::Borrowed))
+                }),
+                line: row.get(5).map_err(e)?,
+            };
+            sink(&line).map_err(LedgerError::Output)?;
         }
+        Ok(())
     }
 }
-
-/// Orders per page of `for_each_order`.
-const ORDERS_PAGE: u32 = 20_000;
-
-/// One order of a page, as SQLite's `json_array` lays it out.
-type PageRow<'a> = (
-    i64,
-    Option<Cow<'a, str>>,
-    Cow<'a, str>,
-    Option<Cow<'a, str>>,
-    Option<u32>,
-    Option<Cow<'a, str>>,
-    u64,
-);
