@@ -90,20 +90,38 @@ pub async fn ingest(
     let path = job.contacts.clone();
     let name = job.name.clone();
     let country = job.task.country;
-    let reading =
-        tokio::task::spawn_blocking(move || read_chunks(reader, path, &name, country, &tx));
+    let reading = thread("ingest-reader", move || {
+        read_chunks(reader, path, &name, country, &tx)
+    });
     let ledger = ledger.clone();
-    let writing = tokio::task::spawn_blocking(move || {
+    let writing = thread("ingest-writer", move || {
         let writer = ledger.ingest_writer(campaign)?;
         write_chunks(writer, &rx, reread, batcher, now_ms)
     });
-    let written = writing
-        .await
-        .expect("the ledger writer thread does not panic");
-    reading
-        .await
-        .expect("the contact reader thread does not panic");
+    let written = writing.await;
+    reading.await;
     written
+}
+
+/// Runs `work` on a thread of its own, named for profilers and debuggers;
+/// the future resolves to its result.
+fn thread<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> impl std::future::Future<Output = T> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let _ = done.send(work());
+        });
+    let name = name.to_owned();
+    async move {
+        spawned.unwrap_or_else(|e| panic!("cannot start the {name} thread: {e}"));
+        result
+            .await
+            .unwrap_or_else(|_| panic!("the {name} thread panicked"))
+    }
 }
 
 /// The writer thread: stage every chunk the reader sends, then plan.
@@ -256,13 +274,15 @@ fn stage(
     for row in &chunk.rows {
         match row {
             Ok(ReadContact { contact, suspect }) => {
-                let key = (
-                    contact.order_id.as_str().to_owned(),
-                    contact.phone.digits().to_owned(),
-                );
-                if !known.is_empty() && known.contains(&key) {
-                    report.known += 1;
-                    continue;
+                if !known.is_empty() {
+                    let key = (
+                        contact.order_id.as_str().to_owned(),
+                        contact.phone.digits().to_owned(),
+                    );
+                    if known.contains(&key) {
+                        report.known += 1;
+                        continue;
+                    }
                 }
                 let placement = batcher.place(contact.phone.country());
                 if placement.opens {

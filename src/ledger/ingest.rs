@@ -171,7 +171,8 @@ impl Ledger {
         // here: staged rows and the checkpoint commit together, so a lost
         // commit is read again from the file; and the next `sending` commit
         // (synchronous FULL) makes the WAL durable up to and including it.
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(e)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(e)?;
         conn.pragma_update(None, "foreign_keys", true).map_err(e)?;
         // Planning sorts every staged key; a helper thread sorts part of
         // them while the reader thread, done by then, leaves a core idle.
