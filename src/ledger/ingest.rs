@@ -409,6 +409,16 @@ impl IngestWriter {
         tx.execute("DELETE FROM temp.plan_suspects", [])
             .map_err(e)?;
         tx.commit().map_err(e)?;
+        // A big plan leaves a WAL as big as what it wrote; the commit
+        // copied it into the database. Truncating it now spares the next
+        // process reading all of it back when it opens the ledger (SQLite
+        // rebuilds its WAL index from the whole file). Another process
+        // reading or writing at this moment makes it a no-op, which is fine.
+        let started = std::time::Instant::now();
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(e)?;
+        tracing::trace!(seconds = started.elapsed().as_secs_f64(), "WAL truncated");
         self.suspects_complete = true;
         self.contacts_staged = 0;
         Ok(Planned {
