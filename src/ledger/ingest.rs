@@ -174,9 +174,6 @@ impl Ledger {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(e)?;
         conn.pragma_update(None, "foreign_keys", true).map_err(e)?;
-        // Planning sorts every staged key; a helper thread sorts part of
-        // them while the reader thread, done by then, leaves a core idle.
-        conn.pragma_update(None, "threads", 2).map_err(e)?;
         conn.execute_batch(
             "CREATE TEMP TABLE plan_suspects (id INTEGER PRIMARY KEY);
              CREATE TEMP TABLE plan_repeated (
@@ -325,6 +322,15 @@ impl IngestWriter {
         let e = bulk_error(&self.path);
         let campaign = self.campaign;
         let suspects_complete = self.suspects_complete;
+        // Planning sorts every staged key. While the suspects are known (up
+        // to a few million rows), helper threads sort part of them on the
+        // core the reader thread has left idle; beyond, the sorts are big
+        // and each helper would hold its own cache-sized buffers, so memory
+        // stays flat instead.
+        let helpers = if suspects_complete { 2 } else { 0 };
+        self.conn
+            .pragma_update(None, "threads", helpers)
+            .map_err(e)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
