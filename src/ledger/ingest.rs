@@ -576,6 +576,9 @@ mod tests {
         All,
         /// None, and the chunk says so: planning compares every row.
         Unmarked,
+        /// Exactly, but the first chunk's ingest dies before planning: the
+        /// next one (with a filter of its own) plans both chunks.
+        ExactWithCrash,
     }
 
     /// What a plan leaves: each order's line, state and reason, each
@@ -598,7 +601,11 @@ mod tests {
         let mut keys_seen = std::collections::HashSet::new();
         let mut batches_open = std::collections::HashSet::new();
         let mut planned = Vec::new();
-        for chunk in chunks {
+        for (index, chunk) in chunks.iter().enumerate() {
+            if index == 1 && matches!(marking, Marking::ExactWithCrash) {
+                writer = ledger.ingest_writer(campaign).unwrap();
+                keys_seen.clear();
+            }
             let rows: Vec<StagedRow> = chunk
                 .iter()
                 .map(|&(line, order_id, phone, batch)| {
@@ -624,7 +631,7 @@ mod tests {
                         batch_seq: Some(batch),
                         invalid: None,
                         suspect: match marking {
-                            Marking::Exact => repeats,
+                            Marking::Exact | Marking::ExactWithCrash => repeats,
                             Marking::All => true,
                             Marking::Unmarked => false,
                         },
@@ -646,7 +653,9 @@ mod tests {
                 repeats_marked: !matches!(marking, Marking::Unmarked),
             };
             writer.stage_chunk(&staged, 0).unwrap();
-            planned.push(writer.plan_staged().unwrap());
+            if !(index == 0 && matches!(marking, Marking::ExactWithCrash)) {
+                planned.push(writer.plan_staged().unwrap());
+            }
         }
         let conn = &writer.conn;
         let orders = conn
@@ -747,5 +756,19 @@ mod tests {
             let (other_planned, other) = plan(&[first, second], marking).await;
             assert_eq!((&other_planned, &other), (&planned, &exact), "{marking:?}");
         }
+
+        // Staged by a crashed ingest and by the next: one plan of both,
+        // where the second ingest's filter never saw the first chunk.
+        let (crashed_planned, crashed) = plan(&[first, second], Marking::ExactWithCrash).await;
+        assert_eq!(
+            crashed_planned,
+            [Planned {
+                orders: 4,
+                duplicates: 7
+            }]
+        );
+        assert_eq!(crashed.0, exact.0);
+        assert_eq!(crashed.1, exact.1);
+        assert_eq!(crashed.2, exact.2);
     }
 }
