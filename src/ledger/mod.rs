@@ -240,3 +240,26 @@ impl Ledger {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// `.cargo/config.toml` passes SQLite's speed options to its bundled
+    /// build; this fails if they stop reaching it.
+    #[test]
+    fn sqlite_is_built_with_the_options_of_cargo_config() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for wanted in ["THREADSAFE=2", "DEFAULT_MEMSTATUS=0"] {
+            assert!(
+                options.iter().any(|o| o == wanted),
+                "{wanted} not in {options:?}"
+            );
+        }
+    }
+}
