@@ -658,28 +658,34 @@ mod tests {
             }
         }
         let conn = &writer.conn;
-        let orders = conn
-            .prepare("SELECT line, set_aside, reason FROM orders ORDER BY id")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let batches = conn
-            .prepare("SELECT seq, size FROM batches ORDER BY seq")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let keys = conn
-            .prepare("SELECT kind, key, line FROM order_keys ORDER BY kind, key")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let orders = all(
+            conn,
+            "SELECT line, set_aside, reason FROM orders ORDER BY id",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        );
+        let batches = all(conn, "SELECT seq, size FROM batches ORDER BY seq", |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        });
+        let keys = all(
+            conn,
+            "SELECT kind, key, line FROM order_keys ORDER BY kind, key",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        );
         (planned, (orders, batches, keys))
+    }
+
+    /// Every row of a query, each made into a `T`.
+    fn all<T>(
+        conn: &rusqlite::Connection,
+        sql: &str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Vec<T> {
+        conn.prepare(sql)
+            .unwrap()
+            .query_map([], row)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     }
 
     fn state(line: i64, reason: Option<&str>) -> (i64, Option<String>, Option<String>) {
