@@ -2,17 +2,19 @@
 //! command line and says how it ended (`Exit`). Errors carry their exit code.
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::{Cli, Command};
+use crate::clock::{format_utc, now_ms};
 use crate::dispatch::{Dispatch, Ending};
 use crate::ingest::{self, IngestError, IngestReport};
 use crate::job::{ApiSettings, Job, JobError};
-use crate::lease::{self, Acquired, Lease};
-use crate::ledger::{CampaignId, CampaignStatus, LeaseHolder, Ledger, LedgerError, Resend};
-use crate::nxlink::client::now_ms;
+use crate::lease::{self, Acquired, Lease, LeaseSettings};
+use crate::ledger::{
+    CampaignId, CampaignStatus, LeaseHolder, Ledger, LedgerError, OpenMode, Resend,
+};
 use crate::nxlink::{Client, Credentials};
 use crate::outcome::{BatchState, OrderState};
 use crate::report::{self, OrderWriter, Progress};
@@ -81,7 +83,10 @@ impl Error {
             | Error::Contacts(_)
             | Error::MissingCredential { .. }
             | Error::Usage(_) => Exit::BadInput,
-            Error::Ledger(LedgerError::UnknownCampaign { .. }) => Exit::BadInput,
+            Error::Ledger(LedgerError::UnknownCampaign { .. } | LedgerError::Missing { .. }) => {
+                Exit::BadInput
+            }
+            Error::Ledger(LedgerError::LeaseLost { .. }) => Exit::TryLater,
             Error::CampaignBusy { .. } => Exit::TryLater,
             Error::Ledger(_) | Error::Client(_) | Error::Sandbox(_) | Error::Output(_) => {
                 Exit::Stopped
@@ -101,10 +106,11 @@ impl From<IngestError> for Error {
 
 /// Runs one parsed command line.
 pub async fn execute(cli: Cli) -> Result<Exit, Error> {
+    let db = cli.db.as_deref();
     match cli.command {
-        Command::Run { job, max_runtime } => run(&cli.db, &job, max_runtime).await,
-        Command::Ingest { job } => ingest_only(&cli.db, &job).await,
-        Command::Status { campaign, json } => status(&cli.db, campaign.as_deref(), json).await,
+        Command::Run { job, max_runtime } => run(db, &job, max_runtime).await,
+        Command::Ingest { job } => ingest_only(db, &job).await,
+        Command::Status { campaign, json } => status(db, campaign.as_deref(), json).await,
         Command::Orders {
             campaign,
             state,
@@ -114,7 +120,7 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
                 .map(|s| s.parse::<OrderState>())
                 .transpose()
                 .map_err(|e| Error::Usage(format!("--state: {e}")))?;
-            let ledger = Ledger::open(&cli.db).await?;
+            let (ledger, campaign) = open_for(db, &campaign).await?;
             let id = ledger.campaign(&campaign).await?;
             let stdout = io::stdout();
             let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -136,7 +142,7 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             } else {
                 BatchState::Failed
             };
-            resend(&cli.db, &campaign, from, &batches).await
+            resend(db, &campaign, from, &batches).await
         }
         Command::Sandbox {
             listen,
@@ -202,20 +208,54 @@ pub async fn run_campaign(
 }
 
 /// The job's campaign, created on first use, with its lease held: no other
-/// run ingests or sends for it until the lease is released.
+/// run ingests or sends for it until the lease is released, and a run that
+/// loses it writes nothing more.
 async fn hold_campaign(ledger: &Ledger, job: &Job) -> Result<(CampaignId, Lease), Error> {
     let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
-    match Lease::acquire(ledger, campaign, job.lease_stale_after).await? {
+    let settings = LeaseSettings {
+        stale_after: job.lease_stale_after,
+        clock_window: job.api.clock_window,
+    };
+    let mut watching = |holder: &LeaseHolder| {
+        eprintln!(
+            "campaign {:?} is held by {}, whose heartbeat does not look recent; watching it for {} s before taking over",
+            job.name.as_str(),
+            describe_holder(holder),
+            settings.stale_after.as_secs_f64()
+        )
+    };
+    match Lease::acquire(ledger, campaign, settings, &mut watching).await? {
         Acquired::Busy(holder) => Err(Error::CampaignBusy {
             campaign: job.name.to_string(),
             holder: describe_holder(&holder),
         }),
-        Acquired::Lease { lease, took_over } => {
-            if let Some(gone) = took_over {
+        Acquired::Lease {
+            lease,
+            took_over,
+            recovered,
+        } => {
+            if let Some(gone) = &took_over {
                 eprintln!(
-                    "warning: took over campaign {:?} from a run that is gone ({})",
+                    "warning: took over campaign {:?} from a run that is {} ({})",
                     job.name.as_str(),
-                    describe_holder(&gone)
+                    if gone.dead {
+                        "gone"
+                    } else {
+                        "silent: its heartbeat stopped"
+                    },
+                    describe_holder(&gone.holder)
+                );
+            }
+            if recovered > 0 {
+                let fence = match &took_over {
+                    Some(gone) if gone.resend_after_ms > 0 => format!(
+                        "; `resend` refuses them until {}, when no request of that run can still be accepted",
+                        format_utc(gone.resend_after_ms)
+                    ),
+                    _ => String::new(),
+                };
+                eprintln!(
+                    "warning: {recovered} batch(es) were being sent when an earlier run ended or lost the campaign; they are now uncertain and will not be re-sent on their own (see `nxcampaign resend --help`){fence}"
                 );
             }
             Ok((campaign, lease))
@@ -234,12 +274,12 @@ async fn ingest_and_dispatch(
     lease: &Lease,
     progress: &mut Progress,
 ) -> Result<CampaignRun, Error> {
-    let ingest = ingest::ingest(ledger, job, campaign, now_ms()).await?;
+    let ingest = ingest::ingest(ledger, job, lease.fence(), now_ms()).await?;
     report_ingest(&ingest);
     let client =
         Client::new(&job.api.base_url, credentials, job.api.timeout).map_err(Error::Client)?;
     let dispatch = Dispatch {
-        campaign,
+        fence: lease.fence().clone(),
         client: Arc::new(client),
         throttle: Throttle::new(&job.limits),
         task: job.task.clone(),
@@ -312,12 +352,16 @@ pub fn finish_run(run: &CampaignRun, out: &mut dyn Write) -> Result<Exit, Error>
     Ok(run.exit())
 }
 
-async fn run(db: &Path, job_path: &Path, max_runtime: Option<Duration>) -> Result<Exit, Error> {
+async fn run(
+    db: Option<&Path>,
+    job_path: &Path,
+    max_runtime: Option<Duration>,
+) -> Result<Exit, Error> {
     let deadline = max_runtime.map(|limit| Instant::now() + limit);
     let base_url = std::env::var("NXLINK_BASE_URL").ok();
     let job = Job::load(job_path, base_url.as_deref())?;
     let credentials = credentials_from_env(&job.api)?;
-    let ledger = Ledger::open(db).await?;
+    let ledger = open_job_ledger(db, &job).await?;
     let mut progress = Progress::new();
     let run = run_campaign(
         &ledger,
@@ -333,11 +377,11 @@ async fn run(db: &Path, job_path: &Path, max_runtime: Option<Duration>) -> Resul
     Ok(exit)
 }
 
-async fn ingest_only(db: &Path, job_path: &Path) -> Result<Exit, Error> {
+async fn ingest_only(db: Option<&Path>, job_path: &Path) -> Result<Exit, Error> {
     let job = Job::load(job_path, None)?;
-    let ledger = Ledger::open(db).await?;
+    let ledger = open_job_ledger(db, &job).await?;
     let (campaign, lease) = hold_campaign(&ledger, &job).await?;
-    let ingested = ingest::ingest(&ledger, &job, campaign, now_ms()).await;
+    let ingested = ingest::ingest(&ledger, &job, lease.fence(), now_ms()).await;
     lease.release().await?;
     report_ingest(&ingested?);
     let status = ledger.status(campaign, job.name.as_str()).await?;
@@ -352,11 +396,17 @@ async fn ingest_only(db: &Path, job_path: &Path) -> Result<Exit, Error> {
     })
 }
 
-async fn status(db: &Path, campaign: Option<&str>, json: bool) -> Result<Exit, Error> {
-    let ledger = Ledger::open(db).await?;
-    let names = match campaign {
-        Some(name) => vec![name.to_owned()],
-        None => ledger.campaign_names().await?,
+async fn status(db: Option<&Path>, campaign: Option<&str>, json: bool) -> Result<Exit, Error> {
+    let (ledger, names) = match campaign {
+        Some(campaign) => {
+            let (ledger, name) = open_for(db, campaign).await?;
+            (ledger, vec![name])
+        }
+        None => {
+            let ledger = Ledger::open_with(&ledger_path(db, None), OpenMode::MustExist).await?;
+            let names = ledger.campaign_names().await?;
+            (ledger, names)
+        }
     };
     let mut statuses = Vec::with_capacity(names.len());
     for name in names {
@@ -373,25 +423,32 @@ async fn status(db: &Path, campaign: Option<&str>, json: bool) -> Result<Exit, E
     Ok(Exit::Done)
 }
 
-async fn resend(db: &Path, campaign: &str, from: BatchState, only: &[u32]) -> Result<Exit, Error> {
-    let ledger = Ledger::open(db).await?;
-    let id = ledger.campaign(campaign).await?;
+async fn resend(
+    db: Option<&Path>,
+    campaign: &str,
+    from: BatchState,
+    only: &[u32],
+) -> Result<Exit, Error> {
+    let (ledger, campaign) = open_for(db, campaign).await?;
+    let id = ledger.campaign(&campaign).await?;
     let requested_by = format!(
         "{}@{}",
         std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
         lease::hostname()
     );
-    let seqs = ledger
+    let now = now_ms();
+    let resent = ledger
         .resend(
             id,
             &Resend {
                 from,
                 only,
                 requested_by: &requested_by,
-                now_ms: now_ms(),
+                now_ms: now,
             },
         )
         .await?;
+    let seqs = resent.requeued;
     let listed: Vec<String> = seqs.iter().take(20).map(|s| format!("#{s}")).collect();
     let more = if seqs.len() > 20 { ", …" } else { "" };
     println!(
@@ -404,16 +461,69 @@ async fn resend(db: &Path, campaign: &str, from: BatchState, only: &[u32]) -> Re
         },
         more
     );
+    for (seq, until) in &resent.fenced {
+        eprintln!(
+            "refused: batch #{seq} was being sent by a run that lost the campaign but may still live; a request of it could still be accepted until {} (in {} s): re-send it after that",
+            format_utc(*until),
+            ((until - now).max(0) as u64).div_ceil(1000)
+        );
+    }
     let skipped: Vec<String> = only
         .iter()
-        .filter(|seq| !seqs.contains(seq))
+        .filter(|seq| !seqs.contains(seq) && !resent.fenced.iter().any(|(s, _)| s == *seq))
         .map(|seq| format!("#{seq}"))
         .collect();
     if !skipped.is_empty() {
         eprintln!("left alone (not {from}): {}", skipped.join(", "));
-        return Ok(Exit::Attention);
     }
-    Ok(Exit::Done)
+    Ok(if !resent.fenced.is_empty() {
+        Exit::BadInput
+    } else if !skipped.is_empty() {
+        Exit::Attention
+    } else {
+        Exit::Done
+    })
+}
+
+/// The ledger a command uses: `--db` (or `NXCAMPAIGN_DB`) first, then the
+/// job's, then `nxcampaign.db` in the current folder.
+fn ledger_path(db: Option<&Path>, job: Option<&Job>) -> PathBuf {
+    match (db, job) {
+        (Some(db), _) => db.to_owned(),
+        (None, Some(job)) => job.ledger.clone(),
+        (None, None) => PathBuf::from(crate::job::DEFAULT_LEDGER),
+    }
+}
+
+/// Opens (creating if needed) the ledger of a job's run, and says which
+/// file it is: a run on a new ledger by mistake would call everyone again.
+async fn open_job_ledger(db: Option<&Path>, job: &Job) -> Result<Ledger, Error> {
+    let path = ledger_path(db, Some(job));
+    let ledger = Ledger::open_with(&path, OpenMode::CreateIfMissing).await?;
+    let shown = std::path::absolute(&path).unwrap_or(path);
+    if ledger.created() {
+        eprintln!(
+            "NOTE: created a NEW, empty ledger at {}: if campaign {:?} ran before with another ledger, stop now, or everyone in it is called again (name the ledger with --db, NXCAMPAIGN_DB or the job's `ledger` key)",
+            shown.display(),
+            job.name.as_str()
+        );
+    } else {
+        eprintln!("ledger: {}", shown.display());
+    }
+    Ok(ledger)
+}
+
+/// The existing ledger and campaign name a read or re-queue command is
+/// about: `campaign` is a campaign name, or a job file (`*.toml`) that
+/// names both.
+async fn open_for(db: Option<&Path>, campaign: &str) -> Result<(Ledger, String), Error> {
+    let (path, name) = if campaign.ends_with(".toml") {
+        let job = Job::load(Path::new(campaign), None)?;
+        (ledger_path(db, Some(&job)), job.name.to_string())
+    } else {
+        (ledger_path(db, None), campaign.to_owned())
+    };
+    Ok((Ledger::open_with(&path, OpenMode::MustExist).await?, name))
 }
 
 async fn serve_sandbox(

@@ -14,14 +14,12 @@ use crate::sandbox;
 #[derive(Debug, Parser)]
 #[command(name = "nxcampaign", version, about, long_about = None)]
 pub struct Cli {
-    /// The ledger (SQLite file).
-    #[arg(
-        long,
-        global = true,
-        env = "NXCAMPAIGN_DB",
-        default_value = "nxcampaign.db"
-    )]
-    pub db: PathBuf,
+    /// The ledger (SQLite file). Default: the job's `ledger` key, else
+    /// `nxcampaign.db` beside the job file; for commands without a job
+    /// file, `nxcampaign.db` in the current folder. Only `run` and `ingest`
+    /// create a ledger.
+    #[arg(long, global = true, env = "NXCAMPAIGN_DB")]
+    pub db: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -50,7 +48,8 @@ pub enum Command {
     },
     /// Rows read and counts of orders and batches by state.
     Status {
-        /// Only this campaign (default: every campaign in the ledger).
+        /// Only this campaign (default: every campaign in the ledger); a job
+        /// file (`*.toml`) names its campaign and its ledger.
         campaign: Option<String>,
         /// One JSON object per campaign, one per line.
         #[arg(long)]
@@ -58,6 +57,8 @@ pub enum Command {
     },
     /// Per-order outcomes, in input order.
     Orders {
+        /// The campaign's name, or its job file (`*.toml`), which names its
+        /// ledger too.
         campaign: String,
         /// Only orders in this state (pending, sending, accepted, rejected,
         /// failed, uncertain, invalid, duplicate, suppressed).
@@ -72,6 +73,8 @@ pub enum Command {
     /// vendor did receive it: check the vendor's call records first.
     #[command(group(ArgGroup::new("which").required(true).args(["uncertain", "failed"])))]
     Resend {
+        /// The campaign's name, or its job file (`*.toml`), which names its
+        /// ledger too.
         campaign: String,
         /// Re-queue the batches that may or may not have arrived.
         #[arg(long)]
@@ -122,6 +125,15 @@ pub struct FaultArgs {
     /// Answer code 88, unprocessed.
     #[arg(long, default_value_t = 0.0)]
     pub code88: f64,
+    /// Create the task, then answer code 88.
+    #[arg(long, default_value_t = 0.0)]
+    pub code88_processed: f64,
+    /// Create the task, then answer code 99.
+    #[arg(long, default_value_t = 0.0)]
+    pub code99_processed: f64,
+    /// Create the task, then answer HTTP 500.
+    #[arg(long, default_value_t = 0.0)]
+    pub http500_processed: f64,
     /// After accepting, wait this many milliseconds before replying...
     #[arg(long, default_value_t = 0)]
     pub slow_ms: u64,
@@ -140,6 +152,18 @@ pub struct FaultArgs {
     /// Answer every request with this code, unprocessed.
     #[arg(long, allow_negative_numbers = true)]
     pub reply_code: Option<i64>,
+    /// The HTTP status of every reply with an NXLink body (default 200).
+    #[arg(long)]
+    pub reply_status: Option<u16>,
+    /// Hold every request this many milliseconds before looking at it.
+    #[arg(long, default_value_t = 0)]
+    pub stall_ms: u64,
+    /// Send no Date header.
+    #[arg(long)]
+    pub omit_date: bool,
+    /// How far a request's ts may be from the sandbox's clock.
+    #[arg(long, default_value_t = 60_000)]
+    pub ts_window_ms: i64,
     /// Seed of the fault dice, so a run can be repeated.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -154,12 +178,19 @@ impl From<FaultArgs> for sandbox::Faults {
             http429: args.http429,
             code99: args.code99,
             code88: args.code88,
+            code88_processed: args.code88_processed,
+            code99_processed: args.code99_processed,
+            http500_processed: args.http500_processed,
             slow_ms: args.slow_ms,
             slow_share: args.slow_share,
             skew_ms: args.skew_ms,
             max_list: args.max_list,
             retry_after_s: args.retry_after_s,
             reply_code: args.reply_code,
+            reply_status: args.reply_status,
+            stall_ms: args.stall_ms,
+            omit_date: args.omit_date,
+            ts_window_ms: args.ts_window_ms,
             seed: args.seed,
         }
     }

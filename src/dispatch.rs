@@ -12,9 +12,9 @@ use futures_util::FutureExt as _;
 use rand::Rng;
 use tokio::task::JoinSet;
 
+use crate::clock::now_ms;
 use crate::job::{BreakerSettings, RetryPolicy, TaskSettings};
-use crate::ledger::{AttemptResult, BatchToSend, CampaignId, Ledger, LedgerError};
-use crate::nxlink::client::now_ms;
+use crate::ledger::{AttemptResult, BatchToSend, Fence, Ledger, LedgerError};
 use crate::nxlink::{wire, Client, Exchange};
 use crate::outcome::BatchState;
 use crate::retry::{self, Breaker, Decision, StopCause};
@@ -22,7 +22,8 @@ use crate::throttle::{InFlight, Throttle};
 
 /// What a dispatch needs besides the ledger and the shutdown signal.
 pub struct Dispatch {
-    pub campaign: CampaignId,
+    /// The campaign and the run's lease: every write checks it.
+    pub fence: Fence,
     pub client: Arc<Client>,
     pub throttle: Throttle,
     pub task: TaskSettings,
@@ -35,8 +36,6 @@ pub struct Dispatch {
 /// Something worth telling the person watching.
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// Batches found in `sending` at start were marked `uncertain`.
-    RecoveredUncertain { batches: u64 },
     /// One attempt ended.
     Attempted(AttemptReport),
     /// The clock was corrected after a 1004.
@@ -91,22 +90,15 @@ struct Flight {
 impl Dispatch {
     /// Sends every due batch of the campaign, then returns how it ended.
     ///
-    /// Batches found in `sending` (a run died mid-request) become
-    /// `uncertain` first: they are never re-sent on their own. Whatever the
-    /// ending, attempts in flight finish and are recorded before it returns.
+    /// Whatever the ending, attempts in flight finish and are recorded
+    /// before it returns, unless the run lost its lease: then nothing more
+    /// is written and the error says who took the campaign.
     pub async fn run(
         &self,
         ledger: &Ledger,
         shutdown: impl Future<Output = ()>,
         events: &mut (dyn FnMut(Event) + Send),
     ) -> Result<Ending, LedgerError> {
-        let recovered = ledger
-            .mark_interrupted_uncertain(self.campaign, now_ms())
-            .await?;
-        if recovered > 0 {
-            events(Event::RecoveredUncertain { batches: recovered });
-        }
-
         let deadline = self.deadline;
         let stop = async move {
             tokio::select! {
@@ -155,14 +147,18 @@ impl Dispatch {
                     continue;
                 }
             };
+            // The requests' `ts` is taken before the lease is checked (in
+            // the take), so a request held up after the check carries a
+            // `ts` the vendor refuses once its window has passed.
+            let ts = self.client.ts_now();
             let batches = ledger
-                .take_due_batches(self.campaign, now_ms(), permits.len())
+                .take_due_batches(&self.fence, now_ms(), permits.len())
                 .await?;
             if !batches.is_empty() {
                 for (batch, permit) in batches.into_iter().zip(permits.drain(..)) {
                     flight
                         .in_flight
-                        .spawn(attempt(self.context(ledger), batch, permit));
+                        .spawn(attempt(self.context(ledger), batch, ts, permit));
                 }
                 continue;
             }
@@ -175,7 +171,7 @@ impl Dispatch {
                     .await?;
                 continue;
             }
-            let Some(due_ms) = ledger.next_due_at(self.campaign).await? else {
+            let Some(due_ms) = ledger.next_due_at(self.fence.campaign).await? else {
                 flight.ending = Some(Ending::Finished);
                 continue;
             };
@@ -214,7 +210,7 @@ impl Dispatch {
     fn context(&self, ledger: &Ledger) -> AttemptContext {
         AttemptContext {
             ledger: ledger.clone(),
-            campaign: self.campaign,
+            fence: self.fence.clone(),
             client: Arc::clone(&self.client),
             task: self.task.clone(),
             retry: self.retry,
@@ -246,7 +242,7 @@ impl Dispatch {
         match (&finished.decision, &flight.ending) {
             // A stop outranks every other ending: it needs a person.
             (Decision::Stop(cause), ending) if !matches!(ending, Some(Ending::Stopped(_))) => {
-                flight.ending = Some(Ending::Stopped(*cause));
+                flight.ending = Some(Ending::Stopped(cause.clone()));
             }
             (_, None) if flight.breaker.is_open() => {
                 let (failures, window) = flight.breaker.failures();
@@ -269,7 +265,7 @@ async fn sleep_until_deadline(deadline: Option<Instant>) {
 /// What an attempt task owns.
 struct AttemptContext {
     ledger: Ledger,
-    campaign: CampaignId,
+    fence: Fence,
     client: Arc<Client>,
     task: TaskSettings,
     retry: RetryPolicy,
@@ -281,17 +277,19 @@ struct Finished {
     report: AttemptReport,
 }
 
-/// One attempt of one batch, already durably `sending`: send, classify,
-/// record. The place in flight is held until the outcome is recorded.
+/// One attempt of one batch, already durably `sending`: send (signed with
+/// `ts`), classify, record. The place in flight is held until the outcome
+/// is recorded.
 #[tracing::instrument(skip_all, fields(batch = batch.seq, attempt = batch.attempt, orders = batch.orders.len()))]
 async fn attempt(
     ctx: AttemptContext,
     batch: BatchToSend,
+    ts: i64,
     in_flight: InFlight,
 ) -> Result<Finished, LedgerError> {
     let body = wire::create_and_call_body(&ctx.task, &batch.country, batch.seq, &batch.orders);
-    let exchange = ctx.client.create_and_call(body).await;
-    let decision = retry::classify(&exchange);
+    let exchange = ctx.client.create_and_call(body, ts).await;
+    let decision = retry::classify(&exchange, batch.after_clock_fix);
     if let Decision::FixClock {
         server_offset_ms: Some(offset_ms),
     } = decision
@@ -317,9 +315,10 @@ async fn attempt(
         decision: step.word,
         batch_state: step.batch_state,
         not_before_ms: finished_at_ms + step.wait.as_millis() as i64,
+        spends_budget: step.spends_budget,
     };
     ctx.ledger
-        .finish_attempt(ctx.campaign, batch.seq, batch.attempt, &result)
+        .finish_attempt(&ctx.fence, batch.seq, batch.attempt, &result)
         .await?;
     drop(in_flight);
     Ok(Finished {

@@ -15,9 +15,7 @@ use std::sync::mpsc;
 
 use crate::contacts::{self, ContactReader, ContactsError, Resume, Row};
 use crate::job::{CampaignName, Job};
-use crate::ledger::{
-    CampaignId, Checkpoint, IngestWriter, Ledger, LedgerError, StagedChunk, StagedRow,
-};
+use crate::ledger::{Checkpoint, Fence, IngestWriter, Ledger, LedgerError, StagedChunk, StagedRow};
 use crate::phone::Country;
 use crate::plan::{self, Batcher, Contact, InvalidRow};
 use seen::SeenKeys;
@@ -52,14 +50,16 @@ pub enum IngestError {
 const CHUNK_ROWS: usize = 5_000;
 
 /// Reads what is new in the job's contact file into the ledger, then plans
-/// every staged order into batches.
+/// every staged order into batches, for the run that holds `fence` (every
+/// transaction checks it).
 #[tracing::instrument(skip_all, fields(campaign = %job.name))]
 pub async fn ingest(
     ledger: &Ledger,
     job: &Job,
-    campaign: CampaignId,
+    fence: &Fence,
     now_ms: i64,
 ) -> Result<IngestReport, IngestError> {
+    let campaign = fence.campaign;
     let checkpoint = ledger.checkpoint(campaign).await?;
     let (resume, reread) = match &checkpoint.fingerprint {
         None => (None, false),
@@ -83,19 +83,20 @@ pub async fn ingest(
     // Opening here reports a missing file or column before anything else.
     let reader = ContactReader::open(&job.contacts, &job.columns, resume)?;
     let size = u32::from(job.batch_size.get());
-    let (next_seq, open) = ledger.open_batches(campaign, size).await?;
-    let batcher = Batcher::new(size, next_seq, open);
+    let batcher = Batcher::new(size, ledger.next_batch_seq(campaign).await?);
 
     let (tx, rx) = mpsc::sync_channel(2);
     let path = job.contacts.clone();
     let name = job.name.clone();
     let country = job.task.country;
+    let salt = ledger.order_id_salt().to_owned();
     let reading = thread("ingest-reader", move || {
-        read_chunks(reader, path, &name, country, &tx)
+        read_chunks(reader, path, &salt, &name, country, &tx)
     });
     let ledger = ledger.clone();
+    let fence = fence.clone();
     let writing = thread("ingest-writer", move || {
-        let writer = ledger.ingest_writer(campaign)?;
+        let writer = ledger.ingest_writer(&fence)?;
         write_chunks(writer, &rx, reread, batcher, now_ms)
     });
     let written = writing.await;
@@ -184,6 +185,7 @@ struct ReadContact {
 fn read_chunks(
     mut reader: ContactReader,
     path: PathBuf,
+    salt: &str,
     campaign: &CampaignName,
     default_country: Country,
     tx: &mpsc::SyncSender<Result<ReadChunk, ContactsError>>,
@@ -195,7 +197,7 @@ fn read_chunks(
         while rows.len() < CHUNK_ROWS {
             match reader.next_row() {
                 Ok(Some(Row::Fields(raw))) => {
-                    let row = plan::contact_from_row(raw, campaign, default_country);
+                    let row = plan::contact_from_row(raw, salt, campaign, default_country);
                     rows.push(row.map(|contact| {
                         // Both keys go in, whatever the first answers.
                         let suspect = seen.is_sharp()

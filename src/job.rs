@@ -20,6 +20,9 @@ pub struct Job {
     pub name: CampaignName,
     /// The contact file, resolved against the job file's folder.
     pub contacts: PathBuf,
+    /// The ledger the job file names (`ledger`, resolved against its
+    /// folder), else `nxcampaign.db` beside it.
+    pub ledger: PathBuf,
     pub api: ApiSettings,
     pub task: TaskSettings,
     pub columns: Columns,
@@ -75,6 +78,10 @@ pub struct ApiSettings {
     pub access_secret_env: String,
     /// Whole-request timeout of one attempt.
     pub timeout: Duration,
+    /// How far from the vendor's clock a request's `ts` may be and still be
+    /// accepted (the vendor documents 60 s): a request held up longer than
+    /// this is refused, which is what fences a run that lost its lease.
+    pub clock_window: Duration,
 }
 
 /// The `createandcall` fields that are the same for every batch.
@@ -196,6 +203,13 @@ impl Job {
         }
         let folder = path.parent().unwrap_or(Path::new("."));
         let contacts = folder.join(&file.contacts);
+        let ledger = match &file.ledger {
+            Some(ledger) if ledger.trim().is_empty() => {
+                return Err(invalid("ledger", "must name a file".into()))
+            }
+            Some(ledger) => folder.join(ledger),
+            None => folder.join(DEFAULT_LEDGER),
+        };
 
         let api = file.api;
         let base_url = match (base_url_override, &api.base_url, &api.region) {
@@ -216,13 +230,14 @@ impl Job {
                 ))
             }
         };
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        check_base_url(&base_url, api.allow_http).map_err(|m| invalid("api.base_url", m))?;
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        if !(1000..=600_000).contains(&api.clock_window_ms) {
             return Err(invalid(
-                "api.base_url",
-                format!("{base_url:?} must start with http:// or https://"),
+                "api.clock_window_ms",
+                format!("{} must be between 1000 and 600000", api.clock_window_ms),
             ));
         }
-        let base_url = base_url.trim_end_matches('/').to_owned();
         if api.timeout_ms == 0 {
             return Err(invalid("api.timeout_ms", "must be above 0".into()));
         }
@@ -321,11 +336,13 @@ impl Job {
         Ok(Job {
             name,
             contacts,
+            ledger,
             api: ApiSettings {
                 base_url,
                 access_key_env: api.access_key_env,
                 access_secret_env: api.access_secret_env,
                 timeout: Duration::from_millis(api.timeout_ms),
+                clock_window: Duration::from_millis(api.clock_window_ms),
             },
             task: TaskSettings {
                 country,
@@ -364,6 +381,38 @@ impl Job {
     }
 }
 
+/// The ledger's file name beside the job file when the job names none.
+pub const DEFAULT_LEDGER: &str = "nxcampaign.db";
+
+/// A gateway URL must be `https://` with a host; `http://` only to this
+/// machine (a sandbox, a local proxy) unless `allow_http` says otherwise.
+fn check_base_url(raw: &str, allow_http: bool) -> Result<(), String> {
+    let url = reqwest::Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    let host = url.host().ok_or_else(|| format!("{raw:?} has no host"))?;
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!(
+            "{raw:?} must be a plain gateway URL, without user, query or fragment"
+        ));
+    }
+    let loopback = match host {
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback || allow_http => Ok(()),
+        "http" => Err(format!(
+            "{raw:?} is plain HTTP to another machine: the signed requests and the \
+             contacts' numbers would cross the network unencrypted; use https://, or set \
+             api.allow_http = true if that is really meant"
+        )),
+        scheme => Err(format!(
+            "{raw:?} must start with https:// (or http:// to this machine), not {scheme}://"
+        )),
+    }
+}
+
 /// toml's messages carry a multi-line source excerpt; keep its first line and
 /// the offending key, which is what a person needs.
 fn toml_message(error: &toml::de::Error) -> String {
@@ -394,6 +443,7 @@ fn toml_message(error: &toml::de::Error) -> String {
 struct JobFile {
     name: String,
     contacts: String,
+    ledger: Option<String>,
     api: ApiFile,
     task: TaskFile,
     #[serde(default)]
@@ -419,6 +469,10 @@ struct ApiFile {
     access_secret_env: String,
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
+    #[serde(default)]
+    allow_http: bool,
+    #[serde(default = "default_clock_window_ms")]
+    clock_window_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -549,6 +603,9 @@ fn default_access_secret_env() -> String {
 fn default_timeout_ms() -> u64 {
     30_000
 }
+fn default_clock_window_ms() -> u64 {
+    60_000
+}
 fn default_strategy_name() -> String {
     "Default Strategy".into()
 }
@@ -642,6 +699,59 @@ agent_group_no = "NX09445G000025"
         assert_eq!(job.breaker.window.get(), 20);
         assert_eq!(job.breaker.failure_share, 0.5);
         assert_eq!(job.lease_stale_after, Duration::from_secs(60));
+        assert_eq!(job.ledger, Path::new("jobs/nxcampaign.db"));
+        assert_eq!(job.api.clock_window, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_ledger_is_beside_the_job_file_unless_the_job_names_one() {
+        let job = parse(&MINIMAL.replace(
+            "contacts = \"spring.csv\"",
+            "contacts = \"spring.csv\"\nledger = \"../ledgers/spring.db\"",
+        ))
+        .unwrap();
+        assert_eq!(job.ledger, Path::new("jobs/../ledgers/spring.db"));
+        check_refused(
+            &MINIMAL.replace(
+                "contacts = \"spring.csv\"",
+                "contacts = \"a.csv\"\nledger = \" \"",
+            ),
+            &["key `ledger`", "must name a file"],
+        );
+    }
+
+    #[test]
+    fn a_gateway_must_be_https_or_this_machine_unless_http_is_allowed() {
+        let url = |url: &str, extra: &str| {
+            MINIMAL.replace("region = \"hk\"", &format!("base_url = \"{url}\"\n{extra}"))
+        };
+        for ok in [
+            "https://gw.example.com",
+            "http://127.0.0.1:8080",
+            "http://localhost:8080/",
+            "http://[::1]:9",
+        ] {
+            assert!(parse(&url(ok, "")).is_ok(), "{ok}");
+        }
+        check_refused(
+            &url("http://gw.example.com", ""),
+            &["key `api.base_url`", "plain HTTP", "api.allow_http"],
+        );
+        assert!(parse(&url("http://gw.example.com", "allow_http = true")).is_ok());
+        check_refused(&url("https://gw example.com", ""), &["is not a URL"]);
+        check_refused(&url("https://", ""), &["api.base_url"]);
+        check_refused(
+            &url("ftp://gw.example.com", ""),
+            &["must start with https://"],
+        );
+        check_refused(
+            &url("https://gw.example.com/?a=1", ""),
+            &["without user, query"],
+        );
+        check_refused(
+            &url("https://gw.example.com", "clock_window_ms = 10"),
+            &["key `api.clock_window_ms`"],
+        );
     }
 
     #[test]

@@ -1,23 +1,28 @@
 //! One run per campaign at a time: the lease a run holds while it ingests
-//! and sends, renewed by a heartbeat, taken over only from a run that is
-//! gone (no heartbeat for `lease.stale_after_ms`, or a dead process on
-//! this host).
+//! and sends, renewed by a heartbeat, and taken over only from a run that
+//! is gone: its process is dead on this host, or its heartbeat counter did
+//! not move for `lease.stale_after_ms` as measured on the taker's own
+//! monotonic clock. Wall clocks of two processes are never compared to take
+//! a lease; a holder whose wall-clock heartbeat looks recent is busy at once.
+//!
+//! Every ledger write of a run checks the lease in its own transaction
+//! ([`Fence`]), so a run that was taken over (paused, or with a clock far
+//! off) writes nothing more, and takes no batch to send.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::ledger::{CampaignId, LeaseGrant, LeaseHolder, Ledger, LedgerError};
-use crate::nxlink::client::now_ms;
+use crate::clock::now_ms;
+use crate::ledger::{CampaignId, Fence, LeaseGrant, LeaseHolder, Ledger, LedgerError};
 
 /// A held lease. Dropping it stops the heartbeat; `release` also gives the
 /// lease back at once.
 #[derive(Debug)]
 pub struct Lease {
     ledger: Ledger,
-    campaign: CampaignId,
-    owner: String,
+    fence: Fence,
     heartbeat: JoinHandle<()>,
     lost: watch::Receiver<bool>,
 }
@@ -25,59 +30,133 @@ pub struct Lease {
 /// What asking for a campaign gave.
 #[derive(Debug)]
 pub enum Acquired {
-    /// Ours; `took_over` is the abandoned run we replaced, if any.
+    /// Ours; `took_over` is the run we replaced, if any, and `recovered`
+    /// counts its batches that were being sent, now `uncertain`.
     Lease {
         lease: Lease,
-        took_over: Option<LeaseHolder>,
+        took_over: Option<TakenOver>,
+        recovered: u64,
     },
     /// A live run holds it.
     Busy(LeaseHolder),
 }
 
+/// A run whose lease was taken.
+#[derive(Debug, Clone)]
+pub struct TakenOver {
+    pub holder: LeaseHolder,
+    /// Whether its process was seen dead; otherwise it was silent, and may
+    /// still live (paused).
+    pub dead: bool,
+    /// Until when an operator may not re-send what it was sending (Unix ms).
+    pub resend_after_ms: i64,
+}
+
+/// How a lease is judged and fenced.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseSettings {
+    /// A holder whose heartbeat counter stays still this long is gone.
+    pub stale_after: Duration,
+    /// How long after it was sent a request may still be accepted by the
+    /// vendor (its `ts` window).
+    pub clock_window: Duration,
+}
+
+impl LeaseSettings {
+    /// How long after taking over from a run that may live an operator must
+    /// wait before re-sending its batches: the vendor's window twice (its
+    /// requests carry a `ts` from its own clock, which may itself be up to a
+    /// window off) and once more as a margin for the operator's clock.
+    pub fn resend_fence(&self) -> Duration {
+        self.clock_window * 3
+    }
+}
+
 impl Lease {
-    /// Takes the campaign's lease, or says who holds it.
+    /// Takes the campaign's lease, or says who holds it. `watching` is told
+    /// when a silent holder is about to be watched (it takes `stale_after`).
     pub async fn acquire(
         ledger: &Ledger,
         campaign: CampaignId,
-        stale_after: Duration,
+        settings: LeaseSettings,
+        watching: &mut dyn FnMut(&LeaseHolder),
     ) -> Result<Acquired, LedgerError> {
         let host = hostname();
         let pid = std::process::id();
-        let now = now_ms();
-        let me = LeaseHolder {
-            owner: format!("{host}:{pid}:{:016x}", rand::random::<u64>()),
-            host: host.clone(),
-            pid,
-            acquired_at_ms: now,
-            heartbeat_ms: now,
-        };
-        let grant = ledger
-            .acquire_lease(campaign, &me, |holder| {
-                abandoned(holder, now, stale_after, &host)
-            })
-            .await?;
-        let took_over = match grant {
-            LeaseGrant::Held(holder) => return Ok(Acquired::Busy(holder)),
-            LeaseGrant::Acquired { took_over } => took_over,
-        };
-        let (lost_tx, lost) = watch::channel(false);
-        let heartbeat = tokio::spawn(heartbeat(
-            ledger.clone(),
-            campaign,
-            me.owner.clone(),
-            stale_after / 4,
-            lost_tx,
-        ));
-        Ok(Acquired::Lease {
-            lease: Lease {
-                ledger: ledger.clone(),
-                campaign,
-                owner: me.owner,
-                heartbeat,
-                lost,
-            },
-            took_over,
-        })
+        let owner = format!("{host}:{pid}:{:016x}", rand::random::<u64>());
+        loop {
+            let holder = ledger.lease_holder(campaign).await?;
+            let taken_over = match holder {
+                None => None,
+                Some(holder) if holder.host == host && !process_alive(holder.pid) => {
+                    Some(TakenOver {
+                        holder,
+                        dead: true,
+                        resend_after_ms: 0,
+                    })
+                }
+                Some(holder) if heartbeat_looks_recent(&holder, now_ms(), settings.stale_after) => {
+                    return Ok(Acquired::Busy(holder))
+                }
+                Some(holder) => {
+                    watching(&holder);
+                    match watch_heartbeat(ledger, campaign, &holder, settings.stale_after).await? {
+                        Watched::Silent => Some(TakenOver {
+                            holder,
+                            dead: false,
+                            resend_after_ms: now_ms() + settings.resend_fence().as_millis() as i64,
+                        }),
+                        Watched::Beating(alive) => return Ok(Acquired::Busy(alive)),
+                        Watched::Changed => continue,
+                    }
+                }
+            };
+            let now = now_ms();
+            let me = LeaseHolder {
+                owner: owner.clone(),
+                host: host.clone(),
+                pid,
+                acquired_at_ms: now,
+                heartbeat_ms: now,
+                beats: 0,
+            };
+            let resend_after_ms = taken_over.as_ref().map_or(0, |t| t.resend_after_ms);
+            let grant = ledger
+                .take_lease(
+                    campaign,
+                    &me,
+                    taken_over.as_ref().map(|t| &t.holder),
+                    resend_after_ms,
+                )
+                .await?;
+            let recovered = match grant {
+                LeaseGrant::Changed => continue,
+                LeaseGrant::Acquired { recovered, .. } => recovered,
+            };
+            let fence = Fence { campaign, owner };
+            let (lost_tx, lost) = watch::channel(false);
+            let heartbeat = tokio::spawn(heartbeat(
+                ledger.clone(),
+                fence.clone(),
+                settings.stale_after / 4,
+                lost_tx,
+            ));
+            return Ok(Acquired::Lease {
+                lease: Lease {
+                    ledger: ledger.clone(),
+                    fence,
+                    heartbeat,
+                    lost,
+                },
+                took_over: taken_over,
+                recovered,
+            });
+        }
+    }
+
+    /// What every write of this run shows the ledger.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
     }
 
     /// Resolves if another run took the lease (this one was presumed dead):
@@ -93,7 +172,7 @@ impl Lease {
     /// Stops the heartbeat and gives the lease back.
     pub async fn release(self) -> Result<(), LedgerError> {
         self.heartbeat.abort();
-        self.ledger.release_lease(self.campaign, &self.owner).await
+        self.ledger.release_lease(&self.fence).await
     }
 }
 
@@ -103,18 +182,12 @@ impl Drop for Lease {
     }
 }
 
-async fn heartbeat(
-    ledger: Ledger,
-    campaign: CampaignId,
-    owner: String,
-    every: Duration,
-    lost: watch::Sender<bool>,
-) {
+async fn heartbeat(ledger: Ledger, fence: Fence, every: Duration, lost: watch::Sender<bool>) {
     let mut ticks = tokio::time::interval(every.max(Duration::from_millis(100)));
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        match ledger.renew_lease(campaign, &owner, now_ms()).await {
+        match ledger.renew_lease(&fence, now_ms()).await {
             Ok(true) => {}
             Ok(false) => {
                 let _ = lost.send(true);
@@ -127,12 +200,45 @@ async fn heartbeat(
     }
 }
 
-/// A holder is gone when its heartbeat is too old, or when it ran on this
-/// host and its process no longer exists.
-fn abandoned(holder: &LeaseHolder, now_ms: i64, stale_after: Duration, host: &str) -> bool {
-    let silent_for = now_ms.saturating_sub(holder.heartbeat_ms);
-    silent_for > stale_after.as_millis() as i64
-        || (holder.host == host && !process_alive(holder.pid))
+/// What watching a holder's heartbeat showed.
+enum Watched {
+    /// Its counter did not move for the whole time: it is gone.
+    Silent,
+    /// Its counter moved: it lives.
+    Beating(LeaseHolder),
+    /// The lease was given back or taken by another run meanwhile.
+    Changed,
+}
+
+/// Watches `holder`'s heartbeat counter for `stale_after`, on this
+/// process's monotonic clock.
+async fn watch_heartbeat(
+    ledger: &Ledger,
+    campaign: CampaignId,
+    holder: &LeaseHolder,
+    stale_after: Duration,
+) -> Result<Watched, LedgerError> {
+    let until = Instant::now() + stale_after;
+    let every = (stale_after / 10).clamp(Duration::from_millis(20), Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(every.min(until.saturating_duration_since(Instant::now()))).await;
+        match ledger.lease_holder(campaign).await? {
+            Some(now) if now.owner == holder.owner && now.beats == holder.beats => {}
+            Some(now) if now.owner == holder.owner => return Ok(Watched::Beating(now)),
+            _ => return Ok(Watched::Changed),
+        }
+        if Instant::now() >= until {
+            return Ok(Watched::Silent);
+        }
+    }
+}
+
+/// Whether the holder's last heartbeat, by its own clock, is within
+/// `stale_after` of ours either way. Used only to say "busy" at once; a
+/// holder that does not look recent is watched before it is taken over, so
+/// a clock that differs only delays a takeover, never hastens one.
+fn heartbeat_looks_recent(holder: &LeaseHolder, now_ms: i64, stale_after: Duration) -> bool {
+    now_ms.abs_diff(holder.heartbeat_ms) <= stale_after.as_millis() as u64
 }
 
 #[cfg(target_os = "linux")]
@@ -160,45 +266,39 @@ pub fn hostname() -> String {
 mod tests {
     use super::*;
 
-    fn holder(host: &str, pid: u32, heartbeat_ms: i64) -> LeaseHolder {
+    fn holder(heartbeat_ms: i64) -> LeaseHolder {
         LeaseHolder {
             owner: "x".into(),
-            host: host.into(),
-            pid,
+            host: "here".into(),
+            pid: 1,
             acquired_at_ms: 0,
             heartbeat_ms,
+            beats: 0,
         }
     }
 
     #[test]
-    fn a_holder_is_abandoned_when_silent_too_long_or_dead_on_this_host() {
+    fn a_heartbeat_looks_recent_within_stale_after_either_way() {
         let minute = Duration::from_secs(60);
-        let me = std::process::id();
-        assert!(!abandoned(
-            &holder("here", me, 100_000),
-            130_000,
-            minute,
-            "here"
-        ));
-        assert!(abandoned(
-            &holder("here", me, 100_000),
-            170_001,
-            minute,
-            "here"
-        ));
-        // A pid that cannot exist on this host.
-        assert!(abandoned(
-            &holder("here", u32::MAX, 100_000),
-            100_000,
-            minute,
-            "here"
-        ));
-        // On another host only the heartbeat counts.
-        assert!(!abandoned(
-            &holder("there", u32::MAX, 100_000),
-            100_000,
-            minute,
-            "here"
-        ));
+        assert!(heartbeat_looks_recent(&holder(100_000), 130_000, minute));
+        assert!(heartbeat_looks_recent(&holder(160_000), 130_000, minute));
+        assert!(!heartbeat_looks_recent(&holder(100_000), 170_001, minute));
+        // A clock far ahead of ours is not "recent": it is watched.
+        assert!(!heartbeat_looks_recent(&holder(800_000), 130_000, minute));
+    }
+
+    #[test]
+    fn a_process_that_cannot_exist_is_not_alive() {
+        assert!(process_alive(std::process::id()));
+        assert!(!process_alive(u32::MAX));
+    }
+
+    #[test]
+    fn the_resend_fence_is_three_vendor_windows() {
+        let settings = LeaseSettings {
+            stale_after: Duration::from_secs(60),
+            clock_window: Duration::from_secs(60),
+        };
+        assert_eq!(settings.resend_fence(), Duration::from_secs(180));
     }
 }

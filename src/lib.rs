@@ -6,6 +6,7 @@
 //!
 //! - [`cli`]: the command line as clap sees it; runs nothing.
 //! - [`app`]: the commands, wiring the parts together; exit codes.
+//! - [`clock`]: the one wall clock; everything else is handed the time.
 //! - [`job`]: the job file's exact shape, validated into a `Job`.
 //! - [`contacts`]: streaming CSV (and gzip) reader with line numbers.
 //! - [`phone`]: phone number normalization to NXLink's digits.
@@ -24,6 +25,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod contacts;
 pub mod demo;
 pub mod dispatch;

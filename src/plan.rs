@@ -35,10 +35,16 @@ impl OrderId {
     }
 
     /// The id of a contact whose file gives none: 32 upper-case hex digits of
-    /// MD5 over the campaign name and the normalized phone, so reading the
-    /// same file again yields the same ids.
-    pub fn derive(campaign: &CampaignName, phone: &Phone) -> OrderId {
+    /// MD5 over the ledger's salt, the campaign name and the normalized
+    /// phone, so reading the same file again into the same ledger yields the
+    /// same ids, and any other ledger (made with another salt) other ids.
+    /// An empty salt (ledgers older than salts) leaves it out.
+    pub fn derive(salt: &str, campaign: &CampaignName, phone: &Phone) -> OrderId {
         let mut hasher = Md5::new();
+        if !salt.is_empty() {
+            hasher.update(salt.as_bytes());
+            hasher.update(b"\n");
+        }
         hasher.update(campaign.as_str().as_bytes());
         hasher.update(b"\n");
         hasher.update(phone.digits().as_bytes());
@@ -75,9 +81,11 @@ pub struct InvalidRow {
     pub reason: String,
 }
 
-/// Validates one raw row: its country, number and order id.
+/// Validates one raw row: its country, number and order id (derived with
+/// the ledger's `salt` when the row has none).
 pub fn contact_from_row(
     row: RawContact,
+    salt: &str,
     campaign: &CampaignName,
     default_country: Country,
 ) -> Result<Contact, InvalidRow> {
@@ -94,7 +102,7 @@ pub fn contact_from_row(
     let phone = Phone::parse(&row.phone, country).map_err(|e| invalid(&row, e.to_string()))?;
     let order_id = match &row.order_id {
         Some(raw) => OrderId::parse(raw).map_err(|e| invalid(&row, e))?,
-        None => OrderId::derive(campaign, &phone),
+        None => OrderId::derive(salt, campaign, &phone),
     };
     Ok(Contact {
         line: row.line,
@@ -110,9 +118,9 @@ pub type BatchSeq = u32;
 
 /// A batch that is still being filled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OpenBatch {
-    pub seq: BatchSeq,
-    pub len: u32,
+struct OpenBatch {
+    seq: BatchSeq,
+    len: u32,
 }
 
 /// Where a contact goes.
@@ -124,7 +132,9 @@ pub struct Placement {
 }
 
 /// Cuts contacts into batches of at most `size`, one country per batch, in
-/// the order contacts arrive.
+/// the order contacts arrive. Each ingest opens batches of its own: a batch
+/// planned by an earlier ingest never takes more orders, so what a batch
+/// holds is fixed once it is planned.
 #[derive(Debug, Clone)]
 pub struct Batcher {
     size: u32,
@@ -133,17 +143,12 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// `next_seq` is the first unused sequence number; `open` are batches of
-    /// an earlier ingest that may still take contacts (unsent, not full).
-    pub fn new(
-        size: u32,
-        next_seq: BatchSeq,
-        open: impl IntoIterator<Item = (Country, OpenBatch)>,
-    ) -> Batcher {
+    /// `next_seq` is the first unused sequence number.
+    pub fn new(size: u32, next_seq: BatchSeq) -> Batcher {
         Batcher {
             size: size.max(1),
             next_seq: next_seq.max(1),
-            open: open.into_iter().collect(),
+            open: HashMap::new(),
         }
     }
 
@@ -190,8 +195,8 @@ mod tests {
     fn derived_order_ids_are_stable_32_upper_hex_digits() {
         let phone = Phone::parse("+852 3575 7581", country("HK")).unwrap();
         let same = Phone::parse("3575-7581", country("HK")).unwrap();
-        let id = OrderId::derive(&campaign(), &phone);
-        assert_eq!(id, OrderId::derive(&campaign(), &same));
+        let id = OrderId::derive("", &campaign(), &phone);
+        assert_eq!(id, OrderId::derive("", &campaign(), &same));
         assert_eq!(id.as_str().len(), 32);
         assert!(id
             .as_str()
@@ -204,7 +209,20 @@ mod tests {
             hex::encode_upper(Md5::digest(b"spring\n85235757581"))
         );
         let other = CampaignName::parse("autumn").unwrap();
-        assert_ne!(id, OrderId::derive(&other, &phone));
+        assert_ne!(id, OrderId::derive("", &other, &phone));
+    }
+
+    #[test]
+    fn a_salt_makes_derived_ids_differ_between_ledgers() {
+        let phone = Phone::parse("+852 3575 7581", country("HK")).unwrap();
+        let salted = OrderId::derive("0a1b", &campaign(), &phone);
+        assert_eq!(salted, OrderId::derive("0a1b", &campaign(), &phone));
+        assert_ne!(salted, OrderId::derive("ffff", &campaign(), &phone));
+        assert_ne!(salted, OrderId::derive("", &campaign(), &phone));
+        assert_eq!(
+            salted.as_str(),
+            hex::encode_upper(Md5::digest(b"0a1b\nspring\n85235757581"))
+        );
     }
 
     #[test]
@@ -218,11 +236,17 @@ mod tests {
 
     #[test]
     fn rows_become_contacts_or_invalid_rows_with_reasons() {
-        let c =
-            contact_from_row(raw(2, "3575 7581", None, None), &campaign(), country("HK")).unwrap();
+        let c = contact_from_row(
+            raw(2, "3575 7581", None, None),
+            "",
+            &campaign(),
+            country("HK"),
+        )
+        .unwrap();
         assert_eq!(c.phone.digits(), "85235757581");
         let c = contact_from_row(
             raw(3, "020 7946 0958", Some("gb"), Some("X1")),
+            "",
             &campaign(),
             country("HK"),
         )
@@ -233,13 +257,14 @@ mod tests {
         );
 
         let bad =
-            contact_from_row(raw(4, "12", None, None), &campaign(), country("HK")).unwrap_err();
+            contact_from_row(raw(4, "12", None, None), "", &campaign(), country("HK")).unwrap_err();
         assert_eq!(
             (bad.line, bad.reason.as_str()),
             (4, "\"12\" is not a valid phone number")
         );
         let bad = contact_from_row(
             raw(5, "35757581", Some("Narnia"), None),
+            "",
             &campaign(),
             country("HK"),
         )
@@ -251,6 +276,7 @@ mod tests {
         );
         let bad = contact_from_row(
             raw(6, "35757581", None, Some("no spaces!")),
+            "",
             &campaign(),
             country("HK"),
         )
@@ -260,7 +286,7 @@ mod tests {
     }
 
     fn check_batches(size: u32, countries: &[&str], expected: &[(BatchSeq, bool)]) {
-        let mut batcher = Batcher::new(size, 1, []);
+        let mut batcher = Batcher::new(size, 1);
         let got: Vec<_> = countries
             .iter()
             .map(|c| {
@@ -290,15 +316,8 @@ mod tests {
     }
 
     #[test]
-    fn an_open_batch_from_an_earlier_ingest_is_filled_first() {
-        let mut batcher = Batcher::new(3, 8, [(country("HK"), OpenBatch { seq: 7, len: 2 })]);
-        assert_eq!(
-            batcher.place(country("HK")),
-            Placement {
-                seq: 7,
-                opens: false
-            }
-        );
+    fn a_new_batcher_never_fills_an_earlier_batch() {
+        let mut batcher = Batcher::new(3, 8);
         assert_eq!(
             batcher.place(country("HK")),
             Placement {

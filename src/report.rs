@@ -202,9 +202,6 @@ impl Progress {
 
     pub fn on_event(&mut self, event: Event) {
         match event {
-            Event::RecoveredUncertain { batches } => eprintln!(
-                "warning: {batches} batch(es) were being sent when an earlier run ended; they are now uncertain and will not be re-sent on their own (see `nxcampaign resend --help`)"
-            ),
             Event::ClockCorrected { offset_ms } => {
                 eprintln!("clock: the server's clock is {offset_ms} ms from ours; correcting ts and retrying")
             }

@@ -30,18 +30,25 @@ pub enum Decision {
 }
 
 /// Why a run must stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopCause {
     /// An authentication code (1000–1009 but 1004).
     Auth { code: i64 },
     /// An HTTP client error without a vendor code (a wrong URL, a proxy).
     Http { status: u16 },
+    /// A redirect, never followed: the signed request is for the gateway
+    /// alone.
+    Redirect { status: u16, location: String },
+    /// 1004 again right after a re-signed try: the clock cannot be put
+    /// right from here. The offset is what the reply's `Date` said, if it
+    /// said anything.
+    Clock { server_offset_ms: Option<i64> },
 }
 
 impl StopCause {
     /// The likely cause, for the person reading the message.
     pub fn explain(&self) -> String {
-        match *self {
+        match self {
             StopCause::Auth {
                 code: code::MISSING_HEADER,
             } => "code 1001: a required header is missing (a proxy may strip headers)".into(),
@@ -58,45 +65,75 @@ impl StopCause {
             StopCause::Http { status } => {
                 format!("HTTP {status} without an NXLink reply: check api.base_url and any proxy in between")
             }
+            StopCause::Redirect { status, location } => format!(
+                "HTTP {status}: the gateway redirects to {location}; redirects are never followed \
+                 (the signed request is for the gateway alone): check api.base_url"
+            ),
+            StopCause::Clock {
+                server_offset_ms: Some(offset),
+            } => format!(
+                "code 1004 twice: the vendor refused the timestamp even after it was corrected by \
+                 the {:.1} s its Date header showed between its clock and this machine's; check \
+                 this machine's clock (NTP)",
+                *offset as f64 / 1000.0
+            ),
+            StopCause::Clock {
+                server_offset_ms: None,
+            } => "code 1004 twice: the vendor refused the timestamp and sent no Date header to \
+                  correct it by; this machine's clock is probably more than 60 s away from the \
+                  vendor's: set it right (NTP) and run again"
+                .into(),
         }
     }
 }
 
 /// Classifies one attempt's result. Every reply code and transport failure
-/// is decided here and nowhere else.
-pub fn classify(exchange: &Exchange) -> Decision {
+/// is decided here and nowhere else. `after_clock_fix` says that the
+/// batch's previous attempt got 1004: a second one in a row stops the run.
+///
+/// Only what provably was not processed is retried (a failed connect, 429
+/// and 503, a 1004 once); everything that may follow a created task (88,
+/// 99, any other 5xx, a reply that cannot be read) is held `Uncertain`,
+/// because every `createandcall` creates a new task.
+pub fn classify(exchange: &Exchange, after_clock_fix: bool) -> Decision {
     match exchange {
         Exchange::Transport(TransportError::NotSent { .. }) => Decision::Retry { after: None },
-        Exchange::Transport(TransportError::NoAnswer { .. }) => Decision::Uncertain,
-        Exchange::Reply(reply) => classify_reply(reply),
+        Exchange::Transport(TransportError::NoAnswer { .. })
+        | Exchange::Transport(TransportError::TooLarge { .. }) => Decision::Uncertain,
+        Exchange::Reply(reply) => classify_reply(reply, after_clock_fix),
     }
 }
 
-fn classify_reply(reply: &Reply) -> Decision {
+fn classify_reply(reply: &Reply, after_clock_fix: bool) -> Decision {
+    let success = (200..300).contains(&reply.http_status);
     match (reply.http_status, reply.code) {
-        // Gateways that may have passed the request on before failing.
-        (502 | 504, _) => Decision::Uncertain,
+        // Refused before processing, as the HTTP standard has it.
         (429 | 503, _) => Decision::Retry {
             after: reply.retry_after,
         },
-        (200, Some(code::SUCCESS)) => Decision::Accepted,
-        (200, Some(code::PARAMETER_ERROR)) => Decision::Rejected,
-        (200, Some(code::REQUEST_FAILED | code::SYSTEM_ERROR)) => Decision::Retry {
-            after: reply.retry_after,
-        },
-        (200, Some(code::TIMESTAMP_EXPIRED)) => Decision::FixClock {
+        // Any other server error may come after the task was created.
+        (500..=599, _) => Decision::Uncertain,
+        (300..=399, _) => Decision::Stop(StopCause::Redirect {
+            status: reply.http_status,
+            location: reply.location.clone().unwrap_or_default(),
+        }),
+        (_, Some(code::SUCCESS)) if success => Decision::Accepted,
+        // Success said with a failure status: what happened is unknown.
+        (_, Some(code::SUCCESS)) => Decision::Uncertain,
+        (_, Some(code::REQUEST_FAILED | code::SYSTEM_ERROR)) => Decision::Uncertain,
+        (_, Some(code::TIMESTAMP_EXPIRED)) if after_clock_fix => Decision::Stop(StopCause::Clock {
+            server_offset_ms: reply.server_clock_offset_ms,
+        }),
+        (_, Some(code::TIMESTAMP_EXPIRED)) => Decision::FixClock {
             server_offset_ms: reply.server_clock_offset_ms,
         },
-        (200, Some(code)) if code::AUTH_RANGE.contains(&code) => {
+        (_, Some(code)) if code::AUTH_RANGE.contains(&code) => {
             Decision::Stop(StopCause::Auth { code })
         }
-        (200, Some(_)) => Decision::Rejected,
-        // A 200 we cannot read: it may have been processed.
-        (200, None) => Decision::Uncertain,
-        (500..=599, _) => Decision::Retry {
-            after: reply.retry_after,
-        },
-        (status, _) => Decision::Stop(StopCause::Http { status }),
+        (_, Some(_)) => Decision::Rejected,
+        // A success we cannot read: it may have been processed.
+        (_, None) if success => Decision::Uncertain,
+        (status, None) => Decision::Stop(StopCause::Http { status }),
     }
 }
 
@@ -108,6 +145,9 @@ pub struct Step {
     pub wait: Duration,
     /// The decision as one word, as the ledger records it.
     pub word: &'static str,
+    /// Whether the attempt counts against the batch's retry budget (a stop
+    /// is not the batch's fault and does not).
+    pub spends_budget: bool,
 }
 
 /// Turns a decision into the batch's next step, spending the retry budget.
@@ -122,6 +162,7 @@ pub fn next_step(
         batch_state,
         wait,
         word,
+        spends_budget: !matches!(decision, Decision::Stop(_)),
     };
     match decision {
         Decision::Accepted => step(BatchState::Accepted, Duration::ZERO, "accepted"),
@@ -166,11 +207,13 @@ impl Breaker {
     }
 
     /// Counts one attempt. Answers that say nothing about the vendor's
-    /// health (a clock fix, a stop) are not counted.
+    /// health (a clock fix, a stop) are not counted. An uncertain outcome
+    /// counts as a failure: a vendor answering 500 to everything must pause
+    /// the run rather than leave every batch uncertain.
     pub fn record(&mut self, decision: &Decision) {
         let failed = match decision {
-            Decision::Retry { .. } => true,
-            Decision::Accepted | Decision::Rejected | Decision::Uncertain => false,
+            Decision::Retry { .. } | Decision::Uncertain => true,
+            Decision::Accepted | Decision::Rejected => false,
             Decision::FixClock { .. } | Decision::Stop(_) => return,
         };
         if self.recent.len() == self.window && self.recent.pop_front() == Some(true) {
@@ -249,27 +292,52 @@ mod tests {
             req_id: None,
             retry_after: Some(Duration::from_secs(3)),
             server_clock_offset_ms: Some(90_000),
+            location: None,
             elapsed: Duration::ZERO,
         })
     }
 
     fn check(exchange: Exchange, expected: Decision) {
-        assert_eq!(classify(&exchange), expected, "{exchange:?}");
+        assert_eq!(classify(&exchange, false), expected, "{exchange:?}");
     }
 
     #[test]
     fn every_reply_and_failure_has_one_decision() {
         let after = Some(Duration::from_secs(3));
         check(reply(200, Some(0)), Decision::Accepted);
+        check(reply(201, Some(0)), Decision::Accepted);
+        check(reply(204, Some(0)), Decision::Accepted);
         check(reply(200, Some(41000)), Decision::Rejected);
-        check(reply(200, Some(88)), Decision::Retry { after });
-        check(reply(200, Some(99)), Decision::Retry { after });
+        check(reply(400, Some(41000)), Decision::Rejected);
+        check(reply(400, Some(0)), Decision::Uncertain);
+        // 88, 99 and 5xx other than 503 may follow a created task.
+        check(reply(200, Some(88)), Decision::Uncertain);
+        check(reply(200, Some(99)), Decision::Uncertain);
         check(reply(429, None), Decision::Retry { after });
         check(reply(503, None), Decision::Retry { after });
-        check(reply(500, None), Decision::Retry { after });
-        check(reply(502, None), Decision::Uncertain);
-        check(reply(504, None), Decision::Uncertain);
+        check(reply(503, Some(0)), Decision::Retry { after });
+        for status in [500, 501, 502, 504, 505, 599] {
+            check(reply(status, None), Decision::Uncertain);
+            check(reply(status, Some(0)), Decision::Uncertain);
+        }
         check(reply(200, None), Decision::Uncertain);
+        check(reply(299, None), Decision::Uncertain);
+        for status in [301, 302, 307, 308] {
+            check(
+                reply(status, None),
+                Decision::Stop(StopCause::Redirect {
+                    status,
+                    location: String::new(),
+                }),
+            );
+        }
+        check(
+            Exchange::Transport(TransportError::TooLarge {
+                http_status: 200,
+                elapsed: Duration::ZERO,
+            }),
+            Decision::Uncertain,
+        );
         check(
             reply(200, Some(1004)),
             Decision::FixClock {
@@ -279,6 +347,10 @@ mod tests {
         for code in [1000, 1001, 1002, 1003, 1005, 1009] {
             check(
                 reply(200, Some(code)),
+                Decision::Stop(StopCause::Auth { code }),
+            );
+            check(
+                reply(401, Some(code)),
                 Decision::Stop(StopCause::Auth { code }),
             );
         }
@@ -301,6 +373,26 @@ mod tests {
             }),
             Decision::Uncertain,
         );
+    }
+
+    #[test]
+    fn a_second_1004_in_a_row_stops_with_the_clock_explained() {
+        assert_eq!(
+            classify(&reply(200, Some(1004)), true),
+            Decision::Stop(StopCause::Clock {
+                server_offset_ms: Some(90_000)
+            })
+        );
+        let explained = StopCause::Clock {
+            server_offset_ms: None,
+        }
+        .explain();
+        assert!(explained.contains("no Date header"), "{explained}");
+        assert!(StopCause::Clock {
+            server_offset_ms: Some(90_000)
+        }
+        .explain()
+        .contains("90.0 s"));
     }
 
     #[test]
@@ -388,6 +480,9 @@ mod tests {
             BatchState::Pending,
             0,
         );
+        let stop = next_step(&Decision::Stop(StopCause::Auth { code: 1003 }), &p, 1, 1.0);
+        assert!(!stop.spends_budget, "a stop is not the batch's fault");
+        assert!(next_step(&retry, &p, 1, 1.0).spends_budget);
     }
 
     #[test]
@@ -411,9 +506,15 @@ mod tests {
         assert_eq!(breaker.failures(), (3, 4));
         breaker.record(&Decision::Accepted);
         assert!(!breaker.is_open(), "2 of the last 4 is not more than half");
-        breaker.record(&Decision::Uncertain);
+        breaker.record(&Decision::Rejected);
         breaker.record(&Decision::Rejected);
         assert_eq!(breaker.failures(), (0, 4));
+        breaker.record(&Decision::Uncertain);
+        assert_eq!(
+            breaker.failures(),
+            (1, 4),
+            "an uncertain outcome is a failure"
+        );
     }
 
     #[test]

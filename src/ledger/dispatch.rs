@@ -3,7 +3,8 @@
 
 use sqlx::Row as _;
 
-use super::{CampaignId, Ledger, LedgerError};
+use super::{CampaignId, Fence, Ledger, LedgerError};
+use crate::nxlink::wire::code;
 use crate::outcome::BatchState;
 use crate::plan::BatchSeq;
 
@@ -17,6 +18,8 @@ pub struct BatchToSend {
     /// Tries since the batch was last re-queued, this one included: what
     /// the retry budget counts.
     pub attempt_in_round: u32,
+    /// Whether the batch's previous attempt got 1004 (a clock fix).
+    pub after_clock_fix: bool,
     pub orders: Vec<BatchOrder>,
 }
 
@@ -43,6 +46,18 @@ pub struct AttemptResult {
     pub batch_state: BatchState,
     /// For a batch back to `pending`: not before this time.
     pub not_before_ms: i64,
+    /// Whether the attempt counts against the batch's retry budget.
+    pub spends_budget: bool,
+}
+
+/// What a re-send did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resent {
+    /// Batches put back to `pending`.
+    pub requeued: Vec<BatchSeq>,
+    /// Batches refused because a run that may still live was sending them:
+    /// each with the time (Unix ms) after which it may be re-sent.
+    pub fenced: Vec<(BatchSeq, i64)>,
 }
 
 /// Who asked for a re-send of which batches.
@@ -56,36 +71,6 @@ pub struct Resend<'a> {
 }
 
 impl Ledger {
-    /// Turns batches left in `sending` (a run died mid-request) into
-    /// `uncertain`; returns how many.
-    pub async fn mark_interrupted_uncertain(
-        &self,
-        campaign: CampaignId,
-        now_ms: i64,
-    ) -> Result<u64, LedgerError> {
-        let mut tx = self.write_transaction().await?;
-        sqlx::query(
-            "UPDATE attempts SET decision = 'interrupted', message = 'the run ended before the reply was recorded'
-             WHERE campaign_id = ? AND decision IS NULL",
-        )
-        .bind(campaign.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.query_error(e))?;
-        let done = sqlx::query(
-            "UPDATE batches SET state = 'uncertain', updated_at_ms = ?,
-                    message = 'a run ended while this batch was being sent; it may have arrived'
-             WHERE campaign_id = ? AND state = 'sending'",
-        )
-        .bind(now_ms)
-        .bind(campaign.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.query_error(e))?;
-        tx.commit().await.map_err(|e| self.query_error(e))?;
-        Ok(done.rows_affected())
-    }
-
     /// Marks up to `limit` due batches `sending`, each with a new attempt,
     /// in one durable transaction, and returns them with their orders, in
     /// sequence order; empty when no batch is due now.
@@ -94,20 +79,27 @@ impl Ledger {
     /// batch is taken: it cannot be taken twice. Taking several at once
     /// keeps the write made durable before each request (promise 1) from
     /// capping the request rate at one disk flush per batch.
+    ///
+    /// Nothing is taken unless `fence` still holds the campaign, checked in
+    /// the same transaction; only planned batches are taken, with only
+    /// their planned orders.
     pub async fn take_due_batches(
         &self,
-        campaign: CampaignId,
+        fence: &Fence,
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<BatchToSend>, LedgerError> {
+        let campaign = fence.campaign;
         let mut tx = self.write_transaction().await?;
+        self.check_fence(&mut tx, fence).await?;
         let mut taken = sqlx::query(
             "UPDATE batches SET state = 'sending', attempts = attempts + 1, updated_at_ms = ?1
              WHERE campaign_id = ?2 AND state = 'pending' AND seq IN (
                  SELECT seq FROM batches
                  WHERE campaign_id = ?2 AND state = 'pending' AND not_before_ms <= ?1
+                   AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?2)
                  ORDER BY seq LIMIT ?3)
-             RETURNING seq, country, attempts, attempts_before_resend",
+             RETURNING seq, country, attempts, attempts_before_resend, code",
         )
         .bind(now_ms)
         .bind(campaign.0)
@@ -133,7 +125,9 @@ impl Ledger {
             let orders: String = sqlx::query_scalar(
                 "SELECT json_group_array(json_array(order_id, phone, other)) FROM (
                      SELECT order_id, phone, other FROM orders
-                     WHERE campaign_id = ? AND batch_seq = ? AND set_aside IS NULL ORDER BY id)",
+                     WHERE campaign_id = ?1 AND batch_seq = ?2 AND set_aside IS NULL
+                       AND id <= (SELECT planned_through FROM campaigns WHERE id = ?1)
+                     ORDER BY id)",
             )
             .bind(campaign.0)
             .bind(seq)
@@ -150,6 +144,7 @@ impl Ledger {
                 country: row.get(1),
                 attempt,
                 attempt_in_round: attempt - row.get::<i64, _>(3) as u32,
+                after_clock_fix: row.get::<Option<i64>, _>(4) == Some(code::TIMESTAMP_EXPIRED),
                 orders: orders
                     .into_iter()
                     .map(|(order_id, phone, other)| BatchOrder {
@@ -177,16 +172,19 @@ impl Ledger {
     }
 
     /// Records an attempt's result and its batch's new state in one
-    /// transaction.
+    /// transaction, unless `fence` lost the campaign meanwhile (then the
+    /// run that took it over has made the batch `uncertain`).
     pub async fn finish_attempt(
         &self,
-        campaign: CampaignId,
+        fence: &Fence,
         seq: BatchSeq,
         attempt: u32,
         result: &AttemptResult,
     ) -> Result<(), LedgerError> {
         debug_assert_ne!(result.batch_state, BatchState::Sending);
+        let campaign = fence.campaign;
         let mut tx = self.write_transaction().await?;
+        self.check_fence(&mut tx, fence).await?;
         sqlx::query(
             "UPDATE attempts SET duration_ms = ?, http_status = ?, code = ?, message = ?, req_id = ?, decision = ?
              WHERE campaign_id = ? AND batch_seq = ? AND number = ?",
@@ -204,7 +202,8 @@ impl Ledger {
         .await
         .map_err(|e| self.query_error(e))?;
         let updated = sqlx::query(
-            "UPDATE batches SET state = ?, code = ?, message = ?, req_id = ?, not_before_ms = ?, updated_at_ms = ?
+            "UPDATE batches SET state = ?, code = ?, message = ?, req_id = ?, not_before_ms = ?, updated_at_ms = ?,
+                    attempts_before_resend = attempts_before_resend + ?
              WHERE campaign_id = ? AND seq = ? AND state = 'sending'",
         )
         .bind(result.batch_state.as_str())
@@ -213,6 +212,7 @@ impl Ledger {
         .bind(result.req_id.as_deref())
         .bind(result.not_before_ms)
         .bind(result.finished_at_ms)
+        .bind(i64::from(!result.spends_budget))
         .bind(campaign.0)
         .bind(seq)
         .execute(&mut *tx)
@@ -230,22 +230,35 @@ impl Ledger {
     }
 
     /// Puts every batch of the campaign in `resend.from` back to `pending`
-    /// with a fresh retry budget, recording who asked; returns the
-    /// sequence numbers.
+    /// with a fresh retry budget, recording who asked. An uncertain batch
+    /// that a run which may still live was sending is left alone until its
+    /// `resend_after_ms`.
     pub async fn resend(
         &self,
         campaign: CampaignId,
         resend: &Resend<'_>,
-    ) -> Result<Vec<BatchSeq>, LedgerError> {
+    ) -> Result<Resent, LedgerError> {
         // `?4` is a JSON array of sequence numbers, or null for all.
         const CHOSEN: &str = "campaign_id = ?1 AND state = ?2
              AND (?4 IS NULL OR seq IN (SELECT value FROM json_each(?4)))";
+        const FREE: &str = "resend_after_ms <= ?5";
         let only = (!resend.only.is_empty())
             .then(|| serde_json::to_string(resend.only).unwrap_or_default());
         let mut tx = self.write_transaction().await?;
+        let fenced: Vec<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT seq, resend_after_ms FROM batches WHERE {CHOSEN} AND NOT ({FREE}) ORDER BY seq"
+        ))
+        .bind(campaign.0)
+        .bind(resend.from.as_str())
+        .bind(resend.requested_by)
+        .bind(only.as_deref())
+        .bind(resend.now_ms)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
         sqlx::query(&format!(
             "INSERT INTO resends (campaign_id, batch_seq, from_state, requested_by, requested_at_ms)
-             SELECT campaign_id, seq, state, ?3, ?5 FROM batches WHERE {CHOSEN} ORDER BY seq"
+             SELECT campaign_id, seq, state, ?3, ?5 FROM batches WHERE {CHOSEN} AND {FREE} ORDER BY seq"
         ))
         .bind(campaign.0)
         .bind(resend.from.as_str())
@@ -257,7 +270,7 @@ impl Ledger {
         .map_err(|e| self.query_error(e))?;
         let seqs: Vec<i64> = sqlx::query_scalar(&format!(
             "UPDATE batches SET state = 'pending', not_before_ms = 0, attempts_before_resend = attempts, updated_at_ms = ?5
-             WHERE {CHOSEN} RETURNING seq"
+             WHERE {CHOSEN} AND {FREE} RETURNING seq"
         ))
         .bind(campaign.0)
         .bind(resend.from.as_str())
@@ -268,8 +281,14 @@ impl Ledger {
         .await
         .map_err(|e| self.query_error(e))?;
         tx.commit().await.map_err(|e| self.query_error(e))?;
-        let mut seqs: Vec<BatchSeq> = seqs.into_iter().map(|s| s as BatchSeq).collect();
-        seqs.sort_unstable();
-        Ok(seqs)
+        let mut requeued: Vec<BatchSeq> = seqs.into_iter().map(|s| s as BatchSeq).collect();
+        requeued.sort_unstable();
+        Ok(Resent {
+            requeued,
+            fenced: fenced
+                .into_iter()
+                .map(|(seq, until)| (seq as BatchSeq, until))
+                .collect(),
+        })
     }
 }

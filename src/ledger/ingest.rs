@@ -15,14 +15,12 @@
 //! A crash between the two leaves staged orders, which the next ingest
 //! plans; `status` counts them as pending.
 
-use std::path::PathBuf;
-
 use rusqlite::{params, OpenFlags, TransactionBehavior};
 use sqlx::Row as _;
 
-use super::{bulk_error, CampaignId, Ledger, LedgerError, BUSY_TIMEOUT};
+use super::{bulk_error, CampaignId, Fence, Ledger, LedgerError, BUSY_TIMEOUT};
 use crate::phone::Country;
-use crate::plan::{BatchSeq, OpenBatch};
+use crate::plan::BatchSeq;
 
 /// Where ingest of a campaign's contact file stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -100,13 +98,8 @@ impl Ledger {
         })
     }
 
-    /// The first unused batch sequence number, and each country's newest
-    /// batch when it was never tried and still has room for `size` orders.
-    pub async fn open_batches(
-        &self,
-        campaign: CampaignId,
-        size: u32,
-    ) -> Result<(BatchSeq, Vec<(Country, OpenBatch)>), LedgerError> {
+    /// The first unused batch sequence number of the campaign.
+    pub async fn next_batch_seq(&self, campaign: CampaignId) -> Result<BatchSeq, LedgerError> {
         let next: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE campaign_id = ?",
         )
@@ -114,30 +107,7 @@ impl Ledger {
         .fetch_one(&self.pool)
         .await
         .map_err(|e| self.query_error(e))?;
-        let rows = sqlx::query(
-            "SELECT b.country, b.seq, b.size FROM batches b
-             WHERE b.campaign_id = ?1 AND b.state = 'pending' AND b.attempts = 0 AND b.size < ?2
-               AND b.seq = (SELECT MAX(seq) FROM batches WHERE campaign_id = ?1 AND country = b.country)",
-        )
-        .bind(campaign.0)
-        .bind(size)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.query_error(e))?;
-        let mut open = Vec::with_capacity(rows.len());
-        for row in rows {
-            let country =
-                Country::parse(row.get::<&str, _>(0)).map_err(|e| LedgerError::Corrupt {
-                    path: self.path.clone(),
-                    message: format!("batch country: {e}"),
-                })?;
-            let batch = OpenBatch {
-                seq: row.get::<i64, _>(1) as BatchSeq,
-                len: row.get::<i64, _>(2) as u32,
-            };
-            open.push((country, batch));
-        }
-        Ok((next as BatchSeq, open))
+        Ok(next as BatchSeq)
     }
 }
 
@@ -145,20 +115,21 @@ impl Ledger {
 /// writes are `BEGIN IMMEDIATE` transactions, like every ledger write.
 pub struct IngestWriter {
     conn: rusqlite::Connection,
-    path: PathBuf,
+    ledger: Ledger,
+    /// Every transaction checks that the run still holds the campaign.
+    fence: Fence,
     campaign: i64,
     /// Whether every staged order's possible repeats are in
     /// `temp.plan_suspects`: none were left staged by an interrupted ingest,
     /// and every chunk marked its repeats.
     suspects_complete: bool,
-    /// Contacts (rows not invalid) staged since the last plan.
-    contacts_staged: usize,
 }
 
 impl Ledger {
     /// Opens ingest's own connection to the ledger (blocking: call it off
-    /// the async runtime).
-    pub fn ingest_writer(&self, campaign: CampaignId) -> Result<IngestWriter, LedgerError> {
+    /// the async runtime), for the run that holds `fence`.
+    pub fn ingest_writer(&self, fence: &Fence) -> Result<IngestWriter, LedgerError> {
+        let campaign = fence.campaign;
         let e = bulk_error(&self.path);
         let conn = rusqlite::Connection::open_with_flags(
             &self.path,
@@ -191,10 +162,10 @@ impl Ledger {
             .map_err(e)?;
         Ok(IngestWriter {
             conn,
-            path: self.path.clone(),
+            ledger: self.clone(),
+            fence: fence.clone(),
             campaign: campaign.0,
             suspects_complete: !left_staged,
-            contacts_staged: 0,
         })
     }
 }
@@ -206,7 +177,7 @@ impl IngestWriter {
         if pairs.is_empty() {
             return Ok(Vec::new());
         }
-        let e = bulk_error(&self.path);
+        let e = bulk_error(&self.ledger.path);
         let json = serde_json::to_string(pairs).expect("strings serialize");
         let mut statement = self
             .conn
@@ -230,19 +201,16 @@ impl IngestWriter {
     /// Appends rows as staged orders (invalid ones set aside at once) and
     /// moves the checkpoint, all or nothing.
     pub fn stage_chunk(&mut self, chunk: &StagedChunk<'_>, now_ms: i64) -> Result<(), LedgerError> {
-        let e = bulk_error(&self.path);
+        self.ledger.check_file()?;
+        let e = bulk_error(&self.ledger.path);
         let campaign = self.campaign;
         self.suspects_complete &= chunk.repeats_marked;
         let note_suspects = self.suspects_complete;
-        self.contacts_staged += chunk
-            .rows
-            .iter()
-            .filter(|row| row.invalid.is_none())
-            .count();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(e)?;
+        self.ledger.check_fence_on(&tx, &self.fence)?;
         {
             let mut open = tx
                 .prepare_cached(
@@ -318,8 +286,17 @@ impl IngestWriter {
     /// whose phone or order id an earlier row of the campaign has is a
     /// duplicate and leaves its batch (a batch left empty is dropped); the
     /// others claim their keys in `order_keys`, inserted in key order.
+    ///
+    /// The claims are the ledger's last line of defence: `order_keys`'
+    /// primary key refuses a second claim of a campaign's phone or order
+    /// id, and only rows that may repeat a key (suspects) may lose a claim
+    /// quietly, to be set aside as duplicates. Before committing, the plan
+    /// checks that every live order holds both of its keys; whatever the
+    /// fast path decided, a plan that would leave two live orders with one
+    /// key fails and commits nothing.
     pub fn plan_staged(&mut self) -> Result<Planned, LedgerError> {
-        let e = bulk_error(&self.path);
+        self.ledger.check_file()?;
+        let e = bulk_error(&self.ledger.path);
         let campaign = self.campaign;
         let suspects_complete = self.suspects_complete;
         // Planning sorts every staged key. While the suspects are known (up
@@ -335,6 +312,7 @@ impl IngestWriter {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(e)?;
+        self.ledger.check_fence_on(&tx, &self.fence)?;
         let (planned_through, last, claimed): (i64, Option<i64>, bool) = tx
             .query_row(
                 "SELECT planned_through, (SELECT MAX(id) FROM orders WHERE campaign_id = ?1),
@@ -377,16 +355,15 @@ impl IngestWriter {
 
         // 2. Among the staged rows, a later row repeating a key is a
         //    duplicate of the first; the live orders claim their keys.
-        let orders = if suspects_complete {
-            // Every staged row is from this writer: its contacts, less the
-            // duplicates, are the orders.
-            duplicates += staged.claim_checking_suspects(&tx).map_err(e)?;
-            self.contacts_staged - duplicates
+        let claims = if suspects_complete {
+            let (claims, found) = staged.claim_checking_suspects(&tx).map_err(e)?;
+            duplicates += found;
+            claims
         } else {
             duplicates += staged.find_repeats_by_grouping(&tx).map_err(e)?;
-            let mut claims = 0;
+            let mut claims = [0; 2];
             for (kind, column, _) in KEYS {
-                claims = staged
+                claims[usize::from(kind)] = staged
                     .execute(
                         &tx,
                         &format!(
@@ -400,6 +377,22 @@ impl IngestWriter {
             }
             claims
         };
+        // 3. Every live order holds both of its keys, or nothing commits.
+        let orders = staged
+            .count(
+                &tx,
+                "SELECT COUNT(*) FROM orders WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL",
+            )
+            .map_err(e)?;
+        if claims != [orders; 2] {
+            return Err(LedgerError::Corrupt {
+                path: self.ledger.path.clone(),
+                message: format!(
+                    "planning refused: {orders} live order(s) but {} phone and {} order id claim(s); nothing was planned",
+                    claims[0], claims[1]
+                ),
+            });
+        }
         staged
             .execute(
                 &tx,
@@ -409,7 +402,9 @@ impl IngestWriter {
         staged
             .execute(
                 &tx,
-                "UPDATE campaigns SET planned_through = ?3 WHERE id = ?1",
+                "UPDATE campaigns SET planned_through = ?3,
+                     batches_planned_through = (SELECT COALESCE(MAX(seq), 0) FROM batches WHERE campaign_id = ?1)
+                 WHERE id = ?1",
             )
             .map_err(e)?;
         tx.execute("DELETE FROM temp.plan_suspects", [])
@@ -426,7 +421,6 @@ impl IngestWriter {
             .map_err(e)?;
         tracing::trace!(seconds = started.elapsed().as_secs_f64(), "WAL truncated");
         self.suspects_complete = true;
-        self.contacts_staged = 0;
         Ok(Planned {
             orders: orders as u64,
             duplicates: duplicates as u64,
@@ -465,20 +459,38 @@ impl Staged {
         Ok(changed)
     }
 
-    /// The way when every row that may repeat a key is a suspect: each key
-    /// is claimed by its first live row (one sorted insert that ignores the
-    /// later ones), then each suspect whose key another line claimed is a
-    /// duplicate of it, and gives up what it claimed. Lines tell rows apart
-    /// here: the staged rows come from one pass over one file.
-    fn claim_checking_suspects(&self, conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
+    /// The way when every row that may repeat a key is a suspect: rows
+    /// that are not suspects claim their keys with a plain sorted insert,
+    /// which the primary key of `order_keys` refuses if one of them repeats
+    /// a key after all; then the suspects claim theirs in row order, the
+    /// first row of a key winning, and each suspect whose key another line
+    /// claimed is a duplicate of it, and gives up what it claimed. Lines
+    /// tell rows apart here: the staged rows come from one pass over one
+    /// file. Returns the claims left per kind, and the duplicates.
+    fn claim_checking_suspects(
+        &self,
+        conn: &rusqlite::Connection,
+    ) -> rusqlite::Result<([usize; 2], usize)> {
+        let mut claims = [0; 2];
         for (kind, column, _) in KEYS {
-            self.execute(
+            claims[usize::from(kind)] += self.execute(
+                conn,
+                &format!(
+                    "INSERT INTO order_keys (campaign_id, kind, key, line)
+                     SELECT ?1, {kind}, {column}, line FROM orders
+                     WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL
+                       AND id NOT IN temp.plan_suspects
+                     ORDER BY {column}"
+                ),
+            )?;
+            claims[usize::from(kind)] += self.execute(
                 conn,
                 &format!(
                     "INSERT OR IGNORE INTO order_keys (campaign_id, kind, key, line)
-                     SELECT ?1, {kind}, {column}, line FROM orders
-                     WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL
-                     ORDER BY {column}, id"
+                     SELECT ?1, {kind}, o.{column}, o.line
+                     FROM temp.plan_suspects s CROSS JOIN orders o ON o.id = s.id
+                     WHERE o.set_aside IS NULL
+                     ORDER BY o.{column}, o.id"
                 ),
             )?;
         }
@@ -495,7 +507,7 @@ impl Staged {
             )?;
         }
         for (kind, column, _) in KEYS {
-            self.execute(
+            claims[usize::from(kind)] -= self.execute(
                 conn,
                 &format!(
                     "DELETE FROM order_keys WHERE campaign_id = ?1 AND kind = {kind} AND (key, line) IN (
@@ -503,7 +515,15 @@ impl Staged {
                 ),
             )?;
         }
-        self.set_aside_duplicates(conn)
+        Ok((claims, self.set_aside_duplicates(conn)?))
+    }
+
+    /// Runs a `COUNT` whose `?1`, `?2`, `?3` are the campaign and the range.
+    fn count(&self, conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<usize> {
+        conn.query_row(sql, [self.campaign, self.after, self.through], |row| {
+            row.get::<_, i64>(0)
+        })
+        .map(|n| n as usize)
     }
 
     /// The way for any staged rows: the keys they repeat, found by
@@ -579,6 +599,9 @@ mod tests {
         /// Exactly, but the first chunk's ingest dies before planning: the
         /// next one (with a filter of its own) plans both chunks.
         ExactWithCrash,
+        /// None, though the chunk says every repeat is marked: a filter
+        /// that missed them (bypassed).
+        Missed,
     }
 
     /// What a plan leaves: each order's line, state and reason, each
@@ -589,21 +612,39 @@ mod tests {
         Vec<(i64, String, i64)>,
     );
 
-    async fn plan(chunks: &[&[Given]], marking: Marking) -> (Vec<Planned>, Outcome) {
+    /// Stages `chunks` as `marking` says and plans them; returns each
+    /// plan's result and what the ledger holds afterwards.
+    async fn plan(
+        chunks: &[&[Given]],
+        marking: Marking,
+    ) -> (Vec<Result<Planned, String>>, Outcome) {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("ledger.db")).await.unwrap();
         let campaign = ledger
             .ensure_campaign(&CampaignName::parse("spring").unwrap(), 0)
             .await
             .unwrap();
+        let me = crate::ledger::LeaseHolder {
+            owner: "test-run".into(),
+            host: "here".into(),
+            pid: 1,
+            acquired_at_ms: 0,
+            heartbeat_ms: 0,
+            beats: 0,
+        };
+        ledger.take_lease(campaign, &me, None, 0).await.unwrap();
+        let fence = Fence {
+            campaign,
+            owner: me.owner,
+        };
         let hk = Country::parse("HK").unwrap();
-        let mut writer = ledger.ingest_writer(campaign).unwrap();
+        let mut writer = ledger.ingest_writer(&fence).unwrap();
         let mut keys_seen = std::collections::HashSet::new();
         let mut batches_open = std::collections::HashSet::new();
         let mut planned = Vec::new();
         for (index, chunk) in chunks.iter().enumerate() {
             if index == 1 && matches!(marking, Marking::ExactWithCrash) {
-                writer = ledger.ingest_writer(campaign).unwrap();
+                writer = ledger.ingest_writer(&fence).unwrap();
                 keys_seen.clear();
             }
             let rows: Vec<StagedRow> = chunk
@@ -633,7 +674,7 @@ mod tests {
                         suspect: match marking {
                             Marking::Exact | Marking::ExactWithCrash => repeats,
                             Marking::All => true,
-                            Marking::Unmarked => false,
+                            Marking::Unmarked | Marking::Missed => false,
                         },
                     }
                 })
@@ -654,7 +695,7 @@ mod tests {
             };
             writer.stage_chunk(&staged, 0).unwrap();
             if !(index == 0 && matches!(marking, Marking::ExactWithCrash)) {
-                planned.push(writer.plan_staged().unwrap());
+                planned.push(writer.plan_staged().map_err(|e| e.to_string()));
             }
         }
         let conn = &writer.conn;
@@ -725,14 +766,14 @@ mod tests {
         assert_eq!(
             planned,
             [
-                Planned {
+                Ok(Planned {
                     orders: 3,
                     duplicates: 4
-                },
-                Planned {
+                }),
+                Ok(Planned {
                     orders: 1,
                     duplicates: 3
-                },
+                }),
             ]
         );
         assert_eq!(
@@ -768,13 +809,37 @@ mod tests {
         let (crashed_planned, crashed) = plan(&[first, second], Marking::ExactWithCrash).await;
         assert_eq!(
             crashed_planned,
-            [Planned {
+            [Ok(Planned {
                 orders: 4,
                 duplicates: 7
-            }]
+            })]
         );
         assert_eq!(crashed.0, exact.0);
         assert_eq!(crashed.1, exact.1);
         assert_eq!(crashed.2, exact.2);
+    }
+
+    #[tokio::test]
+    async fn the_ledger_refuses_a_second_live_order_for_a_key_whatever_the_filter_says() {
+        // Line 4 repeats line 2's phone, line 5 line 3's order id; the
+        // filter is bypassed: nothing is marked, yet the chunk says every
+        // repeat is.
+        let chunk: &[Given] = &[
+            (2, "A", Some("85251000001"), 1),
+            (3, "B", Some("85251000002"), 1),
+            (4, "C", Some("85251000001"), 1),
+            (5, "B", Some("85251000003"), 1),
+        ];
+        let (planned, (orders, _, keys)) = plan(&[chunk], Marking::Missed).await;
+        let refusal = planned[0].as_ref().expect_err("the plan is refused");
+        assert!(
+            refusal.contains("UNIQUE constraint failed: order_keys"),
+            "{refusal}"
+        );
+        assert!(keys.is_empty(), "nothing was claimed: {keys:?}");
+        assert!(
+            orders.iter().all(|(_, state, _)| state.is_none()),
+            "the rows stay staged (the next ingest plans them by grouping): {orders:?}"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! Ledger side of the campaign lease: take it (or learn who holds it),
-//! renew it, give it back.
+//! Ledger side of the campaign lease: who holds it, taking it (only from
+//! the holder the taker watched), renewing it, giving it back, and the
+//! fence every write of a run checks in its own transaction.
 
 use sqlx::Row as _;
 
@@ -8,59 +9,87 @@ use super::{CampaignId, Ledger, LedgerError};
 /// Who holds (or wants) a campaign.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseHolder {
+    /// A token unique to one run.
     pub owner: String,
     pub host: String,
     pub pid: u32,
+    /// The holder's own wall clock when it took the lease and at its last
+    /// heartbeat: shown to people, never compared with another clock to
+    /// take a lease over.
     pub acquired_at_ms: i64,
     pub heartbeat_ms: i64,
+    /// How many heartbeats it wrote: a watcher sees a live holder by this
+    /// counter moving.
+    pub beats: i64,
+}
+
+/// A run's proof that it still holds its campaign: every write of the run
+/// checks it in the write's own transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub campaign: CampaignId,
+    pub owner: String,
 }
 
 /// What asking for the lease gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseGrant {
-    /// It is ours; `took_over` names an abandoned holder we replaced.
-    Acquired { took_over: Option<LeaseHolder> },
-    /// Another run holds it and is alive.
-    Held(LeaseHolder),
+    /// It is ours; `took_over` names the holder we replaced, and
+    /// `recovered` counts its `sending` batches, now `uncertain`.
+    Acquired {
+        took_over: Option<LeaseHolder>,
+        recovered: u64,
+    },
+    /// The lease is not what the taker expected (another run took it, or
+    /// the holder beat again): look again.
+    Changed,
 }
 
+/// Selects the holder of campaign `?1`.
+const HOLDER: &str =
+    "SELECT owner, host, pid, acquired_at_ms, heartbeat_ms, beats FROM leases WHERE campaign_id = ?";
+
 impl Ledger {
-    /// Takes the campaign's lease for `me` unless a live run holds it. A
-    /// holder is abandoned when `abandoned` says so (no heartbeat for too
-    /// long, or a dead process on this host).
-    ///
-    /// Read and write happen in one write transaction, so two runs asking at
-    /// once cannot both get it.
-    pub async fn acquire_lease(
+    /// The campaign's lease holder, if any.
+    pub async fn lease_holder(
+        &self,
+        campaign: CampaignId,
+    ) -> Result<Option<LeaseHolder>, LedgerError> {
+        let row = sqlx::query(HOLDER)
+            .bind(campaign.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.query_error(e))?;
+        Ok(row.map(|row| holder_from_row(&row)))
+    }
+
+    /// Takes the campaign's lease for `me` if its holder is still exactly
+    /// `expected` (same run, same heartbeat count; `None`: no holder), in
+    /// one write transaction. Batches left in `sending` become `uncertain`
+    /// in the same transaction, not to be re-sent by an operator before
+    /// `resend_after_ms`.
+    pub async fn take_lease(
         &self,
         campaign: CampaignId,
         me: &LeaseHolder,
-        abandoned: impl Fn(&LeaseHolder) -> bool,
+        expected: Option<&LeaseHolder>,
+        resend_after_ms: i64,
     ) -> Result<LeaseGrant, LedgerError> {
         let mut tx = self.write_transaction().await?;
-        let holder = sqlx::query(
-            "SELECT owner, host, pid, acquired_at_ms, heartbeat_ms FROM leases WHERE campaign_id = ?",
-        )
-        .bind(campaign.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| self.query_error(e))?
-        .map(|row| LeaseHolder {
-            owner: row.get(0),
-            host: row.get(1),
-            pid: row.get::<i64, _>(2) as u32,
-            acquired_at_ms: row.get(3),
-            heartbeat_ms: row.get(4),
-        });
-        if let Some(holder) = &holder {
-            if holder.owner != me.owner && !abandoned(holder) {
-                return Ok(LeaseGrant::Held(holder.clone()));
-            }
+        let holder = sqlx::query(HOLDER)
+            .bind(campaign.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?
+            .map(|row| holder_from_row(&row));
+        if holder.as_ref() != expected {
+            return Ok(LeaseGrant::Changed);
         }
         sqlx::query(
-            "INSERT INTO leases (campaign_id, owner, host, pid, acquired_at_ms, heartbeat_ms) VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO leases (campaign_id, owner, host, pid, acquired_at_ms, heartbeat_ms, beats)
+             VALUES (?, ?, ?, ?, ?, ?, 0)
              ON CONFLICT (campaign_id) DO UPDATE SET owner = excluded.owner, host = excluded.host, pid = excluded.pid,
-                 acquired_at_ms = excluded.acquired_at_ms, heartbeat_ms = excluded.heartbeat_ms",
+                 acquired_at_ms = excluded.acquired_at_ms, heartbeat_ms = excluded.heartbeat_ms, beats = 0",
         )
         .bind(campaign.0)
         .bind(&me.owner)
@@ -71,42 +100,120 @@ impl Ledger {
         .execute(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?;
+        sqlx::query(
+            "UPDATE attempts SET decision = 'interrupted', message = 'the run ended before the reply was recorded'
+             WHERE campaign_id = ? AND decision IS NULL",
+        )
+        .bind(campaign.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        let recovered = sqlx::query(
+            "UPDATE batches SET state = 'uncertain', updated_at_ms = ?, resend_after_ms = ?,
+                    message = 'a run ended or lost its lease while this batch was being sent; it may have arrived'
+             WHERE campaign_id = ? AND state = 'sending'",
+        )
+        .bind(me.acquired_at_ms)
+        .bind(resend_after_ms)
+        .bind(campaign.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?
+        .rows_affected();
         tx.commit().await.map_err(|e| self.query_error(e))?;
         Ok(LeaseGrant::Acquired {
-            took_over: holder.filter(|h| h.owner != me.owner),
+            took_over: holder,
+            recovered,
         })
     }
 
-    /// Renews the lease; false when it is no longer `owner`'s.
-    pub async fn renew_lease(
-        &self,
-        campaign: CampaignId,
-        owner: &str,
-        now_ms: i64,
-    ) -> Result<bool, LedgerError> {
-        let renewed =
-            sqlx::query("UPDATE leases SET heartbeat_ms = ? WHERE campaign_id = ? AND owner = ?")
-                .bind(now_ms)
-                .bind(campaign.0)
-                .bind(owner)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| self.query_error(e))?;
+    /// Renews the lease (time and counter); false when it is no longer
+    /// `fence`'s.
+    pub async fn renew_lease(&self, fence: &Fence, now_ms: i64) -> Result<bool, LedgerError> {
+        self.check_file()?;
+        let renewed = sqlx::query(
+            "UPDATE leases SET heartbeat_ms = ?, beats = beats + 1 WHERE campaign_id = ? AND owner = ?",
+        )
+        .bind(now_ms)
+        .bind(fence.campaign.0)
+        .bind(&fence.owner)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))?;
         Ok(renewed.rows_affected() == 1)
     }
 
-    /// Gives the lease back if it is still `owner`'s.
-    pub async fn release_lease(
-        &self,
-        campaign: CampaignId,
-        owner: &str,
-    ) -> Result<(), LedgerError> {
+    /// Gives the lease back if it is still `fence`'s.
+    pub async fn release_lease(&self, fence: &Fence) -> Result<(), LedgerError> {
         sqlx::query("DELETE FROM leases WHERE campaign_id = ? AND owner = ?")
-            .bind(campaign.0)
-            .bind(owner)
+            .bind(fence.campaign.0)
+            .bind(&fence.owner)
             .execute(&self.pool)
             .await
             .map_err(|e| self.query_error(e))?;
         Ok(())
+    }
+
+    /// Fails with `LeaseLost` unless `fence` still holds its campaign; call
+    /// it inside the write transaction it guards.
+    pub(super) async fn check_fence(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        fence: &Fence,
+    ) -> Result<(), LedgerError> {
+        let holder = sqlx::query(HOLDER)
+            .bind(fence.campaign.0)
+            .fetch_optional(tx)
+            .await
+            .map_err(|e| self.query_error(e))?
+            .map(|row| holder_from_row(&row));
+        self.fence_holds(fence, holder)
+    }
+
+    /// The same check on one of the ledger's own (rusqlite) connections.
+    pub(super) fn check_fence_on(
+        &self,
+        conn: &rusqlite::Connection,
+        fence: &Fence,
+    ) -> Result<(), LedgerError> {
+        use rusqlite::OptionalExtension as _;
+        let holder = conn
+            .query_row(HOLDER, [fence.campaign.0], |row| {
+                Ok(LeaseHolder {
+                    owner: row.get(0)?,
+                    host: row.get(1)?,
+                    pid: row.get::<_, i64>(2)? as u32,
+                    acquired_at_ms: row.get(3)?,
+                    heartbeat_ms: row.get(4)?,
+                    beats: row.get(5)?,
+                })
+            })
+            .optional()
+            .map_err(super::bulk_error(&self.path))?;
+        self.fence_holds(fence, holder)
+    }
+
+    fn fence_holds(&self, fence: &Fence, holder: Option<LeaseHolder>) -> Result<(), LedgerError> {
+        match holder {
+            Some(holder) if holder.owner == fence.owner => Ok(()),
+            holder => Err(LedgerError::LeaseLost {
+                path: self.path.clone(),
+                by: holder.map_or_else(
+                    || "nobody (the lease was given back)".to_owned(),
+                    |h| format!("pid {} on {}", h.pid, h.host),
+                ),
+            }),
+        }
+    }
+}
+
+fn holder_from_row(row: &sqlx::sqlite::SqliteRow) -> LeaseHolder {
+    LeaseHolder {
+        owner: row.get(0),
+        host: row.get(1),
+        pid: row.get::<i64, _>(2) as u32,
+        acquired_at_ms: row.get(3),
+        heartbeat_ms: row.get(4),
+        beats: row.get(5),
     }
 }

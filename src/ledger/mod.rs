@@ -10,16 +10,18 @@ mod ingest;
 mod lease;
 mod report;
 
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-pub use dispatch::{AttemptResult, BatchOrder, BatchToSend, Resend};
+pub use dispatch::{AttemptResult, BatchOrder, BatchToSend, Resend, Resent};
 pub use ingest::{Checkpoint, IngestWriter, KnownKey, Planned, StagedChunk, StagedRow};
-pub use lease::{LeaseGrant, LeaseHolder};
+pub use lease::{Fence, LeaseGrant, LeaseHolder};
 pub use report::{CampaignStatus, OrderLine, OrderStream};
 
 use crate::job::CampaignName;
@@ -40,6 +42,22 @@ fn bulk_error(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '
 pub struct Ledger {
     pool: SqlitePool,
     path: PathBuf,
+    /// The file this handle opened, to notice when the path stops naming it.
+    identity: Arc<FileIdentity>,
+    /// Mixed into derived order ids (empty in ledgers older than the salt).
+    salt: Arc<str>,
+    /// Whether this handle created the file.
+    created: bool,
+}
+
+/// Whether opening may create the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// `run` and `ingest`: create it (mode 0600) when missing.
+    CreateIfMissing,
+    /// Every command that only reads or re-queues: a missing ledger is an
+    /// error naming the path.
+    MustExist,
 }
 
 /// A campaign's row id in the ledger.
@@ -68,6 +86,14 @@ pub enum LedgerError {
     UnknownCampaign { path: PathBuf, name: String },
     #[error("ledger {path}: {message}")]
     Corrupt { path: PathBuf, message: String },
+    #[error("ledger {path} does not exist: run `nxcampaign run <job>` first, or name the ledger with --db, NXCAMPAIGN_DB or the job's `ledger` key")]
+    Missing { path: PathBuf },
+    #[error("ledger {path} has {links} hard links: two paths to one ledger would let two runs each hold the campaign and call everyone twice; keep one path (remove the other links)")]
+    HardLinked { path: PathBuf, links: u64 },
+    #[error("ledger {path}: {what} while this run had it open; stopping without sending anything more (what was written since is not in the file that path names now)")]
+    Vanished { path: PathBuf, what: &'static str },
+    #[error("ledger {path}: this run lost the campaign's lease: it was taken over by {by}; stopping without writing anything more")]
+    LeaseLost { path: PathBuf, by: String },
     /// Writing a report's output failed (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
@@ -101,14 +127,43 @@ impl LedgerError {
 impl Ledger {
     /// Opens (creating if needed) the ledger at `path` and brings its schema
     /// up to date.
+    pub async fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        Ledger::open_with(path, OpenMode::CreateIfMissing).await
+    }
+
+    /// Opens the ledger at `path`, creating it (readable by its owner only:
+    /// it holds phone numbers) only if `mode` allows. A file with more than
+    /// one hard link is refused.
     ///
     /// Two processes creating the same new ledger at once collide on the
     /// switch to WAL (which cannot wait on a lock) and on the first
     /// migration; the loser tries again after a short pause.
-    pub async fn open(path: &Path) -> Result<Ledger, LedgerError> {
+    pub async fn open_with(path: &Path, mode: OpenMode) -> Result<Ledger, LedgerError> {
+        let created = match (mode, std::fs::symlink_metadata(path)) {
+            (_, Ok(_)) => false,
+            (OpenMode::MustExist, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LedgerError::Missing {
+                    path: path.to_owned(),
+                })
+            }
+            (OpenMode::CreateIfMissing, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                {
+                    Ok(_) => true,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                    Err(e) => return Err(file_error(path, e)),
+                }
+            }
+            (_, Err(e)) => return Err(file_error(path, e)),
+        };
+        let identity = FileIdentity::of(path)?;
         let mut pause = Duration::from_millis(20);
         for _ in 0..6 {
-            match Ledger::open_once(path).await {
+            match Ledger::open_once(path, &identity, created).await {
                 Err(e) if e.is_first_open_race() => {
                     tokio::time::sleep(pause).await;
                     pause *= 2;
@@ -116,25 +171,35 @@ impl Ledger {
                 opened => return opened,
             }
         }
-        Ledger::open_once(path).await
+        Ledger::open_once(path, &identity, created).await
     }
 
-    async fn open_once(path: &Path) -> Result<Ledger, LedgerError> {
+    async fn open_once(
+        path: &Path,
+        identity: &Arc<FileIdentity>,
+        created: bool,
+    ) -> Result<Ledger, LedgerError> {
         let open_error = |source| LedgerError::Open {
             path: path.to_owned(),
             source,
         };
         let options = SqliteConnectOptions::new()
             .filename(path)
-            .create_if_missing(true)
+            .create_if_missing(false)
             .journal_mode(SqliteJournalMode::Wal)
             // Every commit reaches the disk before it returns: `sending` must
             // be durable before a request leaves.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        // One connection stays open for the handle's life: SQLite removes
+        // the WAL when the last connection closes, and a WAL that vanishes
+        // under an open ledger must mean that someone removed it.
         let pool = SqlitePoolOptions::new()
             .max_connections(3)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options)
             .await
             .map_err(open_error)?;
@@ -145,14 +210,42 @@ impl Ledger {
                 path: path.to_owned(),
                 source,
             })?;
+        let salt: String = sqlx::query_scalar("SELECT salt FROM ledger_salt")
+            .fetch_one(&pool)
+            .await
+            .map_err(|source| LedgerError::Query {
+                path: path.to_owned(),
+                source,
+            })?;
         Ok(Ledger {
             pool,
             path: path.to_owned(),
+            identity: Arc::clone(identity),
+            salt: salt.into(),
+            created,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether this handle created the ledger file.
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The ledger's salt for derived order ids.
+    pub fn order_id_salt(&self) -> &str {
+        &self.salt
+    }
+
+    /// Fails when the path no longer names the file this handle opened
+    /// (deleted, moved, replaced), when the file gained a hard link, or when
+    /// its WAL was removed: what this run writes would not be where the next
+    /// run looks. Every write transaction checks it first.
+    pub fn check_file(&self) -> Result<(), LedgerError> {
+        self.identity.check(&self.path)
     }
 
     /// The campaign's id, creating it on first use.
@@ -204,6 +297,7 @@ impl Ledger {
     async fn write_transaction(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, LedgerError> {
+        self.check_file()?;
         self.pool
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -238,6 +332,76 @@ impl Ledger {
             path: self.path.clone(),
             message: e.to_string(),
         })
+    }
+}
+
+/// The file a ledger handle opened, and its WAL once seen.
+#[derive(Debug)]
+struct FileIdentity {
+    file: (u64, u64),
+    wal: Mutex<Option<(u64, u64)>>,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> Result<Arc<FileIdentity>, LedgerError> {
+        let meta = std::fs::metadata(path).map_err(|e| file_error(path, e))?;
+        if meta.nlink() > 1 {
+            return Err(LedgerError::HardLinked {
+                path: path.to_owned(),
+                links: meta.nlink(),
+            });
+        }
+        Ok(Arc::new(FileIdentity {
+            file: (meta.dev(), meta.ino()),
+            wal: Mutex::new(None),
+        }))
+    }
+
+    fn check(&self, path: &Path) -> Result<(), LedgerError> {
+        let vanished = |what| LedgerError::Vanished {
+            path: path.to_owned(),
+            what,
+        };
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(vanished("the file was deleted or moved"))
+            }
+            Err(e) => return Err(file_error(path, e)),
+        };
+        if (meta.dev(), meta.ino()) != self.file {
+            return Err(vanished("the file was replaced by another one"));
+        }
+        if meta.nlink() > 1 {
+            return Err(LedgerError::HardLinked {
+                path: path.to_owned(),
+                links: meta.nlink(),
+            });
+        }
+        let mut wal_path = path.as_os_str().to_owned();
+        wal_path.push("-wal");
+        let wal = std::fs::metadata(&wal_path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        let mut known = self.wal.lock().unwrap_or_else(|p| p.into_inner());
+        match (*known, wal) {
+            (Some(known), Some(now)) if known != now => {
+                Err(vanished("its write-ahead log (-wal) was replaced"))
+            }
+            (Some(_), None) => Err(vanished("its write-ahead log (-wal) was removed")),
+            (_, now) => {
+                *known = known.or(now);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// An error of the ledger's file itself (not of SQLite).
+fn file_error(path: &Path, e: std::io::Error) -> LedgerError {
+    LedgerError::Corrupt {
+        path: path.to_owned(),
+        message: e.to_string(),
     }
 }
 

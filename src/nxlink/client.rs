@@ -1,16 +1,27 @@
 //! The HTTP client: one signed POST per attempt, and what came back.
 //!
-//! It reads the clock once per attempt (for `ts`) and decides nothing about
+//! The caller hands it each attempt's `ts` (taken before the attempt's
+//! batch was taken under the campaign's lease), and it decides nothing about
 //! retrying; it reports what happened precisely enough for `retry` to decide.
+//! It follows no redirect and reads at most [`MAX_REPLY_BYTES`] of a reply.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, DATE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, DATE, LOCATION, RETRY_AFTER};
+
+use crate::clock::{now_ms, system_time_ms};
 
 use super::sign::{sign, Credentials, SignedParts};
 use super::wire::ApiReply;
 use super::{ACTION_CC, BIZ_TYPE_CC, CREATE_AND_CALL_PATH};
+
+/// The most of a reply body that is read; a longer reply is not the
+/// vendor's, and what it means is unknown.
+pub const MAX_REPLY_BYTES: usize = 1 << 20;
+
+/// The most of a reply's message that is kept (in the ledger, in logs).
+pub const MAX_MESSAGE_BYTES: usize = 1024;
 
 /// A client of one NXLink gateway with one account.
 #[derive(Debug)]
@@ -42,6 +53,8 @@ pub struct Reply {
     pub retry_after: Option<Duration>,
     /// The server's clock minus ours, from the `Date` header.
     pub server_clock_offset_ms: Option<i64>,
+    /// Where a redirect pointed (never followed).
+    pub location: Option<String>,
     pub elapsed: Duration,
 }
 
@@ -53,6 +66,9 @@ pub enum TransportError {
     /// The request went out (or may have) and no full reply came back: a
     /// timeout or a connection lost mid-way. It may have arrived.
     NoAnswer { detail: String, elapsed: Duration },
+    /// The reply was longer than [`MAX_REPLY_BYTES`]: whatever answered, the
+    /// request may have arrived.
+    TooLarge { http_status: u16, elapsed: Duration },
 }
 
 impl Exchange {
@@ -61,26 +77,42 @@ impl Exchange {
         match self {
             Exchange::Reply(reply) => reply.elapsed,
             Exchange::Transport(TransportError::NotSent { elapsed, .. })
-            | Exchange::Transport(TransportError::NoAnswer { elapsed, .. }) => *elapsed,
+            | Exchange::Transport(TransportError::NoAnswer { elapsed, .. })
+            | Exchange::Transport(TransportError::TooLarge { elapsed, .. }) => *elapsed,
         }
     }
 
-    /// A one-line account for the ledger: the vendor's `msg`, or what went
-    /// wrong on the way.
+    /// A one-line account for the ledger, at most [`MAX_MESSAGE_BYTES`]:
+    /// the vendor's `msg`, or what went wrong on the way.
     pub fn message(&self) -> Option<String> {
-        match self {
-            Exchange::Reply(reply) if reply.code.is_some() => reply.msg.clone(),
-            Exchange::Reply(reply) => Some(match &reply.msg {
-                Some(body) => format!("HTTP {}: {body}", reply.http_status),
-                None => format!("HTTP {}", reply.http_status),
-            }),
+        let message = match self {
+            Exchange::Reply(reply) => {
+                let mut text = String::new();
+                if reply.code.is_none() || !(200..300).contains(&reply.http_status) {
+                    text = format!("HTTP {}", reply.http_status);
+                }
+                if let Some(location) = &reply.location {
+                    text.push_str(&format!(" to {location}"));
+                }
+                match (&reply.msg, text.is_empty()) {
+                    (Some(msg), true) => msg.clone(),
+                    (Some(msg), false) => format!("{text}: {msg}"),
+                    (None, true) => return None,
+                    (None, false) => text,
+                }
+            }
             Exchange::Transport(TransportError::NotSent { detail, .. }) => {
-                Some(format!("not sent: {detail}"))
+                format!("not sent: {detail}")
             }
             Exchange::Transport(TransportError::NoAnswer { detail, .. }) => {
-                Some(format!("no answer (it may have arrived): {detail}"))
+                format!("no answer (it may have arrived): {detail}")
             }
-        }
+            Exchange::Transport(TransportError::TooLarge { http_status, .. }) => format!(
+                "reply too large: HTTP {http_status} with a body over {} KiB (it may have arrived)",
+                MAX_REPLY_BYTES / 1024
+            ),
+        };
+        Some(cut(message, MAX_MESSAGE_BYTES))
     }
 }
 
@@ -91,6 +123,8 @@ impl Client {
         timeout: Duration,
     ) -> Result<Client, reqwest::Error> {
         let http = reqwest::Client::builder()
+            // The signed headers and body are for the gateway alone.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("nxcampaign/", env!("CARGO_PKG_VERSION")))
@@ -106,10 +140,16 @@ impl Client {
         })
     }
 
-    /// Sends one `createandcall` with a fresh `ts` and signature over exactly
-    /// `body`.
-    pub async fn create_and_call(&self, body: Vec<u8>) -> Exchange {
-        let ts = now_ms() + self.clock_offset_ms.load(Ordering::Relaxed);
+    /// The `ts` of an attempt about to be made: the local clock, corrected
+    /// by what a 1004 taught. Take it before the attempt's batch is taken
+    /// under the lease, so that a request held up after that check carries
+    /// an old `ts`, which the vendor refuses once it is a minute old.
+    pub fn ts_now(&self) -> i64 {
+        now_ms() + self.clock_offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Sends one `createandcall` signed with `ts` over exactly `body`.
+    pub async fn create_and_call(&self, body: Vec<u8>, ts: i64) -> Exchange {
         let signature = sign(
             &self.credentials,
             &SignedParts {
@@ -136,24 +176,43 @@ impl Client {
         };
         let http_status = response.status().as_u16();
         let headers = response.headers().clone();
-        let bytes = match response.bytes().await {
-            Ok(bytes) => bytes,
+        let bytes = match read_bounded(response).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                return Exchange::Transport(TransportError::TooLarge {
+                    http_status,
+                    elapsed: started.elapsed(),
+                })
+            }
             Err(e) => return Exchange::Transport(transport_error(&e, started.elapsed())),
         };
         let now = SystemTime::now();
         let parsed: Option<ApiReply> = serde_json::from_slice(&bytes).ok();
+        let msg = match &parsed {
+            Some(reply) => reply.msg.clone(),
+            None => (!bytes.is_empty()).then(|| {
+                String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_MESSAGE_BYTES)]).into_owned()
+            }),
+        };
         Exchange::Reply(Reply {
             http_status,
             code: parsed.as_ref().map(|r| r.code),
-            msg: parsed.as_ref().and_then(|r| r.msg.clone()).or_else(|| {
-                (!bytes.is_empty())
-                    .then(|| String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned())
-            }),
-            req_id: parsed.and_then(|r| r.req_id),
+            msg: msg.map(|m| cut(m, MAX_MESSAGE_BYTES)),
+            req_id: parsed
+                .and_then(|r| r.req_id)
+                .map(|id| cut(id, MAX_MESSAGE_BYTES)),
             retry_after: header_str(&headers, RETRY_AFTER.as_str())
                 .and_then(|v| parse_retry_after(v, now)),
             server_clock_offset_ms: header_str(&headers, DATE.as_str())
                 .and_then(|v| clock_offset_ms(v, now)),
+            location: (300..400).contains(&http_status).then(|| {
+                cut(
+                    header_str(&headers, LOCATION.as_str())
+                        .unwrap_or("(no Location header)")
+                        .to_owned(),
+                    MAX_MESSAGE_BYTES / 2,
+                )
+            }),
             elapsed: started.elapsed(),
         })
     }
@@ -168,16 +227,37 @@ impl Client {
     }
 }
 
-/// Unix time in milliseconds from the local clock.
-pub fn now_ms() -> i64 {
-    system_time_ms(SystemTime::now())
+/// The body, or `None` when it is longer than [`MAX_REPLY_BYTES`] (read no
+/// further than that).
+async fn read_bounded(mut response: reqwest::Response) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_REPLY_BYTES as u64)
+    {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_REPLY_BYTES {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
-fn system_time_ms(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
+/// `text` cut to at most `most` bytes, on a character boundary, with an
+/// ellipsis when something was cut.
+pub fn cut(mut text: String, most: usize) -> String {
+    if text.len() > most {
+        let mut end = most.saturating_sub(3);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
     }
+    text
 }
 
 /// `Retry-After` as seconds or as an HTTP date, relative to `now`.
@@ -221,6 +301,8 @@ fn transport_error(error: &reqwest::Error, elapsed: Duration) -> TransportError 
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
 
     #[test]
@@ -235,6 +317,15 @@ mod tests {
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        assert_eq!(cut("short".into(), 1024), "short");
+        let long = "é".repeat(1000);
+        let kept = cut(long, 1024);
+        assert!(kept.len() <= 1024, "{}", kept.len());
+        assert!(kept.ends_with('…'));
     }
 
     #[test]

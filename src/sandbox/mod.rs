@@ -26,6 +26,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
+use crate::clock::system_time_ms;
 use crate::nxlink::sign::{sign, Credentials, SignedParts};
 use crate::nxlink::wire::{code, ApiReply, CreateAndCall};
 use crate::nxlink::{ACTION_CC, BIZ_TYPE_CC, CREATE_AND_CALL_PATH};
@@ -50,6 +51,12 @@ pub struct Faults {
     pub code99: f64,
     /// Answer HTTP 200 with code 88, not processed.
     pub code88: f64,
+    /// Create the task, then answer code 88 (the vendor never says it did not).
+    pub code88_processed: f64,
+    /// Create the task, then answer code 99.
+    pub code99_processed: f64,
+    /// Create the task, then answer HTTP 500 without an NXLink body.
+    pub http500_processed: f64,
     /// After accepting, wait this long before replying...
     pub slow_ms: u64,
     /// ...for this share of the requests (1.0: all of them).
@@ -63,6 +70,17 @@ pub struct Faults {
     /// Answer every request with this code, unprocessed (e.g. 1001 or 1002,
     /// as a gateway behind a header-stripping proxy would).
     pub reply_code: Option<i64>,
+    /// The HTTP status of every reply that carries an NXLink body (the
+    /// vendor uses 200; a proxy may say 201 or 400).
+    pub reply_status: Option<u16>,
+    /// Hold every request this long before looking at it, as a request held
+    /// up on its way would be: its `ts` is checked after the wait.
+    pub stall_ms: u64,
+    /// Send no `Date` header.
+    pub omit_date: bool,
+    /// How far a request's `ts` may be from the sandbox's clock (the vendor
+    /// documents 60 000 ms).
+    pub ts_window_ms: i64,
     /// Seed of the fault dice.
     pub seed: u64,
 }
@@ -76,12 +94,19 @@ impl Default for Faults {
             http429: 0.0,
             code99: 0.0,
             code88: 0.0,
+            code88_processed: 0.0,
+            code99_processed: 0.0,
+            http500_processed: 0.0,
             slow_ms: 0,
             slow_share: 1.0,
             skew_ms: 0,
             max_list: None,
             retry_after_s: 0,
             reply_code: None,
+            reply_status: None,
+            stall_ms: 0,
+            omit_date: false,
+            ts_window_ms: 60_000,
             seed: 0,
         }
     }
@@ -308,10 +333,23 @@ async fn set_faults(State(state): State<Arc<Shared>>, Json(faults): Json<Faults>
 
 /// What the dice said for one request.
 enum Fate {
-    Process { drop_after: bool, slow: Duration },
+    /// Create the task; then drop the connection, or answer (after `slow`)
+    /// with success or with `then`.
+    Process {
+        drop_after: bool,
+        slow: Duration,
+        then: Option<Then>,
+    },
     DropBefore,
     Status(StatusCode),
     Code(i64),
+}
+
+/// A reply that follows a created task.
+#[derive(Clone, Copy)]
+enum Then {
+    Code(i64),
+    Status(StatusCode),
 }
 
 async fn create_and_call(
@@ -320,12 +358,19 @@ async fn create_and_call(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (now_ms, fate, max_list, retry_after) = {
+    let stall = {
         let mut inner = state.lock();
         inner.requests += 1;
         inner.arrivals.push(Instant::now());
+        Duration::from_millis(inner.faults.stall_ms)
+    };
+    if !stall.is_zero() {
+        tokio::time::sleep(stall).await;
+    }
+    let (now_ms, fate, faults) = {
+        let mut inner = state.lock();
         let faults = inner.faults.clone();
-        let now_ms = crate::nxlink::client::now_ms() + faults.skew_ms;
+        let now_ms = system_time_ms(SystemTime::now()) + faults.skew_ms;
         let fate = if inner.roll(faults.drop_before) {
             Fate::DropBefore
         } else if let Some(code) = faults.reply_code {
@@ -339,18 +384,31 @@ async fn create_and_call(
         } else if inner.roll(faults.code88) {
             Fate::Code(code::REQUEST_FAILED)
         } else {
+            let then = if inner.roll(faults.code88_processed) {
+                Some(Then::Code(code::REQUEST_FAILED))
+            } else if inner.roll(faults.code99_processed) {
+                Some(Then::Code(code::SYSTEM_ERROR))
+            } else if inner.roll(faults.http500_processed) {
+                Some(Then::Status(StatusCode::INTERNAL_SERVER_ERROR))
+            } else {
+                None
+            };
             let drop_after = inner.roll(faults.drop_after);
             let slow = faults.slow_ms > 0 && inner.roll(faults.slow_share);
             Fate::Process {
                 drop_after,
                 slow: Duration::from_millis(if slow { faults.slow_ms } else { 0 }),
+                then,
             }
         };
-        (now_ms, fate, faults.max_list, faults.retry_after_s)
+        (now_ms, fate, faults)
     };
+    let reply_status = faults
+        .reply_status
+        .and_then(|s| StatusCode::from_u16(s).ok());
     let reply = |status: StatusCode, code: i64, msg: &str| -> Response {
         let mut response = (
-            status,
+            reply_status.unwrap_or(status),
             Json(ApiReply {
                 req_id: Some(format!("sandbox-{now_ms:x}")),
                 code,
@@ -360,15 +418,18 @@ async fn create_and_call(
         )
             .into_response();
         let date = SystemTime::UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64);
-        if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(date)) {
-            response
-                .headers_mut()
-                .insert(axum::http::header::DATE, value);
+        match HeaderValue::from_str(&httpdate::fmt_http_date(date)) {
+            Ok(value) if !faults.omit_date => {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::DATE, value);
+            }
+            _ => {}
         }
         response
     };
 
-    let (drop_after, slow) = match fate {
+    let (drop_after, slow, then) = match fate {
         Fate::DropBefore => {
             state.lock().count_reply("drop_before");
             return drop_connection_now(drop_connection).await;
@@ -378,7 +439,7 @@ async fn create_and_call(
             let mut response = (status, "sandbox: try again later").into_response();
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                HeaderValue::from(retry_after),
+                HeaderValue::from(faults.retry_after_s),
             );
             return response;
         }
@@ -386,10 +447,21 @@ async fn create_and_call(
             state.lock().count_reply(code.to_string());
             return reply(StatusCode::OK, code, "sandbox: injected reply code");
         }
-        Fate::Process { drop_after, slow } => (drop_after, slow),
+        Fate::Process {
+            drop_after,
+            slow,
+            then,
+        } => (drop_after, slow, then),
     };
 
-    let task = match check(&state.credentials, &headers, &body, now_ms, max_list) {
+    let task = match check(
+        &state.credentials,
+        &headers,
+        &body,
+        now_ms,
+        faults.ts_window_ms,
+        faults.max_list,
+    ) {
         Ok(task) => task,
         Err((code, msg)) => {
             state.lock().count_reply(code.to_string());
@@ -399,7 +471,13 @@ async fn create_and_call(
     {
         let mut inner = state.lock();
         inner.accept(&task);
-        inner.count_reply(if drop_after { "drop_after" } else { "0" });
+        let what = match (drop_after, then) {
+            (true, _) => "drop_after".to_owned(),
+            (false, Some(Then::Code(code))) => format!("{code}_processed"),
+            (false, Some(Then::Status(status))) => format!("{}_processed", status.as_u16()),
+            (false, None) => "0".to_owned(),
+        };
+        inner.count_reply(what);
     }
     if drop_after {
         return drop_connection_now(drop_connection).await;
@@ -407,7 +485,11 @@ async fn create_and_call(
     if !slow.is_zero() {
         tokio::time::sleep(slow).await;
     }
-    reply(StatusCode::OK, code::SUCCESS, "success")
+    match then {
+        Some(Then::Code(code)) => reply(StatusCode::OK, code, "sandbox: injected reply code"),
+        Some(Then::Status(status)) => (status, "sandbox: internal error").into_response(),
+        None => reply(StatusCode::OK, code::SUCCESS, "success"),
+    }
 }
 
 async fn drop_connection_now(drop_connection: DropConnection) -> Response {
@@ -424,6 +506,7 @@ fn check(
     headers: &HeaderMap,
     body: &[u8],
     now_ms: i64,
+    ts_window_ms: i64,
     max_list: Option<usize>,
 ) -> Result<CreateAndCall, (i64, String)> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -452,7 +535,7 @@ fn check(
     let ts: i64 = ts
         .parse()
         .map_err(|_| (code::TIMESTAMP_EXPIRED, "ts is not a number".to_owned()))?;
-    if (ts - now_ms).abs() > 60_000 {
+    if (ts - now_ms).abs() > ts_window_ms {
         return Err((code::TIMESTAMP_EXPIRED, "timestamp expired".into()));
     }
     if access_key != credentials.access_key() {

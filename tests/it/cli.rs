@@ -95,6 +95,11 @@ async fn a_missing_contact_file_exits_2_naming_it() {
 async fn an_unknown_campaign_or_state_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("l.db");
+    nxcampaign::ledger::Ledger::open(&db)
+        .await
+        .unwrap()
+        .close()
+        .await;
     let output = nxcampaign(&db)
         .args(["status", "nope"])
         .output()

@@ -67,7 +67,7 @@ async fn http_429_is_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn code_99_is_retried() {
+async fn code_99_is_held_uncertain_never_resent() {
     check_fault_mix(Faults {
         code99: 0.2,
         ..Faults::default()
