@@ -199,8 +199,8 @@ impl Ledger {
             holder => Err(LedgerError::LeaseLost {
                 path: self.path.clone(),
                 by: holder.map_or_else(
-                    || "nobody (the lease was given back)".to_owned(),
-                    |h| format!("pid {} on {}", h.pid, h.host),
+                    || "(which has finished since)".to_owned(),
+                    |h| format!("(pid {} on {})", h.pid, h.host),
                 ),
             }),
         }

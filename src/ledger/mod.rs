@@ -92,7 +92,7 @@ pub enum LedgerError {
     HardLinked { path: PathBuf, links: u64 },
     #[error("ledger {path}: {what} while this run had it open; stopping without sending anything more (what was written since is not in the file that path names now)")]
     Vanished { path: PathBuf, what: &'static str },
-    #[error("ledger {path}: this run lost the campaign's lease: it was taken over by {by}; stopping without writing anything more")]
+    #[error("ledger {path}: this run lost the campaign's lease: the campaign was taken over by another run {by}; stopping without writing or sending anything more")]
     LeaseLost { path: PathBuf, by: String },
     /// Writing a report's output failed (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]

@@ -204,7 +204,7 @@ impl Client {
             retry_after: header_str(&headers, RETRY_AFTER.as_str())
                 .and_then(|v| parse_retry_after(v, now)),
             server_clock_offset_ms: header_str(&headers, DATE.as_str())
-                .and_then(|v| clock_offset_ms(v, now)),
+                .and_then(|v| clock_offset_ms(v, now_ms())),
             location: (300..400).contains(&http_status).then(|| {
                 cut(
                     header_str(&headers, LOCATION.as_str())
@@ -270,11 +270,12 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// The server's clock minus ours, from a `Date` header read at `now`.
-fn clock_offset_ms(date: &str, now: SystemTime) -> Option<i64> {
+/// The server's clock minus ours, from a `Date` header read when our clock
+/// (the one `ts` is taken from) said `now_ms`.
+fn clock_offset_ms(date: &str, now_ms: i64) -> Option<i64> {
     let server = httpdate::parse_http_date(date.trim()).ok()?;
     // `Date` has whole seconds: aim at the middle of the second.
-    Some(system_time_ms(server) + 500 - system_time_ms(now))
+    Some(system_time_ms(server) + 500 - now_ms)
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -332,7 +333,7 @@ mod tests {
     fn the_clock_offset_comes_from_the_date_header() {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let server = httpdate::fmt_http_date(now + Duration::from_secs(90));
-        assert_eq!(clock_offset_ms(&server, now), Some(90_500));
-        assert_eq!(clock_offset_ms("yesterday", now), None);
+        assert_eq!(clock_offset_ms(&server, system_time_ms(now)), Some(90_500));
+        assert_eq!(clock_offset_ms("yesterday", system_time_ms(now)), None);
     }
 }

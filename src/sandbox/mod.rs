@@ -76,7 +76,7 @@ pub struct Faults {
     /// Hold every request this long before looking at it, as a request held
     /// up on its way would be: its `ts` is checked after the wait.
     pub stall_ms: u64,
-    /// Send no `Date` header.
+    /// Send no usable `Date` header.
     pub omit_date: bool,
     /// How far a request's `ts` may be from the sandbox's clock (the vendor
     /// documents 60 000 ms).
@@ -418,13 +418,17 @@ async fn create_and_call(
         )
             .into_response();
         let date = SystemTime::UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64);
-        match HeaderValue::from_str(&httpdate::fmt_http_date(date)) {
-            Ok(value) if !faults.omit_date => {
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::DATE, value);
-            }
-            _ => {}
+        // Without a date of ours, hyper would add its own: an unusable one
+        // stands in for none.
+        let value = if faults.omit_date {
+            Some(HeaderValue::from_static("unknown"))
+        } else {
+            HeaderValue::from_str(&httpdate::fmt_http_date(date)).ok()
+        };
+        if let Some(value) = value {
+            response
+                .headers_mut()
+                .insert(axum::http::header::DATE, value);
         }
         response
     };

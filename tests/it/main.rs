@@ -6,4 +6,5 @@ mod crash;
 mod faults;
 mod input;
 mod run;
+mod safety;
 mod support;

@@ -211,9 +211,15 @@ max_delay_ms = 20
 
     /// Starts `nxcampaign run` without waiting for it.
     pub fn spawn_run(&self) -> Child {
+        self.spawn_run_with_env(&[])
+    }
+
+    /// Starts `nxcampaign run` with extra environment variables.
+    pub fn spawn_run_with_env(&self, env: &[(&str, &str)]) -> Child {
         nxcampaign(&self.db())
             .env("NXLINK_ACCESS_KEY", DEFAULT_ACCESS_KEY)
             .env("NXLINK_ACCESS_SECRET", DEFAULT_ACCESS_SECRET)
+            .envs(env.iter().copied())
             .arg("run")
             .arg(self.job_path())
             .stdout(Stdio::null())
@@ -221,6 +227,16 @@ max_delay_ms = 20
             .kill_on_drop(true)
             .spawn()
             .expect("nxcampaign starts")
+    }
+
+    /// `resend <campaign> --uncertain --batch <seq>`.
+    pub async fn resend_uncertain(&self, seq: u32) -> Output {
+        nxcampaign(&self.db())
+            .args(["resend", &self.name, "--uncertain", "--batch"])
+            .arg(seq.to_string())
+            .output()
+            .await
+            .expect("resend runs")
     }
 
     /// `status <campaign> --json`, parsed.
@@ -327,12 +343,37 @@ pub fn orders_total(status: &serde_json::Value) -> u64 {
 
 /// Sends SIGTERM to a running child.
 pub fn sigterm(child: &Child) {
+    signal(child, "TERM");
+}
+
+/// Sends a signal (`TERM`, `STOP`, `CONT`, …) to a running child.
+pub fn signal(child: &Child, name: &str) {
     let pid = child.id().expect("the child is running");
     let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .args([&format!("-{name}"), &pid.to_string()])
         .status()
         .expect("kill runs");
-    assert!(status.success(), "kill -TERM {pid}");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// Waits for a child started with piped stderr; returns its exit code and
+/// what it printed there.
+pub async fn finish(child: Child) -> (i32, String) {
+    let output = child.wait_with_output().await.expect("the child ends");
+    (exit_code(&output), stderr(&output))
+}
+
+/// Serves `router` on 127.0.0.1 with a free port (a stand-in for a gateway
+/// that misbehaves); returns its base URL.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("a free port");
+    let addr = listener.local_addr().expect("an address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    format!("http://{addr}")
 }
 
 /// Runs the campaign again while it exits 75 (a breaker pause), as cron
