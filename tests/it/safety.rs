@@ -234,30 +234,33 @@ async fn check_processed(faults: Faults, reply: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn code_88_after_a_created_task_is_held_uncertain_never_resent() {
-    let faults = Faults {
-        code88_processed: 0.5,
-        ..Faults::default()
-    };
-    check_processed(faults, "88_processed").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn code_99_after_a_created_task_is_held_uncertain_never_resent() {
-    let faults = Faults {
-        code99_processed: 0.5,
-        ..Faults::default()
-    };
-    check_processed(faults, "99_processed").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn http_500_after_a_created_task_is_held_uncertain_never_resent() {
-    let faults = Faults {
-        http500_processed: 0.5,
-        ..Faults::default()
-    };
-    check_processed(faults, "500_processed").await;
+async fn code_88_99_and_http_500_after_a_created_task_are_held_uncertain_never_resent() {
+    let processed = [
+        (
+            Faults {
+                code88_processed: 0.5,
+                ..Faults::default()
+            },
+            "88_processed",
+        ),
+        (
+            Faults {
+                code99_processed: 0.5,
+                ..Faults::default()
+            },
+            "99_processed",
+        ),
+        (
+            Faults {
+                http500_processed: 0.5,
+                ..Faults::default()
+            },
+            "500_processed",
+        ),
+    ];
+    for (faults, reply) in processed {
+        check_processed(faults, reply).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
