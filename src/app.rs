@@ -77,6 +77,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the output's reader went away (`orders … | head`): not a
+    /// failure of the command.
+    pub fn is_closed_pipe(&self) -> bool {
+        match self {
+            Error::Output(e) | Error::Ledger(LedgerError::Output(e)) => {
+                e.kind() == io::ErrorKind::BrokenPipe
+            }
+            _ => false,
+        }
+    }
+
     pub fn exit(&self) -> Exit {
         match self {
             Error::Job(_)
@@ -327,8 +338,13 @@ pub fn credentials_from_env(api: &ApiSettings) -> Result<Credentials, Error> {
 
 /// Prints a run's ending and status; returns the exit code.
 pub fn finish_run(run: &CampaignRun, out: &mut dyn Write) -> Result<Exit, Error> {
-    report::write_status_table(out, std::slice::from_ref(&run.status))?;
-    out.flush()?;
+    let printed = report::write_status_table(out, std::slice::from_ref(&run.status))
+        .and_then(|()| out.flush());
+    // A reader that went away does not change how the run ended.
+    match printed {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
     match &run.ending {
         Ending::Stopped(cause) => eprintln!(
             "error: stopped: {}; no batch was marked failed, the rest stay pending: fix this and run again",

@@ -26,6 +26,8 @@ fn main() -> ExitCode {
     };
     let exit = match runtime.block_on(app::execute(cli)) {
         Ok(exit) => exit,
+        // `orders … | head`: the reader has all it wanted.
+        Err(e) if e.is_closed_pipe() => app::Exit::Done,
         Err(e) => {
             eprintln!("error: {e}");
             e.exit()

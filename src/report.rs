@@ -3,6 +3,7 @@
 //! Results go to the writer it is given (stdout); progress goes to stderr.
 //! It only formats; the numbers come from the ledger and from dispatch events.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
@@ -122,13 +123,13 @@ impl<'w> OrderWriter<'w> {
             OrderWriter::Table(out) => writeln!(
                 out,
                 "{:<32}  {:<16}  {:<10}  {:>6}  {:>6}  {:>8}  {}",
-                order.order_id.as_deref().unwrap_or("-"),
-                order.phone,
+                terminal_safe(order.order_id.as_deref().unwrap_or("-")),
+                terminal_safe(&order.phone),
                 order.state.as_str(),
                 order.batch.map(|b| b.to_string()).unwrap_or_default(),
                 order.code.map(|c| c.to_string()).unwrap_or_default(),
                 order.line,
-                order.message.as_deref().unwrap_or("")
+                terminal_safe(order.message.as_deref().unwrap_or(""))
             ),
             OrderWriter::Csv(csv) => {
                 // Numbers are formatted on the stack: this runs per order.
@@ -138,15 +139,19 @@ impl<'w> OrderWriter<'w> {
                     itoa::Buffer::new(),
                 );
                 csv.write_record([
-                    order.order_id.as_deref().unwrap_or(""),
-                    &order.phone,
-                    order.state.as_str(),
-                    order.batch.map_or("", |b| batch.format(b)),
-                    order.code.map_or("", |c| code.format(c)),
-                    order.message.as_deref().unwrap_or(""),
-                    line.format(order.line),
+                    spreadsheet_safe(order.order_id.as_deref().unwrap_or("")).as_bytes(),
+                    spreadsheet_safe(&order.phone).as_bytes(),
+                    order.state.as_str().as_bytes(),
+                    order.batch.map_or("", |b| batch.format(b)).as_bytes(),
+                    order.code.map_or("", |c| code.format(c)).as_bytes(),
+                    spreadsheet_safe(order.message.as_deref().unwrap_or("")).as_bytes(),
+                    line.format(order.line).as_bytes(),
                 ])
-                .map_err(io::Error::from)
+                // Keep the I/O error's kind: a closed pipe is not a failure.
+                .map_err(|e| match e.into_kind() {
+                    csv::ErrorKind::Io(e) => e,
+                    kind => io::Error::other(format!("{kind:?}")),
+                })
             }
             OrderWriter::Json(out) => {
                 let object = json!({
@@ -168,6 +173,41 @@ impl<'w> OrderWriter<'w> {
             OrderWriter::Table(out) | OrderWriter::Json(out) => out.flush(),
             OrderWriter::Csv(mut csv) => csv.flush(),
         }
+    }
+}
+
+/// A text field as a spreadsheet can open it safely: one that starts with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return would be read as a
+/// formula, so it gets a leading `'` (which spreadsheets hide), unless the
+/// whole field is a number (`-5`, `+85235757581`), which stays a number.
+pub fn spreadsheet_safe(text: &str) -> Cow<'_, str> {
+    let risky = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && text.parse::<f64>().is_err() {
+        Cow::Owned(format!("'{text}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// Text from the vendor or a contact file as a terminal can show it: every
+/// control character (escape sequences, carriage returns, line breaks) is
+/// written as an escape (`\u{1b}`), so it cannot move the cursor, recolour
+/// or rewrite what the person reads.
+pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        Cow::Owned(
+            text.chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(text)
     }
 }
 
@@ -248,10 +288,39 @@ fn describe_attempt(report: &AttemptReport) -> String {
     let message = report
         .message
         .as_deref()
-        .map(|m| format!(": {m}"))
+        .map(|m| format!(": {}", terminal_safe(m)))
         .unwrap_or_default();
     format!(
         "batch #{} {} ({} orders) attempt {}: {what}{code}{message}",
         report.seq, report.country, report.orders, report.attempt
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_and_numbers_stay_numbers() {
+        let check = |input: &str, expected: &str| assert_eq!(spreadsheet_safe(input), expected);
+        check("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")");
+        check("+1+1", "'+1+1");
+        check("-2+3", "'-2+3");
+        check("@SUM(A1)", "'@SUM(A1)");
+        check("\tX", "'\tX");
+        check("\rX", "'\rX");
+        check("-5", "-5");
+        check("+85235757581", "+85235757581");
+        check("85235757581", "85235757581");
+        check("a=b", "a=b");
+        check("", "");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_for_the_terminal() {
+        assert_eq!(terminal_safe("plain text"), "plain text");
+        assert_eq!(terminal_safe("red\u{1b}[31m"), "red\\u{1b}[31m");
+        assert_eq!(terminal_safe("a\rb\nc"), "a\\rb\\nc");
+        assert_eq!(terminal_safe("牛小信"), "牛小信");
+    }
 }

@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod faults;
 mod input;
+mod output;
 mod run;
 mod safety;
 mod support;

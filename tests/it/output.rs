@@ -1,0 +1,81 @@
+//! Output that cannot hurt: exports a spreadsheet opens safely, vendor text
+//! that cannot drive the terminal, and a reader that goes away early.
+
+use std::process::Stdio;
+
+use nxcampaign::sandbox::Faults;
+use tokio::io::AsyncBufReadExt as _;
+
+use crate::support::{exit_code, nxcampaign, serve, start_sandbox, stderr, Campaign, Mix};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn formulas_and_control_characters_from_the_file_or_the_vendor_are_made_harmless() {
+    // A gateway that refuses every batch with a hostile message.
+    let hostile = serve(axum::Router::new().fallback(|| async {
+        axum::Json(serde_json::json!({
+            "code": 41000,
+            "msg": "=cmd|' /C calc'!A0 \u{1b}[2J\u{1b}[31mred",
+            "reqId": "r1",
+        }))
+    }))
+    .await;
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox).with("api", &format!("base_url = \"{hostile}\""));
+    campaign.write_contacts(Mix::valid(3));
+    let mut contacts = std::fs::read_to_string(campaign.contacts_path()).unwrap();
+    contacts.push_str("Mallory,\"=HYPERLINK(\"\"http://evil\"\")\"\n");
+    std::fs::write(campaign.contacts_path(), contacts).unwrap();
+
+    let run = campaign.run().await;
+    assert_eq!(exit_code(&run), 1, "{}", stderr(&run));
+    assert!(!stderr(&run).contains('\u{1b}'), "{}", stderr(&run));
+    assert!(stderr(&run).contains("\\u{1b}[2J"), "{}", stderr(&run));
+
+    let rows = campaign.orders_csv().await;
+    let rejected = rows.iter().find(|row| row[2] == "rejected").unwrap();
+    assert!(rejected[5].starts_with("'=cmd"), "{rejected:?}");
+    let invalid = rows.iter().find(|row| row[2] == "invalid").unwrap();
+    assert!(invalid[1].starts_with("'=HYPERLINK"), "{invalid:?}");
+    assert_eq!(rejected[4], "41000", "numbers stay numbers");
+
+    let table = nxcampaign(&campaign.db())
+        .args(["orders", "spring"])
+        .output()
+        .await
+        .unwrap();
+    let shown = String::from_utf8_lossy(&table.stdout);
+    assert!(!shown.contains('\u{1b}'), "{shown}");
+    assert!(shown.contains("\\u{1b}[31mred"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_that_stops_early_ends_the_output_quietly_with_exit_0() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(3000));
+    assert_eq!(exit_code(&campaign.run().await), 0);
+
+    for args in [
+        vec!["orders", "spring", "--format", "csv"],
+        vec!["orders", "spring"],
+        vec!["status"],
+    ] {
+        let mut child = nxcampaign(&campaign.db())
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `| head -1`: read one line, then close the pipe.
+        let stdout = child.stdout.take().unwrap();
+        let mut first = String::new();
+        tokio::io::BufReader::new(stdout)
+            .read_line(&mut first)
+            .await
+            .unwrap();
+        assert!(!first.is_empty(), "{args:?}");
+        let output = child.wait_with_output().await.unwrap();
+        assert_eq!(exit_code(&output), 0, "{args:?}: {}", stderr(&output));
+        assert_eq!(stderr(&output), "", "{args:?}");
+    }
+}
