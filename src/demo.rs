@@ -24,7 +24,8 @@ pub async fn run() -> Result<Exit, Error> {
     std::fs::create_dir_all(&dir).map_err(|e| demo_dir_error(&dir, e))?;
     let job_path = example_job(&dir)?;
 
-    // A few faults, so the demo shows retries (and that they cost no calls).
+    // A few faults, so the demo shows retries (which cost no calls) and a
+    // batch held uncertain (code 99 may follow a created task).
     let faults = Faults {
         http503: 0.1,
         code99: 0.05,
@@ -43,7 +44,7 @@ pub async fn run() -> Result<Exit, Error> {
     let ledger = Ledger::open(&db).await?;
 
     eprintln!(
-        "demo: campaign {:?} from {} against a local NXLink sandbox on {} (10% of requests get 503, 5% code 99)",
+        "demo: campaign {:?} from {} against a local NXLink sandbox on {} (10% of requests get 503 and are retried; 5% get code 99, which may follow a created task, so their batches are held uncertain, never re-sent on their own)",
         job.name.as_str(),
         job.contacts.display(),
         sandbox.base_url()
@@ -75,7 +76,7 @@ pub async fn run() -> Result<Exit, Error> {
     )?;
     writeln!(
         out,
-        "\nthe ledger is {db}; look inside with\n  nxcampaign --db {db} status\n  nxcampaign --db {db} orders {name} --state invalid\n  nxcampaign --db {db} orders {name} --state duplicate --format csv",
+        "\nthe ledger is {db}; look inside with\n  nxcampaign --db {db} status\n  nxcampaign --db {db} orders {name} --state invalid\n  nxcampaign --db {db} orders {name} --state uncertain\n  nxcampaign --db {db} orders {name} --state duplicate --format csv",
         db = db.display(),
         name = job.name
     )?;
