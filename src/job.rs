@@ -268,15 +268,36 @@ impl Job {
         if task.dispatch_type > 2 {
             return Err(invalid("task.dispatch_type", "must be 0, 1 or 2".into()));
         }
-        if task.startup_type > 3 {
-            return Err(invalid("task.startup_type", "must be 0, 1, 2 or 3".into()));
+        match task.startup_type {
+            0 | 1 | 3 => {}
+            2 => {
+                return Err(invalid(
+                    "task.startup_type",
+                    "2 (scheduled start) is not supported: NXLink documents no field for the start time; use 3 (start immediately), 1 (manual) or 0".into(),
+                ))
+            }
+            _ => return Err(invalid("task.startup_type", "must be 0, 1 or 3".into())),
         }
-        for (key, value) in [
-            ("task.predict_call_rate", task.predict_call_rate),
-            ("task.ratio_call_rate", task.ratio_call_rate),
+        // The vendor takes two decimals and one: check what will be sent.
+        let predict_call_rate = (task.predict_call_rate * 100.0).round() / 100.0;
+        let ratio_call_rate = (task.ratio_call_rate * 10.0).round() / 10.0;
+        for (key, value, sent) in [
+            (
+                "task.predict_call_rate",
+                task.predict_call_rate,
+                predict_call_rate,
+            ),
+            (
+                "task.ratio_call_rate",
+                task.ratio_call_rate,
+                ratio_call_rate,
+            ),
         ] {
-            if !(value.is_finite() && value > 0.0) {
-                return Err(invalid(key, format!("{value} must be a number above 0")));
+            if !(sent.is_finite() && sent > 0.0 && sent <= 1000.0) {
+                return Err(invalid(
+                    key,
+                    format!("{value} is sent as {sent}: it must be above 0 (after rounding) and at most 1000"),
+                ));
             }
         }
 
@@ -297,10 +318,13 @@ impl Job {
             })?;
 
         let limits = file.limits;
-        if !(limits.requests_per_second.is_finite() && limits.requests_per_second > 0.0) {
+        if !(0.001..=10_000.0).contains(&limits.requests_per_second) {
             return Err(invalid(
                 "limits.requests_per_second",
-                format!("{} must be a number above 0", limits.requests_per_second),
+                format!(
+                    "{} must be a number above 0, from 0.001 (one request every 1000 s) to 10000",
+                    limits.requests_per_second
+                ),
             ));
         }
         let max_in_flight = NonZeroU32::new(limits.max_in_flight)
@@ -351,8 +375,8 @@ impl Job {
                 strategy_name: task.strategy_name,
                 dispatch_type: task.dispatch_type,
                 agent_group_no: task.agent_group_no,
-                predict_call_rate: (task.predict_call_rate * 100.0).round() / 100.0,
-                ratio_call_rate: (task.ratio_call_rate * 10.0).round() / 10.0,
+                predict_call_rate,
+                ratio_call_rate,
                 start_count: task.start_count,
                 startup_type: task.startup_type,
             },

@@ -63,6 +63,9 @@ pub struct ApiReply {
     pub data: serde_json::Value,
 }
 
+/// What `other` carries for an order whose job packs no column into it.
+pub const EMPTY_OTHER: &str = "{}";
+
 /// The exact body bytes of one batch's request: serialized once, signed and
 /// sent as they are.
 pub fn create_and_call_body(
@@ -86,7 +89,13 @@ pub fn create_and_call_body(
             .map(|o| CallItem {
                 order_id: o.order_id.clone(),
                 user_phone: o.phone.clone(),
-                other: o.other.clone(),
+                // `other` is required: an order without columns for it
+                // sends an empty JSON object, never an empty string.
+                other: if o.other.is_empty() {
+                    EMPTY_OTHER.to_owned()
+                } else {
+                    o.other.clone()
+                },
             })
             .collect(),
         startup_type: Some(task.startup_type),

@@ -599,6 +599,9 @@ fn check_task(task: &CreateAndCall, max_list: Option<usize>) -> Result<(), Strin
         if item.user_phone.is_empty() || !item.user_phone.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("userPhone {:?}", item.user_phone));
         }
+        if item.other.is_empty() {
+            return Err(format!("other of orderID {:?} is empty", item.order_id));
+        }
     }
     Ok(())
 }

@@ -55,6 +55,63 @@ async fn a_negative_rate_names_the_key() {
 }
 
 #[tokio::test]
+async fn every_job_value_the_vendor_cannot_take_is_refused_before_anything_is_read() {
+    let (_sandbox, campaign) = campaign_with_contacts(b"name,phone\n").await;
+    let job = std::fs::read_to_string(campaign.job_path()).unwrap();
+    let with = |section: &str, line: &str| {
+        job.replace(&format!("[{section}]\n"), &format!("[{section}]\n{line}\n"))
+    };
+    for (bad, needles) in [
+        (
+            job.replace(
+                "requests_per_second = 1000.0",
+                "requests_per_second = 1e-300",
+            ),
+            vec!["key `limits.requests_per_second`", "0.001"],
+        ),
+        (
+            job.replace("requests_per_second = 1000.0", "requests_per_second = 1e9"),
+            vec!["key `limits.requests_per_second`", "10000"],
+        ),
+        (
+            with("task", "ratio_call_rate = 0.04"),
+            vec!["key `task.ratio_call_rate`", "is sent as 0"],
+        ),
+        (
+            with("task", "predict_call_rate = 1e308"),
+            vec!["key `task.predict_call_rate`", "at most 1000"],
+        ),
+        (
+            with("task", "startup_type = 2"),
+            vec!["key `task.startup_type`", "no field for the start time"],
+        ),
+        (
+            job.replace(
+                "base_url = \"http://127.0.0.1",
+                "base_url = \"http://127.0.0 .1",
+            ),
+            vec!["key `api.base_url`", "is not a URL"],
+        ),
+        (
+            job.replace("base_url = \"http://127.0.0.1", "base_url = \"http://:1"),
+            vec!["key `api.base_url`"],
+        ),
+    ] {
+        check_job_refused(&bad, &needles).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_without_other_columns_sends_an_empty_json_object_not_an_empty_string() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox).with("columns", "other = []");
+    campaign.write_contacts(Mix::valid(10));
+    let output = campaign.run().await;
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    assert_eq!(sandbox.accepted_orders().len(), 10);
+}
+
+#[tokio::test]
 async fn an_empty_contact_file_is_an_input_error() {
     let (sandbox, campaign) = campaign_with_contacts(b"").await;
     let output = campaign.run().await;
