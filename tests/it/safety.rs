@@ -14,59 +14,58 @@ use crate::support::{
     start_sandbox, stderr, wait_until, Campaign, Mix,
 };
 
-/// A campaign of 300 contacts in three batches, sent one at a time, whose
-/// lease goes stale after 1 s and whose vendor accepts a `ts` for 1 s.
-fn fenced_campaign(sandbox: &nxcampaign::sandbox::Sandbox) -> Campaign {
-    let mut campaign = Campaign::new(sandbox)
+/// Run A of a campaign of 300 contacts in three batches (sent one at a
+/// time, lease stale after 1 s, vendor window 1 s) is paused with SIGSTOP
+/// once its first request reached the sandbox, which holds that request
+/// `stall_ms` before looking at it. Run B then watches A's heartbeat stand
+/// still, takes over, and sends the other two batches: batch #1 is
+/// uncertain. Returns the sandbox, the campaign and the paused run A.
+async fn take_over_a_paused_holder(
+    stall_ms: u64,
+) -> (
+    nxcampaign::sandbox::Sandbox,
+    Campaign,
+    tokio::process::Child,
+) {
+    let window = Faults {
+        ts_window_ms: 1000,
+        ..Faults::default()
+    };
+    let sandbox = start_sandbox(Faults {
+        stall_ms,
+        ..window.clone()
+    })
+    .await;
+    let mut campaign = Campaign::new(&sandbox)
         .with("api", "timeout_ms = 20000\nclock_window_ms = 1000")
         .with("limits", "max_in_flight = 1")
         .with("lease", "stale_after_ms = 1000");
     campaign.write_contacts(Mix::valid(300));
-    campaign
-}
-
-/// Starts run A, waits until its first request reached the sandbox, and
-/// pauses it there with SIGSTOP.
-async fn pause_first_holder(
-    campaign: &Campaign,
-    sandbox: &nxcampaign::sandbox::Sandbox,
-) -> tokio::process::Child {
     let holder = campaign.spawn_run();
     wait_until(Duration::from_secs(20), "the first request arrived", || {
         sandbox.stats().requests >= 1
     })
     .await;
     signal(&holder, "STOP");
-    // Long enough for its heartbeat to look old by any clock: the next run
-    // then watches it rather than calling it busy at once.
+    sandbox.set_faults(window);
+    // Long enough for A's heartbeat to look old by any clock: B then
+    // watches it rather than calling it busy at once.
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    holder
-}
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_paused_holder_taken_over_sends_nothing_more_and_its_batch_cannot_be_resent_at_once() {
-    // A's first request reaches the vendor and is accepted; A is paused
-    // before it can record the reply.
-    let sandbox = start_sandbox(Faults {
-        stall_ms: 300,
-        ts_window_ms: 1000,
-        ..Faults::default()
-    })
-    .await;
-    let campaign = fenced_campaign(&sandbox);
-    let holder = pause_first_holder(&campaign, &sandbox).await;
-    sandbox.set_faults(Faults {
-        ts_window_ms: 1000,
-        ..Faults::default()
-    });
-
-    // B watches A's heartbeat stand still, takes over, and sends the rest.
     let taker = campaign.run().await;
     let message = stderr(&taker);
     assert_eq!(exit_code(&taker), 1, "batch #1 is uncertain: {message}");
     assert!(message.contains("watching it"), "{message}");
     assert!(message.contains("took over"), "{message}");
     assert!(message.contains("now uncertain"), "{message}");
+    (sandbox, campaign, holder)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_holder_taken_over_sends_nothing_more_and_its_batch_cannot_be_resent_at_once() {
+    // A's first request reaches the vendor after 300 ms and is accepted; A
+    // is paused before it can record the reply.
+    let (sandbox, campaign, holder) = take_over_a_paused_holder(300).await;
 
     // The operator re-sends at once: refused, saying until when.
     let resend = campaign.resend_uncertain(1).await;
@@ -96,20 +95,7 @@ async fn a_request_held_up_past_the_vendors_window_is_refused_after_the_operator
     // A's first request is held up on its way for 9 s: longer than the
     // vendor's window (1 s) and than the re-send fence (3 s after the
     // takeover, which comes about 2.5 s after the request).
-    let sandbox = start_sandbox(Faults {
-        stall_ms: 9000,
-        ts_window_ms: 1000,
-        ..Faults::default()
-    })
-    .await;
-    let campaign = fenced_campaign(&sandbox);
-    let holder = pause_first_holder(&campaign, &sandbox).await;
-    sandbox.set_faults(Faults {
-        ts_window_ms: 1000,
-        ..Faults::default()
-    });
-    let taker = campaign.run().await;
-    assert_eq!(exit_code(&taker), 1, "{}", stderr(&taker));
+    let (sandbox, campaign, holder) = take_over_a_paused_holder(9000).await;
 
     // After the fence the operator re-sends batch #1, and B sends it.
     let mut resend = campaign.resend_uncertain(1).await;
