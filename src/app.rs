@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -187,6 +188,8 @@ impl CampaignRun {
             Ending::Stopped(_) => Exit::Stopped,
             Ending::Interrupted | Ending::TimeUp | Ending::VendorFailing { .. } => Exit::TryLater,
             Ending::Finished if needs_attention(&self.status) => Exit::Attention,
+            // Part of the file waits to be written: cron should come back.
+            Ending::Finished if self.ingest.waiting.is_some() => Exit::TryLater,
             Ending::Finished => Exit::Done,
         }
     }
@@ -285,8 +288,16 @@ async fn ingest_and_dispatch(
     lease: &Lease,
     progress: &mut Progress,
 ) -> Result<CampaignRun, Error> {
-    let ingest = ingest::ingest(ledger, job, lease.fence(), now_ms()).await?;
-    report_ingest(&ingest);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let (ingest, stopped) = ingest_until(ledger, job, lease, &mut shutdown, deadline).await?;
+    if let Some(ending) = stopped {
+        let status = ledger.status(campaign, job.name.as_str()).await?;
+        return Ok(CampaignRun {
+            ingest,
+            ending,
+            status,
+        });
+    }
     let client =
         Client::new(&job.api.base_url, credentials, job.api.timeout).map_err(Error::Client)?;
     let dispatch = Dispatch {
@@ -316,6 +327,42 @@ async fn ingest_and_dispatch(
         ending,
         status,
     })
+}
+
+/// Ingests the job's contact file; a shutdown or the deadline stops reading
+/// at a record boundary (what was read is kept and planned), and says how.
+async fn ingest_until(
+    ledger: &Ledger,
+    job: &Job,
+    lease: &Lease,
+    shutdown: &mut (impl std::future::Future<Output = ()> + Unpin),
+    deadline: Option<Instant>,
+) -> Result<(IngestReport, Option<Ending>), Error> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let reading = ingest::ingest(ledger, job, lease.fence(), now_ms(), Arc::clone(&stop));
+    let mut reading = std::pin::pin!(reading);
+    let mut time_up = std::pin::pin!(async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+            None => std::future::pending().await,
+        }
+    });
+    let mut stopped = None;
+    let report = loop {
+        tokio::select! {
+            report = &mut reading => break report?,
+            () = &mut *shutdown, if stopped.is_none() => {
+                stop.store(true, Ordering::Relaxed);
+                stopped = Some(Ending::Interrupted);
+            }
+            () = &mut time_up, if stopped.is_none() => {
+                stop.store(true, Ordering::Relaxed);
+                stopped = Some(Ending::TimeUp);
+            }
+        }
+    };
+    report_ingest(&report);
+    Ok((report, stopped))
 }
 
 /// Reads the credentials from the environment variables the job names.
@@ -397,15 +444,18 @@ async fn ingest_only(db: Option<&Path>, job_path: &Path) -> Result<Exit, Error> 
     let job = Job::load(job_path, None)?;
     let ledger = open_job_ledger(db, &job).await?;
     let (campaign, lease) = hold_campaign(&ledger, &job).await?;
-    let ingested = ingest::ingest(&ledger, &job, lease.fence(), now_ms()).await;
+    let mut shutdown = std::pin::pin!(graceful_shutdown());
+    let ingested = ingest_until(&ledger, &job, &lease, &mut shutdown, None).await;
     lease.release().await?;
-    report_ingest(&ingested?);
+    let (ingested, stopped) = ingested?;
     let status = ledger.status(campaign, job.name.as_str()).await?;
     let mut out = io::stdout().lock();
     report::write_status_table(&mut out, std::slice::from_ref(&status))?;
     out.flush()?;
     ledger.close().await;
-    Ok(if status.orders_in(OrderState::Invalid) > 0 {
+    Ok(if stopped.is_some() || ingested.waiting.is_some() {
+        Exit::TryLater
+    } else if status.orders_in(OrderState::Invalid) > 0 {
         Exit::Attention
     } else {
         Exit::Done
@@ -609,22 +659,17 @@ fn needs_attention(status: &CampaignStatus) -> bool {
 }
 
 fn report_ingest(ingest: &IngestReport) {
-    if ingest.rows > 0 || ingest.known > 0 {
+    if ingest.rows > 0 {
         eprintln!(
-            "ingest: {} new row(s): {} order(s), {} invalid, {} duplicate(s){}",
-            ingest.rows,
-            ingest.orders,
-            ingest.invalid,
-            ingest.duplicates,
-            if ingest.reread {
-                format!(
-                    "; the file changed, so it was read again and {} known row(s) skipped",
-                    ingest.known
-                )
-            } else {
-                String::new()
-            }
+            "ingest: {} new row(s): {} order(s), {} invalid, {} duplicate(s)",
+            ingest.rows, ingest.orders, ingest.invalid, ingest.duplicates,
         );
+    }
+    if ingest.interrupted {
+        eprintln!("ingest: stopped at a record boundary; what was read is kept, and the next run reads on from there");
+    }
+    if let Some(waiting) = &ingest.waiting {
+        eprintln!("ingest: waiting: {}", report::terminal_safe(waiting));
     }
 }
 

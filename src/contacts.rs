@@ -1,16 +1,32 @@
 //! Streaming reader of contact files (CSV with a header row, optionally
 //! gzip-compressed), yielding one `Row` at a time with its line number.
 //!
-//! It holds one record in memory, never the file. It does not validate phone
-//! numbers (that is `phone`) nor decide duplicates (that is ingest).
+//! It holds one record in memory (at most [`MAX_RECORD_BYTES`] of it), never
+//! the file. It reads only what is complete: a plain file up to its last
+//! line break while it may still be written to, a gzip file only once its
+//! checksum is verified whole. A checkpoint carries a CRC of every byte
+//! before it, so a file changed in the part already read is noticed. It
+//! does not validate phone numbers (that is `phone`) nor decide duplicates
+//! (that is ingest).
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
 
 use md5::{Digest, Md5};
 
 use crate::job::Columns;
+
+/// A record longer than this is an invalid row, read past in bounded
+/// memory.
+pub const MAX_RECORD_BYTES: u64 = 1 << 20;
+
+/// A plain file unchanged for this long is complete: its last line is read
+/// even without a line break at its end.
+pub const SETTLED_AFTER: Duration = Duration::from_secs(60);
 
 /// One data record of a contact file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +34,8 @@ pub enum Row {
     /// A record with the right number of fields, as text.
     Fields(RawContact),
     /// A record that could not be read as text fields (bad UTF-8, wrong
-    /// number of fields); it is reported, not fatal.
+    /// number of fields, too long, a quote never closed); it is reported,
+    /// not fatal.
     Unreadable { line: u64, reason: String },
 }
 
@@ -36,13 +53,16 @@ pub struct RawContact {
     pub other: String,
 }
 
-/// Where a reader starts: the beginning of the data, or a checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where reading stopped: the checkpoint ingest stores, and resumes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resume {
     /// Byte offset (in the decompressed data) where the next record starts.
     pub offset: u64,
     /// The line number that record starts on.
     pub line: u64,
+    /// A digest of every byte before `offset` (`crc32:<hex>`; older ledgers
+    /// hold `<n>:<md5>` of the first 64 KiB, still understood).
+    pub fingerprint: String,
 }
 
 /// A failure that stops reading the file (a bad row is not one of them).
@@ -66,12 +86,13 @@ pub enum ContactsError {
         line: u64,
         source: csv::Error,
     },
-    #[error("{path}: cannot resume at byte {offset}: {source}")]
-    Resume {
-        path: PathBuf,
-        offset: u64,
-        source: io::Error,
-    },
+    #[error("{path}: the file changed in the part already read (before line {line}): nxcampaign reads a contact file once, so it stops rather than guess which rows are new; put the file back as it was and append new contacts at its end, or put them in a new file and point the job's `contacts` at it")]
+    Changed { path: PathBuf, line: u64 },
+    #[error("{path}: the gzip data is corrupt ({source}); nothing was read from it: replace it with a good copy")]
+    Corrupt { path: PathBuf, source: io::Error },
+    /// Nothing can be read yet: the file is still being written.
+    #[error("{path}: {why}; nothing was read from it this time")]
+    NotReady { path: PathBuf, why: &'static str },
 }
 
 /// Reads rows from a contact file, starting at the data or at a checkpoint.
@@ -80,19 +101,36 @@ pub struct ContactReader {
     reader: csv::Reader<Box<dyn Read + Send>>,
     layout: Layout,
     record: csv::ByteRecord,
-    /// Added to the inner reader's positions when it started mid-file.
+    /// Where the reader's own positions start in the file.
     base: Resume,
+    /// The bytes the reader took from the file, not yet part of a record
+    /// read, and the digest of everything before them.
+    feed: Arc<Mutex<Feed>>,
+    /// The end of what may be read now (absolute offset).
+    data_end: u64,
+    /// Whether `data_end` is the end of the file as it is now.
+    complete: bool,
+    /// Whether the file is finished: a gzip file verified whole, or a plain
+    /// one unchanged for [`SETTLED_AFTER`]. A quote still open at its end
+    /// is then never closed.
+    settled: bool,
+    /// After the last record returned: where the next one starts.
+    boundary: (u64, u64),
+    /// A last record left for a later run, with why.
+    left: Option<(u64, &'static str)>,
 }
 
 impl ContactReader {
     /// Opens `path`, reads its header and checks that `columns` exist; then
-    /// positions the reader at `resume` (or right after the header).
+    /// positions the reader at `resume` (or right after the header),
+    /// checking that nothing before it changed.
     pub fn open(
         path: &Path,
         columns: &Columns,
-        resume: Option<Resume>,
+        resume: Option<&Resume>,
     ) -> Result<ContactReader, ContactsError> {
-        let mut header_reader = csv_reader(open_data(path)?);
+        let extent = Extent::measure(path)?;
+        let mut header_reader = csv_reader(Box::new(open_data(path)?.take(extent.end)));
         let mut header = csv::ByteRecord::new();
         let has_header = header_reader
             .read_byte_record(&mut header)
@@ -102,47 +140,113 @@ impl ContactReader {
                 source,
             })?;
         if !has_header {
-            return Err(ContactsError::Empty {
-                path: path.to_owned(),
+            return Err(if extent.complete {
+                ContactsError::Empty {
+                    path: path.to_owned(),
+                }
+            } else {
+                ContactsError::NotReady {
+                    path: path.to_owned(),
+                    why: "its header row has no line break yet and the file changed in the last minute (it may still be being written)",
+                }
             });
         }
         let layout = Layout::new(path, &header, columns)?;
-        let data_start = Resume {
-            offset: header_reader.position().byte(),
-            line: header_reader.position().line(),
-        };
-
+        let data_start = (
+            header_reader.position().byte(),
+            header_reader.position().line(),
+        );
         drop(header_reader);
-        let mut base = resume.unwrap_or(data_start);
-        let mut data = BufReader::with_capacity(256 * 1024, open_at(path, base.offset)?);
+
+        // Read (and digest) everything before where reading starts: the
+        // digest proves the part already read is unchanged.
+        let (start, start_line) = resume.map_or(data_start, |r| (r.offset, r.line));
+        let mut data = BufReader::with_capacity(256 * 1024, open_data(path)?);
+        let mut hasher = crc32fast::Hasher::new();
+        let mut legacy = Vec::new();
+        let mut left = start;
+        while left > 0 {
+            let chunk = data.fill_buf().map_err(|source| open_error(path, source))?;
+            if chunk.is_empty() {
+                break;
+            }
+            let n = chunk.len().min(left as usize);
+            hasher.update(&chunk[..n]);
+            let room = (LEGACY_FINGERPRINT_BYTES as usize).saturating_sub(legacy.len());
+            legacy.extend_from_slice(&chunk[..n.min(room)]);
+            data.consume(n);
+            left -= n as u64;
+        }
+        if let Some(resume) = resume {
+            let digest = format!("crc32:{:08x}", hasher.clone().finalize());
+            let same = left == 0
+                && (resume.fingerprint == digest
+                    || resume.fingerprint == legacy_fingerprint(&legacy));
+            if !same {
+                return Err(ContactsError::Changed {
+                    path: path.to_owned(),
+                    line: resume.line,
+                });
+            }
+        }
+        let mut base = Resume {
+            offset: start,
+            line: start_line,
+            fingerprint: String::new(),
+        };
         // A record ending in CRLF leaves the reader between `\r` and `\n`:
         // step over that `\n` so that line numbers stay true.
-        let at_newline = data.fill_buf().map_err(|source| ContactsError::Resume {
-            path: path.to_owned(),
-            offset: base.offset,
-            source,
-        })?;
-        if at_newline.first() == Some(&b'\n') {
+        let next = data.fill_buf().map_err(|source| open_error(path, source))?;
+        if base.offset < extent.end && next.first() == Some(&b'\n') {
+            hasher.update(b"\n");
             data.consume(1);
             base.offset += 1;
             base.line += 1;
         }
-        let reader = csv_reader(Box::new(data));
+        let feed = Arc::new(Mutex::new(Feed {
+            pending: VecDeque::new(),
+            pending_start: base.offset,
+            hasher,
+            record_start_out: 0,
+            out: 0,
+            adjust: 0,
+            overlong: false,
+            carry: Vec::new(),
+        }));
+        let tee = Tee {
+            inner: data.take(extent.end.saturating_sub(base.offset)),
+            feed: Arc::clone(&feed),
+        };
         Ok(ContactReader {
             path: path.to_owned(),
-            reader,
+            reader: csv_reader(Box::new(tee)),
             layout,
             record: csv::ByteRecord::new(),
+            boundary: (base.offset, base.line),
             base,
+            feed,
+            data_end: extent.end,
+            complete: extent.complete,
+            settled: extent.settled,
+            left: None,
         })
     }
 
-    /// The next row, `None` at the end of the file.
+    /// The next row, `None` at the end of what can be read now.
     pub fn next_row(&mut self) -> Result<Option<Row>, ContactsError> {
+        self.lock().record_start_out = self.reader.position().byte();
         let read = self.reader.read_byte_record(&mut self.record);
         let line = self.record_line();
         match read {
-            Ok(false) => return Ok(None),
+            Ok(false) => {
+                if !self.complete && self.left.is_none() {
+                    self.left = Some((
+                        self.boundary.1,
+                        "its line has no line break yet and the file changed in the last minute (it may still be being written)",
+                    ));
+                }
+                return Ok(None);
+            }
             Ok(true) => {}
             Err(source) => {
                 return Err(ContactsError::Read {
@@ -152,17 +256,62 @@ impl ContactReader {
                 })
             }
         }
+        let mut feed = lock(&self.feed);
+        let end = self.base.offset as i64 + self.reader.position().byte() as i64 + feed.adjust;
+        let end = end as u64;
+        let overlong = std::mem::take(&mut feed.overlong);
+        if !overlong && end == self.data_end && feed.quote_open_before(end) {
+            if !self.settled {
+                // A record whose quote is still open where the readable
+                // data ends: the rest of it may not be written yet.
+                drop(feed);
+                self.left = Some((
+                    line,
+                    "its record is not complete yet (a quote is still open)",
+                ));
+                return Ok(None);
+            }
+            feed.digest_to(end);
+            drop(feed);
+            self.boundary = (end, self.base.line + self.reader.position().line() - 1);
+            return Ok(Some(Row::Unreadable {
+                line,
+                reason: format!("quote opened on line {line} never closed"),
+            }));
+        }
+        feed.digest_to(end);
+        drop(feed);
+        self.boundary = (end, self.base.line + self.reader.position().line() - 1);
+        if overlong {
+            return Ok(Some(Row::Unreadable {
+                line,
+                reason: format!(
+                    "the record is longer than {MAX_RECORD_BYTES} bytes (read past it)"
+                ),
+            }));
+        }
         Ok(Some(self.layout.row(line, &self.record)))
     }
 
-    /// Where the record after the last one read starts: the checkpoint to
-    /// resume from.
+    /// Where the record after the last one returned starts, with a digest
+    /// of everything before it: the checkpoint to resume from.
     pub fn resume_point(&self) -> Resume {
-        let position = self.reader.position();
+        let feed = lock(&self.feed);
         Resume {
-            offset: self.base.offset + position.byte(),
-            line: self.base.line + position.line() - 1,
+            offset: self.boundary.0,
+            line: self.boundary.1,
+            fingerprint: format!("crc32:{:08x}", feed.hasher.clone().finalize()),
         }
+    }
+
+    /// What was left unread for a later run, once the reader has ended:
+    /// the line it starts on, and why.
+    pub fn left_for_later(&self) -> Option<(u64, &'static str)> {
+        self.left
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Feed> {
+        lock(&self.feed)
     }
 
     fn record_line(&self) -> u64 {
@@ -175,29 +324,231 @@ impl ContactReader {
     }
 }
 
-/// A short digest of the first `covering` bytes (at most 64 KiB) of a
-/// contact file's data, stored with the ingest checkpoint so that a file
-/// that was replaced, not appended to, is not resumed mid-way.
-///
-/// It names how many bytes it covers, so a file shorter than the
-/// checkpoint never matches.
-pub fn fingerprint(path: &Path, covering: u64) -> Result<String, ContactsError> {
-    let mut head = Vec::new();
-    open_data(path)?
-        .take(covering.min(FINGERPRINT_BYTES))
-        .read_to_end(&mut head)
-        .map_err(|source| ContactsError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
-    Ok(format!(
-        "{}:{}",
-        head.len(),
-        hex::encode(Md5::digest(&head))
-    ))
+fn lock(feed: &Mutex<Feed>) -> MutexGuard<'_, Feed> {
+    feed.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-const FINGERPRINT_BYTES: u64 = 64 * 1024;
+fn open_error(path: &Path, source: io::Error) -> ContactsError {
+    if is_gzip(path) {
+        ContactsError::Corrupt {
+            path: path.to_owned(),
+            source,
+        }
+    } else {
+        ContactsError::Open {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// How much of a file may be read now.
+struct Extent {
+    /// Absolute offset (decompressed) where readable data ends.
+    end: u64,
+    /// Whether that is the end of the file as it is now.
+    complete: bool,
+    /// Whether the file is finished (see `ContactReader::settled`).
+    settled: bool,
+}
+
+impl Extent {
+    /// A gzip file is readable only whole, once its checksum is verified; a
+    /// plain file up to its last line break, or whole once it has not
+    /// changed for [`SETTLED_AFTER`].
+    fn measure(path: &Path) -> Result<Extent, ContactsError> {
+        if is_gzip(path) {
+            let mut data = open_data(path)?;
+            return match io::copy(&mut data, &mut io::sink()) {
+                Ok(end) => Ok(Extent {
+                    end,
+                    complete: true,
+                    settled: true,
+                }),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    Err(ContactsError::NotReady {
+                        path: path.to_owned(),
+                        why: "the gzip file ends early (it may still be being written)",
+                    })
+                }
+                Err(source) => Err(ContactsError::Corrupt {
+                    path: path.to_owned(),
+                    source,
+                }),
+            };
+        }
+        let mut file = File::open(path).map_err(|source| open_error(path, source))?;
+        let meta = file.metadata().map_err(|source| open_error(path, source))?;
+        let len = meta.len();
+        let settled = meta
+            .modified()
+            .ok()
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .is_some_and(|age| age >= SETTLED_AFTER);
+        if settled || len == 0 {
+            return Ok(Extent {
+                end: len,
+                complete: true,
+                settled,
+            });
+        }
+        // Back from the end to the last line break.
+        let mut end = len;
+        let mut block = vec![0; 64 * 1024];
+        while end > 0 {
+            let from = end.saturating_sub(block.len() as u64);
+            let n = (end - from) as usize;
+            file.seek(SeekFrom::Start(from))
+                .and_then(|_| file.read_exact(&mut block[..n]))
+                .map_err(|source| open_error(path, source))?;
+            if let Some(at) = block[..n].iter().rposition(|b| *b == b'\n') {
+                let end = from + at as u64 + 1;
+                return Ok(Extent {
+                    end,
+                    complete: end == len,
+                    settled: false,
+                });
+            }
+            end = from;
+        }
+        Ok(Extent {
+            end: 0,
+            complete: false,
+            settled: false,
+        })
+    }
+}
+
+/// What the reader took from the file and has not yet digested.
+struct Feed {
+    /// Bytes read from the file, from `pending_start` on.
+    pending: VecDeque<u8>,
+    pending_start: u64,
+    /// The CRC of every byte before `pending_start`.
+    hasher: crc32fast::Hasher,
+    /// Where (in the CSV parser's positions) the record being read began.
+    record_start_out: u64,
+    /// Bytes handed to the parser so far.
+    out: u64,
+    /// Absolute offset minus parser position, after skipping past records
+    /// too long to hold.
+    adjust: i64,
+    /// Whether the record being read was too long and was skipped.
+    overlong: bool,
+    /// Real bytes read past a skipped record, to hand over next.
+    carry: Vec<u8>,
+}
+
+impl Feed {
+    /// Digests the bytes before absolute offset `end`.
+    fn digest_to(&mut self, end: u64) {
+        let n = end
+            .saturating_sub(self.pending_start)
+            .min(self.pending.len() as u64) as usize;
+        let (a, b) = self.pending.as_slices();
+        let first = n.min(a.len());
+        self.hasher.update(&a[..first]);
+        self.hasher.update(&b[..n - first]);
+        self.pending.drain(..n);
+        self.pending_start += n as u64;
+    }
+
+    /// Whether the record from `pending_start` to `end` leaves a quoted
+    /// field open (CSV's rules: a quote opens a field only at its start, a
+    /// doubled quote inside one is a quote).
+    fn quote_open_before(&self, end: u64) -> bool {
+        let n = end.saturating_sub(self.pending_start) as usize;
+        let (mut quoted, mut at_start, mut after_quote) = (false, true, false);
+        for &b in self.pending.iter().take(n) {
+            if quoted {
+                if after_quote {
+                    after_quote = false;
+                    if b == b'"' {
+                        continue;
+                    }
+                    quoted = false;
+                    at_start = b == b',' || b == b'\n';
+                } else if b == b'"' {
+                    after_quote = true;
+                }
+            } else if b == b'"' && at_start {
+                quoted = true;
+                at_start = false;
+            } else {
+                at_start = b == b',' || b == b'\n';
+            }
+        }
+        quoted && !after_quote
+    }
+}
+
+/// Hands the file's bytes to the CSV parser, keeping them for the digest,
+/// and skips to the next line break when one record grows past
+/// [`MAX_RECORD_BYTES`], ending it for the parser there.
+struct Tee<R> {
+    inner: R,
+    feed: Arc<Mutex<Feed>>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut feed = lock(&self.feed);
+        if !feed.carry.is_empty() {
+            let n = feed.carry.len().min(buf.len());
+            buf[..n].copy_from_slice(&feed.carry[..n]);
+            feed.carry.drain(..n);
+            feed.pending.extend(&buf[..n]);
+            feed.out += n as u64;
+            return Ok(n);
+        }
+        if feed.out - feed.record_start_out > MAX_RECORD_BYTES && !feed.overlong && buf.len() >= 2 {
+            // Digest what was taken, then skip to the next line break.
+            let end = feed.pending_start + feed.pending.len() as u64;
+            feed.digest_to(end);
+            let mut skipped = 0u64;
+            let mut chunk = vec![0; 64 * 1024];
+            loop {
+                let n = self.inner.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                match chunk[..n].iter().position(|b| *b == b'\n') {
+                    Some(at) => {
+                        feed.hasher.update(&chunk[..=at]);
+                        skipped += at as u64 + 1;
+                        feed.carry.extend_from_slice(&chunk[at + 1..n]);
+                        break;
+                    }
+                    None => {
+                        feed.hasher.update(&chunk[..n]);
+                        skipped += n as u64;
+                    }
+                }
+            }
+            feed.pending_start += skipped;
+            // `"` closes a quoted field if one is open; `\n` ends the record.
+            buf[..2].copy_from_slice(b"\"\n");
+            feed.adjust += skipped as i64 - 2;
+            feed.out += 2;
+            feed.overlong = true;
+            return Ok(2);
+        }
+        drop(feed);
+        let n = self.inner.read(buf)?;
+        let mut feed = lock(&self.feed);
+        feed.pending.extend(&buf[..n]);
+        feed.out += n as u64;
+        Ok(n)
+    }
+}
+
+/// The digest older ledgers stored: MD5 of the first (at most) 64 KiB
+/// before the checkpoint, with its length.
+fn legacy_fingerprint(head: &[u8]) -> String {
+    format!("{}:{}", head.len(), hex::encode(Md5::digest(head)))
+}
+
+const LEGACY_FINGERPRINT_BYTES: u64 = 64 * 1024;
 
 /// Column positions of one file's header.
 #[derive(Debug, Clone)]
@@ -323,46 +674,20 @@ fn is_gzip(path: &Path) -> bool {
         .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"))
 }
 
+/// The file's (decompressed) data from its start.
 fn open_data(path: &Path) -> Result<Box<dyn Read + Send>, ContactsError> {
-    open_at(path, 0)
-}
-
-/// Opens the (decompressed) data positioned at `offset`.
-fn open_at(path: &Path, offset: u64) -> Result<Box<dyn Read + Send>, ContactsError> {
-    let mut file = File::open(path).map_err(|source| ContactsError::Open {
+    let file = File::open(path).map_err(|source| ContactsError::Open {
         path: path.to_owned(),
         source,
     })?;
-    let resume_error = |source| ContactsError::Resume {
-        path: path.to_owned(),
-        offset,
-        source,
-    };
-    if is_gzip(path) {
-        let mut data: Box<dyn Read + Send> = Box::new(flate2::read::MultiGzDecoder::new(
-            BufReader::with_capacity(256 * 1024, file),
-        ));
-        // A compressed stream cannot seek: read past what was ingested.
-        let skipped =
-            io::copy(&mut data.by_ref().take(offset), &mut io::sink()).map_err(resume_error)?;
-        if skipped < offset {
-            return Err(resume_error(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the file is shorter than what was already ingested",
-            )));
-        }
-        Ok(data)
+    Ok(if is_gzip(path) {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            256 * 1024,
+            file,
+        )))
     } else {
-        let len = file.metadata().map_err(resume_error)?.len();
-        if len < offset {
-            return Err(resume_error(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the file is shorter than what was already ingested",
-            )));
-        }
-        file.seek(SeekFrom::Start(offset)).map_err(resume_error)?;
-        Ok(Box::new(file))
-    }
+        Box::new(file)
+    })
 }
 
 #[cfg(test)]
@@ -385,9 +710,16 @@ mod tests {
         path
     }
 
-    fn read_all(path: &Path, resume: Option<Resume>) -> Vec<Row> {
+    fn read_all(path: &Path, resume: Option<&Resume>) -> Vec<Row> {
         let mut reader = ContactReader::open(path, &columns(), resume).unwrap();
         std::iter::from_fn(|| reader.next_row().unwrap()).collect()
+    }
+
+    /// Makes `path` look unchanged for longer than [`SETTLED_AFTER`].
+    fn settle(path: &Path) {
+        let file = File::options().write(true).open(path).unwrap();
+        file.set_modified(SystemTime::now() - SETTLED_AFTER * 2)
+            .unwrap();
     }
 
     fn contact(line: u64, phone: &str, country: Option<&str>, name: &str) -> Row {
@@ -482,23 +814,138 @@ mod tests {
         let checkpoint = reader.resume_point();
         assert_eq!(checkpoint.line, 5);
         assert_eq!(
-            read_all(&path, Some(checkpoint)),
+            read_all(&path, Some(&checkpoint)),
             vec![contact(5, "3", Some("HK"), "c")]
         );
     }
 
     #[test]
-    fn fingerprints_survive_appending_but_not_rewriting() {
+    fn a_checkpoint_survives_appending_but_not_a_change_anywhere_before_it() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), "c.csv", b"name,phone,country\na,1,HK\n");
-        let before = fingerprint(&path, 26).unwrap();
-        assert!(before.starts_with("26:"), "{before}");
+        let head = "name,phone,country\n".to_owned() + &"a,1,HK\n".repeat(20_000);
+        let path = write(dir.path(), "c.csv", head.as_bytes());
+        let mut reader = ContactReader::open(&path, &columns(), None).unwrap();
+        while reader.next_row().unwrap().is_some() {}
+        let checkpoint = reader.resume_point();
+        assert!(
+            checkpoint.fingerprint.starts_with("crc32:"),
+            "{checkpoint:?}"
+        );
+
+        write(dir.path(), "c.csv", (head.clone() + "b,2,HK\n").as_bytes());
+        assert_eq!(read_all(&path, Some(&checkpoint)).len(), 1, "appended");
+        // The same first 64 KiB, a changed row far after them.
+        let changed = head.replacen("a,1,HK\n", "a,1,GB\n", 19_000) + "b,2,HK\n";
+        write(dir.path(), "c.csv", changed.as_bytes());
+        let err = ContactReader::open(&path, &columns(), Some(&checkpoint))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, ContactsError::Changed { line: 20_002, .. }),
+            "{err}"
+        );
+        write(dir.path(), "c.csv", b"name,phone,country\n");
+        let err = ContactReader::open(&path, &columns(), Some(&checkpoint))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, ContactsError::Changed { .. }),
+            "shorter: {err}"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_of_an_older_ledger_is_still_understood() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "c.csv", b"name,phone,country\na,1,HK\nb,2,HK\n");
+        let old = Resume {
+            offset: 26,
+            line: 3,
+            fingerprint: legacy_fingerprint(b"name,phone,country\na,1,HK\n"),
+        };
+        assert_eq!(
+            read_all(&path, Some(&old)),
+            vec![contact(3, "2", Some("HK"), "b")]
+        );
+    }
+
+    #[test]
+    fn a_last_line_without_a_line_break_waits_until_the_file_settles() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "c.csv", b"name,phone,country\na,1,HK\nb,2");
+        let mut reader = ContactReader::open(&path, &columns(), None).unwrap();
+        assert_eq!(
+            reader.next_row().unwrap(),
+            Some(contact(2, "1", Some("HK"), "a"))
+        );
+        assert_eq!(reader.next_row().unwrap(), None);
+        assert_eq!(reader.left_for_later().map(|(line, _)| line), Some(3));
+        let checkpoint = reader.resume_point();
+        assert_eq!((checkpoint.offset, checkpoint.line), (26, 3));
+
+        // Completed: read whole, from the checkpoint.
         write(dir.path(), "c.csv", b"name,phone,country\na,1,HK\nb,2,HK\n");
-        assert_eq!(fingerprint(&path, 26).unwrap(), before);
-        write(dir.path(), "c.csv", b"name,phone,country\nz,9,HK\n");
-        assert_ne!(fingerprint(&path, 26).unwrap(), before);
-        write(dir.path(), "c.csv", b"name,phone\n");
-        assert_ne!(fingerprint(&path, 26).unwrap(), before);
+        assert_eq!(
+            read_all(&path, Some(&checkpoint)),
+            vec![contact(3, "2", Some("HK"), "b")]
+        );
+        // Or left as it was for a minute: then it is the file's last line.
+        write(dir.path(), "c.csv", b"name,phone,country\na,1,HK\nb,2,HK");
+        settle(&path);
+        assert_eq!(
+            read_all(&path, Some(&checkpoint)),
+            vec![contact(3, "2", Some("HK"), "b")]
+        );
+    }
+
+    #[test]
+    fn a_quote_never_closed_is_an_invalid_row_or_waits_while_the_file_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = b"name,phone,country\na,1,HK\n\"b,2,HK\nc,3,HK\n";
+        let path = write(dir.path(), "c.csv", text);
+        let mut reader = ContactReader::open(&path, &columns(), None).unwrap();
+        assert!(reader.next_row().unwrap().is_some());
+        assert_eq!(
+            reader.next_row().unwrap(),
+            None,
+            "the quote may close later"
+        );
+        assert_eq!(reader.left_for_later().map(|(line, _)| line), Some(3));
+        settle(&path);
+        assert_eq!(
+            read_all(&path, None)[1],
+            Row::Unreadable {
+                line: 3,
+                reason: "quote opened on line 3 never closed".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_record_over_the_limit_is_an_invalid_row_read_past_in_bounded_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = b"name,phone,country\na,1,HK\n\"".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 3 * MAX_RECORD_BYTES as usize));
+        text.extend_from_slice(b"\",2,HK\nc,3,HK\n");
+        let path = write(dir.path(), "c.csv", &text);
+        let mut reader = ContactReader::open(&path, &columns(), None).unwrap();
+        let rows: Vec<Row> = std::iter::from_fn(|| reader.next_row().unwrap()).collect();
+        assert_eq!(rows.len(), 3, "{:?}", &rows[..1]);
+        assert!(
+            matches!(&rows[1], Row::Unreadable { line: 3, reason } if reason.contains("longer than")),
+            "{:?}",
+            rows[1]
+        );
+        assert_eq!(rows[2], contact(4, "3", Some("HK"), "c"));
+        let checkpoint = reader.resume_point();
+        assert_eq!(checkpoint.offset, text.len() as u64);
+        // The checkpoint's digest covers the skipped bytes too.
+        text.extend_from_slice(b"d,4,HK\n");
+        write(dir.path(), "c.csv", &text);
+        assert_eq!(
+            read_all(&path, Some(&checkpoint)),
+            vec![contact(5, "4", Some("HK"), "d")]
+        );
     }
 
     #[test]
@@ -513,7 +960,7 @@ mod tests {
         reader.next_row().unwrap();
         let checkpoint = reader.resume_point();
         assert_eq!(
-            read_all(&path, Some(checkpoint)),
+            read_all(&path, Some(&checkpoint)),
             vec![
                 contact(3, "2", Some("HK"), "b"),
                 contact(4, "3", Some("HK"), "c")
@@ -534,8 +981,29 @@ mod tests {
         reader.next_row().unwrap();
         let checkpoint = reader.resume_point();
         assert_eq!(
-            read_all(&path, Some(checkpoint)),
+            read_all(&path, Some(&checkpoint)),
             vec![contact(3, "2", Some("HK"), "b")]
         );
+    }
+
+    #[test]
+    fn a_gzip_file_is_read_only_once_whole_and_a_corrupt_one_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder
+            .write_all(b"name,phone,country\na,1,HK\nb,2,HK\n")
+            .unwrap();
+        let whole = encoder.finish().unwrap();
+        let path = write(dir.path(), "c.csv.gz", &whole[..whole.len() - 6]);
+        let err = ContactReader::open(&path, &columns(), None).err().unwrap();
+        assert!(matches!(err, ContactsError::NotReady { .. }), "{err}");
+        let mut corrupt = whole.clone();
+        let crc_at = corrupt.len() - 8;
+        corrupt[crc_at] ^= 0xff;
+        write(dir.path(), "c.csv.gz", &corrupt);
+        let err = ContactReader::open(&path, &columns(), None).err().unwrap();
+        assert!(matches!(err, ContactsError::Corrupt { .. }), "{err}");
+        write(dir.path(), "c.csv.gz", &whole);
+        assert_eq!(read_all(&path, None).len(), 2);
     }
 }

@@ -9,11 +9,10 @@
 
 mod seen;
 
-use std::collections::HashSet;
-use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 
-use crate::contacts::{self, ContactReader, ContactsError, Resume, Row};
+use crate::contacts::{ContactReader, ContactsError, Resume, Row};
 use crate::job::{CampaignName, Job};
 use crate::ledger::{Checkpoint, Fence, IngestWriter, Ledger, LedgerError, StagedChunk, StagedRow};
 use crate::phone::Country;
@@ -30,12 +29,12 @@ pub struct IngestReport {
     pub orders: u64,
     pub invalid: u64,
     pub duplicates: u64,
-    /// Rows skipped because the ledger already held them (a replaced file
-    /// read again from its start).
-    pub known: u64,
-    /// True when the file no longer matched its checkpoint and was read
-    /// again from its start.
-    pub reread: bool,
+    /// What was left in the file for a later run (a last line still being
+    /// written, a gzip file not yet whole), said for a person.
+    pub waiting: Option<String>,
+    /// True when a stop (signal, `--max-runtime`) ended reading early, at a
+    /// record boundary; what was read is kept.
+    pub interrupted: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,57 +50,66 @@ const CHUNK_ROWS: usize = 5_000;
 
 /// Reads what is new in the job's contact file into the ledger, then plans
 /// every staged order into batches, for the run that holds `fence` (every
-/// transaction checks it).
+/// transaction checks it). Reading stops early, at a record boundary, once
+/// `stop` is set.
+///
+/// The checkpoint names its file: the same file changed in the part
+/// already read is refused ([`ContactsError::Changed`]); another file named
+/// by the job is read from its start, its rows de-duplicated against the
+/// campaign as usual.
 #[tracing::instrument(skip_all, fields(campaign = %job.name))]
 pub async fn ingest(
     ledger: &Ledger,
     job: &Job,
     fence: &Fence,
     now_ms: i64,
+    stop: Arc<AtomicBool>,
 ) -> Result<IngestReport, IngestError> {
     let campaign = fence.campaign;
     let checkpoint = ledger.checkpoint(campaign).await?;
-    let (resume, reread) = match &checkpoint.fingerprint {
-        None => (None, false),
-        Some(stored) => {
-            let current = contacts::fingerprint(&job.contacts, checkpoint.offset)?;
-            if &current == stored && data_reaches(&job.contacts, checkpoint.offset) {
-                let resume = Resume {
-                    offset: checkpoint.offset,
-                    line: checkpoint.line,
-                };
-                (Some(resume), false)
-            } else {
-                tracing::warn!(
-                    file = %job.contacts.display(),
-                    "the contact file changed since it was last read; reading it again from the start, skipping orders the ledger already has"
-                );
-                (None, true)
-            }
+    let source = job.contacts.to_string_lossy().into_owned();
+    let resume = match (&checkpoint.fingerprint, &checkpoint.source) {
+        (Some(_), Some(read)) if *read != source => {
+            tracing::warn!(was = %read, now = %source, "the job names another contact file: reading it from its start");
+            None
         }
+        (Some(fingerprint), _) => Some(Resume {
+            offset: checkpoint.offset,
+            line: checkpoint.line,
+            fingerprint: fingerprint.clone(),
+        }),
+        (None, _) => None,
     };
     // Opening here reports a missing file or column before anything else.
-    let reader = ContactReader::open(&job.contacts, &job.columns, resume)?;
+    let (reader, waiting) = match ContactReader::open(&job.contacts, &job.columns, resume.as_ref())
+    {
+        Ok(reader) => (Some(reader), None),
+        Err(e @ ContactsError::NotReady { .. }) => (None, Some(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
     let size = u32::from(job.batch_size.get());
     let batcher = Batcher::new(size, ledger.next_batch_seq(campaign).await?);
 
     let (tx, rx) = mpsc::sync_channel(2);
-    let path = job.contacts.clone();
     let name = job.name.clone();
     let country = job.task.country;
     let salt = ledger.order_id_salt().to_owned();
-    let reading = thread("ingest-reader", move || {
-        read_chunks(reader, path, &salt, &name, country, &tx)
+    let reading = thread("ingest-reader", move || match reader {
+        Some(reader) => read_chunks(reader, source, &salt, &name, country, &stop, &tx),
+        None => Ended::default(),
     });
     let ledger = ledger.clone();
     let fence = fence.clone();
     let writing = thread("ingest-writer", move || {
         let writer = ledger.ingest_writer(&fence)?;
-        write_chunks(writer, &rx, reread, batcher, now_ms)
+        write_chunks(writer, &rx, batcher, now_ms)
     });
     let written = writing.await;
-    reading.await;
-    written
+    let ended = reading.await;
+    let mut report = written?;
+    report.waiting = waiting.or(ended.waiting);
+    report.interrupted = ended.interrupted;
+    Ok(report)
 }
 
 /// Runs `work` on a thread of its own, named for profilers and debuggers;
@@ -129,24 +137,13 @@ fn thread<T: Send + 'static>(
 fn write_chunks(
     mut writer: IngestWriter,
     chunks: &mpsc::Receiver<Result<ReadChunk, ContactsError>>,
-    reread: bool,
     mut batcher: Batcher,
     now_ms: i64,
 ) -> Result<IngestReport, IngestError> {
-    let mut report = IngestReport {
-        reread,
-        ..IngestReport::default()
-    };
+    let mut report = IngestReport::default();
     let started = std::time::Instant::now();
     for chunk in chunks {
-        stage(
-            &mut writer,
-            chunk?,
-            reread,
-            &mut batcher,
-            &mut report,
-            now_ms,
-        )?;
+        stage(&mut writer, chunk?, &mut batcher, &mut report, now_ms)?;
     }
     tracing::debug!(
         rows = report.rows,
@@ -180,21 +177,35 @@ struct ReadContact {
     suspect: bool,
 }
 
+/// How the reader thread ended, besides the rows it handed over.
+#[derive(Debug, Default)]
+struct Ended {
+    waiting: Option<String>,
+    interrupted: bool,
+}
+
 /// The reader thread: parse and validate rows, mark possible repeats while
-/// the filter is sharp, hand rows over in chunks.
+/// the filter is sharp, hand rows over in chunks; stop at a record
+/// boundary once `stop` is set.
 fn read_chunks(
     mut reader: ContactReader,
-    path: PathBuf,
+    source: String,
     salt: &str,
     campaign: &CampaignName,
     default_country: Country,
+    stop: &AtomicBool,
     tx: &mpsc::SyncSender<Result<ReadChunk, ContactsError>>,
-) {
+) -> Ended {
     let mut seen = SeenKeys::new();
+    let mut ended = Ended::default();
     loop {
         let mut rows = Vec::with_capacity(CHUNK_ROWS);
         let mut failure = None;
         while rows.len() < CHUNK_ROWS {
+            if stop.load(Ordering::Relaxed) {
+                ended.interrupted = true;
+                break;
+            }
             match reader.next_row() {
                 Ok(Some(Row::Fields(raw))) => {
                     let row = plan::contact_from_row(raw, salt, campaign, default_country);
@@ -222,70 +233,47 @@ fn read_chunks(
         let full = rows.len() == CHUNK_ROWS;
         if !rows.is_empty() {
             let resume = reader.resume_point();
-            let chunk = contacts::fingerprint(&path, resume.offset).map(|fingerprint| ReadChunk {
+            let chunk = ReadChunk {
                 rows,
                 checkpoint: Checkpoint {
-                    fingerprint: Some(fingerprint),
+                    source: Some(source.clone()),
+                    fingerprint: Some(resume.fingerprint),
                     offset: resume.offset,
                     line: resume.line,
                 },
                 repeats_marked: seen.is_sharp(),
-            });
-            if tx.send(chunk).is_err() {
-                return;
+            };
+            if tx.send(Ok(chunk)).is_err() {
+                return ended;
             }
         }
         if let Some(e) = failure {
             let _ = tx.send(Err(e));
-            return;
+            return ended;
         }
-        if !full {
-            return;
+        if !full || ended.interrupted {
+            ended.waiting = reader.left_for_later().map(|(line, why)| {
+                format!("{source}: line {line}: {why}; it is left for a later run")
+            });
+            return ended;
         }
     }
 }
 
 /// Stages one chunk, placing its contacts in batches (duplicates, found
-/// when planning, leave them again). On a re-read of a replaced file, rows
-/// whose order id and phone the ledger already holds are skipped.
+/// when planning, leave them again).
 fn stage(
     writer: &mut IngestWriter,
     chunk: ReadChunk,
-    reread: bool,
     batcher: &mut Batcher,
     report: &mut IngestReport,
     now_ms: i64,
 ) -> Result<(), LedgerError> {
-    let known: HashSet<(String, String)> = if reread {
-        let pairs: Vec<(&str, &str)> = chunk
-            .rows
-            .iter()
-            .filter_map(|row| row.as_ref().ok())
-            .map(|c| (c.contact.order_id.as_str(), c.contact.phone.digits()))
-            .collect();
-        writer
-            .known_pairs(&pairs)?
-            .into_iter()
-            .map(|k| (k.order_id, k.phone))
-            .collect()
-    } else {
-        HashSet::new()
-    };
     let mut rows = Vec::with_capacity(chunk.rows.len());
     let mut new_batches = Vec::new();
     for row in &chunk.rows {
         match row {
             Ok(ReadContact { contact, suspect }) => {
-                if !known.is_empty() {
-                    let key = (
-                        contact.order_id.as_str().to_owned(),
-                        contact.phone.digits().to_owned(),
-                    );
-                    if known.contains(&key) {
-                        report.known += 1;
-                        continue;
-                    }
-                }
                 let placement = batcher.place(contact.phone.country());
                 if placement.opens {
                     new_batches.push((placement.seq, contact.phone.country()));
@@ -325,13 +313,4 @@ fn stage(
         repeats_marked: chunk.repeats_marked,
     };
     writer.stage_chunk(&staged, now_ms)
-}
-
-/// Whether a plain file is at least `offset` bytes long (a compressed one is
-/// checked when it is read).
-fn data_reaches(path: &std::path::Path, offset: u64) -> bool {
-    let compressed = path
-        .extension()
-        .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"));
-    compressed || std::fs::metadata(path).is_ok_and(|m| m.len() >= offset)
 }

@@ -25,7 +25,9 @@ use crate::plan::BatchSeq;
 /// Where ingest of a campaign's contact file stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Checkpoint {
-    /// Fingerprint of the file that was being read; `None` before any ingest.
+    /// The contact file, as the job named it (`None` in older ledgers).
+    pub source: Option<String>,
+    /// Digest of everything before `offset`; `None` before any ingest.
     pub fingerprint: Option<String>,
     /// Byte offset of the next record to read.
     pub offset: u64,
@@ -68,13 +70,6 @@ pub struct StagedChunk<'a> {
     pub repeats_marked: bool,
 }
 
-/// A live order's claim on a phone or an order id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KnownKey {
-    pub order_id: String,
-    pub phone: String,
-}
-
 /// What planning decided.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Planned {
@@ -85,13 +80,14 @@ pub struct Planned {
 impl Ledger {
     pub async fn checkpoint(&self, campaign: CampaignId) -> Result<Checkpoint, LedgerError> {
         let row = sqlx::query(
-            "SELECT source_fingerprint, source_offset, source_line FROM campaigns WHERE id = ?",
+            "SELECT source_fingerprint, source_offset, source_line, source_path FROM campaigns WHERE id = ?",
         )
         .bind(campaign.0)
         .fetch_one(&self.pool)
         .await
         .map_err(|e| self.query_error(e))?;
         Ok(Checkpoint {
+            source: row.get(3),
             fingerprint: row.get(0),
             offset: row.get::<i64, _>(1) as u64,
             line: row.get::<i64, _>(2) as u64,
@@ -171,33 +167,6 @@ impl Ledger {
 }
 
 impl IngestWriter {
-    /// Of these (order id, phone) pairs, the ones live orders of the
-    /// campaign already hold both keys of.
-    pub fn known_pairs(&self, pairs: &[(&str, &str)]) -> Result<Vec<KnownKey>, LedgerError> {
-        if pairs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let e = bulk_error(&self.ledger.path);
-        let json = serde_json::to_string(pairs).expect("strings serialize");
-        let mut statement = self
-            .conn
-            .prepare_cached(
-                "SELECT p.value ->> 0, p.value ->> 1 FROM json_each(?2) p
-                 WHERE EXISTS (SELECT 1 FROM order_keys WHERE campaign_id = ?1 AND kind = 1 AND key = p.value ->> 0)
-                   AND EXISTS (SELECT 1 FROM order_keys WHERE campaign_id = ?1 AND kind = 0 AND key = p.value ->> 1)",
-            )
-            .map_err(e)?;
-        let known = statement
-            .query_map(params![self.campaign, json], |row| {
-                Ok(KnownKey {
-                    order_id: row.get(0)?,
-                    phone: row.get(1)?,
-                })
-            })
-            .map_err(e)?;
-        known.collect::<Result<_, _>>().map_err(e)
-    }
-
     /// Appends rows as staged orders (invalid ones set aside at once) and
     /// moves the checkpoint, all or nothing.
     pub fn stage_chunk(&mut self, chunk: &StagedChunk<'_>, now_ms: i64) -> Result<(), LedgerError> {
@@ -267,7 +236,8 @@ impl IngestWriter {
                 }
             }
             tx.execute(
-                "UPDATE campaigns SET rows_read = rows_read + ?1, source_fingerprint = ?2, source_offset = ?3, source_line = ?4
+                "UPDATE campaigns SET rows_read = rows_read + ?1, source_fingerprint = ?2, source_offset = ?3, source_line = ?4,
+                     source_path = ?6
                  WHERE id = ?5",
                 params![
                     chunk.rows_read as i64,
@@ -275,6 +245,7 @@ impl IngestWriter {
                     chunk.checkpoint.offset as i64,
                     chunk.checkpoint.line as i64,
                     campaign,
+                    chunk.checkpoint.source.as_deref(),
                 ],
             )
             .map_err(e)?;

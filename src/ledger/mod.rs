@@ -20,7 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use dispatch::{AttemptResult, BatchOrder, BatchToSend, Resend, Resent};
-pub use ingest::{Checkpoint, IngestWriter, KnownKey, Planned, StagedChunk, StagedRow};
+pub use ingest::{Checkpoint, IngestWriter, Planned, StagedChunk, StagedRow};
 pub use lease::{Fence, LeaseGrant, LeaseHolder};
 pub use report::{CampaignStatus, OrderLine, OrderStream};
 
@@ -88,6 +88,8 @@ pub enum LedgerError {
     Corrupt { path: PathBuf, message: String },
     #[error("ledger {path} does not exist: run `nxcampaign run <job>` first, or name the ledger with --db, NXCAMPAIGN_DB or the job's `ledger` key")]
     Missing { path: PathBuf },
+    #[error("ledger {path} cannot be written ({what}): a run must record every attempt before and after it; check the permissions of the file and of its folder (SQLite writes {path}-wal and {path}-shm beside it)")]
+    ReadOnly { path: PathBuf, what: String },
     #[error("ledger {path} has {links} hard links: two paths to one ledger would let two runs each hold the campaign and call everyone twice; keep one path (remove the other links)")]
     HardLinked { path: PathBuf, links: u64 },
     #[error("ledger {path}: {what} while this run had it open; stopping without sending anything more (what was written since is not in the file that path names now)")]
@@ -119,7 +121,10 @@ impl LedgerError {
             // SQLITE_BUSY and SQLITE_LOCKED (with extended codes), or a
             // table the other process created first.
             let code = e.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
-            matches!(code & 0xff, 5 | 6) || e.message().contains("already exists")
+            // Or the same migration recorded by the other process first.
+            matches!(code & 0xff, 5 | 6)
+                || e.message().contains("already exists")
+                || e.message().contains("_sqlx_migrations.version")
         })
     }
 }
@@ -160,6 +165,9 @@ impl Ledger {
             }
             (_, Err(e)) => return Err(file_error(path, e)),
         };
+        if mode == OpenMode::CreateIfMissing {
+            check_writable(path)?;
+        }
         let identity = FileIdentity::of(path)?;
         let mut pause = Duration::from_millis(20);
         for _ in 0..6 {
@@ -394,6 +402,36 @@ impl FileIdentity {
                 Ok(())
             }
         }
+    }
+}
+
+/// Fails with `ReadOnly` unless the ledger and its folder (where SQLite
+/// keeps the WAL) can be written.
+fn check_writable(path: &Path) -> Result<(), LedgerError> {
+    let read_only = |what: String| LedgerError::ReadOnly {
+        path: path.to_owned(),
+        what,
+    };
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        return Err(read_only(format!("the file: {e}")));
+    }
+    let mut probe = path.as_os_str().to_owned();
+    probe.push(format!("-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(read_only(format!("its folder: {e}"))),
     }
 }
 

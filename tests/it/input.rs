@@ -233,7 +233,11 @@ async fn a_read_only_ledger_stops_the_run_and_keeps_what_it_holds() {
     let _read_only = ReadOnly::make(&campaign.db());
     let output = campaign.run().await;
     assert_eq!(exit_code(&output), 3, "{}", stderr(&output));
-    assert!(stderr(&output).contains("ledger.db"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("ledger.db cannot be written (the file:"),
+        "says so, naming the file: {}",
+        stderr(&output)
+    );
     assert_eq!(
         sandbox.stats().requests,
         requests,

