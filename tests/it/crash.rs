@@ -232,17 +232,7 @@ async fn max_runtime_stops_gracefully_and_the_next_run_finishes() {
     let mut campaign = Campaign::new(&sandbox).with("limits", "max_in_flight = 1");
     campaign.write_contacts(Mix::valid(3000));
 
-    let output = nxcampaign(&campaign.db())
-        .env("NXLINK_ACCESS_KEY", nxcampaign::sandbox::DEFAULT_ACCESS_KEY)
-        .env(
-            "NXLINK_ACCESS_SECRET",
-            nxcampaign::sandbox::DEFAULT_ACCESS_SECRET,
-        )
-        .args(["run", "--max-runtime", "600ms"])
-        .arg(campaign.job_path())
-        .output()
-        .await
-        .unwrap();
+    let output = campaign.run_with_flags(&["--max-runtime", "600ms"]).await;
     assert_eq!(exit_code(&output), 75, "{}", stderr(&output));
     assert!(
         stderr(&output).contains("time is up"),

@@ -291,14 +291,7 @@ async fn sigterm_or_the_time_limit_during_ingest_stops_at_a_record_boundary_and_
     );
     assert_eq!(sandbox.stats().requests, 0, "nothing is sent after a stop");
 
-    let limited = nxcampaign(&campaign.db())
-        .env("NXLINK_ACCESS_KEY", "sandbox-key")
-        .env("NXLINK_ACCESS_SECRET", "sandbox-secret")
-        .args(["run", "--max-runtime", "1ms"])
-        .arg(campaign.job_path())
-        .output()
-        .await
-        .unwrap();
+    let limited = campaign.run_with_flags(&["--max-runtime", "1ms"]).await;
     assert_eq!(exit_code(&limited), 75, "{}", stderr(&limited));
     assert!(
         stderr(&limited).contains("stopped at a record boundary"),

@@ -442,12 +442,7 @@ async fn a_planned_batch_never_takes_rows_of_a_later_ingest() {
     let sandbox = start_sandbox(Faults::default()).await;
     let mut campaign = Campaign::new(&sandbox);
     campaign.write_contacts(Mix::valid(150));
-    let ingest = nxcampaign(&campaign.db())
-        .arg("ingest")
-        .arg(campaign.job_path())
-        .output()
-        .await
-        .unwrap();
+    let ingest = campaign.ingest().await;
     assert_eq!(exit_code(&ingest), 0, "{}", stderr(&ingest));
     campaign.append_contacts(Mix::valid(30));
     assert_eq!(exit_code(&campaign.run().await), 0);
@@ -474,12 +469,7 @@ async fn derived_order_ids_differ_between_ledgers_and_stay_within_one() {
     let mut second = Campaign::new(&sandbox);
     second.write_contacts(Mix::valid(50));
     for campaign in [&first, &second] {
-        let ingest = nxcampaign(&campaign.db())
-            .arg("ingest")
-            .arg(campaign.job_path())
-            .output()
-            .await
-            .unwrap();
+        let ingest = campaign.ingest().await;
         assert_eq!(exit_code(&ingest), 0, "{}", stderr(&ingest));
     }
     let ids = |rows: Vec<Vec<String>>| -> Vec<String> {

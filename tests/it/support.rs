@@ -209,6 +209,29 @@ max_delay_ms = 20
             .await
     }
 
+    /// Runs `nxcampaign run <flags> <job>` with the sandbox's credentials.
+    pub async fn run_with_flags(&self, flags: &[&str]) -> Output {
+        nxcampaign(&self.db())
+            .env("NXLINK_ACCESS_KEY", DEFAULT_ACCESS_KEY)
+            .env("NXLINK_ACCESS_SECRET", DEFAULT_ACCESS_SECRET)
+            .arg("run")
+            .args(flags)
+            .arg(self.job_path())
+            .output()
+            .await
+            .expect("nxcampaign runs")
+    }
+
+    /// Runs `nxcampaign ingest <job>`, which needs no credentials.
+    pub async fn ingest(&self) -> Output {
+        nxcampaign(&self.db())
+            .arg("ingest")
+            .arg(self.job_path())
+            .output()
+            .await
+            .expect("nxcampaign ingest runs")
+    }
+
     pub async fn run_with_key_secret(&self, key: &str, secret: &str) -> Output {
         nxcampaign(&self.db())
             .env("NXLINK_ACCESS_KEY", key)
