@@ -102,7 +102,7 @@ pub struct ContactReader {
     layout: Layout,
     record: csv::ByteRecord,
     /// Where the reader's own positions start in the file.
-    base: Resume,
+    base: Place,
     /// The bytes the reader took from the file, not yet part of a record
     /// read, and the digest of everything before them.
     feed: Arc<Mutex<Feed>>,
@@ -115,7 +115,7 @@ pub struct ContactReader {
     /// is then never closed.
     settled: bool,
     /// After the last record returned: where the next one starts.
-    boundary: (u64, u64),
+    boundary: Place,
     /// A last record left for a later run, with why.
     left: Option<(u64, &'static str)>,
 }
@@ -189,10 +189,9 @@ impl ContactReader {
                 });
             }
         }
-        let mut base = Resume {
+        let mut base = Place {
             offset: start,
             line: start_line,
-            fingerprint: String::new(),
         };
         // A record ending in CRLF leaves the reader between `\r` and `\n`:
         // step over that `\n` so that line numbers stay true.
@@ -222,7 +221,7 @@ impl ContactReader {
             reader: csv_reader(Box::new(tee)),
             layout,
             record: csv::ByteRecord::new(),
-            boundary: (base.offset, base.line),
+            boundary: base,
             base,
             feed,
             data_end: extent.end,
@@ -241,7 +240,7 @@ impl ContactReader {
             Ok(false) => {
                 if !self.complete && self.left.is_none() {
                     self.left = Some((
-                        self.boundary.1,
+                        self.boundary.line,
                         "its line has no line break yet and the file changed in the last minute (it may still be being written)",
                     ));
                 }
@@ -273,7 +272,7 @@ impl ContactReader {
             }
             feed.digest_to(end);
             drop(feed);
-            self.boundary = (end, self.base.line + self.reader.position().line() - 1);
+            self.boundary = self.place_after(end);
             return Ok(Some(Row::Unreadable {
                 line,
                 reason: format!("quote opened on line {line} never closed"),
@@ -281,7 +280,7 @@ impl ContactReader {
         }
         feed.digest_to(end);
         drop(feed);
-        self.boundary = (end, self.base.line + self.reader.position().line() - 1);
+        self.boundary = self.place_after(end);
         if overlong {
             return Ok(Some(Row::Unreadable {
                 line,
@@ -298,8 +297,8 @@ impl ContactReader {
     pub fn resume_point(&self) -> Resume {
         let feed = lock(&self.feed);
         Resume {
-            offset: self.boundary.0,
-            line: self.boundary.1,
+            offset: self.boundary.offset,
+            line: self.boundary.line,
             fingerprint: format!("crc32:{:08x}", feed.hasher.clone().finalize()),
         }
     }
@@ -312,6 +311,14 @@ impl ContactReader {
 
     fn lock(&self) -> MutexGuard<'_, Feed> {
         lock(&self.feed)
+    }
+
+    /// The place after the record just read, which ends at `end`.
+    fn place_after(&self, end: u64) -> Place {
+        Place {
+            offset: end,
+            line: self.base.line + self.reader.position().line() - 1,
+        }
     }
 
     fn record_line(&self) -> u64 {
@@ -340,6 +347,13 @@ fn open_error(path: &Path, source: io::Error) -> ContactsError {
             source,
         }
     }
+}
+
+/// A place in the file: a byte offset (decompressed) and its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    offset: u64,
+    line: u64,
 }
 
 /// How much of a file may be read now.

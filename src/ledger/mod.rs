@@ -48,6 +48,9 @@ pub struct Ledger {
     salt: Arc<str>,
     /// Whether this handle created the file.
     created: bool,
+    /// This handle's own descriptor of the file, open while any clone of
+    /// the handle lives (see `open_with`).
+    _file: Arc<std::fs::File>,
 }
 
 /// Whether opening may create the ledger.
@@ -121,9 +124,11 @@ impl LedgerError {
             // SQLITE_BUSY and SQLITE_LOCKED (with extended codes), or a
             // table the other process created first.
             let code = e.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
-            // Or the same migration recorded by the other process first.
+            // Or a migration the other process applied first: its table or
+            // column is there, or its row in `_sqlx_migrations`.
             matches!(code & 0xff, 5 | 6)
                 || e.message().contains("already exists")
+                || e.message().contains("duplicate column name")
                 || e.message().contains("_sqlx_migrations.version")
         })
     }
@@ -165,27 +170,38 @@ impl Ledger {
             }
             (_, Err(e)) => return Err(file_error(path, e)),
         };
-        if mode == OpenMode::CreateIfMissing {
-            check_writable(path)?;
-        }
+        // This handle's own descriptor of the file, kept open as long as
+        // the ledger is: under POSIX, closing any descriptor of a file drops
+        // every lock the process holds on it, SQLite's included, and
+        // without them another process closing the ledger would delete the
+        // WAL this one is still writing to.
+        let file = own_descriptor(path, mode)?;
         let identity = FileIdentity::of(path)?;
+        // Processes opening the ledger take turns (an advisory lock,
+        // apart from SQLite's own locks): two runs started together on a
+        // new or older ledger would otherwise race to migrate it.
+        let file = take_turn_to_open(file).await;
         let mut pause = Duration::from_millis(20);
+        let mut opened = Ledger::open_once(path, &identity, created, &file).await;
         for _ in 0..6 {
-            match Ledger::open_once(path, &identity, created).await {
+            match opened {
                 Err(e) if e.is_first_open_race() => {
                     tokio::time::sleep(pause).await;
                     pause *= 2;
+                    opened = Ledger::open_once(path, &identity, created, &file).await;
                 }
-                opened => return opened,
+                _ => break,
             }
         }
-        Ledger::open_once(path, &identity, created).await
+        let _ = file.unlock();
+        opened
     }
 
     async fn open_once(
         path: &Path,
         identity: &Arc<FileIdentity>,
         created: bool,
+        file: &Arc<std::fs::File>,
     ) -> Result<Ledger, LedgerError> {
         let open_error = |source| LedgerError::Open {
             path: path.to_owned(),
@@ -231,6 +247,7 @@ impl Ledger {
             identity: Arc::clone(identity),
             salt: salt.into(),
             created,
+            _file: Arc::clone(file),
         })
     }
 
@@ -405,20 +422,33 @@ impl FileIdentity {
     }
 }
 
-/// Fails with `ReadOnly` unless the ledger and its folder (where SQLite
-/// keeps the WAL) can be written.
-fn check_writable(path: &Path) -> Result<(), LedgerError> {
+/// Waits for this process's turn to open (and migrate) the ledger: an
+/// exclusive advisory lock on `file`, released once it is open. Where the
+/// file system has no advisory locks, the retries of `open_with` are all
+/// there is.
+async fn take_turn_to_open(file: std::fs::File) -> Arc<std::fs::File> {
+    let file = Arc::new(file);
+    let locking = Arc::clone(&file);
+    let _ = tokio::task::spawn_blocking(move || locking.lock()).await;
+    file
+}
+
+/// Opens the descriptor a ledger handle keeps: for writing when the command
+/// writes (an error saying so if it cannot), else for reading; a command
+/// that writes also needs to create files beside it (SQLite's WAL).
+fn own_descriptor(path: &Path, mode: OpenMode) -> Result<std::fs::File, LedgerError> {
     let read_only = |what: String| LedgerError::ReadOnly {
         path: path.to_owned(),
         what,
     };
-    if let Err(e) = std::fs::OpenOptions::new()
+    if mode == OpenMode::MustExist {
+        return std::fs::File::open(path).map_err(|e| file_error(path, e));
+    }
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
-    {
-        return Err(read_only(format!("the file: {e}")));
-    }
+        .map_err(|e| read_only(format!("the file: {e}")))?;
     let mut probe = path.as_os_str().to_owned();
     probe.push(format!("-probe-{}", std::process::id()));
     match std::fs::OpenOptions::new()
@@ -429,7 +459,7 @@ fn check_writable(path: &Path) -> Result<(), LedgerError> {
     {
         Ok(_) => {
             let _ = std::fs::remove_file(&probe);
-            Ok(())
+            Ok(file)
         }
         Err(e) => Err(read_only(format!("its folder: {e}"))),
     }
@@ -445,6 +475,20 @@ fn file_error(path: &Path, e: std::io::Error) -> LedgerError {
 
 #[cfg(test)]
 mod tests {
+    /// Two runs started together on a new ledger race to create and
+    /// migrate it; every one of them must end up with it open.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn runs_creating_one_ledger_at_once_all_open_it() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ledger.db");
+            let opens = (0..8).map(|_| super::Ledger::open(&path));
+            for opened in futures_util::future::join_all(opens).await {
+                opened.expect("every opener gets the ledger");
+            }
+        }
+    }
+
     /// `.cargo/config.toml` passes SQLite's speed options to its bundled
     /// build; this fails if they stop reaching it.
     #[test]
