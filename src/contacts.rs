@@ -468,32 +468,41 @@ impl Feed {
     }
 
     /// Whether the record from `pending_start` to `end` leaves a quoted
-    /// field open (CSV's rules: a quote opens a field only at its start, a
-    /// doubled quote inside one is a quote).
+    /// field open.
     fn quote_open_before(&self, end: u64) -> bool {
         let n = end.saturating_sub(self.pending_start) as usize;
-        let (mut quoted, mut at_start, mut after_quote) = (false, true, false);
-        for &b in self.pending.iter().take(n) {
-            if quoted {
-                if after_quote {
-                    after_quote = false;
-                    if b == b'"' {
-                        continue;
-                    }
-                    quoted = false;
-                    at_start = b == b',' || b == b'\n';
-                } else if b == b'"' {
-                    after_quote = true;
-                }
-            } else if b == b'"' && at_start {
-                quoted = true;
-                at_start = false;
-            } else {
-                at_start = b == b',' || b == b'\n';
-            }
-        }
-        quoted && !after_quote
+        quote_state(self.pending.iter().take(n).copied()) == QuoteState::InQuotes
     }
+}
+
+/// Where a CSV parser stands after some bytes of a record, as far as quotes
+/// go (CSV's rules: a quote opens a field only at its start; inside one, a
+/// doubled quote is a quote).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuoteState {
+    /// Not in a quoted field: a line break ends the record.
+    Outside,
+    /// In a quoted field: a line break is part of it.
+    InQuotes,
+    /// Right after a quote in a quoted field (closing it, or the first of a
+    /// doubled quote): a line break ends the record, a quote does not.
+    AfterQuote,
+}
+
+fn quote_state(bytes: impl IntoIterator<Item = u8>) -> QuoteState {
+    let mut state = QuoteState::Outside;
+    let mut at_start = true;
+    for b in bytes {
+        state = match state {
+            QuoteState::InQuotes if b == b'"' => QuoteState::AfterQuote,
+            QuoteState::InQuotes => QuoteState::InQuotes,
+            QuoteState::AfterQuote if b == b'"' => QuoteState::InQuotes,
+            QuoteState::Outside if b == b'"' && at_start => QuoteState::InQuotes,
+            QuoteState::AfterQuote | QuoteState::Outside => QuoteState::Outside,
+        };
+        at_start = state == QuoteState::Outside && (b == b',' || b == b'\n');
+    }
+    state
 }
 
 /// Hands the file's bytes to the CSV parser, keeping them for the digest,
@@ -517,6 +526,7 @@ impl<R: Read> Read for Tee<R> {
         }
         if feed.out - feed.record_start_out > MAX_RECORD_BYTES && !feed.overlong && buf.len() >= 2 {
             // Digest what was taken, then skip to the next line break.
+            let state = quote_state(feed.pending.iter().copied());
             let end = feed.pending_start + feed.pending.len() as u64;
             feed.digest_to(end);
             let mut skipped = 0u64;
@@ -540,12 +550,16 @@ impl<R: Read> Read for Tee<R> {
                 }
             }
             feed.pending_start += skipped;
-            // `"` closes a quoted field if one is open; `\n` ends the record.
-            buf[..2].copy_from_slice(b"\"\n");
-            feed.adjust += skipped as i64 - 2;
-            feed.out += 2;
+            // End the record for the parser, wherever it stands in it.
+            let end: &[u8] = match state {
+                QuoteState::InQuotes => b"\"\n",
+                QuoteState::Outside | QuoteState::AfterQuote => b"\n",
+            };
+            buf[..end.len()].copy_from_slice(end);
+            feed.adjust += skipped as i64 - end.len() as i64;
+            feed.out += end.len() as u64;
             feed.overlong = true;
-            return Ok(2);
+            return Ok(end.len());
         }
         drop(feed);
         let n = self.inner.read(buf)?;
@@ -933,6 +947,51 @@ mod tests {
                 reason: "quote opened on line 3 never closed".into()
             }
         );
+    }
+
+    #[test]
+    fn the_quote_state_follows_csv() {
+        let check = |bytes: &[u8], expected: QuoteState| {
+            assert_eq!(
+                quote_state(bytes.iter().copied()),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            )
+        };
+        check(b"a,b", QuoteState::Outside);
+        check(b"a,\"b", QuoteState::InQuotes);
+        check(b"a,\"b\"", QuoteState::AfterQuote);
+        check(b"a,\"b\"\"", QuoteState::InQuotes);
+        check(b"a,\"b\"\"c\",d", QuoteState::Outside);
+        check(b"ab\"c", QuoteState::Outside);
+        check(b"\"two\nlines", QuoteState::InQuotes);
+    }
+
+    #[test]
+    fn a_record_over_the_limit_ends_where_its_line_does_whatever_its_quotes() {
+        // The limit falls inside a quoted field, right after a quote, and in
+        // an unquoted field: each time the next row is read as it is.
+        let limit = MAX_RECORD_BYTES as usize;
+        for filler in [
+            vec![b'x'; 2 * limit],
+            [b"\"".as_slice(), &vec![b'x'; 2 * limit]].concat(),
+            // Doubled quotes alternate "in quotes" and "after a quote": one
+            // of these two meets the limit right after a quote, however
+            // the reads fall.
+            [b"\"".as_slice(), &b"\"\"".repeat(limit)].concat(),
+            [b"\"x".as_slice(), &b"\"\"".repeat(limit)].concat(),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut text = b"name,phone,country\n".to_vec();
+            text.extend_from_slice(&filler);
+            text.extend_from_slice(b",2,HK\nc,3,HK\n");
+            let path = write(dir.path(), "c.csv", &text);
+            let rows = read_all(&path, None);
+            assert_eq!(rows.len(), 2, "{:?}", rows.first());
+            assert!(matches!(&rows[0], Row::Unreadable { line: 2, .. }));
+            assert_eq!(rows[1], contact(3, "3", Some("HK"), "c"));
+        }
     }
 
     #[test]
