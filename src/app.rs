@@ -383,8 +383,9 @@ pub fn credentials_from_env(api: &ApiSettings) -> Result<Credentials, Error> {
     ))
 }
 
-/// Prints a run's ending and status; returns the exit code.
-pub fn finish_run(run: &CampaignRun, out: &mut dyn Write) -> Result<Exit, Error> {
+/// Prints a run's ending and status; returns the exit code. Hints name the
+/// campaign by `job_file`, which finds its ledger from any folder.
+pub fn finish_run(run: &CampaignRun, job_file: &Path, out: &mut dyn Write) -> Result<Exit, Error> {
     let printed = report::write_status_table(out, std::slice::from_ref(&run.status))
         .and_then(|()| out.flush());
     // A reader that went away does not change how the run ended.
@@ -408,7 +409,7 @@ pub fn finish_run(run: &CampaignRun, out: &mut dyn Write) -> Result<Exit, Error>
         ),
         Ending::Finished if run.exit() == Exit::Attention => eprintln!(
             "finished; some orders need attention: see `nxcampaign orders {} --state <state>`",
-            run.status.campaign
+            job_file.display()
         ),
         Ending::Finished => {}
     }
@@ -435,7 +436,7 @@ async fn run(
         &mut progress,
     )
     .await?;
-    let exit = finish_run(&run, &mut io::stdout().lock())?;
+    let exit = finish_run(&run, job_path, &mut io::stdout().lock())?;
     ledger.close().await;
     Ok(exit)
 }

@@ -62,7 +62,7 @@ pub async fn run() -> Result<Exit, Error> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     writeln!(out)?;
-    let exit = match app::finish_run(&run, &mut out)? {
+    let exit = match app::finish_run(&run, &job_path, &mut out)? {
         // The example file has invalid rows on purpose: that is the demo
         // working, not needing attention.
         Exit::Attention => Exit::Done,

@@ -192,6 +192,15 @@ async fn a_quote_never_closed_makes_one_invalid_row_naming_its_line() {
     settle(&campaign.contacts_path());
     let output = campaign.run().await;
     assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
+    let hint = format!(
+        "see `nxcampaign orders {} --state",
+        campaign.job_path().display()
+    );
+    assert!(
+        stderr(&output).contains(&hint),
+        "a hint that works from any folder: {}",
+        stderr(&output)
+    );
     let rows = campaign.orders_csv().await;
     let invalid: Vec<_> = rows.iter().filter(|row| row[2] == "invalid").collect();
     assert_eq!(invalid.len(), 1, "{invalid:?}");
