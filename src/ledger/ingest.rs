@@ -813,4 +813,75 @@ mod tests {
             "the rows stay staged (the next ingest plans them by grouping): {orders:?}"
         );
     }
+
+    #[tokio::test]
+    async fn a_writer_whose_run_was_taken_over_stages_and_plans_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("ledger.db")).await.unwrap();
+        let campaign = ledger
+            .ensure_campaign(&CampaignName::parse("spring").unwrap(), 0)
+            .await
+            .unwrap();
+        let holder = |owner: &str| crate::ledger::LeaseHolder {
+            owner: owner.into(),
+            host: "here".into(),
+            pid: 1,
+            acquired_at_ms: 0,
+            heartbeat_ms: 0,
+            beats: 0,
+        };
+        ledger
+            .take_lease(campaign, &holder("a"), None, 0)
+            .await
+            .unwrap();
+        let fence = Fence {
+            campaign,
+            owner: "a".into(),
+        };
+        let mut writer = ledger.ingest_writer(&fence).unwrap();
+        let row = StagedRow {
+            line: 2,
+            order_id: Some("A"),
+            phone: "85251000001",
+            country: Some("HK"),
+            other: "",
+            batch_seq: Some(1),
+            invalid: None,
+            suspect: false,
+        };
+        let hk = Country::parse("HK").unwrap();
+        let checkpoint = Checkpoint::default();
+        let chunk = StagedChunk {
+            rows: std::slice::from_ref(&row),
+            new_batches: &[(1, hk)],
+            rows_read: 1,
+            checkpoint: &checkpoint,
+            repeats_marked: true,
+        };
+        writer.stage_chunk(&chunk, 0).unwrap();
+
+        // Run "b" watched "a" go silent and took the campaign.
+        ledger
+            .take_lease(campaign, &holder("b"), Some(&holder("a")), 0)
+            .await
+            .unwrap();
+        let refused = writer.stage_chunk(&chunk, 0).unwrap_err();
+        assert!(
+            matches!(refused, LedgerError::LeaseLost { .. }),
+            "{refused}"
+        );
+        let refused = writer.plan_staged().unwrap_err();
+        assert!(
+            matches!(refused, LedgerError::LeaseLost { .. }),
+            "{refused}"
+        );
+        let staged = all(&writer.conn, "SELECT line FROM orders", |r| {
+            r.get::<_, i64>(0)
+        });
+        assert_eq!(staged, [2], "the second chunk was not staged");
+        let planned = all(&writer.conn, "SELECT planned_through FROM campaigns", |r| {
+            r.get::<_, i64>(0)
+        });
+        assert_eq!(planned, [0], "nothing was planned");
+    }
 }
