@@ -11,6 +11,15 @@
 //! around the `nxcampaign` process, whose peak RSS comes from `getrusage`.
 //! The baseline is the `sqlite3` shell's `.import` of the same rows into a
 //! table with a `TEXT PRIMARY KEY` order id and a `UNIQUE` phone.
+//!
+//! Two shapes of file: the easy one (every number international, an id
+//! column) and a realistic one, as contact files are exported from CRMs
+//! and spreadsheets (most numbers national, four countries and the job's
+//! default, names in several scripts with quoted commas, doubled quotes and
+//! line breaks, 2% invalid, 2% repeats written another way, no id column),
+//! plain and gzip-compressed. The realistic file is also compared with a
+//! straightforward Python runner (`scripts/python_runner.py`), and `run`
+//! on it is timed to its first request at the sandbox.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -136,6 +145,9 @@ fn main() {
             None,
         );
         eprint!("{table}");
+
+        realistic(&mut table, &work, &sandbox, rows, options.runs);
+        eprint!("{table}");
     }
 
     if options.rate_seconds > 0 {
@@ -160,6 +172,283 @@ fn main() {
     }
     println!("\n{table}");
     runtime.block_on(sandbox.stop());
+}
+
+/// The realistic shape: generated once per size, then measured plain and
+/// compressed, against `sqlite3 .import` of a copy with an id column and
+/// against the Python runner, and `run` timed to its first request.
+fn realistic(table: &mut String, work: &Path, sandbox: &Sandbox, rows: usize, runs: usize) {
+    let plain = work.join(format!("realistic-{rows}.csv"));
+    let with_ids = work.join(format!("realistic-{rows}-ids.csv"));
+    let gz = work.join(format!("realistic-{rows}.csv.gz"));
+    if !gz.exists() {
+        eprintln!("generating {rows} realistic rows into {}", plain.display());
+        generate_realistic(&plain, &with_ids, &gz, rows);
+    }
+    let lines = rows as f64;
+    let baseline = median(runs, || {
+        let db = fresh_db(work, "baseline-realistic");
+        let script = work.join("import-realistic.sql");
+        std::fs::write(
+            &script,
+            format!(
+                "CREATE TABLE contacts (id TEXT PRIMARY KEY, name TEXT, phone TEXT UNIQUE, country TEXT);\n.mode csv\n.import --skip 1 {} contacts\n",
+                with_ids.display()
+            ),
+        )
+        .expect("script");
+        measure(&[
+            "sh",
+            "-c",
+            &format!("sqlite3 {db} < {} 2>/dev/null", script.display()),
+        ])
+    });
+    row(
+        table,
+        rows,
+        "realistic: sqlite3 .import (baseline)",
+        &baseline,
+        lines,
+        None,
+    );
+    for (what, data) in [
+        ("realistic: ingest", &plain),
+        ("realistic: ingest, .csv.gz", &gz),
+    ] {
+        let job = write_realistic_job(work, data, &sandbox.base_url());
+        let ingest = median(runs, || {
+            let db = fresh_db(work, "ingest-realistic");
+            measure(&[BINARY, "--db", &db, "ingest", &job])
+        });
+        row(table, rows, what, &ingest, lines, Some(&baseline));
+    }
+
+    // The Python runner, on the first 100 000 rows (it is slow).
+    let python_rows = rows.min(100_000);
+    let sample = work.join(format!("realistic-{python_rows}-head.csv"));
+    if !sample.exists() {
+        head_rows(&plain, &sample, python_rows);
+    }
+    let runner = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/python_runner.py");
+    let python = median(runs, || {
+        let db = fresh_db(work, "python-realistic");
+        measure(&[
+            "python3",
+            &runner.display().to_string(),
+            &sample.display().to_string(),
+            &db,
+            "HK",
+        ])
+    });
+    let job = write_realistic_job(work, &sample, &sandbox.base_url());
+    let ours = median(runs, || {
+        let db = fresh_db(work, "ingest-python-sized");
+        measure(&[BINARY, "--db", &db, "ingest", &job])
+    });
+    row(
+        table,
+        python_rows,
+        "realistic: Python runner (csv, phonenumbers, sqlite3)",
+        &python,
+        python_rows as f64,
+        None,
+    );
+    row(
+        table,
+        python_rows,
+        "realistic: ingest, same rows",
+        &ours,
+        python_rows as f64,
+        Some(&python),
+    );
+
+    // Time from start to the first request, on the whole file.
+    let job = write_realistic_job(work, &plain, &sandbox.base_url());
+    let first: Vec<f64> = (0..runs)
+        .map(|_| {
+            let db = fresh_db(work, "first-request");
+            let before = sandbox.stats().requests;
+            let started = Instant::now();
+            let mut child = Command::new(BINARY)
+                .args(["--db", &db, "run", "--max-runtime", "60s", &job])
+                .env("NXLINK_ACCESS_KEY", DEFAULT_ACCESS_KEY)
+                .env("NXLINK_ACCESS_SECRET", DEFAULT_ACCESS_SECRET)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("run starts");
+            while sandbox.stats().requests == before {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            let _ = child.wait();
+            seconds
+        })
+        .collect();
+    let mut sorted = first.clone();
+    sorted.sort_by(f64::total_cmp);
+    writeln!(
+        table,
+        "| {rows} | realistic: `run`, time to the first request | {:.3} s | | | |",
+        sorted[sorted.len() / 2]
+    )
+    .unwrap();
+}
+
+/// Writes the realistic rows three ways: as a user's file (no id column),
+/// with an id column for the baseline, and gzip-compressed.
+fn generate_realistic(plain: &Path, with_ids: &Path, gz: &Path, rows: usize) {
+    const NAMES: [&str; 12] = [
+        "陳大文",
+        "\"Lee, Ann\"",
+        "José Álvarez",
+        "\"Bob \"\"The Builder\"\" Smith\"",
+        "Siti Nurhaliza",
+        "Иван Петров",
+        "محمد علي",
+        "\"Tan Ah Kow\nc/o Mdm Lim\"",
+        "Łukasz Kowalski",
+        "田中 太郎",
+        "김민준",
+        "Nguyễn Văn An",
+    ];
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(plain).expect("data file"));
+    let mut ids = BufWriter::with_capacity(1 << 20, File::create(with_ids).expect("id copy"));
+    writeln!(out, "name,phone,country").unwrap();
+    writeln!(ids, "id,name,phone,country").unwrap();
+    for i in 0..rows {
+        let (phone, country) = if i % 50 == 7 {
+            // About 2% invalid, as people type them.
+            (
+                ["n/a", "12-345", "+999 1234", "tel: ask", ""][i / 50 % 5].to_owned(),
+                "",
+            )
+        } else if i % 50 == 21 && i >= 100 {
+            // About 2% repeat an earlier row's number, most in another format.
+            let (digits, country) = realistic_number(i - 97);
+            (written(&digits, country, i + 1), country)
+        } else {
+            let (digits, country) = realistic_number(i);
+            (written(&digits, country, i), country)
+        };
+        let country_cell = if i % 7 == 0 && country == "HK" {
+            ""
+        } else {
+            country
+        };
+        let name = NAMES[i % NAMES.len()];
+        writeln!(out, "{name},{phone},{country_cell}").unwrap();
+        writeln!(ids, "R{i},{name},{phone},{country_cell}").unwrap();
+    }
+    out.flush().unwrap();
+    ids.flush().unwrap();
+    drop(out);
+    let mut encoder = flate2::write::GzEncoder::new(
+        BufWriter::new(File::create(gz).expect("gz file")),
+        flate2::Compression::default(),
+    );
+    std::io::copy(&mut File::open(plain).expect("data file"), &mut encoder).expect("gzip");
+    encoder.finish().expect("gzip").flush().unwrap();
+}
+
+/// A valid national number for row `i` and its country (HK, SG, GB, US),
+/// different for every `i`, digits only, without the country code.
+fn realistic_number(i: usize) -> (String, &'static str) {
+    let group = (i / 4) as u64;
+    let scramble = |range: u64| group.wrapping_mul(48_271) % range;
+    match i % 4 {
+        0 => {
+            let v = scramble(4_500_000);
+            let prefix = ["51", "52", "53", "54", "59"][(v % 5) as usize];
+            let third = ['0', '1', '2', '3', '4', '6', '7', '8', '9'][((v / 5) % 9) as usize];
+            (format!("{prefix}{third}{:05}", v / 45), "HK")
+        }
+        1 => (format!("9{:07}", scramble(9_000_000)), "SG"),
+        2 => (format!("71{:08}", scramble(100_000_000)), "GB"),
+        _ => (format!("212{:07}", 2_000_000 + scramble(8_000_000)), "US"),
+    }
+}
+
+/// A number as people write it: `style` picks national forms (more than
+/// half, with the country's trunk prefix and separators) or one of the
+/// international ones.
+fn written(national: &str, country: &str, style: usize) -> String {
+    let code = match country {
+        "HK" => "852",
+        "SG" => "65",
+        "GB" => "44",
+        _ => "1",
+    };
+    let n = national;
+    match style % 10 {
+        // National.
+        0..=5 => match (country, style % 3) {
+            ("GB", 0) => format!("0{} {} {}", &n[..4], &n[4..7], &n[7..]),
+            ("GB", 1) => format!("(0{}) {}", &n[..4], &n[4..]),
+            ("GB", _) => format!("0{}-{}", &n[..4], &n[4..]),
+            ("US", 0) => format!("({}) {}-{}", &n[..3], &n[3..6], &n[6..]),
+            ("US", 1) => format!("1 {}-{}-{}", &n[..3], &n[3..6], &n[6..]),
+            ("US", _) => format!("{}.{}.{}", &n[..3], &n[3..6], &n[6..]),
+            (_, 0) => format!("{} {}", &n[..4], &n[4..]),
+            (_, 1) => format!("{}-{}", &n[..4], &n[4..]),
+            (_, _) => n.to_owned(),
+        },
+        // International, every way.
+        6 => format!("+{code} {n}"),
+        7 => format!("00{code}{n}"),
+        8 => format!("{code}{n}"),
+        _ => format!("+{code}-{}-{}", &n[..4], &n[4..]),
+    }
+}
+
+/// Copies the header and the first `rows` records of `from` (records may
+/// span lines) to `to`.
+fn head_rows(from: &Path, to: &Path, rows: usize) {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(from)
+        .expect("data file");
+    let mut writer = csv::Writer::from_path(to).expect("head file");
+    for record in reader.byte_records().take(rows + 1) {
+        writer
+            .write_byte_record(&record.expect("record"))
+            .expect("write");
+    }
+    writer.flush().expect("flush");
+}
+
+/// A job for a realistic file: a country column, the job's default for
+/// rows without one, names in `other`, no id column.
+fn write_realistic_job(work: &Path, data: &Path, base_url: &str) -> String {
+    let name = data.file_name().expect("a file name").to_string_lossy();
+    let job = work.join(format!("job-{name}.toml"));
+    std::fs::write(
+        &job,
+        format!(
+            r#"name = "realistic"
+contacts = "{data}"
+[api]
+base_url = "{base_url}"
+timeout_ms = 30000
+[task]
+country = "HK"
+task_name = "Realistic"
+agent_group_no = "NX09445G000025"
+[columns]
+phone = "phone"
+country = "country"
+other = ["name"]
+[batching]
+size = 1000
+[limits]
+requests_per_second = 10000.0
+max_in_flight = 8
+"#,
+            data = data.display()
+        ),
+    )
+    .expect("job");
+    job.display().to_string()
 }
 
 struct Options {
