@@ -73,7 +73,7 @@ fn main() {
         }
         let lines = rows as f64;
         // The highest rate a job may ask for: no limit in practice here.
-        let job = write_job(&work, &data, rows, &sandbox.base_url(), "10000.0", 1000);
+        let job = write_job(&work, &EASY, &data, &sandbox.base_url(), "10000.0", 1000);
 
         let baseline = median(options.runs, || sqlite_import(&work, &data));
         row(
@@ -215,7 +215,7 @@ fn realistic(table: &mut String, work: &Path, sandbox: &Sandbox, rows: usize, ru
         ("realistic: ingest", &plain),
         ("realistic: ingest, .csv.gz", &gz),
     ] {
-        let job = write_realistic_job(work, data, &sandbox.base_url());
+        let job = write_job(work, &REALISTIC, data, &sandbox.base_url(), "10000.0", 1000);
         let ingest = median(runs, || {
             let db = fresh_db(work, "ingest-realistic");
             measure(&[BINARY, "--db", &db, "ingest", &job])
@@ -240,7 +240,14 @@ fn realistic(table: &mut String, work: &Path, sandbox: &Sandbox, rows: usize, ru
             "HK",
         ])
     });
-    let job = write_realistic_job(work, &sample, &sandbox.base_url());
+    let job = write_job(
+        work,
+        &REALISTIC,
+        &sample,
+        &sandbox.base_url(),
+        "10000.0",
+        1000,
+    );
     let ours = median(runs, || {
         let db = fresh_db(work, "ingest-python-sized");
         measure(&[BINARY, "--db", &db, "ingest", &job])
@@ -263,7 +270,14 @@ fn realistic(table: &mut String, work: &Path, sandbox: &Sandbox, rows: usize, ru
     );
 
     // Time from start to the first request, on the whole file.
-    let job = write_realistic_job(work, &plain, &sandbox.base_url());
+    let job = write_job(
+        work,
+        &REALISTIC,
+        &plain,
+        &sandbox.base_url(),
+        "10000.0",
+        1000,
+    );
     let first: Vec<f64> = (0..runs)
         .map(|_| {
             let db = fresh_db(work, "first-request");
@@ -417,40 +431,6 @@ fn head_rows(from: &Path, to: &Path, rows: usize) {
     writer.flush().expect("flush");
 }
 
-/// A job for a realistic file: a country column, the job's default for
-/// rows without one, names in `other`, no id column.
-fn write_realistic_job(work: &Path, data: &Path, base_url: &str) -> String {
-    let name = data.file_name().expect("a file name").to_string_lossy();
-    let job = work.join(format!("job-{name}.toml"));
-    std::fs::write(
-        &job,
-        format!(
-            r#"name = "realistic"
-contacts = "{data}"
-[api]
-base_url = "{base_url}"
-timeout_ms = 30000
-[task]
-country = "HK"
-task_name = "Realistic"
-agent_group_no = "NX09445G000025"
-[columns]
-phone = "phone"
-country = "country"
-other = ["name"]
-[batching]
-size = 1000
-[limits]
-requests_per_second = 10000.0
-max_in_flight = 8
-"#,
-            data = data.display()
-        ),
-    )
-    .expect("job");
-    job.display().to_string()
-}
-
 struct Options {
     sizes: Vec<usize>,
     runs: usize,
@@ -599,20 +579,42 @@ fn sqlite_import(work: &Path, data: &Path) -> Sample {
     measure(&["sh", "-c", &shell])
 }
 
-/// Writes the bench job; rows are international numbers with an id column.
+/// What a bench job says about its contact file's shape.
+struct Shape {
+    campaign: &'static str,
+    /// The `[columns]` section's lines.
+    columns: &'static str,
+}
+
+/// International numbers with an id column.
+const EASY: Shape = Shape {
+    campaign: "bench",
+    columns: "phone = \"phone\"\norder_id = \"id\"\nother = [\"name\", \"ref\"]",
+};
+
+/// A country column (the job's default for rows without one), names in
+/// `other`, no id column.
+const REALISTIC: Shape = Shape {
+    campaign: "realistic",
+    columns: "phone = \"phone\"\ncountry = \"country\"\nother = [\"name\"]",
+};
+
+/// Writes a bench job for `data` of `shape`, sent at `rate` requests a
+/// second in batches of `batch`; returns its path.
 fn write_job(
     work: &Path,
+    shape: &Shape,
     data: &Path,
-    rows: usize,
     base_url: &str,
     rate: &str,
     batch: usize,
 ) -> String {
-    let job = work.join(format!("job-{rows}-{rate}.toml"));
+    let file = data.file_name().expect("a file name").to_string_lossy();
+    let job = work.join(format!("job-{file}-{rate}.toml"));
     std::fs::write(
         &job,
         format!(
-            r#"name = "bench"
+            r#"name = "{campaign}"
 contacts = "{data}"
 [api]
 base_url = "{base_url}"
@@ -622,9 +624,7 @@ country = "HK"
 task_name = "Bench"
 agent_group_no = "NX09445G000025"
 [columns]
-phone = "phone"
-order_id = "id"
-other = ["name", "ref"]
+{columns}
 [batching]
 size = {batch}
 [limits]
@@ -635,6 +635,8 @@ max_attempts = 3
 base_delay_ms = 10
 max_delay_ms = 100
 "#,
+            campaign = shape.campaign,
+            columns = shape.columns,
             data = data.display()
         ),
     )
@@ -718,8 +720,8 @@ fn rate_precision(
     }
     let job = write_job(
         work,
+        &EASY,
         &data,
-        rows,
         &sandbox.base_url(),
         &format!("{quota}.0"),
         1,
