@@ -238,57 +238,55 @@ impl Ledger {
         campaign: CampaignId,
         resend: &Resend<'_>,
     ) -> Result<Resent, LedgerError> {
-        // `?4` is a JSON array of sequence numbers, or null for all.
-        const CHOSEN: &str = "campaign_id = ?1 AND state = ?2
-             AND (?4 IS NULL OR seq IN (SELECT value FROM json_each(?4)))";
-        const FREE: &str = "resend_after_ms <= ?5";
+        // `?3` is a JSON array of sequence numbers, or null for all.
         let only = (!resend.only.is_empty())
             .then(|| serde_json::to_string(resend.only).unwrap_or_default());
         let mut tx = self.write_transaction().await?;
-        let fenced: Vec<(i64, i64)> = sqlx::query_as(&format!(
-            "SELECT seq, resend_after_ms FROM batches WHERE {CHOSEN} AND NOT ({FREE}) ORDER BY seq"
-        ))
+        let chosen: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT seq, resend_after_ms FROM batches
+             WHERE campaign_id = ?1 AND state = ?2
+               AND (?3 IS NULL OR seq IN (SELECT value FROM json_each(?3)))
+             ORDER BY seq",
+        )
         .bind(campaign.0)
         .bind(resend.from.as_str())
-        .bind(resend.requested_by)
         .bind(only.as_deref())
-        .bind(resend.now_ms)
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?;
-        sqlx::query(&format!(
+        let mut resent = Resent::default();
+        for (seq, until) in chosen {
+            if until <= resend.now_ms {
+                resent.requeued.push(seq as BatchSeq);
+            } else {
+                resent.fenced.push((seq as BatchSeq, until));
+            }
+        }
+        // `?2` is the JSON array of the batches re-queued.
+        let requeued = serde_json::to_string(&resent.requeued).unwrap_or_default();
+        sqlx::query(
             "INSERT INTO resends (campaign_id, batch_seq, from_state, requested_by, requested_at_ms)
-             SELECT campaign_id, seq, state, ?3, ?5 FROM batches WHERE {CHOSEN} AND {FREE} ORDER BY seq"
-        ))
+             SELECT ?1, value, ?3, ?4, ?5 FROM json_each(?2)",
+        )
         .bind(campaign.0)
+        .bind(&requeued)
         .bind(resend.from.as_str())
         .bind(resend.requested_by)
-        .bind(only.as_deref())
         .bind(resend.now_ms)
         .execute(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?;
-        let seqs: Vec<i64> = sqlx::query_scalar(&format!(
-            "UPDATE batches SET state = 'pending', not_before_ms = 0, attempts_before_resend = attempts, updated_at_ms = ?5
-             WHERE {CHOSEN} AND {FREE} RETURNING seq"
-        ))
+        sqlx::query(
+            "UPDATE batches SET state = 'pending', not_before_ms = 0, attempts_before_resend = attempts, updated_at_ms = ?3
+             WHERE campaign_id = ?1 AND seq IN (SELECT value FROM json_each(?2))",
+        )
         .bind(campaign.0)
-        .bind(resend.from.as_str())
-        .bind(resend.requested_by)
-        .bind(only.as_deref())
+        .bind(&requeued)
         .bind(resend.now_ms)
-        .fetch_all(&mut *tx)
+        .execute(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?;
         tx.commit().await.map_err(|e| self.query_error(e))?;
-        let mut requeued: Vec<BatchSeq> = seqs.into_iter().map(|s| s as BatchSeq).collect();
-        requeued.sort_unstable();
-        Ok(Resent {
-            requeued,
-            fenced: fenced
-                .into_iter()
-                .map(|(seq, until)| (seq as BatchSeq, until))
-                .collect(),
-        })
+        Ok(resent)
     }
 }
