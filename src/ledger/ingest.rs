@@ -583,31 +583,44 @@ mod tests {
         Vec<(i64, String, i64)>,
     );
 
-    /// Stages `chunks` as `marking` says and plans them; returns each
-    /// plan's result and what the ledger holds afterwards.
-    async fn plan(
-        chunks: &[&[Given]],
-        marking: Marking,
-    ) -> (Vec<Result<Planned, String>>, Outcome) {
+    /// A run named `owner`.
+    fn holder(owner: &str) -> crate::ledger::LeaseHolder {
+        crate::ledger::LeaseHolder {
+            owner: owner.into(),
+            host: "here".into(),
+            pid: 1,
+            acquired_at_ms: 0,
+            heartbeat_ms: 0,
+            beats: 0,
+        }
+    }
+
+    /// A new ledger whose campaign "spring" run `owner` holds.
+    async fn campaign_held_by(owner: &str) -> (tempfile::TempDir, Ledger, Fence) {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("ledger.db")).await.unwrap();
         let campaign = ledger
             .ensure_campaign(&CampaignName::parse("spring").unwrap(), 0)
             .await
             .unwrap();
-        let me = crate::ledger::LeaseHolder {
-            owner: "test-run".into(),
-            host: "here".into(),
-            pid: 1,
-            acquired_at_ms: 0,
-            heartbeat_ms: 0,
-            beats: 0,
-        };
-        ledger.take_lease(campaign, &me, None, 0).await.unwrap();
+        ledger
+            .take_lease(campaign, &holder(owner), None, 0)
+            .await
+            .unwrap();
         let fence = Fence {
             campaign,
-            owner: me.owner,
+            owner: owner.into(),
         };
+        (dir, ledger, fence)
+    }
+
+    /// Stages `chunks` as `marking` says and plans them; returns each
+    /// plan's result and what the ledger holds afterwards.
+    async fn plan(
+        chunks: &[&[Given]],
+        marking: Marking,
+    ) -> (Vec<Result<Planned, String>>, Outcome) {
+        let (_dir, ledger, fence) = campaign_held_by("test-run").await;
         let hk = Country::parse("HK").unwrap();
         let mut writer = ledger.ingest_writer(&fence).unwrap();
         let mut keys_seen = std::collections::HashSet::new();
@@ -816,28 +829,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_writer_whose_run_was_taken_over_stages_and_plans_nothing_more() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(&dir.path().join("ledger.db")).await.unwrap();
-        let campaign = ledger
-            .ensure_campaign(&CampaignName::parse("spring").unwrap(), 0)
-            .await
-            .unwrap();
-        let holder = |owner: &str| crate::ledger::LeaseHolder {
-            owner: owner.into(),
-            host: "here".into(),
-            pid: 1,
-            acquired_at_ms: 0,
-            heartbeat_ms: 0,
-            beats: 0,
-        };
-        ledger
-            .take_lease(campaign, &holder("a"), None, 0)
-            .await
-            .unwrap();
-        let fence = Fence {
-            campaign,
-            owner: "a".into(),
-        };
+        let (_dir, ledger, fence) = campaign_held_by("a").await;
+        let campaign = fence.campaign;
         let mut writer = ledger.ingest_writer(&fence).unwrap();
         let row = StagedRow {
             line: 2,

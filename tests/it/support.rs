@@ -348,6 +348,13 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Asserts that a command exited with `code` and said `needle` on stderr.
+pub fn assert_exit_saying(output: &Output, code: i32, needle: &str) {
+    let said = stderr(output);
+    assert_eq!(exit_code(output), code, "{said}");
+    assert!(said.contains(needle), "{needle:?} not in: {said}");
+}
+
 pub fn assert_success(output: &Output) {
     assert!(
         output.status.success(),
