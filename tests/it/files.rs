@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use nxcampaign::sandbox::{Faults, Sandbox};
 
 use crate::support::{
-    assert_exit_saying, count, exit_code, finish, hk_number, nxcampaign, orders_total, sigterm,
-    start_sandbox, stderr, Campaign,
+    assert_children_peaked_under_mib, assert_exit_saying, count, exit_code, finish, hk_number,
+    nxcampaign, orders_total, sigterm, start_sandbox, stderr, Campaign,
 };
 
 /// `n` rows of valid, distinct Hong Kong numbers, from number `from` on.
@@ -241,13 +241,7 @@ async fn an_endless_record_is_one_invalid_row_read_in_bounded_memory() {
         "the field is not stored whole"
     );
     assert_all_sent_once(&campaign, &sandbox, 20, 21).await;
-    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
-        .expect("getrusage");
-    assert!(
-        usage.max_rss() < 300 * 1024,
-        "a child peaked at {} KiB",
-        usage.max_rss()
-    );
+    assert_children_peaked_under_mib(300);
 
     // A device that never ends is no contact file.
     let job = std::fs::read_to_string(campaign.job_path())

@@ -10,8 +10,8 @@ use axum::response::IntoResponse;
 use nxcampaign::sandbox::Faults;
 
 use crate::support::{
-    assert_exit_saying, assert_ledger_matches_sandbox, count, exit_code, finish, nxcampaign, serve,
-    signal, start_sandbox, stderr, wait_until, Campaign, Mix,
+    assert_children_peaked_under_mib, assert_exit_saying, assert_ledger_matches_sandbox, count,
+    exit_code, finish, nxcampaign, serve, signal, start_sandbox, stderr, wait_until, Campaign, Mix,
 };
 
 /// Run A of a campaign of 300 contacts in three batches (sent one at a
@@ -336,14 +336,7 @@ async fn a_one_gib_reply_is_uncertain_and_read_in_bounded_memory() {
     let rows = campaign.orders_csv().await;
     assert_eq!(rows[1][2], "uncertain");
     assert!(rows[1][5].contains("reply too large"), "{:?}", rows[1]);
-    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
-        .expect("getrusage");
-    // ru_maxrss is in KiB: the largest child of this test process so far.
-    assert!(
-        usage.max_rss() < 300 * 1024,
-        "a child peaked at {} KiB",
-        usage.max_rss()
-    );
+    assert_children_peaked_under_mib(300);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -348,6 +348,20 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Asserts that no child this test process waited for so far peaked above
+/// `mib` MiB of memory. A child counts what this process holds when it
+/// forks, so tests that check it keep their own data small.
+pub fn assert_children_peaked_under_mib(mib: i64) {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .expect("getrusage");
+    // ru_maxrss is in KiB.
+    assert!(
+        usage.max_rss() < mib * 1024,
+        "a child peaked at {} KiB",
+        usage.max_rss()
+    );
+}
+
 /// Asserts that a command exited with `code` and said `needle` on stderr.
 pub fn assert_exit_saying(output: &Output, code: i32, needle: &str) {
     let said = stderr(output);
