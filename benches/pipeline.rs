@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 use nxcampaign::nxlink::Credentials;
+use nxcampaign::realistic;
 use nxcampaign::sandbox::{Faults, Sandbox, DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_nxcampaign");
@@ -312,47 +313,18 @@ fn realistic(table: &mut String, work: &Path, sandbox: &Sandbox, rows: usize, ru
 /// Writes the realistic rows three ways: as a user's file (no id column),
 /// with an id column for the baseline, and gzip-compressed.
 fn generate_realistic(plain: &Path, with_ids: &Path, gz: &Path, rows: usize) {
-    const NAMES: [&str; 12] = [
-        "陳大文",
-        "\"Lee, Ann\"",
-        "José Álvarez",
-        "\"Bob \"\"The Builder\"\" Smith\"",
-        "Siti Nurhaliza",
-        "Иван Петров",
-        "محمد علي",
-        "\"Tan Ah Kow\nc/o Mdm Lim\"",
-        "Łukasz Kowalski",
-        "田中 太郎",
-        "김민준",
-        "Nguyễn Văn An",
-    ];
     let mut out = BufWriter::with_capacity(1 << 20, File::create(plain).expect("data file"));
     let mut ids = BufWriter::with_capacity(1 << 20, File::create(with_ids).expect("id copy"));
     writeln!(out, "name,phone,country").unwrap();
     writeln!(ids, "id,name,phone,country").unwrap();
-    for i in 0..rows {
-        let (phone, country) = if i % 50 == 7 {
-            // About 2% invalid, as people type them.
-            (
-                ["n/a", "12-345", "+999 1234", "tel: ask", ""][i / 50 % 5].to_owned(),
-                "",
-            )
-        } else if i % 50 == 21 && i >= 100 {
-            // About 2% repeat an earlier row's number, most in another format.
-            let (digits, country) = realistic_number(i - 97);
-            (written(&digits, country, i + 1), country)
-        } else {
-            let (digits, country) = realistic_number(i);
-            (written(&digits, country, i), country)
-        };
-        let country_cell = if i % 7 == 0 && country == "HK" {
-            ""
-        } else {
-            country
-        };
-        let name = NAMES[i % NAMES.len()];
-        writeln!(out, "{name},{phone},{country_cell}").unwrap();
-        writeln!(ids, "R{i},{name},{phone},{country_cell}").unwrap();
+    for (i, row) in realistic::rows(rows).enumerate() {
+        let realistic::Row {
+            name,
+            phone,
+            country,
+        } = row;
+        writeln!(out, "{name},{phone},{country}").unwrap();
+        writeln!(ids, "R{i},{name},{phone},{country}").unwrap();
     }
     out.flush().unwrap();
     ids.flush().unwrap();
@@ -363,56 +335,6 @@ fn generate_realistic(plain: &Path, with_ids: &Path, gz: &Path, rows: usize) {
     );
     std::io::copy(&mut File::open(plain).expect("data file"), &mut encoder).expect("gzip");
     encoder.finish().expect("gzip").flush().unwrap();
-}
-
-/// A valid national number for row `i` and its country (HK, SG, GB, US),
-/// different for every `i`, digits only, without the country code.
-fn realistic_number(i: usize) -> (String, &'static str) {
-    let group = (i / 4) as u64;
-    let scramble = |range: u64| group.wrapping_mul(48_271) % range;
-    match i % 4 {
-        0 => {
-            let v = scramble(4_500_000);
-            let prefix = ["51", "52", "53", "54", "59"][(v % 5) as usize];
-            let third = ['0', '1', '2', '3', '4', '6', '7', '8', '9'][((v / 5) % 9) as usize];
-            (format!("{prefix}{third}{:05}", v / 45), "HK")
-        }
-        1 => (format!("9{:07}", scramble(9_000_000)), "SG"),
-        2 => (format!("71{:08}", scramble(100_000_000)), "GB"),
-        _ => (format!("212{:07}", 2_000_000 + scramble(8_000_000)), "US"),
-    }
-}
-
-/// A number as people write it: `style` picks national forms (more than
-/// half, with the country's trunk prefix and separators) or one of the
-/// international ones.
-fn written(national: &str, country: &str, style: usize) -> String {
-    let code = match country {
-        "HK" => "852",
-        "SG" => "65",
-        "GB" => "44",
-        _ => "1",
-    };
-    let n = national;
-    match style % 10 {
-        // National.
-        0..=5 => match (country, style % 3) {
-            ("GB", 0) => format!("0{} {} {}", &n[..4], &n[4..7], &n[7..]),
-            ("GB", 1) => format!("(0{}) {}", &n[..4], &n[4..]),
-            ("GB", _) => format!("0{}-{}", &n[..4], &n[4..]),
-            ("US", 0) => format!("({}) {}-{}", &n[..3], &n[3..6], &n[6..]),
-            ("US", 1) => format!("1 {}-{}-{}", &n[..3], &n[3..6], &n[6..]),
-            ("US", _) => format!("{}.{}.{}", &n[..3], &n[3..6], &n[6..]),
-            (_, 0) => format!("{} {}", &n[..4], &n[4..]),
-            (_, 1) => format!("{}-{}", &n[..4], &n[4..]),
-            (_, _) => n.to_owned(),
-        },
-        // International, every way.
-        6 => format!("+{code} {n}"),
-        7 => format!("00{code}{n}"),
-        8 => format!("{code}{n}"),
-        _ => format!("+{code}-{}-{}", &n[..4], &n[4..]),
-    }
 }
 
 /// Copies the header and the first `rows` records of `from` (records may

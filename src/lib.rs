@@ -37,6 +37,8 @@ pub mod nxlink;
 pub mod outcome;
 pub mod phone;
 pub mod plan;
+#[doc(hidden)]
+pub mod realistic;
 pub mod report;
 pub mod retry;
 pub mod sandbox;
