@@ -54,7 +54,7 @@ fn row(i: usize) -> Row {
         let (digits, country) = number(i);
         (written(&digits, country, i), country)
     };
-    let country = if i % 7 == 0 && country == DEFAULT_COUNTRY {
+    let country = if i.is_multiple_of(7) && country == DEFAULT_COUNTRY {
         ""
     } else {
         country
