@@ -288,16 +288,6 @@ async fn ingest_and_dispatch(
     lease: &Lease,
     progress: &mut Progress,
 ) -> Result<CampaignRun, Error> {
-    let mut shutdown = std::pin::pin!(shutdown);
-    let (ingest, stopped) = ingest_until(ledger, job, lease, &mut shutdown, deadline).await?;
-    if let Some(ending) = stopped {
-        let status = ledger.status(campaign, job.name.as_str()).await?;
-        return Ok(CampaignRun {
-            ingest,
-            ending,
-            status,
-        });
-    }
     let client =
         Client::new(&job.api.base_url, credentials, job.api.timeout).map_err(Error::Client)?;
     let dispatch = Dispatch {
@@ -309,17 +299,79 @@ async fn ingest_and_dispatch(
         breaker: job.breaker,
         deadline,
     };
-    // Stop sending if another run took the campaign over (this one was
-    // presumed dead): two runs must never dispatch at once.
-    let stop = async {
+
+    // Reading and sending go on together: ingest plans as it goes and
+    // announces each plan on `feed`; dispatch sends what is planned and
+    // waits for more until ingest is done.
+    let stop_reading = Arc::new(AtomicBool::new(false));
+    let (feed, planned) = tokio::sync::watch::channel(());
+    let reading = ingest::ingest(
+        ledger,
+        job,
+        lease.fence(),
+        now_ms(),
+        Arc::clone(&stop_reading),
+        Some(feed),
+    );
+    let stop_sending = tokio::sync::Notify::new();
+    let mut on_event = |event| progress.on_event(event);
+    // Stop sending on a shutdown, or if another run took the campaign over
+    // (this one was presumed dead): two runs must never dispatch at once.
+    let sending = dispatch.run(
+        ledger,
+        async {
+            tokio::select! {
+                () = stop_sending.notified() => {}
+                () = lease.lost() => eprintln!("warning: another run took over this campaign; stopping"),
+            }
+        },
+        Some(planned),
+        &mut on_event,
+    );
+    let mut reading = std::pin::pin!(reading);
+    // Boxed, so it can be dropped (with its hold on `progress`) below.
+    let mut sending = Box::pin(sending);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut time_up = std::pin::pin!(sleep_until(deadline));
+
+    let mut ingested: Option<Result<IngestReport, IngestError>> = None;
+    let mut ending: Option<Result<Ending, LedgerError>> = None;
+    let mut stopped = false;
+    while ingested.is_none() || ending.is_none() {
         tokio::select! {
-            () = shutdown => {}
-            () = lease.lost() => eprintln!("warning: another run took over this campaign; stopping"),
+            report = &mut reading, if ingested.is_none() => {
+                match &report {
+                    Ok(report) => report_ingest(report),
+                    // Nothing more will be planned: what is in flight is
+                    // recorded, the rest waits for the next run.
+                    Err(_) => stop_sending.notify_one(),
+                }
+                ingested = Some(report);
+            }
+            sent = &mut sending, if ending.is_none() => {
+                // Sending ended early (a stop, the breaker, a lost lease):
+                // reading stops at a record boundary; what it read is kept.
+                stop_reading.store(true, Ordering::Relaxed);
+                ending = Some(sent);
+            }
+            () = &mut shutdown, if !stopped => {
+                stopped = true;
+                stop_reading.store(true, Ordering::Relaxed);
+                stop_sending.notify_one();
+            }
+            () = &mut time_up, if !stopped => {
+                // Dispatch keeps its own deadline; reading stops here.
+                stopped = true;
+                stop_reading.store(true, Ordering::Relaxed);
+            }
         }
+    }
+    let (Some(ingested), Some(ending)) = (ingested, ending) else {
+        unreachable!("the loop ends once both have ended");
     };
-    let ending = dispatch
-        .run(ledger, stop, &mut |event| progress.on_event(event))
-        .await?;
+    drop(sending);
+    let ingest = ingested?;
+    let ending = ending?;
     progress.finish();
     let status = ledger.status(campaign, job.name.as_str()).await?;
     Ok(CampaignRun {
@@ -329,35 +381,40 @@ async fn ingest_and_dispatch(
     })
 }
 
-/// Ingests the job's contact file; a shutdown or the deadline stops reading
-/// at a record boundary (what was read is kept and planned), and says how.
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ingests the job's contact file; a shutdown stops reading at a record
+/// boundary (what was read is kept and planned). Says whether it stopped.
 async fn ingest_until(
     ledger: &Ledger,
     job: &Job,
     lease: &Lease,
-    shutdown: &mut (impl std::future::Future<Output = ()> + Unpin),
-    deadline: Option<Instant>,
-) -> Result<(IngestReport, Option<Ending>), Error> {
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(IngestReport, bool), Error> {
     let stop = Arc::new(AtomicBool::new(false));
-    let reading = ingest::ingest(ledger, job, lease.fence(), now_ms(), Arc::clone(&stop));
+    let reading = ingest::ingest(
+        ledger,
+        job,
+        lease.fence(),
+        now_ms(),
+        Arc::clone(&stop),
+        None,
+    );
     let mut reading = std::pin::pin!(reading);
-    let mut time_up = std::pin::pin!(async {
-        match deadline {
-            Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-            None => std::future::pending().await,
-        }
-    });
-    let mut stopped = None;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut stopped = false;
     let report = loop {
         tokio::select! {
             report = &mut reading => break report?,
-            () = &mut *shutdown, if stopped.is_none() => {
+            () = &mut shutdown, if !stopped => {
                 stop.store(true, Ordering::Relaxed);
-                stopped = Some(Ending::Interrupted);
-            }
-            () = &mut time_up, if stopped.is_none() => {
-                stop.store(true, Ordering::Relaxed);
-                stopped = Some(Ending::TimeUp);
+                stopped = true;
             }
         }
     };
@@ -445,8 +502,7 @@ async fn ingest_only(db: Option<&Path>, job_path: &Path) -> Result<Exit, Error> 
     let job = Job::load(job_path, None)?;
     let ledger = open_job_ledger(db, &job).await?;
     let (campaign, lease) = hold_campaign(&ledger, &job).await?;
-    let mut shutdown = std::pin::pin!(graceful_shutdown());
-    let ingested = ingest_until(&ledger, &job, &lease, &mut shutdown, None).await;
+    let ingested = ingest_until(&ledger, &job, &lease, graceful_shutdown()).await;
     lease.release().await?;
     let (ingested, stopped) = ingested?;
     let status = ledger.status(campaign, job.name.as_str()).await?;
@@ -454,7 +510,7 @@ async fn ingest_only(db: Option<&Path>, job_path: &Path) -> Result<Exit, Error> 
     report::write_status_table(&mut out, std::slice::from_ref(&status))?;
     out.flush()?;
     ledger.close().await;
-    Ok(if stopped.is_some() || ingested.waiting.is_some() {
+    Ok(if stopped || ingested.waiting.is_some() {
         Exit::TryLater
     } else if status.orders_in(OrderState::Invalid) > 0 {
         Exit::Attention

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
 use rand::Rng;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::clock::now_ms;
@@ -89,6 +90,9 @@ struct Flight {
 
 impl Dispatch {
     /// Sends every due batch of the campaign, then returns how it ended.
+    /// While ingest is still planning (`planned` is its feed's other end),
+    /// running out of due batches means waiting for the next plan; the
+    /// dispatch finishes once ingest is done and nothing is pending.
     ///
     /// Whatever the ending, attempts in flight finish and are recorded
     /// before it returns, unless the run lost its lease: then nothing more
@@ -97,6 +101,7 @@ impl Dispatch {
         &self,
         ledger: &Ledger,
         shutdown: impl Future<Output = ()>,
+        mut planned: Option<watch::Receiver<()>>,
         events: &mut (dyn FnMut(Event) + Send),
     ) -> Result<Ending, LedgerError> {
         let deadline = self.deadline;
@@ -121,6 +126,11 @@ impl Dispatch {
                 self.handle(done, &mut flight, events)?;
             }
             if flight.ending.is_some() {
+                break;
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                // No batch starts after the deadline, whatever else is ready.
+                flight.ending = Some(Ending::TimeUp);
                 break;
             }
             let probing = !flight.vendor_confirmed && !flight.in_flight.is_empty();
@@ -171,18 +181,42 @@ impl Dispatch {
                     .await?;
                 continue;
             }
-            let Some(due_ms) = ledger.next_due_at(self.fence.campaign).await? else {
-                flight.ending = Some(Ending::Finished);
+            let due_ms = ledger.next_due_at(self.fence.campaign).await?;
+            let Some(feed) = planned.as_mut() else {
+                let Some(due_ms) = due_ms else {
+                    flight.ending = Some(Ending::Finished);
+                    continue;
+                };
+                let wait = Duration::from_millis((due_ms - now_ms()).max(1) as u64);
+                if deadline.is_some_and(|deadline| Instant::now() + wait > deadline) {
+                    // The next retry falls after the deadline: leave it pending.
+                    flight.ending = Some(Ending::TimeUp);
+                    continue;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    ending = &mut stop => flight.ending = Some(ending),
+                }
                 continue;
             };
-            let wait = Duration::from_millis((due_ms - now_ms()).max(1) as u64);
-            if deadline.is_some_and(|deadline| Instant::now() + wait > deadline) {
-                // The next retry falls after the deadline: leave it pending.
-                flight.ending = Some(Ending::TimeUp);
-                continue;
-            }
+            // Ingest is still reading: wait for its next plan (or its end),
+            // or for a retry to come due.
+            let retry_due = async {
+                match due_ms {
+                    Some(due_ms) => {
+                        let wait = (due_ms - now_ms()).max(1) as u64;
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                () = tokio::time::sleep(wait) => {}
+                more = feed.changed() => {
+                    if more.is_err() {
+                        planned = None;
+                    }
+                }
+                () = retry_due => {}
                 ending = &mut stop => flight.ending = Some(ending),
             }
         }

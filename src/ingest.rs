@@ -48,10 +48,26 @@ pub enum IngestError {
 /// Rows per staging transaction.
 const CHUNK_ROWS: usize = 5_000;
 
+/// When ingest plans as it goes: first after this many rows (one chunk, so
+/// sending starts at once), then after twice as many each time, up to
+/// [`MOST_ROWS_BETWEEN_PLANS`]. Each plan closes the open batches (one per
+/// country), so spacing plans out keeps partial batches rare.
+const FIRST_PLAN_ROWS: u64 = CHUNK_ROWS as u64;
+const MOST_ROWS_BETWEEN_PLANS: u64 = 500_000;
+
+/// Where planned orders are announced while ingest goes on.
+pub type PlanFeed = tokio::sync::watch::Sender<()>;
+
 /// Reads what is new in the job's contact file into the ledger, then plans
 /// every staged order into batches, for the run that holds `fence` (every
 /// transaction checks it). Reading stops early, at a record boundary, once
 /// `stop` is set.
+///
+/// With a `feed`, it plans as it goes and announces each plan there, so
+/// the run can send the first batches while the rest of the file is read:
+/// a later row can only repeat an earlier one, so what is planned stays
+/// planned. Without one, it plans once, at the end (the fastest way to
+/// take in a whole file).
 ///
 /// The checkpoint names its file: the same file changed in the part
 /// already read is refused ([`ContactsError::Changed`]); another file named
@@ -64,6 +80,7 @@ pub async fn ingest(
     fence: &Fence,
     now_ms: i64,
     stop: Arc<AtomicBool>,
+    feed: Option<PlanFeed>,
 ) -> Result<IngestReport, IngestError> {
     let campaign = fence.campaign;
     let checkpoint = ledger.checkpoint(campaign).await?;
@@ -102,7 +119,7 @@ pub async fn ingest(
     let fence = fence.clone();
     let writing = thread("ingest-writer", move || {
         let writer = ledger.ingest_writer(&fence)?;
-        write_chunks(writer, &rx, batcher, now_ms)
+        write_chunks(writer, &rx, batcher, now_ms, feed)
     });
     let written = writing.await;
     let ended = reading.await;
@@ -133,33 +150,59 @@ fn thread<T: Send + 'static>(
     }
 }
 
-/// The writer thread: stage every chunk the reader sends, then plan.
+/// The writer thread: stage every chunk the reader sends, and plan at the
+/// end, or as it goes when there is a `feed` to announce plans on.
 fn write_chunks(
     mut writer: IngestWriter,
     chunks: &mpsc::Receiver<Result<ReadChunk, ContactsError>>,
     mut batcher: Batcher,
     now_ms: i64,
+    feed: Option<PlanFeed>,
 ) -> Result<IngestReport, IngestError> {
     let mut report = IngestReport::default();
     let started = std::time::Instant::now();
+    let mut plan_after = FIRST_PLAN_ROWS;
+    let mut unplanned = 0;
     for chunk in chunks {
+        let before = report.rows;
         stage(&mut writer, chunk?, &mut batcher, &mut report, now_ms)?;
+        unplanned += report.rows - before;
+        if let Some(feed) = feed.as_ref().filter(|_| unplanned >= plan_after) {
+            plan(&mut writer, &mut batcher, &mut report)?;
+            feed.send_replace(());
+            unplanned = 0;
+            plan_after = (plan_after * 2).min(MOST_ROWS_BETWEEN_PLANS);
+        }
     }
     tracing::debug!(
         rows = report.rows,
         seconds = started.elapsed().as_secs_f64(),
         "staged"
     );
+    plan(&mut writer, &mut batcher, &mut report)?;
+    if let Some(feed) = feed {
+        feed.send_replace(());
+    }
+    Ok(report)
+}
+
+/// Plans what is staged; the batches open until now are closed first.
+fn plan(
+    writer: &mut IngestWriter,
+    batcher: &mut Batcher,
+    report: &mut IngestReport,
+) -> Result<(), LedgerError> {
     let started = std::time::Instant::now();
+    batcher.close_all();
     let planned = writer.plan_staged()?;
     tracing::debug!(
         orders = planned.orders,
         seconds = started.elapsed().as_secs_f64(),
         "planned"
     );
-    report.orders = planned.orders;
-    report.duplicates = planned.duplicates;
-    Ok(report)
+    report.orders += planned.orders;
+    report.duplicates += planned.duplicates;
+    Ok(())
 }
 
 /// Rows of one chunk, validated, with the checkpoint after them.

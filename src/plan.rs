@@ -167,6 +167,13 @@ impl Batcher {
         self.open.insert(country, OpenBatch { seq, len: 1 });
         Placement { seq, opens: true }
     }
+
+    /// Closes every open batch: the next contact of any country opens a
+    /// new one. Batches are closed before they are planned, so a batch that
+    /// may be sent never grows.
+    pub fn close_all(&mut self) {
+        self.open.clear();
+    }
 }
 
 #[cfg(test)]

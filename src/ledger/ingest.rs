@@ -119,6 +119,12 @@ pub struct IngestWriter {
     /// `temp.plan_suspects`: none were left staged by an interrupted ingest,
     /// and every chunk marked its repeats.
     suspects_complete: bool,
+    /// Whether the campaign had claimed keys before this ingest began. If
+    /// not, every claim is this ingest's own, made by rows the reader's
+    /// filter has seen: while the suspects are complete, a staged row that
+    /// repeats one is a suspect, and planning need not look every staged
+    /// row up among the claims.
+    claims_before: bool,
 }
 
 impl Ledger {
@@ -148,12 +154,13 @@ impl Ledger {
              CREATE TEMP TABLE plan_duplicates (id INTEGER PRIMARY KEY, reason TEXT NOT NULL);",
         )
         .map_err(e)?;
-        let left_staged: bool = conn
+        let (left_staged, claims_before): (bool, bool) = conn
             .query_row(
-                "SELECT COALESCE((SELECT MAX(id) FROM orders WHERE campaign_id = ?1), 0) > planned_through
+                "SELECT COALESCE((SELECT MAX(id) FROM orders WHERE campaign_id = ?1), 0) > planned_through,
+                        EXISTS (SELECT 1 FROM order_keys WHERE campaign_id = ?1)
                  FROM campaigns WHERE id = ?1",
                 [campaign.0],
-                |row| row.get(0),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .map_err(e)?;
         Ok(IngestWriter {
@@ -162,6 +169,7 @@ impl Ledger {
             fence: fence.clone(),
             campaign: campaign.0,
             suspects_complete: !left_staged,
+            claims_before,
         })
     }
 }
@@ -305,9 +313,10 @@ impl IngestWriter {
         };
 
         // 1. Rows with a key an earlier plan claimed are duplicates (a
-        //    campaign's first plan has none).
+        //    campaign's first plan has none). Claims of this ingest's own
+        //    earlier plans are found with the suspects, in step 2.
         let mut duplicates = 0;
-        if claimed {
+        if claimed && (self.claims_before || !suspects_complete) {
             for (kind, column, what) in KEYS {
                 staged
                     .execute(

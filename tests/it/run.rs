@@ -1,8 +1,13 @@
 //! Whole campaigns through `nxcampaign run` against the sandbox.
 
+use std::time::Duration;
+
 use nxcampaign::sandbox::Faults;
 
-use crate::support::{count, exit_code, orders_total, start_sandbox, stderr, Campaign, Mix};
+use crate::support::{
+    assert_ledger_matches_sandbox, assert_success, count, exit_code, finish, hk_number,
+    orders_total, sigterm, start_sandbox, stderr, wait_until, Campaign, Mix,
+};
 
 const MIX: Mix = Mix {
     valid: 3000,
@@ -214,5 +219,85 @@ async fn a_rejected_batch_keeps_the_vendor_code_on_every_order() {
         assert_eq!(row[2], "rejected");
         assert_eq!(row[4], "41000");
         assert!(row[5].contains("too many array elements"), "{row:?}");
+    }
+}
+
+/// `run` sends while it is still reading: the first request reaches the
+/// sandbox before the file's last rows are in the ledger. A stop at that
+/// moment keeps what was sent and what was read (planned or not); the next
+/// run reads the rest and everyone is called exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_sends_before_it_has_read_its_whole_file() {
+    const ROWS: usize = 30_000;
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(ROWS));
+
+    let run = campaign.spawn_run();
+    wait_until(Duration::from_secs(30), "the first request arrived", || {
+        sandbox.stats().requests >= 1
+    })
+    .await;
+    sigterm(&run);
+    let (code, said) = finish(run).await;
+    assert_eq!(code, 75, "{said}");
+    let status = campaign.status().await;
+    let read = orders_total(&status);
+    assert!(
+        0 < read && read < ROWS as u64,
+        "the first request left before the file was read ({read} of {ROWS} rows read): {said}"
+    );
+    assert!(count(&status, "orders", "accepted") > 0, "{status}");
+
+    let rest = campaign.run().await;
+    assert_success(&rest);
+    let status = campaign.status().await;
+    assert_eq!(
+        count(&status, "orders", "accepted"),
+        ROWS as u64,
+        "{status}"
+    );
+    assert_ledger_matches_sandbox(&campaign, &sandbox, ROWS).await;
+}
+
+/// While `run` plans as it reads, a row repeating one that an earlier plan
+/// already sent is still a duplicate of that first row, and is not called.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeat_far_down_the_file_is_a_duplicate_of_a_row_planned_earlier() {
+    const FIRST: usize = 12_000;
+    const REPEATS: usize = 300;
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(FIRST));
+    // The repeats come after several plans: the 40th, 80th, … row again,
+    // written internationally this time.
+    let mut text = std::fs::read_to_string(campaign.contacts_path()).unwrap();
+    for i in 0..REPEATS {
+        text.push_str(&format!("Again {i},+852 {}\n", hk_number(i * 40)));
+    }
+    std::fs::write(campaign.contacts_path(), text).unwrap();
+
+    let output = campaign.run().await;
+    assert_success(&output);
+    let status = campaign.status().await;
+    assert_eq!(
+        count(&status, "orders", "accepted"),
+        FIRST as u64,
+        "{status}"
+    );
+    assert_eq!(
+        count(&status, "orders", "duplicate"),
+        REPEATS as u64,
+        "{status}"
+    );
+    assert!(sandbox.accepted_orders().values().all(|n| *n == 1));
+    assert_eq!(sandbox.accepted_orders().len(), FIRST);
+    // Each repeat names its first row: data line i*40+1 is file line i*40+2.
+    let rows = campaign.orders_csv().await;
+    let duplicates: Vec<_> = rows.iter().filter(|row| row[2] == "duplicate").collect();
+    assert_eq!(duplicates.len(), REPEATS);
+    for (i, row) in duplicates.iter().enumerate() {
+        let first = format!("same phone as line {}", i * 40 + 2);
+        assert!(row[5].contains(&first), "{row:?} should say {first:?}");
     }
 }

@@ -248,6 +248,19 @@ max_delay_ms = 20
         self.spawn_run_with_env(&[])
     }
 
+    /// Starts `nxcampaign run` with stdout and stderr piped.
+    pub fn spawn_run_piped(&self) -> Child {
+        nxcampaign(&self.db())
+            .env("NXLINK_ACCESS_KEY", DEFAULT_ACCESS_KEY)
+            .env("NXLINK_ACCESS_SECRET", DEFAULT_ACCESS_SECRET)
+            .arg("run")
+            .arg(self.job_path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nxcampaign starts")
+    }
+
     /// Starts `nxcampaign run` with extra environment variables.
     pub fn spawn_run_with_env(&self, env: &[(&str, &str)]) -> Child {
         nxcampaign(&self.db())
@@ -348,18 +361,31 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Asserts that no child this test process waited for so far peaked above
-/// `mib` MiB of memory. A child counts what this process holds when it
-/// forks, so tests that check it keep their own data small.
-pub fn assert_children_peaked_under_mib(mib: i64) {
-    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
-        .expect("getrusage");
-    // ru_maxrss is in KiB.
-    assert!(
-        usage.max_rss() < mib * 1024,
-        "a child peaked at {} KiB",
-        usage.max_rss()
-    );
+/// Asserts that `child` (spawned with piped output) stays under `mib` MiB
+/// of memory until it exits, and returns its output. It samples the
+/// child's own high-water mark since its exec (`VmHWM`), every few
+/// milliseconds: unlike `getrusage`'s figure for children, which starts
+/// from this test process's size at the fork, it counts the child alone.
+pub async fn assert_peaks_under_mib(child: Child, mib: u64) -> Output {
+    let pid = child.id().expect("the child is running");
+    let done = tokio::spawn(child.wait_with_output());
+    let mut peak_kib = 0;
+    while !done.is_finished() {
+        let high_water = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("VmHWM:"))
+                    .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok())
+            });
+        peak_kib = peak_kib.max(high_water.unwrap_or(0));
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let output = done.await.expect("joined").expect("the child ends");
+    assert!(peak_kib > 0, "the child's memory was never sampled");
+    assert!(peak_kib < mib * 1024, "the child peaked at {peak_kib} KiB");
+    output
 }
 
 /// Asserts that a command exited with `code` and said `needle` on stderr.
