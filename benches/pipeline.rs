@@ -150,6 +150,7 @@ fn main() {
         realistic(&mut table, &work, &sandbox, rows, options.runs);
         eprint!("{table}");
     }
+    phone_speed(&mut table);
 
     if options.rate_seconds > 0 {
         writeln!(table).unwrap();
@@ -173,6 +174,64 @@ fn main() {
     }
     println!("\n{table}");
     runtime.block_on(sandbox.stop());
+}
+
+/// Microseconds a number, on the realistic file's first 200 000 phone
+/// cells (each with its row's country): `Phone::parse` (the fast path),
+/// and the `phonenumber` crate answering the same question (parse with
+/// the row's country, validate, format) in one thread.
+fn phone_speed(table: &mut String) {
+    use nxcampaign::phone::{Country, Phone};
+    const CELLS: usize = 200_000;
+    let default = Country::parse(realistic::DEFAULT_COUNTRY).expect("a country");
+    let cells: Vec<(String, Country)> = realistic::rows(CELLS)
+        .map(|row| {
+            let country = match row.country {
+                "" => default,
+                code => Country::parse(code).expect("a country"),
+            };
+            (row.phone, country)
+        })
+        .collect();
+    // Compile every pattern once before timing.
+    let warm = cells
+        .iter()
+        .filter(|(raw, c)| Phone::parse(raw, *c).is_ok())
+        .count();
+    let started = Instant::now();
+    let valid = cells
+        .iter()
+        .filter(|(raw, c)| Phone::parse(raw, *c).is_ok())
+        .count();
+    let fast = started.elapsed().as_secs_f64() * 1e6 / CELLS as f64;
+    assert_eq!(warm, valid);
+    let started = Instant::now();
+    let library = cells
+        .iter()
+        .filter(|(raw, c)| {
+            let id = c.as_str().parse().expect("an id");
+            phonenumber::parse(Some(id), raw).is_ok_and(|n| {
+                phonenumber::is_valid(&n)
+                    && !n
+                        .format()
+                        .mode(phonenumber::Mode::E164)
+                        .to_string()
+                        .is_empty()
+            })
+        })
+        .count();
+    let slow = started.elapsed().as_secs_f64() * 1e6 / CELLS as f64;
+    writeln!(
+        table,
+        "| {CELLS} | realistic: phone numbers, fast path | {fast:.2} µs a number | | | {valid} valid |"
+    )
+    .unwrap();
+    writeln!(
+        table,
+        "| {CELLS} | realistic: phone numbers, `phonenumber` crate | {slow:.2} µs a number | | | {library} valid, {:.0}× the fast path's time |",
+        slow / fast
+    )
+    .unwrap();
 }
 
 /// The realistic shape: generated once per size, then measured plain and

@@ -9,9 +9,11 @@
 //! - [`clock`]: the one wall clock; everything else is handed the time.
 //! - [`job`]: the job file's exact shape, validated into a `Job`.
 //! - [`contacts`]: streaming CSV (and gzip) reader with line numbers.
-//! - [`phone`]: phone number normalization to NXLink's digits.
+//! - [`phone`]: phone number normalization to NXLink's digits (the
+//!   library's parse, step for step, on a fast path).
 //! - [`plan`]: pure: rows into contacts with order ids, contacts into batches.
-//! - [`ingest`]: contact file into the ledger, chunk by chunk, resumable.
+//! - [`ingest`]: contact file into the ledger, chunk by chunk, resumable;
+//!   for `run`, planned as it goes so sending starts at once.
 //! - [`lease`]: one run per campaign at a time, with a heartbeat.
 //! - [`nxlink`]: the only module that knows the vendor: wire, signing, client.
 //! - [`throttle`]: request rate limit and in-flight cap.
@@ -22,6 +24,8 @@
 //! - [`report`]: status tables, order lists and run progress.
 //! - [`sandbox`]: a local NXLink stand-in with fault injection.
 //! - [`demo`]: the example campaign against an in-process sandbox.
+//! - `realistic`: contact rows as people export them, for the benchmark
+//!   and the tests that hold the fast paths to their references.
 
 pub mod app;
 pub mod cli;
