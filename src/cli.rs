@@ -84,7 +84,7 @@ pub enum Command {
         failed: bool,
         /// Only this batch (repeatable); default: every batch in that state.
         #[arg(long = "batch", value_name = "SEQ")]
-        batches: Vec<u32>,
+        batches: Vec<crate::batch::BatchSeq>,
     },
     /// Serve a local NXLink stand-in (for trials and tests; it calls no one).
     Sandbox {

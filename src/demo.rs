@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use crate::app::{self, Error, Exit};
+use crate::campaign::{self, Error, Exit};
 use crate::job::Job;
 use crate::ledger::Ledger;
 use crate::report::Progress;
@@ -34,7 +34,7 @@ pub async fn run() -> Result<Exit, Error> {
     };
     let sandbox = Sandbox::start(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        app::sandbox_credentials(),
+        campaign::sandbox_credentials(),
         faults,
     )
     .await
@@ -50,11 +50,11 @@ pub async fn run() -> Result<Exit, Error> {
         sandbox.base_url()
     );
     let mut progress = Progress::new();
-    let run = app::run_campaign(
+    let run = campaign::run_campaign(
         &ledger,
         &job,
-        app::sandbox_credentials(),
-        app::graceful_shutdown(),
+        campaign::sandbox_credentials(),
+        campaign::graceful_shutdown(),
         None,
         &mut progress,
     )
@@ -62,7 +62,7 @@ pub async fn run() -> Result<Exit, Error> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     writeln!(out)?;
-    let exit = match app::finish_run(&run, &job_path, &mut out)? {
+    let exit = match campaign::finish_run(&run, &job_path, &mut out)? {
         // The example file has invalid rows on purpose: that is the demo
         // working, not needing attention.
         Exit::Attention => Exit::Done,

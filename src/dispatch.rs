@@ -13,10 +13,12 @@ use rand::Rng;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::batch::BatchSeq;
 use crate::clock::now_ms;
-use crate::job::{BreakerSettings, RetryPolicy, TaskSettings};
+use crate::job::{BreakerSettings, RetryPolicy};
 use crate::ledger::{AttemptResult, BatchToSend, Fence, Ledger, LedgerError};
-use crate::nxlink::{wire, Client, Exchange};
+use crate::nxlink::wire::{self, TaskSettings};
+use crate::nxlink::{Client, Exchange};
 use crate::outcome::BatchState;
 use crate::retry::{self, Breaker, Decision, StopCause};
 use crate::throttle::{InFlight, Throttle};
@@ -46,7 +48,7 @@ pub enum Event {
 /// One attempt, as reported.
 #[derive(Debug, Clone)]
 pub struct AttemptReport {
-    pub seq: u32,
+    pub seq: BatchSeq,
     pub country: String,
     pub orders: usize,
     pub attempt: u32,
@@ -314,7 +316,7 @@ struct Finished {
 /// One attempt of one batch, already durably `sending`: send (signed with
 /// `ts`), classify, record. The place in flight is held until the outcome
 /// is recorded.
-#[tracing::instrument(skip_all, fields(batch = batch.seq, attempt = batch.attempt, orders = batch.orders.len()))]
+#[tracing::instrument(skip_all, fields(batch = batch.seq.get(), attempt = batch.attempt, orders = batch.orders.len()))]
 async fn attempt(
     ctx: AttemptContext,
     batch: BatchToSend,

@@ -109,7 +109,7 @@ pub async fn ingest(
 
     let (tx, rx) = mpsc::sync_channel(2);
     let name = job.name.clone();
-    let country = job.task.country;
+    let country = job.default_country;
     let salt = ledger.order_id_salt().to_owned();
     let reading = thread("ingest-reader", move || match reader {
         Some(reader) => read_chunks(reader, source, &salt, &name, country, &stop, &tx),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::nxlink;
+use crate::nxlink::{self, wire::TaskSettings};
 use crate::phone::Country;
 
 /// A validated job: everything a run needs apart from the credentials.
@@ -24,6 +24,8 @@ pub struct Job {
     /// folder), else `nxcampaign.db` beside it.
     pub ledger: PathBuf,
     pub api: ApiSettings,
+    /// The country of rows without a country column (`task.country`).
+    pub default_country: Country,
     pub task: TaskSettings,
     pub columns: Columns,
     /// Contacts per `createandcall` request.
@@ -82,25 +84,6 @@ pub struct ApiSettings {
     /// accepted (the vendor documents 60 s): a request held up longer than
     /// this is refused, which is what fences a run that lost its lease.
     pub clock_window: Duration,
-}
-
-/// The `createandcall` fields that are the same for every batch.
-#[derive(Debug, Clone)]
-pub struct TaskSettings {
-    /// Country for rows without a country column.
-    pub country: Country,
-    /// Each batch's task is named `"<task_name> #<seq>"`.
-    pub task_name: String,
-    pub task_desc: String,
-    pub strategy_name: String,
-    pub dispatch_type: u8,
-    pub agent_group_no: String,
-    /// Rounded to two decimals, as the vendor documents.
-    pub predict_call_rate: f64,
-    /// Rounded to one decimal, as the vendor documents.
-    pub ratio_call_rate: f64,
-    pub start_count: u32,
-    pub startup_type: u8,
 }
 
 /// Which CSV columns hold what.
@@ -368,8 +351,8 @@ impl Job {
                 timeout: Duration::from_millis(api.timeout_ms),
                 clock_window: Duration::from_millis(api.clock_window_ms),
             },
+            default_country: country,
             task: TaskSettings {
-                country,
                 task_name: task.task_name,
                 task_desc: task.task_desc,
                 strategy_name: task.strategy_name,

@@ -5,8 +5,11 @@
 //! Codemap (one line per module; see DESIGN.md for the flow):
 //!
 //! - [`cli`]: the command line as clap sees it; runs nothing.
-//! - [`app`]: the commands, wiring the parts together; exit codes.
+//! - [`app`]: the commands, wiring the parts together.
+//! - [`campaign`]: one campaign run (lease, ingest and dispatch together),
+//!   how it ended, exit codes.
 //! - [`clock`]: the one wall clock; everything else is handed the time.
+//! - [`batch`]: a batch's number and its orders, as every layer sees them.
 //! - [`job`]: the job file's exact shape, validated into a `Job`.
 //! - [`contacts`]: streaming CSV (and gzip) reader with line numbers.
 //! - [`phone`]: phone number normalization to NXLink's digits (the
@@ -28,6 +31,8 @@
 //!   and the tests that hold the fast paths to their references.
 
 pub mod app;
+pub mod batch;
+pub mod campaign;
 pub mod cli;
 pub mod clock;
 pub mod contacts;

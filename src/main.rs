@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use nxcampaign::app;
 use nxcampaign::cli::Cli;
+use nxcampaign::{app, campaign};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -21,13 +21,13 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(app::Exit::Stopped.code());
+            return ExitCode::from(campaign::Exit::Stopped.code());
         }
     };
     let exit = match runtime.block_on(app::execute(cli)) {
         Ok(exit) => exit,
         // `orders … | head`: the reader has all it wanted.
-        Err(e) if e.is_closed_pipe() => app::Exit::Done,
+        Err(e) if e.is_closed_pipe() => campaign::Exit::Done,
         Err(e) => {
             eprintln!("error: {e}");
             e.exit()

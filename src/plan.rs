@@ -9,6 +9,7 @@ use std::fmt;
 
 use md5::{Digest, Md5};
 
+use crate::batch::BatchSeq;
 use crate::contacts::RawContact;
 use crate::job::CampaignName;
 use crate::phone::{Country, Phone};
@@ -112,10 +113,6 @@ pub fn contact_from_row(
     })
 }
 
-/// A batch's place in its campaign: sequence numbers start at 1 and never
-/// repeat.
-pub type BatchSeq = u32;
-
 /// A batch that is still being filled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct OpenBatch {
@@ -147,7 +144,7 @@ impl Batcher {
     pub fn new(size: u32, next_seq: BatchSeq) -> Batcher {
         Batcher {
             size: size.max(1),
-            next_seq: next_seq.max(1),
+            next_seq,
             open: HashMap::new(),
         }
     }
@@ -163,7 +160,7 @@ impl Batcher {
             }
         }
         let seq = self.next_seq;
-        self.next_seq += 1;
+        self.next_seq = seq.next();
         self.open.insert(country, OpenBatch { seq, len: 1 });
         Placement { seq, opens: true }
     }
@@ -292,13 +289,13 @@ mod tests {
         assert_eq!(bad.order_id.as_deref(), Some("no spaces!"));
     }
 
-    fn check_batches(size: u32, countries: &[&str], expected: &[(BatchSeq, bool)]) {
-        let mut batcher = Batcher::new(size, 1);
+    fn check_batches(size: u32, countries: &[&str], expected: &[(u32, bool)]) {
+        let mut batcher = Batcher::new(size, BatchSeq::FIRST);
         let got: Vec<_> = countries
             .iter()
             .map(|c| {
                 let p = batcher.place(country(c));
-                (p.seq, p.opens)
+                (p.seq.get(), p.opens)
             })
             .collect();
         assert_eq!(got, expected, "size {size}, countries {countries:?}");
@@ -324,18 +321,19 @@ mod tests {
 
     #[test]
     fn a_new_batcher_never_fills_an_earlier_batch() {
-        let mut batcher = Batcher::new(3, 8);
+        let eight = BatchSeq::new(8).unwrap();
+        let mut batcher = Batcher::new(3, eight);
         assert_eq!(
             batcher.place(country("HK")),
             Placement {
-                seq: 8,
+                seq: eight,
                 opens: true
             }
         );
         assert_eq!(
             batcher.place(country("GB")),
             Placement {
-                seq: 9,
+                seq: eight.next(),
                 opens: true
             }
         );

@@ -4,9 +4,9 @@
 use sqlx::Row as _;
 
 use super::{CampaignId, Fence, Ledger, LedgerError};
+use crate::batch::{BatchOrder, BatchSeq};
 use crate::nxlink::wire::code;
 use crate::outcome::BatchState;
-use crate::plan::BatchSeq;
 
 /// A batch that is due, just marked `sending`, with what its request needs.
 #[derive(Debug, Clone)]
@@ -21,14 +21,6 @@ pub struct BatchToSend {
     /// Whether the batch's previous attempt got 1004 (a clock fix).
     pub after_clock_fix: bool,
     pub orders: Vec<BatchOrder>,
-}
-
-/// One order as its batch's request carries it.
-#[derive(Debug, Clone)]
-pub struct BatchOrder {
-    pub order_id: String,
-    pub phone: String,
-    pub other: String,
 }
 
 /// What one attempt ended with and what it did to its batch.
@@ -110,11 +102,11 @@ impl Ledger {
         taken.sort_by_key(|row| row.get::<i64, _>(0));
         let mut batches = Vec::with_capacity(taken.len());
         for row in taken {
-            let seq = row.get::<i64, _>(0) as BatchSeq;
+            let seq = self.batch_seq(row.get::<i64, _>(0))?;
             let attempt = row.get::<i64, _>(2) as u32;
             sqlx::query("INSERT INTO attempts (campaign_id, batch_seq, number, started_at_ms) VALUES (?, ?, ?, ?)")
                 .bind(campaign.0)
-                .bind(seq)
+                .bind(i64::from(seq))
                 .bind(attempt)
                 .bind(now_ms)
                 .execute(&mut *tx)
@@ -130,7 +122,7 @@ impl Ledger {
                      ORDER BY id)",
             )
             .bind(campaign.0)
-            .bind(seq)
+            .bind(i64::from(seq))
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| self.query_error(e))?;
@@ -196,7 +188,7 @@ impl Ledger {
         .bind(result.req_id.as_deref())
         .bind(result.decision)
         .bind(campaign.0)
-        .bind(seq)
+        .bind(i64::from(seq))
         .bind(attempt)
         .execute(&mut *tx)
         .await
@@ -214,7 +206,7 @@ impl Ledger {
         .bind(result.finished_at_ms)
         .bind(i64::from(!result.spends_budget))
         .bind(campaign.0)
-        .bind(seq)
+        .bind(i64::from(seq))
         .execute(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?;
@@ -239,8 +231,7 @@ impl Ledger {
         resend: &Resend<'_>,
     ) -> Result<Resent, LedgerError> {
         // `?3` is a JSON array of sequence numbers, or null for all.
-        let only = (!resend.only.is_empty())
-            .then(|| serde_json::to_string(resend.only).unwrap_or_default());
+        let only = (!resend.only.is_empty()).then(|| json_numbers(resend.only));
         let mut tx = self.write_transaction().await?;
         let chosen: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT seq, resend_after_ms FROM batches
@@ -256,14 +247,15 @@ impl Ledger {
         .map_err(|e| self.query_error(e))?;
         let mut resent = Resent::default();
         for (seq, until) in chosen {
+            let seq = self.batch_seq(seq)?;
             if until <= resend.now_ms {
-                resent.requeued.push(seq as BatchSeq);
+                resent.requeued.push(seq);
             } else {
-                resent.fenced.push((seq as BatchSeq, until));
+                resent.fenced.push((seq, until));
             }
         }
         // `?2` is the JSON array of the batches re-queued.
-        let requeued = serde_json::to_string(&resent.requeued).unwrap_or_default();
+        let requeued = json_numbers(&resent.requeued);
         sqlx::query(
             "INSERT INTO resends (campaign_id, batch_seq, from_state, requested_by, requested_at_ms)
              SELECT ?1, value, ?3, ?4, ?5 FROM json_each(?2)",
@@ -289,4 +281,10 @@ impl Ledger {
         tx.commit().await.map_err(|e| self.query_error(e))?;
         Ok(resent)
     }
+}
+
+/// Batch numbers as a JSON array, for `json_each`.
+fn json_numbers(seqs: &[BatchSeq]) -> String {
+    let numbers: Vec<u32> = seqs.iter().map(|seq| seq.get()).collect();
+    serde_json::to_string(&numbers).unwrap_or_default()
 }

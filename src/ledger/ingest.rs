@@ -19,8 +19,8 @@ use rusqlite::{params, OpenFlags, TransactionBehavior};
 use sqlx::Row as _;
 
 use super::{bulk_error, CampaignId, Fence, Ledger, LedgerError, BUSY_TIMEOUT};
+use crate::batch::BatchSeq;
 use crate::phone::Country;
-use crate::plan::BatchSeq;
 
 /// Where ingest of a campaign's contact file stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -103,7 +103,7 @@ impl Ledger {
         .fetch_one(&self.pool)
         .await
         .map_err(|e| self.query_error(e))?;
-        Ok(next as BatchSeq)
+        self.batch_seq(next)
     }
 }
 
@@ -565,7 +565,7 @@ mod tests {
 
     /// A staged row: line, order id, phone, batch; `None` phone is an
     /// invalid row.
-    type Given = (u64, &'static str, Option<&'static str>, BatchSeq);
+    type Given = (u64, &'static str, Option<&'static str>, u32);
 
     /// How a test marks rows that may repeat an earlier key.
     #[derive(Debug, Clone, Copy)]
@@ -662,7 +662,7 @@ mod tests {
                         phone,
                         country: Some("HK"),
                         other: "",
-                        batch_seq: Some(batch),
+                        batch_seq: BatchSeq::new(i64::from(batch)),
                         invalid: None,
                         suspect: match marking {
                             Marking::Exact | Marking::ExactWithCrash => repeats,
@@ -847,7 +847,7 @@ mod tests {
             phone: "85251000001",
             country: Some("HK"),
             other: "",
-            batch_seq: Some(1),
+            batch_seq: Some(BatchSeq::FIRST),
             invalid: None,
             suspect: false,
         };
@@ -855,7 +855,7 @@ mod tests {
         let checkpoint = Checkpoint::default();
         let chunk = StagedChunk {
             rows: std::slice::from_ref(&row),
-            new_batches: &[(1, hk)],
+            new_batches: &[(BatchSeq::FIRST, hk)],
             rows_read: 1,
             checkpoint: &checkpoint,
             repeats_marked: true,

@@ -19,11 +19,12 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-pub use dispatch::{AttemptResult, BatchOrder, BatchToSend, Resend, Resent};
+pub use dispatch::{AttemptResult, BatchToSend, Resend, Resent};
 pub use ingest::{Checkpoint, IngestWriter, Planned, StagedChunk, StagedRow};
 pub use lease::{Fence, LeaseGrant, LeaseHolder};
 pub use report::{CampaignStatus, OrderLine, OrderStream};
 
+use crate::batch::BatchSeq;
 use crate::job::CampaignName;
 
 /// How long a write waits for another process's transaction to end.
@@ -349,6 +350,14 @@ impl Ledger {
         }
     }
 
+    /// A batch number as the ledger stores it; anything else is corrupt.
+    fn batch_seq(&self, raw: i64) -> Result<BatchSeq, LedgerError> {
+        BatchSeq::new(raw).ok_or_else(|| LedgerError::Corrupt {
+            path: self.path.clone(),
+            message: format!("batch number {raw}"),
+        })
+    }
+
     fn parse_state<T: FromStr>(&self, raw: &str) -> Result<T, LedgerError>
     where
         T::Err: std::fmt::Display,
@@ -470,6 +479,13 @@ fn file_error(path: &Path, e: std::io::Error) -> LedgerError {
     LedgerError::Corrupt {
         path: path.to_owned(),
         message: e.to_string(),
+    }
+}
+
+/// Batch numbers go into SQLite as integers.
+impl rusqlite::ToSql for BatchSeq {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(i64::from(*self)))
     }
 }
 

@@ -3,8 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::TaskSettings;
-use crate::ledger::BatchOrder;
+use crate::batch::{BatchOrder, BatchSeq};
 
 /// Reply codes the vendor documents.
 pub mod code {
@@ -63,6 +62,24 @@ pub struct ApiReply {
     pub data: serde_json::Value,
 }
 
+/// The `createandcall` fields that are the same for every batch (the job
+/// file's `[task]` section, checked and rounded by `job`).
+#[derive(Debug, Clone)]
+pub struct TaskSettings {
+    /// Each batch's task is named `"<task_name> #<seq>"`.
+    pub task_name: String,
+    pub task_desc: String,
+    pub strategy_name: String,
+    pub dispatch_type: u8,
+    pub agent_group_no: String,
+    /// Rounded to two decimals, as the vendor documents.
+    pub predict_call_rate: f64,
+    /// Rounded to one decimal, as the vendor documents.
+    pub ratio_call_rate: f64,
+    pub start_count: u32,
+    pub startup_type: u8,
+}
+
 /// What `other` carries for an order whose job packs no column into it.
 pub const EMPTY_OTHER: &str = "{}";
 
@@ -71,7 +88,7 @@ pub const EMPTY_OTHER: &str = "{}";
 pub fn create_and_call_body(
     task: &TaskSettings,
     country: &str,
-    seq: u32,
+    seq: BatchSeq,
     orders: &[BatchOrder],
 ) -> Vec<u8> {
     let body = CreateAndCall {

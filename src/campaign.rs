@@ -1,0 +1,490 @@
+//! One campaign run: the lease, ingest and dispatch going on together, and
+//! how it ended (`CampaignRun`, `Exit`). The commands in `app` and the demo
+//! both run campaigns through here; errors carry their exit code.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::clock::{format_utc, now_ms};
+use crate::contacts::ContactsError;
+use crate::dispatch::{Dispatch, Ending};
+use crate::ingest::{self, IngestError, IngestReport};
+use crate::job::{ApiSettings, Job, JobError};
+use crate::lease::{Acquired, Lease, LeaseSettings};
+use crate::ledger::{CampaignId, CampaignStatus, LeaseHolder, Ledger, LedgerError};
+use crate::nxlink::{Client, Credentials};
+use crate::outcome::{BatchState, OrderState};
+use crate::report::{self, Progress};
+use crate::sandbox;
+use crate::throttle::Throttle;
+
+/// How a command ended, as cron reads it (DESIGN.md "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Nothing left to do: every batch is in a final state.
+    Done,
+    /// Finished, but some orders need attention.
+    Attention,
+    /// Usage, job file or input error; nothing was sent.
+    BadInput,
+    /// Stopped by an error that retrying will not fix.
+    Stopped,
+    /// Try again later: interrupted or busy.
+    TryLater,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Done => 0,
+            Exit::Attention => 1,
+            Exit::BadInput => 2,
+            Exit::Stopped => 3,
+            Exit::TryLater => 75,
+        }
+    }
+}
+
+/// Why a command could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error(transparent)]
+    Contacts(#[from] ContactsError),
+    #[error("environment variable {var} is not set: it must hold the NXLink {what} (the job's api.{key} names it)")]
+    MissingCredential {
+        var: String,
+        what: &'static str,
+        key: &'static str,
+    },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("campaign {campaign:?} is being run by {holder}; try again later")]
+    CampaignBusy { campaign: String, holder: String },
+    #[error("cannot start the HTTP client: {0}")]
+    Client(reqwest::Error),
+    #[error("sandbox: {0}")]
+    Sandbox(io::Error),
+    #[error("cannot write the output: {0}")]
+    Output(#[from] io::Error),
+}
+
+impl Error {
+    /// Whether the output's reader went away (`orders … | head`): not a
+    /// failure of the command.
+    pub fn is_closed_pipe(&self) -> bool {
+        match self {
+            Error::Output(e) | Error::Ledger(LedgerError::Output(e)) => {
+                e.kind() == io::ErrorKind::BrokenPipe
+            }
+            _ => false,
+        }
+    }
+
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Job(_)
+            | Error::Contacts(_)
+            | Error::MissingCredential { .. }
+            | Error::Usage(_) => Exit::BadInput,
+            Error::Ledger(LedgerError::UnknownCampaign { .. } | LedgerError::Missing { .. }) => {
+                Exit::BadInput
+            }
+            Error::Ledger(LedgerError::LeaseLost { .. }) => Exit::TryLater,
+            Error::CampaignBusy { .. } => Exit::TryLater,
+            Error::Ledger(_) | Error::Client(_) | Error::Sandbox(_) | Error::Output(_) => {
+                Exit::Stopped
+            }
+        }
+    }
+}
+
+impl From<IngestError> for Error {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Contacts(e) => Error::Contacts(e),
+            IngestError::Ledger(e) => Error::Ledger(e),
+        }
+    }
+}
+
+/// What one run of a campaign did.
+#[derive(Debug)]
+pub struct CampaignRun {
+    pub ingest: IngestReport,
+    pub ending: Ending,
+    pub status: CampaignStatus,
+}
+
+impl CampaignRun {
+    /// The exit code cron should see.
+    pub fn exit(&self) -> Exit {
+        match self.ending {
+            Ending::Stopped(_) => Exit::Stopped,
+            Ending::Interrupted | Ending::TimeUp | Ending::VendorFailing { .. } => Exit::TryLater,
+            Ending::Finished if needs_attention(&self.status) => Exit::Attention,
+            // Part of the file waits to be written: cron should come back.
+            Ending::Finished if self.ingest.waiting.is_some() => Exit::TryLater,
+            Ending::Finished => Exit::Done,
+        }
+    }
+}
+
+/// Takes the campaign's lease, ingests the job's contact file and sends
+/// every due batch (until `deadline`, if any), reporting progress on stderr.
+pub async fn run_campaign(
+    ledger: &Ledger,
+    job: &Job,
+    credentials: Credentials,
+    shutdown: impl std::future::Future<Output = ()>,
+    deadline: Option<Instant>,
+    progress: &mut Progress,
+) -> Result<CampaignRun, Error> {
+    let (campaign, lease) = hold_campaign(ledger, job).await?;
+    let run = ingest_and_dispatch(
+        ledger,
+        job,
+        campaign,
+        credentials,
+        shutdown,
+        deadline,
+        &lease,
+        progress,
+    )
+    .await;
+    lease.release().await?;
+    run
+}
+
+/// The job's campaign, created on first use, with its lease held: no other
+/// run ingests or sends for it until the lease is released, and a run that
+/// loses it writes nothing more.
+pub(crate) async fn hold_campaign(
+    ledger: &Ledger,
+    job: &Job,
+) -> Result<(CampaignId, Lease), Error> {
+    let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
+    let settings = LeaseSettings {
+        stale_after: job.lease_stale_after,
+        clock_window: job.api.clock_window,
+    };
+    let mut watching = |holder: &LeaseHolder| {
+        eprintln!(
+            "campaign {:?} is held by {}, whose heartbeat does not look recent; watching it for {} s before taking over",
+            job.name.as_str(),
+            describe_holder(holder),
+            settings.stale_after.as_secs_f64()
+        )
+    };
+    match Lease::acquire(ledger, campaign, settings, &mut watching).await? {
+        Acquired::Busy(holder) => Err(Error::CampaignBusy {
+            campaign: job.name.to_string(),
+            holder: describe_holder(&holder),
+        }),
+        Acquired::Lease {
+            lease,
+            took_over,
+            recovered,
+        } => {
+            if let Some(gone) = &took_over {
+                eprintln!(
+                    "warning: took over campaign {:?} from a run that is {} ({})",
+                    job.name.as_str(),
+                    if gone.dead {
+                        "gone"
+                    } else {
+                        "silent: its heartbeat stopped"
+                    },
+                    describe_holder(&gone.holder)
+                );
+            }
+            if recovered > 0 {
+                let fence = match &took_over {
+                    Some(gone) if gone.resend_after_ms > 0 => format!(
+                        "; `resend` refuses them until {}, when no request of that run can still be accepted",
+                        format_utc(gone.resend_after_ms)
+                    ),
+                    _ => String::new(),
+                };
+                eprintln!(
+                    "warning: {recovered} batch(es) were being sent when an earlier run ended or lost the campaign; they are now uncertain and will not be re-sent on their own (see `nxcampaign resend --help`){fence}"
+                );
+            }
+            Ok((campaign, lease))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn ingest_and_dispatch(
+    ledger: &Ledger,
+    job: &Job,
+    campaign: CampaignId,
+    credentials: Credentials,
+    shutdown: impl std::future::Future<Output = ()>,
+    deadline: Option<Instant>,
+    lease: &Lease,
+    progress: &mut Progress,
+) -> Result<CampaignRun, Error> {
+    let client =
+        Client::new(&job.api.base_url, credentials, job.api.timeout).map_err(Error::Client)?;
+    let dispatch = Dispatch {
+        fence: lease.fence().clone(),
+        client: Arc::new(client),
+        throttle: Throttle::new(&job.limits),
+        task: job.task.clone(),
+        retry: job.retry,
+        breaker: job.breaker,
+        deadline,
+    };
+
+    // Reading and sending go on together: ingest plans as it goes and
+    // announces each plan on `feed`; dispatch sends what is planned and
+    // waits for more until ingest is done.
+    let stop_reading = Arc::new(AtomicBool::new(false));
+    let (feed, planned) = tokio::sync::watch::channel(());
+    let reading = ingest::ingest(
+        ledger,
+        job,
+        lease.fence(),
+        now_ms(),
+        Arc::clone(&stop_reading),
+        Some(feed),
+    );
+    let stop_sending = tokio::sync::Notify::new();
+    let mut on_event = |event| progress.on_event(event);
+    // Stop sending on a shutdown, or if another run took the campaign over
+    // (this one was presumed dead): two runs must never dispatch at once.
+    let sending = dispatch.run(
+        ledger,
+        async {
+            tokio::select! {
+                () = stop_sending.notified() => {}
+                () = lease.lost() => eprintln!("warning: another run took over this campaign; stopping"),
+            }
+        },
+        Some(planned),
+        &mut on_event,
+    );
+    let mut reading = std::pin::pin!(reading);
+    // Boxed, so it can be dropped (with its hold on `progress`) below.
+    let mut sending = Box::pin(sending);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut time_up = std::pin::pin!(sleep_until(deadline));
+
+    let mut ingested: Option<Result<IngestReport, IngestError>> = None;
+    let mut ending: Option<Result<Ending, LedgerError>> = None;
+    let mut stopped = false;
+    while ingested.is_none() || ending.is_none() {
+        tokio::select! {
+            report = &mut reading, if ingested.is_none() => {
+                match &report {
+                    Ok(report) => report_ingest(report),
+                    // Nothing more will be planned: what is in flight is
+                    // recorded, the rest waits for the next run.
+                    Err(_) => stop_sending.notify_one(),
+                }
+                ingested = Some(report);
+            }
+            sent = &mut sending, if ending.is_none() => {
+                // Sending ended early (a stop, the breaker, a lost lease):
+                // reading stops at a record boundary; what it read is kept.
+                stop_reading.store(true, Ordering::Relaxed);
+                ending = Some(sent);
+            }
+            () = &mut shutdown, if !stopped => {
+                stopped = true;
+                stop_reading.store(true, Ordering::Relaxed);
+                stop_sending.notify_one();
+            }
+            () = &mut time_up, if !stopped => {
+                // Dispatch keeps its own deadline; reading stops here.
+                stopped = true;
+                stop_reading.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    let (Some(ingested), Some(ending)) = (ingested, ending) else {
+        unreachable!("the loop ends once both have ended");
+    };
+    drop(sending);
+    let ingest = ingested?;
+    let ending = ending?;
+    progress.finish();
+    let status = ledger.status(campaign, job.name.as_str()).await?;
+    Ok(CampaignRun {
+        ingest,
+        ending,
+        status,
+    })
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ingests the job's contact file; a shutdown stops reading at a record
+/// boundary (what was read is kept and planned). Says whether it stopped.
+pub(crate) async fn ingest_until(
+    ledger: &Ledger,
+    job: &Job,
+    lease: &Lease,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(IngestReport, bool), Error> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let reading = ingest::ingest(
+        ledger,
+        job,
+        lease.fence(),
+        now_ms(),
+        Arc::clone(&stop),
+        None,
+    );
+    let mut reading = std::pin::pin!(reading);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut stopped = false;
+    let report = loop {
+        tokio::select! {
+            report = &mut reading => break report?,
+            () = &mut shutdown, if !stopped => {
+                stop.store(true, Ordering::Relaxed);
+                stopped = true;
+            }
+        }
+    };
+    report_ingest(&report);
+    Ok((report, stopped))
+}
+
+/// Reads the credentials from the environment variables the job names.
+pub fn credentials_from_env(api: &ApiSettings) -> Result<Credentials, Error> {
+    let read = |var: &str, what: &'static str, key: &'static str| {
+        std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Error::MissingCredential {
+                var: var.to_owned(),
+                what,
+                key,
+            })
+    };
+    Ok(Credentials::new(
+        read(&api.access_key_env, "access key", "access_key_env")?,
+        read(&api.access_secret_env, "access secret", "access_secret_env")?,
+    ))
+}
+
+/// Prints a run's ending and status; returns the exit code. Hints name the
+/// campaign by `job_file`, which finds its ledger from any folder.
+pub fn finish_run(run: &CampaignRun, job_file: &Path, out: &mut dyn Write) -> Result<Exit, Error> {
+    let printed = report::write_status_table(out, std::slice::from_ref(&run.status))
+        .and_then(|()| out.flush());
+    // A reader that went away does not change how the run ended.
+    match printed {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
+    match &run.ending {
+        Ending::Stopped(cause) => eprintln!(
+            "error: stopped: {}; no batch was marked failed, the rest stay pending: fix this and run again",
+            cause.explain()
+        ),
+        Ending::Interrupted => {
+            eprintln!("interrupted: in-flight attempts were recorded; run again to send the rest")
+        }
+        Ending::TimeUp => eprintln!(
+            "time is up (--max-runtime): in-flight attempts were recorded, the rest stays pending for the next run"
+        ),
+        Ending::VendorFailing { failures, window } => eprintln!(
+            "the vendor is failing ({failures} of the last {window} attempts failed), try later: the rest stays pending"
+        ),
+        Ending::Finished if run.exit() == Exit::Attention => eprintln!(
+            "finished; some orders need attention: see `nxcampaign orders {} --state <state>`",
+            job_file.display()
+        ),
+        Ending::Finished => {}
+    }
+    Ok(run.exit())
+}
+/// Resolves on the first SIGINT or SIGTERM; a second one ends the process
+/// at once (the next run marks what was in flight `uncertain`).
+pub async fn graceful_shutdown() {
+    shutdown_signal().await;
+    eprintln!("stopping: no new batches; in-flight attempts finish and are recorded (signal again to quit at once)");
+    tokio::spawn(async {
+        shutdown_signal().await;
+        eprintln!("quitting at once: the next run marks batches that were in flight uncertain");
+        std::process::exit(i32::from(Exit::TryLater.code()));
+    });
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn needs_attention(status: &CampaignStatus) -> bool {
+    BatchState::ALL
+        .into_iter()
+        .any(|s| s.needs_attention() && status.batches_in(s) > 0)
+        || status.orders_in(OrderState::Invalid) > 0
+}
+
+fn report_ingest(ingest: &IngestReport) {
+    if ingest.rows > 0 {
+        eprintln!(
+            "ingest: {} new row(s): {} order(s), {} invalid, {} duplicate(s)",
+            ingest.rows, ingest.orders, ingest.invalid, ingest.duplicates,
+        );
+    }
+    if ingest.interrupted {
+        eprintln!("ingest: stopped at a record boundary; what was read is kept, and the next run reads on from there");
+    }
+    if let Some(waiting) = &ingest.waiting {
+        eprintln!("ingest: waiting: {}", report::terminal_safe(waiting));
+    }
+}
+
+fn describe_holder(holder: &LeaseHolder) -> String {
+    let now = now_ms();
+    format!(
+        "pid {} on {} (for {}s, last heartbeat {}s ago)",
+        holder.pid,
+        holder.host,
+        (now - holder.acquired_at_ms).max(0) / 1000,
+        (now - holder.heartbeat_ms).max(0) / 1000
+    )
+}
+
+/// A sandbox's credentials, for the demo.
+pub fn sandbox_credentials() -> Credentials {
+    Credentials::new(sandbox::DEFAULT_ACCESS_KEY, sandbox::DEFAULT_ACCESS_SECRET)
+}
