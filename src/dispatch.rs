@@ -19,7 +19,7 @@ use crate::job::{BreakerSettings, RetryPolicy};
 use crate::ledger::{AttemptResult, BatchToSend, Fence, Ledger, LedgerError};
 use crate::nxlink::wire::{self, TaskSettings};
 use crate::nxlink::{Client, Exchange};
-use crate::outcome::BatchState;
+use crate::outcome::{BatchState, Verdict};
 use crate::retry::{self, Breaker, Decision, StopCause};
 use crate::throttle::{InFlight, Throttle};
 
@@ -348,7 +348,7 @@ async fn attempt(
         code,
         message: message.clone(),
         req_id,
-        decision: step.word,
+        decision: step.verdict,
         batch_state: step.batch_state,
         not_before_ms: finished_at_ms + step.wait.as_millis() as i64,
         spends_budget: step.spends_budget,
@@ -367,7 +367,7 @@ async fn attempt(
             state: step.batch_state,
             code,
             message,
-            retry_in: (step.batch_state == BatchState::Pending && step.word == "retry")
+            retry_in: (step.batch_state == BatchState::Pending && step.verdict == Verdict::Retry)
                 .then_some(step.wait),
         },
     })

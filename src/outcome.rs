@@ -1,4 +1,4 @@
-//! The states an order or a batch can be in (DESIGN.md "States").
+//! The states an order or a batch can be in (README, "States").
 //!
 //! Orders in a batch follow their batch; the remaining order states are
 //! decided at ingest and never change.
@@ -93,6 +93,47 @@ impl OrderState {
     }
 }
 
+/// What was decided about one attempt, as the ledger's `attempts` table
+/// records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Accepted,
+    Rejected,
+    /// Back to `pending`, to be tried again.
+    Retry,
+    /// Retries ran out.
+    Failed,
+    Uncertain,
+    /// The run stopped: the batch waits, untouched, for a later run.
+    Stop,
+    /// The run ended before the reply was recorded.
+    Interrupted,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 7] = [
+        Verdict::Accepted,
+        Verdict::Rejected,
+        Verdict::Retry,
+        Verdict::Failed,
+        Verdict::Uncertain,
+        Verdict::Stop,
+        Verdict::Interrupted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Accepted => "accepted",
+            Verdict::Rejected => "rejected",
+            Verdict::Retry => "retry",
+            Verdict::Failed => "failed",
+            Verdict::Uncertain => "uncertain",
+            Verdict::Stop => "stop",
+            Verdict::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// A state name that is not one of ours.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("unknown state {0:?} (want one of: {1})")]
@@ -145,6 +186,13 @@ impl fmt::Display for OrderState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_verdict_has_a_word_of_its_own() {
+        let words: std::collections::HashSet<_> =
+            Verdict::ALL.into_iter().map(Verdict::as_str).collect();
+        assert_eq!(words.len(), Verdict::ALL.len());
+    }
 
     #[test]
     fn every_state_round_trips_through_its_name() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::job::{BreakerSettings, RetryPolicy};
 use crate::nxlink::wire::code;
 use crate::nxlink::{Exchange, Reply, TransportError};
-use crate::outcome::BatchState;
+use crate::outcome::{BatchState, Verdict};
 
 /// What to do with a batch after one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,8 +143,8 @@ fn classify_reply(reply: &Reply, after_clock_fix: bool) -> Decision {
 pub struct Step {
     pub batch_state: BatchState,
     pub wait: Duration,
-    /// The decision as one word, as the ledger records it.
-    pub word: &'static str,
+    /// The decision, as the ledger records it.
+    pub verdict: Verdict,
     /// Whether the attempt counts against the batch's retry budget (a stop
     /// is not the batch's fault and does not).
     pub spends_budget: bool,
@@ -158,28 +158,28 @@ pub fn next_step(
     attempts_made: u32,
     jitter: f64,
 ) -> Step {
-    let step = |batch_state, wait, word| Step {
+    let step = |batch_state, wait, verdict| Step {
         batch_state,
         wait,
-        word,
+        verdict,
         spends_budget: !matches!(decision, Decision::Stop(_)),
     };
     match decision {
-        Decision::Accepted => step(BatchState::Accepted, Duration::ZERO, "accepted"),
-        Decision::Rejected => step(BatchState::Rejected, Duration::ZERO, "rejected"),
-        Decision::Uncertain => step(BatchState::Uncertain, Duration::ZERO, "uncertain"),
+        Decision::Accepted => step(BatchState::Accepted, Duration::ZERO, Verdict::Accepted),
+        Decision::Rejected => step(BatchState::Rejected, Duration::ZERO, Verdict::Rejected),
+        Decision::Uncertain => step(BatchState::Uncertain, Duration::ZERO, Verdict::Uncertain),
         // It did not arrive: it waits, untouched, for the next run.
-        Decision::Stop(_) => step(BatchState::Pending, Duration::ZERO, "stop"),
+        Decision::Stop(_) => step(BatchState::Pending, Duration::ZERO, Verdict::Stop),
         Decision::Retry { .. } | Decision::FixClock { .. } if !may_retry(policy, attempts_made) => {
-            step(BatchState::Failed, Duration::ZERO, "failed")
+            step(BatchState::Failed, Duration::ZERO, Verdict::Failed)
         }
         Decision::Retry { after } => step(
             BatchState::Pending,
             delay(policy, attempts_made, *after, jitter),
-            "retry",
+            Verdict::Retry,
         ),
         // The clock is corrected before the next try, which can go at once.
-        Decision::FixClock { .. } => step(BatchState::Pending, Duration::ZERO, "retry"),
+        Decision::FixClock { .. } => step(BatchState::Pending, Duration::ZERO, Verdict::Retry),
     }
 }
 

@@ -6,7 +6,7 @@ use sqlx::Row as _;
 use super::{CampaignId, Fence, Ledger, LedgerError};
 use crate::batch::{BatchOrder, BatchSeq};
 use crate::nxlink::wire::code;
-use crate::outcome::BatchState;
+use crate::outcome::{BatchState, Verdict};
 
 /// A batch that is due, just marked `sending`, with what its request needs.
 #[derive(Debug, Clone)]
@@ -32,8 +32,8 @@ pub struct AttemptResult {
     pub code: Option<i64>,
     pub message: Option<String>,
     pub req_id: Option<String>,
-    /// The decision, as a word: accepted, rejected, retry, failed, uncertain, stop.
-    pub decision: &'static str,
+    /// What was decided.
+    pub decision: Verdict,
     /// The batch's state after this attempt (never `sending`).
     pub batch_state: BatchState,
     /// For a batch back to `pending`: not before this time.
@@ -85,10 +85,10 @@ impl Ledger {
         let mut tx = self.write_transaction().await?;
         self.check_fence(&mut tx, fence).await?;
         let mut taken = sqlx::query(
-            "UPDATE batches SET state = 'sending', attempts = attempts + 1, updated_at_ms = ?1
-             WHERE campaign_id = ?2 AND state = 'pending' AND seq IN (
+            "UPDATE batches SET state = ?4, attempts = attempts + 1, updated_at_ms = ?1
+             WHERE campaign_id = ?2 AND state = ?5 AND seq IN (
                  SELECT seq FROM batches
-                 WHERE campaign_id = ?2 AND state = 'pending' AND not_before_ms <= ?1
+                 WHERE campaign_id = ?2 AND state = ?5 AND not_before_ms <= ?1
                    AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?2)
                  ORDER BY seq LIMIT ?3)
              RETURNING seq, country, attempts, attempts_before_resend, code",
@@ -96,6 +96,8 @@ impl Ledger {
         .bind(now_ms)
         .bind(campaign.0)
         .bind(limit as i64)
+        .bind(BatchState::Sending.as_str())
+        .bind(BatchState::Pending.as_str())
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?;
@@ -155,9 +157,10 @@ impl Ledger {
     /// The earliest time a pending batch of the campaign becomes due, if any.
     pub async fn next_due_at(&self, campaign: CampaignId) -> Result<Option<i64>, LedgerError> {
         sqlx::query_scalar(
-            "SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = ? AND state = 'pending'",
+            "SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = ? AND state = ?",
         )
         .bind(campaign.0)
+        .bind(BatchState::Pending.as_str())
         .fetch_one(&self.pool)
         .await
         .map_err(|e| self.query_error(e))
@@ -186,7 +189,7 @@ impl Ledger {
         .bind(result.code)
         .bind(result.message.as_deref())
         .bind(result.req_id.as_deref())
-        .bind(result.decision)
+        .bind(result.decision.as_str())
         .bind(campaign.0)
         .bind(i64::from(seq))
         .bind(attempt)
@@ -196,7 +199,7 @@ impl Ledger {
         let updated = sqlx::query(
             "UPDATE batches SET state = ?, code = ?, message = ?, req_id = ?, not_before_ms = ?, updated_at_ms = ?,
                     attempts_before_resend = attempts_before_resend + ?
-             WHERE campaign_id = ? AND seq = ? AND state = 'sending'",
+             WHERE campaign_id = ? AND seq = ? AND state = ?",
         )
         .bind(result.batch_state.as_str())
         .bind(result.code)
@@ -207,6 +210,7 @@ impl Ledger {
         .bind(i64::from(!result.spends_budget))
         .bind(campaign.0)
         .bind(i64::from(seq))
+        .bind(BatchState::Sending.as_str())
         .execute(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?;
@@ -269,12 +273,13 @@ impl Ledger {
         .await
         .map_err(|e| self.query_error(e))?;
         sqlx::query(
-            "UPDATE batches SET state = 'pending', not_before_ms = 0, attempts_before_resend = attempts, updated_at_ms = ?3
+            "UPDATE batches SET state = ?4, not_before_ms = 0, attempts_before_resend = attempts, updated_at_ms = ?3
              WHERE campaign_id = ?1 AND seq IN (SELECT value FROM json_each(?2))",
         )
         .bind(campaign.0)
         .bind(&requeued)
         .bind(resend.now_ms)
+        .bind(BatchState::Pending.as_str())
         .execute(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?;

@@ -20,6 +20,7 @@ use sqlx::Row as _;
 
 use super::{bulk_error, CampaignId, Fence, Ledger, LedgerError, BUSY_TIMEOUT};
 use crate::batch::BatchSeq;
+use crate::outcome::{BatchState, OrderState};
 use crate::phone::Country;
 
 /// Where ingest of a campaign's contact file stopped.
@@ -235,7 +236,7 @@ impl IngestWriter {
                         row.country,
                         row.other,
                         row.batch_seq,
-                        row.invalid.map(|_| "invalid"),
+                        row.invalid.map(|_| OrderState::Invalid.as_str()),
                         row.invalid,
                     ])
                     .map_err(e)?;
@@ -376,7 +377,10 @@ impl IngestWriter {
         staged
             .execute(
                 &tx,
-                "DELETE FROM batches WHERE campaign_id = ?1 AND size = 0 AND state = 'pending' AND attempts = 0",
+                &format!(
+                    "DELETE FROM batches WHERE campaign_id = ?1 AND size = 0 AND state = '{}' AND attempts = 0",
+                    BatchState::Pending.as_str()
+                ),
             )
             .map_err(e)?;
         staged
@@ -549,9 +553,12 @@ impl Staged {
         )?;
         let set_aside = self.execute(
             conn,
-            "UPDATE orders SET set_aside = 'duplicate', batch_seq = NULL,
+            &format!(
+                "UPDATE orders SET set_aside = '{}', batch_seq = NULL,
                  reason = (SELECT reason FROM temp.plan_duplicates d WHERE d.id = orders.id)
              WHERE id IN (SELECT id FROM temp.plan_duplicates)",
+                OrderState::Duplicate.as_str()
+            ),
         )?;
         self.execute(conn, "DELETE FROM temp.plan_duplicates")?;
         Ok(set_aside)

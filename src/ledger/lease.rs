@@ -5,6 +5,7 @@
 use sqlx::Row as _;
 
 use super::{CampaignId, Ledger, LedgerError};
+use crate::outcome::{BatchState, Verdict};
 
 /// Who holds (or wants) a campaign.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,21 +102,24 @@ impl Ledger {
         .await
         .map_err(|e| self.query_error(e))?;
         sqlx::query(
-            "UPDATE attempts SET decision = 'interrupted', message = 'the run ended before the reply was recorded'
+            "UPDATE attempts SET decision = ?, message = 'the run ended before the reply was recorded'
              WHERE campaign_id = ? AND decision IS NULL",
         )
+        .bind(Verdict::Interrupted.as_str())
         .bind(campaign.0)
         .execute(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?;
         let recovered = sqlx::query(
-            "UPDATE batches SET state = 'uncertain', updated_at_ms = ?, resend_after_ms = ?,
+            "UPDATE batches SET state = ?, updated_at_ms = ?, resend_after_ms = ?,
                     message = 'a run ended or lost its lease while this batch was being sent; it may have arrived'
-             WHERE campaign_id = ? AND state = 'sending'",
+             WHERE campaign_id = ? AND state = ?",
         )
+        .bind(BatchState::Uncertain.as_str())
         .bind(me.acquired_at_ms)
         .bind(resend_after_ms)
         .bind(campaign.0)
+        .bind(BatchState::Sending.as_str())
         .execute(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?
