@@ -8,17 +8,18 @@ use std::time::{Duration, Instant};
 use crate::batch::BatchSeq;
 use crate::campaign::{
     credentials_from_env, finish_run, graceful_shutdown, hold_campaign, ingest_until, run_campaign,
-    shutdown_signal, Error, Exit,
+    Error, Exit,
 };
 use crate::cli::{Cli, Command};
 use crate::clock::{format_utc, now_ms};
+#[cfg(feature = "sandbox")]
 use crate::demo;
 use crate::job::Job;
 use crate::lease;
 use crate::ledger::{Ledger, OpenMode, Resend};
-use crate::nxlink::Credentials;
 use crate::outcome::{BatchState, OrderState};
 use crate::report::{self, OrderWriter, Progress};
+#[cfg(feature = "sandbox")]
 use crate::sandbox::{Faults, Sandbox};
 
 /// Runs one parsed command line.
@@ -61,6 +62,7 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             };
             resend(db, &campaign, from, &batches).await
         }
+        #[cfg(feature = "sandbox")]
         Command::Sandbox {
             listen,
             access_key,
@@ -69,11 +71,12 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
         } => {
             serve_sandbox(
                 listen,
-                Credentials::new(access_key, access_secret),
+                crate::nxlink::Credentials::new(access_key, access_secret),
                 faults.into(),
             )
             .await
         }
+        #[cfg(feature = "sandbox")]
         Command::Demo => demo::run().await,
     }
 }
@@ -254,9 +257,10 @@ async fn open_for(db: Option<&Path>, campaign: &str) -> Result<(Ledger, String),
     Ok((Ledger::open_with(&path, OpenMode::MustExist).await?, name))
 }
 
+#[cfg(feature = "sandbox")]
 async fn serve_sandbox(
     listen: std::net::SocketAddr,
-    credentials: Credentials,
+    credentials: crate::nxlink::Credentials,
     faults: Faults,
 ) -> Result<Exit, Error> {
     let key = credentials.access_key().to_owned();
@@ -268,7 +272,7 @@ async fn serve_sandbox(
         sandbox.base_url(),
         sandbox.base_url()
     );
-    shutdown_signal().await;
+    crate::campaign::shutdown_signal().await;
     let stats = sandbox.stats();
     sandbox.stop().await;
     println!(

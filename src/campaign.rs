@@ -18,10 +18,9 @@ use crate::ledger::{CampaignId, CampaignStatus, LeaseHolder, Ledger, LedgerError
 use crate::nxlink::{Client, Credentials};
 use crate::outcome::{BatchState, OrderState};
 use crate::report::{self, Progress};
-use crate::sandbox;
 use crate::throttle::Throttle;
 
-/// How a command ended, as cron reads it (DESIGN.md "Exit codes").
+/// How a command ended, as cron reads it (README, "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Nothing left to do: every batch is in a final state.
@@ -482,9 +481,4 @@ fn describe_holder(holder: &LeaseHolder) -> String {
         (now - holder.acquired_at_ms).max(0) / 1000,
         (now - holder.heartbeat_ms).max(0) / 1000
     )
-}
-
-/// A sandbox's credentials, for the demo.
-pub fn sandbox_credentials() -> Credentials {
-    Credentials::new(sandbox::DEFAULT_ACCESS_KEY, sandbox::DEFAULT_ACCESS_SECRET)
 }

@@ -1,12 +1,12 @@
 //! The command line, as clap sees it; nothing here runs anything.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgGroup, Parser, Subcommand};
 
 use crate::report::OrdersFormat;
+#[cfg(feature = "sandbox")]
 use crate::sandbox;
 
 /// Outbound AI call campaigns on NXLink: contact files in, signed
@@ -87,9 +87,10 @@ pub enum Command {
         batches: Vec<crate::batch::BatchSeq>,
     },
     /// Serve a local NXLink stand-in (for trials and tests; it calls no one).
+    #[cfg(feature = "sandbox")]
     Sandbox {
         #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        listen: std::net::SocketAddr,
         #[arg(long, default_value = sandbox::DEFAULT_ACCESS_KEY)]
         access_key: String,
         /// The secret requests must be signed with.
@@ -101,10 +102,12 @@ pub enum Command {
         faults: FaultArgs,
     },
     /// Run the example campaign against an in-process sandbox.
+    #[cfg(feature = "sandbox")]
     Demo,
 }
 
 /// The sandbox's faults as flags; probabilities are per request, 0 to 1.
+#[cfg(feature = "sandbox")]
 #[derive(Debug, Clone, clap::Args)]
 pub struct FaultArgs {
     /// Close the connection without processing.
@@ -169,6 +172,7 @@ pub struct FaultArgs {
     pub seed: u64,
 }
 
+#[cfg(feature = "sandbox")]
 impl From<FaultArgs> for sandbox::Faults {
     fn from(args: FaultArgs) -> Self {
         sandbox::Faults {

@@ -15,6 +15,28 @@ pub fn now_ms() -> i64 {
     system_time_ms(SystemTime::now()) + test_offset_ms()
 }
 
+/// The same clock as a `SystemTime`, for values compared with HTTP dates.
+pub fn now() -> SystemTime {
+    let ms = now_ms();
+    match u64::try_from(ms) {
+        Ok(ms) => UNIX_EPOCH + std::time::Duration::from_millis(ms),
+        Err(_) => UNIX_EPOCH - std::time::Duration::from_millis(ms.unsigned_abs()),
+    }
+}
+
+/// How long ago the file system says something happened (a file's
+/// modification time): measured on the unshifted clock, as file systems
+/// keep theirs. `None` for a time in the future.
+pub fn age_of(file_time: SystemTime) -> Option<std::time::Duration> {
+    SystemTime::now().duration_since(file_time).ok()
+}
+
+/// The wall clock of the sandbox, which plays the vendor and keeps a clock
+/// of its own (its faults skew it; this process's test offset does not).
+pub fn vendor_now_ms() -> i64 {
+    system_time_ms(SystemTime::now())
+}
+
 /// A `SystemTime` as Unix milliseconds (negative before 1970).
 pub fn system_time_ms(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {

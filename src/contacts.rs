@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use md5::{Digest, Md5};
 
@@ -397,7 +397,7 @@ impl Extent {
         let settled = meta
             .modified()
             .ok()
-            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .and_then(crate::clock::age_of)
             .is_some_and(|age| age >= SETTLED_AFTER);
         if settled || len == 0 {
             return Ok(Extent {
@@ -746,7 +746,7 @@ mod tests {
     /// Makes `path` look unchanged for longer than [`SETTLED_AFTER`].
     fn settle(path: &Path) {
         let file = File::options().write(true).open(path).unwrap();
-        file.set_modified(SystemTime::now() - SETTLED_AFTER * 2)
+        file.set_modified(std::time::SystemTime::now() - SETTLED_AFTER * 2)
             .unwrap();
     }
 

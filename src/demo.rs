@@ -34,7 +34,7 @@ pub async fn run() -> Result<Exit, Error> {
     };
     let sandbox = Sandbox::start(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        campaign::sandbox_credentials(),
+        sandbox_credentials(),
         faults,
     )
     .await
@@ -53,7 +53,7 @@ pub async fn run() -> Result<Exit, Error> {
     let run = campaign::run_campaign(
         &ledger,
         &job,
-        campaign::sandbox_credentials(),
+        sandbox_credentials(),
         campaign::graceful_shutdown(),
         None,
         &mut progress,
@@ -105,4 +105,12 @@ fn demo_dir_error(dir: &Path, e: io::Error) -> Error {
         "{}: cannot prepare the demo folder: {e}",
         dir.display()
     ))
+}
+
+/// The sandbox's own credentials.
+fn sandbox_credentials() -> crate::nxlink::Credentials {
+    crate::nxlink::Credentials::new(
+        crate::sandbox::DEFAULT_ACCESS_KEY,
+        crate::sandbox::DEFAULT_ACCESS_SECRET,
+    )
 }

@@ -2,7 +2,8 @@
 //! out, every order's outcome in a ledger, so that an interrupted campaign
 //! resumes without calling anyone twice.
 //!
-//! Codemap (one line per module; see DESIGN.md for the flow):
+//! Codemap (one line per module; ARCHITECTURE.md draws the flow and the
+//! layers):
 //!
 //! - [`cli`]: the command line as clap sees it; runs nothing.
 //! - [`app`]: the commands, wiring the parts together.
@@ -25,8 +26,10 @@
 //! - [`ledger`]: all SQL: campaigns, orders, batches, attempts, re-sends.
 //! - [`outcome`]: the states of orders and batches.
 //! - [`report`]: status tables, order lists and run progress.
-//! - [`sandbox`]: a local NXLink stand-in with fault injection.
-//! - [`demo`]: the example campaign against an in-process sandbox.
+//! - `sandbox`: a local NXLink stand-in with fault injection (cargo
+//!   feature `sandbox`, on by default).
+//! - `demo`: the example campaign against an in-process sandbox (same
+//!   feature).
 //! - `realistic`: contact rows as people export them, for the benchmark
 //!   and the tests that hold the fast paths to their references.
 
@@ -36,6 +39,7 @@ pub mod campaign;
 pub mod cli;
 pub mod clock;
 pub mod contacts;
+#[cfg(feature = "sandbox")]
 pub mod demo;
 pub mod dispatch;
 pub mod ingest;
@@ -50,5 +54,6 @@ pub mod plan;
 pub mod realistic;
 pub mod report;
 pub mod retry;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod throttle;

@@ -1,9 +1,10 @@
 //! The ledger: every campaign, order, batch and attempt, in SQLite.
 //!
 //! All SQL lives under this module. It decides nothing: callers say what
-//! happened and the ledger writes it, in the transactions the promises of
-//! DESIGN.md need (a batch is durably `sending` before its request leaves;
-//! an attempt's result and its batch's outcome are one transaction).
+//! happened and the ledger writes it, in the transactions that the
+//! invariants of ARCHITECTURE.md need (a batch is durably `sending` before
+//! its request leaves; an attempt's result and its batch's outcome are one
+//! transaction).
 
 mod dispatch;
 mod ingest;

@@ -186,7 +186,7 @@ impl Client {
             }
             Err(e) => return Exchange::Transport(transport_error(&e, started.elapsed())),
         };
-        let now = SystemTime::now();
+        let now = crate::clock::now();
         let parsed: Option<ApiReply> = serde_json::from_slice(&bytes).ok();
         let msg = match &parsed {
             Some(reply) => reply.msg.clone(),

@@ -17,7 +17,7 @@ pub const BIZ_TYPE_CC: &str = "8";
 /// `action` of the call-center endpoints.
 pub const ACTION_CC: &str = "cc";
 
-/// The gateway of a region code (nxlink-api.md §1).
+/// The gateway of a region code (ARCHITECTURE.md, "Endpoint").
 pub fn region_base_url(region: &str) -> Option<&'static str> {
     match region.trim().to_ascii_lowercase().as_str() {
         "hk" => Some("https://api-hk.nxlink.ai"),

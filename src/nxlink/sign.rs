@@ -1,4 +1,5 @@
-//! The NXLink request signature (nxlink-api.md §2), as a pure function.
+//! The NXLink request signature (ARCHITECTURE.md, "Signature"), as a pure
+//! function.
 //!
 //! It reads no clock and no environment: the caller passes the timestamp and
 //! the credentials, and sends exactly the body bytes that were signed.
@@ -84,7 +85,7 @@ pub fn sign(credentials: &Credentials, parts: &SignedParts<'_>) -> String {
 mod tests {
     use super::*;
 
-    /// The published vectors of nxlink-api.md §2.
+    /// The vendor's published vectors.
     fn check(biz_type: &str, action: &str, body: &str, expected: &str) {
         let credentials = Credentials::new("fme2na3kdi3ki", "abciiiko2k3");
         let parts = SignedParts {

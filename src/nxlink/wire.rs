@@ -1,5 +1,5 @@
 //! The JSON shapes of `createandcall` and of every reply, and the reply
-//! codes (nxlink-api.md §3, §4).
+//! codes (ARCHITECTURE.md, "The vendor's rules the code relies on").
 
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,8 @@
 //! A local stand-in for NXLink's `createandcall`, for the demo and tests.
 //!
-//! It checks headers, clock, signature and body as nxlink-api.md describes,
-//! answers with the documented codes, counts how often it accepted each
+//! It checks headers, clock, signature and body as ARCHITECTURE.md ("The
+//! vendor's rules the code relies on") describes, answers with the
+//! documented codes, counts how often it accepted each
 //! `orderID`, and can inject faults (dropped connections, 503/429, 88/99,
 //! slowness, clock skew, a `callList` limit), seeded so tests repeat. It is
 //! not a model of the vendor's dialing; it never calls anyone.
@@ -26,7 +27,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
-use crate::clock::system_time_ms;
+use crate::clock::vendor_now_ms;
 use crate::nxlink::sign::{sign, Credentials, SignedParts};
 use crate::nxlink::wire::{code, ApiReply, CreateAndCall};
 use crate::nxlink::{ACTION_CC, BIZ_TYPE_CC, CREATE_AND_CALL_PATH};
@@ -370,7 +371,7 @@ async fn create_and_call(
     let (now_ms, fate, faults) = {
         let mut inner = state.lock();
         let faults = inner.faults.clone();
-        let now_ms = system_time_ms(SystemTime::now()) + faults.skew_ms;
+        let now_ms = vendor_now_ms() + faults.skew_ms;
         let fate = if inner.roll(faults.drop_before) {
             Fate::DropBefore
         } else if let Some(code) = faults.reply_code {
@@ -502,7 +503,7 @@ async fn drop_connection_now(drop_connection: DropConnection) -> Response {
     std::future::pending().await
 }
 
-/// Checks a request the way nxlink-api.md says the gateway does, in the
+/// Checks a request the way the gateway does (ARCHITECTURE.md), in the
 /// gateway's order: headers, bizType/action, content type, clock, key,
 /// signature, body.
 fn check(

@@ -1,0 +1,173 @@
+//! ARCHITECTURE.md's layers and absences, held to the source: each module
+//! imports only modules of the layers below its own (so there is no import
+//! cycle), and a few things happen in one place only. Test code (after a
+//! file's `#[cfg(test)]` module) is not counted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Top to bottom, as ARCHITECTURE.md draws them.
+const LAYERS: &[&[&str]] = &[
+    &["app"],
+    &["demo"],
+    &["campaign"],
+    &["cli"],
+    &["report"],
+    &["ingest", "lease", "dispatch"],
+    &["ledger"],
+    &["plan", "retry", "throttle", "sandbox"],
+    &["contacts"],
+    &["job"],
+    &["nxlink"],
+    &["phone", "clock", "outcome", "batch", "realistic"],
+];
+
+/// Every `.rs` file under `src/` but the crate roots, with its module (the
+/// first part of its path) and its code before any test module.
+fn sources() -> Vec<(String, PathBuf, String)> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("src is readable") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|path| {
+            let relative = path.strip_prefix(&src).expect("under src");
+            let first = relative.components().next()?.as_os_str().to_str()?;
+            let module = first.trim_end_matches(".rs").to_owned();
+            if module == "lib" || module == "main" {
+                return None;
+            }
+            let text = std::fs::read_to_string(&path).expect("a source file");
+            let code = match text.find("#[cfg(test)]\nmod tests") {
+                Some(tests) => text[..tests].to_owned(),
+                None => text,
+            };
+            Some((module, path, code))
+        })
+        .collect()
+}
+
+/// The `crate::` modules `code` names, `use crate::{a::X, b}` included.
+fn named_modules(code: &str) -> BTreeSet<String> {
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect()
+    };
+    let mut named = BTreeSet::new();
+    for (at, _) in code.match_indices("crate::") {
+        let rest = &code[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // Top-level items of the group: what follows `{` or a `,` at
+            // depth 0.
+            let mut depth = 0;
+            let mut start = true;
+            for (i, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => start = true,
+                    c if c.is_whitespace() => {}
+                    _ if start => {
+                        named.insert(ident(&group[i..]));
+                        start = false;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            named.insert(ident(rest));
+        }
+    }
+    named.retain(|m| !m.is_empty());
+    named
+}
+
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    let mut imports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (module, _, code) in sources() {
+        let named = named_modules(&code);
+        let entry = imports.entry(module.clone()).or_default();
+        entry.extend(named.into_iter().filter(|m| *m != module));
+    }
+    imports
+}
+
+fn layer_of(module: &str) -> usize {
+    LAYERS
+        .iter()
+        .position(|layer| layer.contains(&module))
+        .unwrap_or_else(|| {
+            panic!("module {module} is in no layer: add it to ARCHITECTURE.md and LAYERS")
+        })
+}
+
+#[test]
+fn each_module_imports_only_layers_below_its_own() {
+    let mut upward = Vec::new();
+    for (module, named) in imports() {
+        for other in named {
+            if layer_of(&other) <= layer_of(&module) {
+                upward.push(format!("{module} -> {other}"));
+            }
+        }
+    }
+    assert!(
+        upward.is_empty(),
+        "imports that are not downward: {upward:?}"
+    );
+}
+
+#[test]
+fn the_vendor_module_knows_nothing_of_the_ledger_or_the_job_file() {
+    let nxlink = &imports()["nxlink"];
+    for forbidden in ["ledger", "job", "plan", "dispatch", "campaign"] {
+        assert!(!nxlink.contains(forbidden), "nxlink imports {forbidden}");
+    }
+}
+
+/// Where a forbidden word appears in non-test code outside `allowed`.
+fn found_outside(word: &str, allowed: &[&str]) -> Vec<String> {
+    sources()
+        .into_iter()
+        .filter(|(module, _, code)| !allowed.contains(&module.as_str()) && code.contains(word))
+        .map(|(_, path, _)| path.display().to_string())
+        .collect()
+}
+
+#[test]
+fn only_the_clock_reads_the_wall_clock() {
+    let found = found_outside("SystemTime::now", &["clock"]);
+    assert!(
+        found.is_empty(),
+        "SystemTime::now outside clock.rs: {found:?}"
+    );
+}
+
+#[test]
+fn only_the_ledger_speaks_sql() {
+    for driver in ["rusqlite", "sqlx"] {
+        let found = found_outside(driver, &["ledger"]);
+        assert!(found.is_empty(), "{driver} outside src/ledger: {found:?}");
+    }
+}
+
+#[test]
+fn the_import_reader_sees_grouped_and_plain_imports() {
+    let named =
+        named_modules("use crate::a::B;\nuse crate::{c::{D, E}, f, g::H};\nlet x = crate::i::j();");
+    let expected: BTreeSet<String> = ["a", "c", "f", "g", "i"].map(String::from).into();
+    assert_eq!(named, expected);
+}
