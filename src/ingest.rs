@@ -49,11 +49,15 @@ pub enum IngestError {
 const CHUNK_ROWS: usize = 5_000;
 
 /// When ingest plans as it goes: first after this many rows (one chunk, so
-/// sending starts at once), then after twice as many each time, up to
-/// [`MOST_ROWS_BETWEEN_PLANS`]. Each plan closes the open batches (one per
-/// country), so spacing plans out keeps partial batches rare.
+/// sending starts at once), then after twice as many each time, while the
+/// file's first [`PLAN_AS_IT_GOES_UP_TO`] rows are read; the rest is
+/// planned at the end, at once. Early plans are cheap (few claims to check
+/// them against); later ones would each go through millions of claims and
+/// hold the memory of a sort beside a busy dispatch, and by then dispatch
+/// has thousands of batches to send. Each plan closes the open batches (one
+/// per country), so few plans keep part-filled batches rare.
 const FIRST_PLAN_ROWS: u64 = CHUNK_ROWS as u64;
-const MOST_ROWS_BETWEEN_PLANS: u64 = 500_000;
+const PLAN_AS_IT_GOES_UP_TO: u64 = 2_000_000;
 
 /// Where planned orders are announced while ingest goes on.
 pub type PlanFeed = tokio::sync::watch::Sender<()>;
@@ -118,7 +122,10 @@ pub async fn ingest(
     let ledger = ledger.clone();
     let fence = fence.clone();
     let writing = thread("ingest-writer", move || {
-        let writer = ledger.ingest_writer(&fence)?;
+        let mut writer = ledger.ingest_writer(&fence)?;
+        if feed.is_some() {
+            writer.beside_dispatch();
+        }
         write_chunks(writer, &rx, batcher, now_ms, feed)
     });
     let written = writing.await;
@@ -167,11 +174,12 @@ fn write_chunks(
         let before = report.rows;
         stage(&mut writer, chunk?, &mut batcher, &mut report, now_ms)?;
         unplanned += report.rows - before;
-        if let Some(feed) = feed.as_ref().filter(|_| unplanned >= plan_after) {
+        let early = report.rows - unplanned < PLAN_AS_IT_GOES_UP_TO;
+        if let Some(feed) = feed.as_ref().filter(|_| early && unplanned >= plan_after) {
             plan(&mut writer, &mut batcher, &mut report)?;
             feed.send_replace(());
             unplanned = 0;
-            plan_after = (plan_after * 2).min(MOST_ROWS_BETWEEN_PLANS);
+            plan_after *= 2;
         }
     }
     tracing::debug!(

@@ -126,6 +126,9 @@ pub struct IngestWriter {
     /// repeats one is a suspect, and planning need not look every staged
     /// row up among the claims.
     claims_before: bool,
+    /// Whether a dispatch reads and writes the ledger while this writer
+    /// plans (`run`): then a plan must not wait for its readers.
+    beside_dispatch: bool,
 }
 
 impl Ledger {
@@ -152,7 +155,8 @@ impl Ledger {
             "CREATE TEMP TABLE plan_suspects (id INTEGER PRIMARY KEY);
              CREATE TEMP TABLE plan_repeated (
                  key TEXT PRIMARY KEY, first_id INTEGER NOT NULL, first_line INTEGER NOT NULL) WITHOUT ROWID;
-             CREATE TEMP TABLE plan_duplicates (id INTEGER PRIMARY KEY, reason TEXT NOT NULL);",
+             CREATE TEMP TABLE plan_duplicates (id INTEGER PRIMARY KEY, reason TEXT NOT NULL);
+             CREATE TEMP TABLE plan_keys (key TEXT NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (key, id)) WITHOUT ROWID;",
         )
         .map_err(e)?;
         let (left_staged, claims_before): (bool, bool) = conn
@@ -171,11 +175,19 @@ impl Ledger {
             campaign: campaign.0,
             suspects_complete: !left_staged,
             claims_before,
+            beside_dispatch: false,
         })
     }
 }
 
 impl IngestWriter {
+    /// Says that a dispatch works on the ledger meanwhile: plans then
+    /// leave the WAL to SQLite's own checkpoints instead of truncating it
+    /// (which waits for every reader to reach the newest snapshot).
+    pub fn beside_dispatch(&mut self) {
+        self.beside_dispatch = true;
+    }
+
     /// Appends rows as staged orders (invalid ones set aside at once) and
     /// moves the checkpoint, all or nothing.
     pub fn stage_chunk(&mut self, chunk: &StagedChunk<'_>, now_ms: i64) -> Result<(), LedgerError> {
@@ -284,7 +296,12 @@ impl IngestWriter {
         // core the reader thread has left idle; beyond, the sorts are big
         // and each helper would hold its own cache-sized buffers, so memory
         // stays flat instead.
-        let helpers = if suspects_complete { 2 } else { 0 };
+        // Beside a dispatch, memory is shared with it: no helpers.
+        let helpers = if suspects_complete && !self.beside_dispatch {
+            2
+        } else {
+            0
+        };
         self.conn
             .pragma_update(None, "threads", helpers)
             .map_err(e)?;
@@ -317,20 +334,39 @@ impl IngestWriter {
         //    campaign's first plan has none). Claims of this ingest's own
         //    earlier plans are found with the suspects, in step 2.
         let mut duplicates = 0;
+        //    The staged keys are looked up in key order (sorted into a
+        //    temporary table first): the claims are a big B-tree, and
+        //    lookups in row order would read one of its pages each.
         if claimed && (self.claims_before || !suspects_complete) {
             for (kind, column, what) in KEYS {
+                staged
+                    .execute(&tx, "DELETE FROM temp.plan_keys")
+                    .map_err(e)?;
+                staged
+                    .execute(
+                        &tx,
+                        &format!(
+                            "INSERT INTO temp.plan_keys (key, id)
+                             SELECT {column}, id FROM orders
+                             WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL
+                             ORDER BY {column}, id"
+                        ),
+                    )
+                    .map_err(e)?;
                 staged
                     .execute(
                         &tx,
                         &format!(
                             "INSERT OR IGNORE INTO temp.plan_duplicates (id, reason)
-                             SELECT o.id, 'same {what} as line ' || k.line FROM orders o
-                             JOIN order_keys k ON k.campaign_id = ?1 AND k.kind = {kind} AND k.key = o.{column}
-                             WHERE o.campaign_id = ?1 AND o.id > ?2 AND o.id <= ?3 AND o.set_aside IS NULL"
+                             SELECT p.id, 'same {what} as line ' || k.line FROM temp.plan_keys p
+                             CROSS JOIN order_keys k ON k.campaign_id = ?1 AND k.kind = {kind} AND k.key = p.key"
                         ),
                     )
                     .map_err(e)?;
             }
+            staged
+                .execute(&tx, "DELETE FROM temp.plan_keys")
+                .map_err(e)?;
             duplicates += staged.set_aside_duplicates(&tx).map_err(e)?;
         }
 
@@ -397,13 +433,21 @@ impl IngestWriter {
         // A big plan leaves a WAL as big as what it wrote; the commit
         // copied it into the database. Truncating it now spares the next
         // process reading all of it back when it opens the ledger (SQLite
-        // rebuilds its WAL index from the whole file). Another process
-        // reading or writing at this moment makes it a no-op, which is fine.
+        // rebuilds its WAL index from the whole file). Beside a dispatch,
+        // a passive checkpoint does what it can without waiting; the
+        // dispatch's last connection truncates the WAL when the run ends.
         let started = std::time::Instant::now();
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .map_err(e)?;
-        tracing::trace!(seconds = started.elapsed().as_secs_f64(), "WAL truncated");
+        let checkpoint = if self.beside_dispatch {
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        } else {
+            "PRAGMA wal_checkpoint(TRUNCATE)"
+        };
+        self.conn.query_row(checkpoint, [], |_| Ok(())).map_err(e)?;
+        tracing::trace!(
+            seconds = started.elapsed().as_secs_f64(),
+            checkpoint,
+            "WAL checkpointed"
+        );
         self.suspects_complete = true;
         Ok(Planned {
             orders: orders as u64,

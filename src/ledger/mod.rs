@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{ConnectOptions as _, SqlitePool};
 
 pub use dispatch::{AttemptResult, BatchToSend, Resend, Resent};
 pub use ingest::{Checkpoint, IngestWriter, Planned, StagedChunk, StagedRow};
@@ -28,8 +28,11 @@ pub use report::{CampaignStatus, OrderLine, OrderStream};
 use crate::batch::BatchSeq;
 use crate::job::CampaignName;
 
-/// How long a write waits for another process's transaction to end.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a write waits for another connection's transaction to end.
+/// While `run` reads a big file, dispatch's writes wait for ingest's plans
+/// (a few seconds each, up to a minute for millions of rows): a reply
+/// must wait to be recorded, never fail for want of patience.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The error of a statement on a connection of ours (not the pool's).
 fn bulk_error(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
@@ -217,11 +220,15 @@ impl Ledger {
             // be durable before a request leaves.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
+            // A statement that waited for ingest's plan is not news.
+            .log_slow_statements(log::LevelFilter::Warn, BUSY_TIMEOUT)
             .foreign_keys(true);
         // One connection stays open for the handle's life: SQLite removes
         // the WAL when the last connection closes, and a WAL that vanishes
         // under an open ledger must mean that someone removed it.
         let pool = SqlitePoolOptions::new()
+            // Waiting for ingest's plan is expected, not worth a warning.
+            .acquire_slow_threshold(BUSY_TIMEOUT)
             .max_connections(3)
             .min_connections(1)
             .idle_timeout(None)
