@@ -3,29 +3,30 @@
 //! resumes without calling anyone twice.
 //!
 //! Codemap (one line per module; ARCHITECTURE.md draws the flow and the
-//! layers):
+//! layers). Only the modules that the binary, the tests and the benchmark
+//! use are public; the rest is the crate's own.
 //!
 //! - [`cli`]: the command line as clap sees it; runs nothing.
 //! - [`app`]: the commands, wiring the parts together.
 //! - [`campaign`]: one campaign run (lease, ingest and dispatch together),
 //!   how it ended, exit codes.
 //! - [`clock`]: the one wall clock; everything else is handed the time.
-//! - [`batch`]: a batch's number and its orders, as every layer sees them.
-//! - [`job`]: the job file's exact shape, validated into a `Job`.
-//! - [`contacts`]: streaming CSV (and gzip) reader with line numbers.
+//! - `batch`: a batch's number and its orders, as every layer sees them.
+//! - `job`: the job file's exact shape, validated into a `Job`.
+//! - `contacts`: streaming CSV (and gzip) reader with line numbers.
 //! - [`phone`]: phone number normalization to NXLink's digits (the
 //!   library's parse, step for step, on a fast path).
-//! - [`plan`]: pure: rows into contacts with order ids, contacts into batches.
-//! - [`ingest`]: contact file into the ledger, chunk by chunk, resumable;
+//! - `plan`: pure: rows into contacts with order ids, contacts into batches.
+//! - `ingest`: contact file into the ledger, chunk by chunk, resumable;
 //!   for `run`, planned as it goes so sending starts at once.
-//! - [`lease`]: one run per campaign at a time, with a heartbeat.
+//! - `lease`: one run per campaign at a time, with a heartbeat.
 //! - [`nxlink`]: the only module that knows the vendor: wire, signing, client.
-//! - [`throttle`]: request rate limit and in-flight cap.
-//! - [`retry`]: pure: what a reply means, and the backoff schedule.
-//! - [`dispatch`]: the run loop: take, send, classify, record.
+//! - `throttle`: request rate limit and in-flight cap.
+//! - `retry`: pure: what a reply means, and the backoff schedule.
+//! - `dispatch`: the run loop: take, send, classify, record.
 //! - [`ledger`]: all SQL: campaigns, orders, batches, attempts, re-sends.
-//! - [`outcome`]: the states of orders and batches.
-//! - [`report`]: status tables, order lists and run progress.
+//! - `outcome`: the states of orders and batches.
+//! - `report`: status tables, order lists and run progress.
 //! - `sandbox`: a local NXLink stand-in with fault injection (cargo
 //!   feature `sandbox`, on by default).
 //! - `demo`: the example campaign against an in-process sandbox (same
@@ -34,26 +35,26 @@
 //!   and the tests that hold the fast paths to their references.
 
 pub mod app;
-pub mod batch;
+mod batch;
 pub mod campaign;
 pub mod cli;
 pub mod clock;
-pub mod contacts;
+mod contacts;
 #[cfg(feature = "sandbox")]
-pub mod demo;
-pub mod dispatch;
-pub mod ingest;
-pub mod job;
-pub mod lease;
+mod demo;
+mod dispatch;
+mod ingest;
+mod job;
+mod lease;
 pub mod ledger;
 pub mod nxlink;
-pub mod outcome;
+mod outcome;
 pub mod phone;
-pub mod plan;
+mod plan;
 #[doc(hidden)]
 pub mod realistic;
-pub mod report;
-pub mod retry;
+mod report;
+mod retry;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
-pub mod throttle;
+mod throttle;
