@@ -151,6 +151,8 @@ impl Ledger {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(e)?;
         conn.pragma_update(None, "foreign_keys", true).map_err(e)?;
+        conn.pragma_update(None, "journal_size_limit", super::WAL_SIZE_LIMIT)
+            .map_err(e)?;
         conn.execute_batch(
             "CREATE TEMP TABLE plan_suspects (id INTEGER PRIMARY KEY);
              CREATE TEMP TABLE plan_repeated (

@@ -34,6 +34,11 @@ use crate::job::CampaignName;
 /// must wait to be recorded, never fail for want of patience.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The size SQLite cuts the WAL file back to after a checkpoint restarts it
+/// (`journal_size_limit`): big plans grow it to gigabytes, and the next
+/// process would read all of it back.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
+
 /// The error of a statement on a connection of ours (not the pool's).
 fn bulk_error(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
     move |source| LedgerError::Bulk {
@@ -222,6 +227,8 @@ impl Ledger {
             .busy_timeout(BUSY_TIMEOUT)
             // A statement that waited for ingest's plan is not news.
             .log_slow_statements(log::LevelFilter::Warn, BUSY_TIMEOUT)
+            // A WAL that grew beside a plan is cut back when it restarts.
+            .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string())
             .foreign_keys(true);
         // One connection stays open for the handle's life: SQLite removes
         // the WAL when the last connection closes, and a WAL that vanishes
