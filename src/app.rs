@@ -2,7 +2,7 @@
 //! command line and says how it ended (`Exit`).
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::batch::BatchSeq;
@@ -14,7 +14,7 @@ use crate::cli::{Cli, Command};
 use crate::clock::{format_utc, now_ms};
 #[cfg(feature = "sandbox")]
 use crate::demo;
-use crate::job::Job;
+use crate::job::{Job, LedgerLocation};
 use crate::lease;
 use crate::ledger::{Ledger, OpenMode, Resend};
 use crate::outcome::{BatchState, OrderState};
@@ -62,6 +62,19 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             };
             resend(db, &campaign, from, &batches).await
         }
+        Command::Migrate { job } => {
+            let job = job.map(|path| Job::load(&path, None)).transpose()?;
+            let ledger =
+                Ledger::open_with(&ledger_location(db, job.as_ref()), OpenMode::CreateIfMissing)
+                    .await?;
+            println!(
+                "ledger {}: {} and up to date",
+                ledger.shown(),
+                if ledger.created() { "created" } else { "found" }
+            );
+            ledger.close().await;
+            Ok(Exit::Done)
+        }
         #[cfg(feature = "sandbox")]
         Command::Sandbox {
             listen,
@@ -82,7 +95,7 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
 }
 
 async fn run(
-    db: Option<&Path>,
+    db: Option<&str>,
     job_path: &Path,
     max_runtime: Option<Duration>,
 ) -> Result<Exit, Error> {
@@ -106,7 +119,7 @@ async fn run(
     Ok(exit)
 }
 
-async fn ingest_only(db: Option<&Path>, job_path: &Path) -> Result<Exit, Error> {
+async fn ingest_only(db: Option<&str>, job_path: &Path) -> Result<Exit, Error> {
     let job = Job::load(job_path, None)?;
     let ledger = open_job_ledger(db, &job).await?;
     let (campaign, lease) = hold_campaign(&ledger, &job).await?;
@@ -127,14 +140,14 @@ async fn ingest_only(db: Option<&Path>, job_path: &Path) -> Result<Exit, Error> 
     })
 }
 
-async fn status(db: Option<&Path>, campaign: Option<&str>, json: bool) -> Result<Exit, Error> {
+async fn status(db: Option<&str>, campaign: Option<&str>, json: bool) -> Result<Exit, Error> {
     let (ledger, names) = match campaign {
         Some(campaign) => {
             let (ledger, name) = open_for(db, campaign).await?;
             (ledger, vec![name])
         }
         None => {
-            let ledger = Ledger::open_with(&ledger_path(db, None), OpenMode::MustExist).await?;
+            let ledger = Ledger::open_with(&ledger_location(db, None), OpenMode::MustExist).await?;
             let names = ledger.campaign_names().await?;
             (ledger, names)
         }
@@ -155,7 +168,7 @@ async fn status(db: Option<&Path>, campaign: Option<&str>, json: bool) -> Result
 }
 
 async fn resend(
-    db: Option<&Path>,
+    db: Option<&str>,
     campaign: &str,
     from: BatchState,
     only: &[BatchSeq],
@@ -218,28 +231,26 @@ async fn resend(
 
 /// The ledger a command uses: `--db` (or `NXCAMPAIGN_DB`) first, then the
 /// job's, then `nxcampaign.db` in the current folder.
-fn ledger_path(db: Option<&Path>, job: Option<&Job>) -> PathBuf {
+fn ledger_location(db: Option<&str>, job: Option<&Job>) -> LedgerLocation {
     match (db, job) {
-        (Some(db), _) => db.to_owned(),
+        (Some(db), _) => LedgerLocation::parse(db, Path::new("")),
         (None, Some(job)) => job.ledger.clone(),
-        (None, None) => PathBuf::from(crate::job::DEFAULT_LEDGER),
+        (None, None) => LedgerLocation::File(crate::job::DEFAULT_LEDGER.into()),
     }
 }
 
 /// Opens (creating if needed) the ledger of a job's run, and says which
 /// file it is: a run on a new ledger by mistake would call everyone again.
-async fn open_job_ledger(db: Option<&Path>, job: &Job) -> Result<Ledger, Error> {
-    let path = ledger_path(db, Some(job));
-    let ledger = Ledger::open_with(&path, OpenMode::CreateIfMissing).await?;
-    let shown = std::path::absolute(&path).unwrap_or(path);
+async fn open_job_ledger(db: Option<&str>, job: &Job) -> Result<Ledger, Error> {
+    let ledger = Ledger::open_with(&ledger_location(db, Some(job)), OpenMode::CreateIfMissing).await?;
+    let shown = ledger.shown();
     if ledger.created() {
         eprintln!(
-            "NOTE: created a NEW, empty ledger at {}: if campaign {:?} ran before with another ledger, stop now, or everyone in it is called again (name the ledger with --db, NXCAMPAIGN_DB or the job's `ledger` key)",
-            shown.display(),
+            "NOTE: created a NEW, empty ledger at {shown}: if campaign {:?} ran before with another ledger, stop now, or everyone in it is called again (name the ledger with --db, NXCAMPAIGN_DB or the job's `ledger` key)",
             job.name.as_str()
         );
     } else {
-        eprintln!("ledger: {}", shown.display());
+        eprintln!("ledger: {shown}");
     }
     Ok(ledger)
 }
@@ -247,14 +258,14 @@ async fn open_job_ledger(db: Option<&Path>, job: &Job) -> Result<Ledger, Error> 
 /// The existing ledger and campaign name a read or re-queue command is
 /// about: `campaign` is a campaign name, or a job file (`*.toml`) that
 /// names both.
-async fn open_for(db: Option<&Path>, campaign: &str) -> Result<(Ledger, String), Error> {
-    let (path, name) = if campaign.ends_with(".toml") {
+async fn open_for(db: Option<&str>, campaign: &str) -> Result<(Ledger, String), Error> {
+    let (location, name) = if campaign.ends_with(".toml") {
         let job = Job::load(Path::new(campaign), None)?;
-        (ledger_path(db, Some(&job)), job.name.to_string())
+        (ledger_location(db, Some(&job)), job.name.to_string())
     } else {
-        (ledger_path(db, None), campaign.to_owned())
+        (ledger_location(db, None), campaign.to_owned())
     };
-    Ok((Ledger::open_with(&path, OpenMode::MustExist).await?, name))
+    Ok((Ledger::open_with(&location, OpenMode::MustExist).await?, name))
 }
 
 #[cfg(feature = "sandbox")]

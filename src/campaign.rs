@@ -6,19 +6,21 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use md5::Digest as _;
 
 use crate::clock::{format_utc, now_ms};
 use crate::contacts::ContactsError;
-use crate::dispatch::{Dispatch, Ending};
+use crate::dispatch::{Dispatch, Ending, SharedRate};
 use crate::ingest::{self, IngestError, IngestReport};
-use crate::job::{ApiSettings, Job, JobError};
-use crate::lease::{Acquired, Lease, LeaseSettings};
-use crate::ledger::{CampaignId, CampaignStatus, LeaseHolder, Ledger, LedgerError};
+use crate::job::{ApiSettings, Job, JobError, RateScope};
+use crate::lease::{Acquired, Lease, LeaseSettings, OnPresumedDead, Runner, TakenOver};
+use crate::ledger::{CampaignId, CampaignStatus, Fence, LeaseHolder, Ledger, LedgerError};
 use crate::nxlink::{Client, Credentials};
 use crate::outcome::{BatchState, OrderState};
 use crate::report::{self, Progress};
-use crate::throttle::Throttle;
+use crate::throttle::{self, Throttle};
 
 /// How a command ended, as cron reads it (README, "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +139,8 @@ impl CampaignRun {
 
 /// Takes the campaign's lease, ingests the job's contact file and sends
 /// every due batch (until `deadline`, if any), reporting progress on stderr.
+/// On a server ledger, the run is one of the campaign's runners: see
+/// [`run_as_one_of_several`].
 pub async fn run_campaign(
     ledger: &Ledger,
     job: &Job,
@@ -145,20 +149,169 @@ pub async fn run_campaign(
     deadline: Option<Instant>,
     progress: &mut Progress,
 ) -> Result<CampaignRun, Error> {
+    if ledger.several_runners() {
+        return run_as_one_of_several(ledger, job, credentials, shutdown, deadline, progress).await;
+    }
     let (campaign, lease) = hold_campaign(ledger, job).await?;
-    let run = ingest_and_dispatch(
+    let dispatch = dispatch_for(job, lease.fence(), credentials, deadline, None)?;
+    let stop_reading = Arc::new(AtomicBool::new(false));
+    let (feed, planned) = tokio::sync::watch::channel(());
+    let reading = ingest::ingest(
+        ledger,
+        job,
+        lease.fence(),
+        now_ms(),
+        Arc::clone(&stop_reading),
+        Some(feed),
+    );
+    let run = read_and_send(
         ledger,
         job,
         campaign,
-        credentials,
+        Sending {
+            dispatch,
+            planned,
+            lost: lease.lost(),
+        },
+        Reading {
+            reading,
+            stop: stop_reading,
+        },
         shutdown,
         deadline,
-        &lease,
         progress,
     )
     .await;
     lease.release().await?;
     run
+}
+
+/// One runner among any number, on any hosts, working on one campaign of a
+/// server ledger. It sends what is planned, claiming batches side by side
+/// with the others, under the rate limit they share. Whichever runner
+/// holds the campaign's ingest lease reads the contact file; the others
+/// pass its plans on to their dispatch, and take the lease over when it
+/// is free (its holder finished, or was presumed dead), reading on from
+/// the checkpoint.
+pub async fn run_as_one_of_several(
+    ledger: &Ledger,
+    job: &Job,
+    credentials: Credentials,
+    shutdown: impl std::future::Future<Output = ()>,
+    deadline: Option<Instant>,
+    progress: &mut Progress,
+) -> Result<CampaignRun, Error> {
+    let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
+    let name = job.name.to_string();
+    let on_presumed_dead: OnPresumedDead = Box::new(move |gone: &TakenOver, recovered: u64| {
+        eprintln!(
+            "warning: campaign {name:?}: presumed another runner dead ({}: {}); {recovered} batch(es) it was sending are now uncertain and will not be re-sent on their own{}",
+            if gone.dead { "its process is gone" } else { "its heartbeat stopped" },
+            describe_holder(&gone.holder),
+            if gone.resend_after_ms > 0 {
+                format!("; `resend` refuses them until {}", format_utc(gone.resend_after_ms))
+            } else {
+                String::new()
+            }
+        );
+    });
+    let runner = Runner::join(ledger, campaign, lease_settings(job), on_presumed_dead).await?;
+    let shared_rate = SharedRate {
+        key: match job.limits.scope {
+            RateScope::Account => format!(
+                "account:{}",
+                hex::encode(md5::Md5::digest(credentials.access_key().as_bytes()))
+            ),
+            RateScope::Campaign => format!("campaign:{}", job.name.as_str()),
+        },
+        period: Duration::from_secs_f64(1.0 / job.limits.requests_per_second),
+        tolerance: throttle::burst_tolerance(job.limits.requests_per_second),
+    };
+    let dispatch = dispatch_for(job, runner.fence(), credentials, deadline, Some(shared_rate))?;
+    let stop_reading = Arc::new(AtomicBool::new(false));
+    let (feed, planned) = tokio::sync::watch::channel(());
+    let reading = read_or_follow(ledger, job, runner.fence(), Arc::clone(&stop_reading), feed);
+    let run = read_and_send(
+        ledger,
+        job,
+        campaign,
+        Sending {
+            dispatch,
+            planned,
+            lost: runner.lost(),
+        },
+        Reading {
+            reading,
+            stop: stop_reading,
+        },
+        shutdown,
+        deadline,
+        progress,
+    )
+    .await;
+    runner.release().await?;
+    run
+}
+
+/// A runner's part in reading: while another runner holds the ingest
+/// lease, it announces that runner's plans on `feed`; once the lease is
+/// free, it takes it and ingests what is left of the file.
+async fn read_or_follow(
+    ledger: &Ledger,
+    job: &Job,
+    fence: &Fence,
+    stop: Arc<AtomicBool>,
+    feed: ingest::PlanFeed,
+) -> Result<IngestReport, IngestError> {
+    let mut planned_through = None;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(IngestReport::default());
+        }
+        if ledger.take_ingest_lease(fence).await? {
+            let report = ingest::ingest(ledger, job, fence, now_ms(), stop, Some(feed)).await;
+            ledger.release_ingest_lease(fence).await?;
+            return report;
+        }
+        let now = ledger.batches_planned_through(fence.campaign).await?;
+        if planned_through != Some(now) {
+            planned_through = Some(now);
+            feed.send_replace(());
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
+    }
+}
+
+/// How often a runner that is not reading looks for new plans.
+const FOLLOW_EVERY: Duration = Duration::from_millis(200);
+
+fn lease_settings(job: &Job) -> LeaseSettings {
+    LeaseSettings {
+        stale_after: job.lease_stale_after,
+        clock_window: job.api.clock_window,
+    }
+}
+
+/// The dispatch of a run that holds `fence`.
+fn dispatch_for(
+    job: &Job,
+    fence: &Fence,
+    credentials: Credentials,
+    deadline: Option<Instant>,
+    shared_rate: Option<SharedRate>,
+) -> Result<Dispatch, Error> {
+    let client =
+        Client::new(&job.api.base_url, credentials, job.api.timeout).map_err(Error::Client)?;
+    Ok(Dispatch {
+        fence: fence.clone(),
+        client: Arc::new(client),
+        throttle: Throttle::new(&job.limits),
+        task: job.task.clone(),
+        retry: job.retry,
+        breaker: job.breaker,
+        deadline,
+        shared_rate,
+    })
 }
 
 /// The job's campaign, created on first use, with its lease held: no other
@@ -169,10 +322,7 @@ pub(crate) async fn hold_campaign(
     job: &Job,
 ) -> Result<(CampaignId, Lease), Error> {
     let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
-    let settings = LeaseSettings {
-        stale_after: job.lease_stale_after,
-        clock_window: job.api.clock_window,
-    };
+    let settings = lease_settings(job);
     let mut watching = |holder: &LeaseHolder| {
         eprintln!(
             "campaign {:?} is held by {}, whose heartbeat does not look recent; watching it for {} s before taking over",
@@ -220,52 +370,53 @@ pub(crate) async fn hold_campaign(
     }
 }
 
+/// What sends: a dispatch, the plans it waits for, and what says that
+/// the run lost its lease.
+struct Sending<L> {
+    dispatch: Dispatch,
+    planned: tokio::sync::watch::Receiver<()>,
+    lost: L,
+}
+
+/// What reads: an ingest (or a runner following another's), and its stop.
+struct Reading<R> {
+    reading: R,
+    stop: Arc<AtomicBool>,
+}
+
+/// Reads and sends together: ingest plans as it goes and announces each
+/// plan; dispatch sends what is planned and waits for more until reading
+/// is done.
 #[allow(clippy::too_many_arguments)]
-async fn ingest_and_dispatch(
+async fn read_and_send(
     ledger: &Ledger,
     job: &Job,
     campaign: CampaignId,
-    credentials: Credentials,
+    sending: Sending<impl std::future::Future<Output = ()>>,
+    reading: Reading<impl std::future::Future<Output = Result<IngestReport, IngestError>>>,
     shutdown: impl std::future::Future<Output = ()>,
     deadline: Option<Instant>,
-    lease: &Lease,
     progress: &mut Progress,
 ) -> Result<CampaignRun, Error> {
-    let client =
-        Client::new(&job.api.base_url, credentials, job.api.timeout).map_err(Error::Client)?;
-    let dispatch = Dispatch {
-        fence: lease.fence().clone(),
-        client: Arc::new(client),
-        throttle: Throttle::new(&job.limits),
-        task: job.task.clone(),
-        retry: job.retry,
-        breaker: job.breaker,
-        deadline,
-    };
-
-    // Reading and sending go on together: ingest plans as it goes and
-    // announces each plan on `feed`; dispatch sends what is planned and
-    // waits for more until ingest is done.
-    let stop_reading = Arc::new(AtomicBool::new(false));
-    let (feed, planned) = tokio::sync::watch::channel(());
-    let reading = ingest::ingest(
-        ledger,
-        job,
-        lease.fence(),
-        now_ms(),
-        Arc::clone(&stop_reading),
-        Some(feed),
-    );
+    let Sending {
+        dispatch,
+        planned,
+        lost,
+    } = sending;
+    let Reading {
+        reading,
+        stop: stop_reading,
+    } = reading;
     let stop_sending = tokio::sync::Notify::new();
     let mut on_event = |event| progress.on_event(event);
     // Stop sending on a shutdown, or if another run took the campaign over
-    // (this one was presumed dead): two runs must never dispatch at once.
+    // (this one was presumed dead): it must never send beside it.
     let sending = dispatch.run(
         ledger,
         async {
             tokio::select! {
                 () = stop_sending.notified() => {}
-                () = lease.lost() => eprintln!("warning: another run took over this campaign; stopping"),
+                () = lost => eprintln!("warning: another run took over this campaign; stopping"),
             }
         },
         Some(planned),

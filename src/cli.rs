@@ -14,12 +14,13 @@ use crate::sandbox;
 #[derive(Debug, Parser)]
 #[command(name = "nxcampaign", version, about, long_about = None)]
 pub struct Cli {
-    /// The ledger (SQLite file). Default: the job's `ledger` key, else
+    /// The ledger: a SQLite file, or a PostgreSQL server
+    /// (`postgres://user@host/db`). Default: the job's `ledger` key, else
     /// `nxcampaign.db` beside the job file; for commands without a job
-    /// file, `nxcampaign.db` in the current folder. Only `run` and `ingest`
-    /// create a ledger.
-    #[arg(long, global = true, env = "NXCAMPAIGN_DB")]
-    pub db: Option<PathBuf>,
+    /// file, `nxcampaign.db` in the current folder. Only `run`, `ingest`
+    /// and `migrate` create a ledger.
+    #[arg(long, global = true, env = "NXCAMPAIGN_DB", value_name = "FILE|URL")]
+    pub db: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -85,6 +86,13 @@ pub enum Command {
         /// Only this batch (repeatable); default: every batch in that state.
         #[arg(long = "batch", value_name = "SEQ")]
         batches: Vec<crate::batch::BatchSeq>,
+    },
+    /// Create the ledger, or bring its schema up to date (every command
+    /// does this too; this one does nothing else, for a database owner to
+    /// run before the runners).
+    Migrate {
+        /// A job file (`*.toml`) whose ledger to migrate; default: `--db`.
+        job: Option<PathBuf>,
     },
     /// Serve a local NXLink stand-in (for trials and tests; it calls no one).
     #[cfg(feature = "sandbox")]

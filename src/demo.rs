@@ -41,7 +41,7 @@ pub async fn run() -> Result<Exit, Error> {
     .map_err(Error::Sandbox)?;
     let job = Job::load(&job_path, Some(&sandbox.base_url()))?;
     let db = dir.join("ledger.db");
-    let ledger = Ledger::open(&db).await?;
+    let ledger = Ledger::open(&crate::job::LedgerLocation::File(db.clone())).await?;
 
     eprintln!(
         "demo: campaign {:?} from {} against a local NXLink sandbox on {} (10% of requests get 503 and are retried; 5% get code 99, which may follow a created task, so their batches are held uncertain, never re-sent on their own)",

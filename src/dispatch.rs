@@ -34,6 +34,20 @@ pub struct Dispatch {
     pub breaker: BreakerSettings,
     /// Stop starting batches at this time (`run --max-runtime`).
     pub deadline: Option<Instant>,
+    /// The rate limit every runner of a server ledger shares, on top of
+    /// this run's own throttle.
+    pub shared_rate: Option<SharedRate>,
+}
+
+/// A request rate shared through the ledger by every runner using `key`.
+#[derive(Debug, Clone)]
+pub struct SharedRate {
+    /// Who shares it: an account or a campaign.
+    pub key: String,
+    /// One request per period…
+    pub period: Duration,
+    /// …and this much burst.
+    pub tolerance: Duration,
 }
 
 /// Something worth telling the person watching.
@@ -159,6 +173,20 @@ impl Dispatch {
                     continue;
                 }
             };
+            if let Some(shared) = &self.shared_rate {
+                // One request per reservation of the shared bucket.
+                permits.truncate(1);
+                let wait = ledger
+                    .reserve_request(&shared.key, shared.period, shared.tolerance)
+                    .await?;
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    ending = &mut stop => {
+                        flight.ending = Some(ending);
+                        continue;
+                    }
+                }
+            }
             // The requests' `ts` is taken before the lease is checked (in
             // the take), so a request held up after the check carries a
             // `ts` the vendor refuses once its window has passed.

@@ -20,9 +20,9 @@ pub struct Job {
     pub name: CampaignName,
     /// The contact file, resolved against the job file's folder.
     pub contacts: PathBuf,
-    /// The ledger the job file names (`ledger`, resolved against its
-    /// folder), else `nxcampaign.db` beside it.
-    pub ledger: PathBuf,
+    /// The ledger the job file names (`ledger`: a file, resolved against
+    /// its folder, or a `postgres://` URL), else `nxcampaign.db` beside it.
+    pub ledger: LedgerLocation,
     pub api: ApiSettings,
     /// The country of rows without a country column (`task.country`).
     pub default_country: Country,
@@ -101,10 +101,44 @@ pub struct Columns {
 /// How fast requests may go.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Requests per second; may be fractional, always above zero.
+    /// Requests per second; may be fractional, always above zero. On a
+    /// PostgreSQL ledger it holds across every runner sharing `scope`.
     pub requests_per_second: f64,
-    /// Requests waiting for a reply at once.
+    /// Requests waiting for a reply at once, per runner.
     pub max_in_flight: NonZeroU32,
+    /// Who shares `requests_per_second` on a shared ledger.
+    pub scope: RateScope,
+}
+
+/// Who shares a rate limit (`limits.scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateScope {
+    /// Every campaign sending with the same access key.
+    #[default]
+    Account,
+    /// This campaign's runners only.
+    Campaign,
+}
+
+/// Where a ledger is: a SQLite file, or a PostgreSQL server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerLocation {
+    File(PathBuf),
+    /// A `postgres://` or `postgresql://` URL.
+    Postgres(String),
+}
+
+impl LedgerLocation {
+    /// A `postgres://` or `postgresql://` URL names a server; anything
+    /// else is a file, relative to `folder`.
+    pub fn parse(raw: &str, folder: &Path) -> LedgerLocation {
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            LedgerLocation::Postgres(raw.to_owned())
+        } else {
+            LedgerLocation::File(folder.join(raw))
+        }
+    }
 }
 
 /// How often and how patiently a batch is retried.
@@ -190,8 +224,8 @@ impl Job {
             Some(ledger) if ledger.trim().is_empty() => {
                 return Err(invalid("ledger", "must name a file".into()))
             }
-            Some(ledger) => folder.join(ledger),
-            None => folder.join(DEFAULT_LEDGER),
+            Some(ledger) => LedgerLocation::parse(ledger.trim(), folder),
+            None => LedgerLocation::File(folder.join(DEFAULT_LEDGER)),
         };
 
         let api = file.api;
@@ -373,6 +407,7 @@ impl Job {
             limits: Limits {
                 requests_per_second: limits.requests_per_second,
                 max_in_flight,
+                scope: limits.scope,
             },
             retry: RetryPolicy {
                 max_attempts,
@@ -548,6 +583,8 @@ struct LimitsFile {
     requests_per_second: f64,
     #[serde(default = "default_max_in_flight")]
     max_in_flight: u32,
+    #[serde(default)]
+    scope: RateScope,
 }
 
 impl Default for LimitsFile {
@@ -555,6 +592,7 @@ impl Default for LimitsFile {
         LimitsFile {
             requests_per_second: one(),
             max_in_flight: default_max_in_flight(),
+            scope: RateScope::default(),
         }
     }
 }
@@ -706,7 +744,10 @@ agent_group_no = "NX09445G000025"
         assert_eq!(job.breaker.window.get(), 20);
         assert_eq!(job.breaker.failure_share, 0.5);
         assert_eq!(job.lease_stale_after, Duration::from_secs(60));
-        assert_eq!(job.ledger, Path::new("jobs/nxcampaign.db"));
+        assert_eq!(
+            job.ledger,
+            LedgerLocation::File("jobs/nxcampaign.db".into())
+        );
         assert_eq!(job.api.clock_window, Duration::from_secs(60));
     }
 
@@ -717,7 +758,10 @@ agent_group_no = "NX09445G000025"
             "contacts = \"spring.csv\"\nledger = \"../ledgers/spring.db\"",
         ))
         .unwrap();
-        assert_eq!(job.ledger, Path::new("jobs/../ledgers/spring.db"));
+        assert_eq!(
+            job.ledger,
+            LedgerLocation::File("jobs/../ledgers/spring.db".into())
+        );
         check_refused(
             &MINIMAL.replace(
                 "contacts = \"spring.csv\"",

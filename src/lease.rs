@@ -182,6 +182,164 @@ impl Drop for Lease {
     }
 }
 
+/// One of several runners of a campaign on a server ledger. Each runner
+/// has its own lease (a row with a heartbeat); every write of the runner
+/// checks it. A watcher presumes other runners dead as [`Lease::acquire`]
+/// does (dead on this host, or a heartbeat counter still for
+/// `stale_after` on this process's own monotonic clock), and their
+/// `sending` batches become `uncertain`.
+#[derive(Debug)]
+pub struct Runner {
+    ledger: Ledger,
+    fence: Fence,
+    heartbeat: JoinHandle<()>,
+    watcher: JoinHandle<()>,
+    lost: watch::Receiver<bool>,
+}
+
+/// What a runner's watcher tells: a runner it presumed dead, and how many
+/// of its batches became `uncertain`.
+pub type OnPresumedDead = Box<dyn Fn(&TakenOver, u64) + Send + Sync>;
+
+impl Runner {
+    /// Registers this process as a runner of the campaign, and starts its
+    /// heartbeat and its watch over the other runners.
+    pub async fn join(
+        ledger: &Ledger,
+        campaign: CampaignId,
+        settings: LeaseSettings,
+        on_presumed_dead: OnPresumedDead,
+    ) -> Result<Runner, LedgerError> {
+        let host = hostname();
+        let pid = std::process::id();
+        let now = now_ms();
+        let me = LeaseHolder {
+            owner: format!("{host}:{pid}:{:016x}", rand::random::<u64>()),
+            host,
+            pid,
+            acquired_at_ms: now,
+            heartbeat_ms: now,
+            beats: 0,
+        };
+        ledger.join(campaign, &me).await?;
+        let fence = Fence {
+            campaign,
+            owner: me.owner.clone(),
+        };
+        let (lost_tx, lost) = watch::channel(false);
+        let heartbeat = tokio::spawn(heartbeat(
+            ledger.clone(),
+            fence.clone(),
+            settings.stale_after / 4,
+            lost_tx,
+        ));
+        let watcher = tokio::spawn(watch_runners(
+            ledger.clone(),
+            me,
+            campaign,
+            settings,
+            on_presumed_dead,
+        ));
+        Ok(Runner {
+            ledger: ledger.clone(),
+            fence,
+            heartbeat,
+            watcher,
+            lost,
+        })
+    }
+
+    /// What every write of this runner shows the ledger.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
+    /// Resolves if another runner presumed this one dead: the caller must
+    /// stop sending.
+    pub async fn lost(&self) {
+        let mut lost = self.lost.clone();
+        if lost.wait_for(|lost| *lost).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Stops the heartbeat and the watch, and unregisters.
+    pub async fn release(self) -> Result<(), LedgerError> {
+        self.heartbeat.abort();
+        self.watcher.abort();
+        self.ledger.release_lease(&self.fence).await
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+        self.watcher.abort();
+    }
+}
+
+/// Watches the campaign's other runners and presumes dead those that are
+/// gone: on this host with no process, or whose heartbeat counter did not
+/// move for `stale_after` by this process's monotonic clock.
+async fn watch_runners(
+    ledger: Ledger,
+    me: LeaseHolder,
+    campaign: CampaignId,
+    settings: LeaseSettings,
+    on_presumed_dead: OnPresumedDead,
+) {
+    let every = (settings.stale_after / 10).clamp(Duration::from_millis(20), Duration::from_secs(1));
+    // Each other runner's counter as last seen, and since when.
+    let mut seen: std::collections::HashMap<String, (i64, Instant)> = Default::default();
+    loop {
+        let runners = match ledger.runners(campaign).await {
+            Ok(runners) => runners,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the campaign's runners");
+                tokio::time::sleep(every).await;
+                continue;
+            }
+        };
+        seen.retain(|owner, _| runners.iter().any(|r| &r.owner == owner));
+        for runner in runners.into_iter().filter(|r| r.owner != me.owner) {
+            let dead = runner.host == me.host && !process_alive(runner.pid);
+            let since = match seen.get(&runner.owner) {
+                Some((beats, since)) if *beats == runner.beats => *since,
+                _ => {
+                    seen.insert(runner.owner.clone(), (runner.beats, Instant::now()));
+                    Instant::now()
+                }
+            };
+            let silent = since.elapsed() >= settings.stale_after;
+            if !dead && !silent {
+                continue;
+            }
+            let resend_after_ms = if dead {
+                0
+            } else {
+                now_ms() + settings.resend_fence().as_millis() as i64
+            };
+            match ledger
+                .presume_dead(campaign, &runner, resend_after_ms, now_ms())
+                .await
+            {
+                Ok(Some(recovered)) => {
+                    seen.remove(&runner.owner);
+                    let gone = TakenOver {
+                        holder: runner,
+                        dead,
+                        resend_after_ms,
+                    };
+                    on_presumed_dead(&gone, recovered);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot presume a silent runner dead"),
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 async fn heartbeat(ledger: Ledger, fence: Fence, every: Duration, lost: watch::Sender<bool>) {
     let mut ticks = tokio::time::interval(every.max(Duration::from_millis(100)));
     ticks.tick().await;

@@ -59,6 +59,12 @@ impl Throttle {
     }
 }
 
+/// The burst a limiter at `requests_per_second` allows, as a tolerance of
+/// time (GCRA's τ): the room for `burst - 1` requests ahead of schedule.
+pub fn burst_tolerance(requests_per_second: f64) -> Duration {
+    Duration::from_secs_f64(f64::from(burst(requests_per_second).get() - 1) / requests_per_second)
+}
+
 /// The burst the limiter allows: a twentieth of a second's quota (at least
 /// one request). Without one, each request waits for its exact slot and
 /// scheduling delays add up: governor then runs some 5–10% under quota at

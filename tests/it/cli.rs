@@ -95,7 +95,7 @@ async fn a_missing_contact_file_exits_2_naming_it() {
 async fn an_unknown_campaign_or_state_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("l.db");
-    nxcampaign::ledger::Ledger::open(&db)
+    nxcampaign::ledger::Ledger::open(&nxcampaign::ledger::LedgerLocation::File(db.clone()))
         .await
         .unwrap()
         .close()

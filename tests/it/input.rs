@@ -184,7 +184,7 @@ async fn a_bom_crlf_quoted_fields_and_long_fields_are_read_as_meant() {
 async fn a_ledger_from_a_newer_version_is_refused_not_migrated_down() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("l.db");
-    nxcampaign::ledger::Ledger::open(&db)
+    nxcampaign::ledger::Ledger::open(&nxcampaign::ledger::LedgerLocation::File(db.clone()))
         .await
         .unwrap()
         .close()

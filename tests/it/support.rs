@@ -47,6 +47,108 @@ impl Mix {
     }
 }
 
+/// The PostgreSQL server the tests may use (`NXCAMPAIGN_TEST_POSTGRES`,
+/// e.g. `postgres://postgres@127.0.0.1:5432/test`), if any.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("NXCAMPAIGN_TEST_POSTGRES")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// Whether the suite's ledgers are on PostgreSQL: `NXCAMPAIGN_TEST_LEDGER=postgres`
+/// (with `NXCAMPAIGN_TEST_POSTGRES` naming the server) runs the whole
+/// suite there; otherwise every campaign has a SQLite file.
+pub fn suite_on_postgres() -> bool {
+    match std::env::var("NXCAMPAIGN_TEST_LEDGER").as_deref() {
+        Ok("postgres") => {
+            assert!(
+                postgres_url().is_some(),
+                "NXCAMPAIGN_TEST_LEDGER=postgres needs NXCAMPAIGN_TEST_POSTGRES=postgres://…"
+            );
+            true
+        }
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("NXCAMPAIGN_TEST_LEDGER={other:?}: sqlite or postgres"),
+    }
+}
+
+/// The PostgreSQL server for a test that needs one, or `None` after saying
+/// on the terminal (past the test harness's capture) that the PostgreSQL
+/// suite was not run.
+pub fn postgres_or_skip() -> Option<String> {
+    let url = postgres_url();
+    if url.is_none() {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "note: the PostgreSQL suite was not run: set NXCAMPAIGN_TEST_POSTGRES=postgres://user@host:port/db (README, \"Tests\")"
+            );
+        });
+    }
+    url
+}
+
+/// A schema of its own on the test server, dropped with it: the ledger URL
+/// points its connections there.
+pub struct Schema {
+    server: String,
+    name: String,
+}
+
+impl Schema {
+    pub fn new(server: &str) -> Schema {
+        let name = format!("t_{:016x}", rand_u64());
+        Schema::on_server(server, format!("CREATE SCHEMA {name}"));
+        Schema {
+            server: server.to_owned(),
+            name,
+        }
+    }
+
+    /// The ledger URL: the server, with this schema first on the search path.
+    pub fn url(&self) -> String {
+        let joiner = if self.server.contains('?') { '&' } else { '?' };
+        format!("{}{joiner}options=-csearch_path%3D{}", self.server, self.name)
+    }
+
+    /// Runs one statement on the server, on a thread and runtime of its own
+    /// (tests create and drop schemas from sync code).
+    pub fn on_server(server: &str, sql: String) {
+        let server = server.to_owned();
+        std::thread::spawn(move || {
+            use sqlx::Connection as _;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let mut connection = sqlx::PgConnection::connect(&server)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot reach the PostgreSQL server {server}: {e}"));
+                sqlx::raw_sql(&sql)
+                    .execute(&mut connection)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let _ = connection.close().await;
+            });
+        })
+        .join()
+        .expect("the statement ran");
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        Schema::on_server(&self.server, format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}
+
+fn rand_u64() -> u64 {
+    rand::random()
+}
+
 /// A campaign on disk: a temp folder with a job file, its contacts and a ledger.
 pub struct Campaign {
     pub dir: TempDir,
@@ -61,6 +163,8 @@ pub struct Campaign {
     numbers_used: usize,
     /// The contact file's name in the folder.
     contacts_file: String,
+    /// The ledger's schema when the suite runs on PostgreSQL.
+    schema: Option<std::sync::Arc<Schema>>,
 }
 
 impl Campaign {
@@ -68,8 +172,14 @@ impl Campaign {
     /// real rate limit.
     pub fn new(sandbox: &Sandbox) -> Campaign {
         let dir = tempfile::tempdir().expect("a temp dir");
+        let schema = suite_on_postgres()
+            .then(|| std::sync::Arc::new(Schema::new(&postgres_url().expect("checked"))));
         Campaign {
-            ledger: dir.path().join("ledger.db"),
+            ledger: match &schema {
+                Some(schema) => PathBuf::from(schema.url()),
+                None => dir.path().join("ledger.db"),
+            },
+            schema,
             dir,
             name: "spring".to_owned(),
             sections: Vec::new(),
@@ -90,6 +200,7 @@ impl Campaign {
     /// that do not repeat `other`'s.
     pub fn sharing_ledger_with(mut self, other: &Campaign, name: &str) -> Campaign {
         self.ledger = other.db();
+        self.schema = other.schema.clone();
         self.name = name.to_owned();
         self.numbers_used = 50_000;
         self
@@ -109,8 +220,15 @@ impl Campaign {
         self.dir.path().join(&self.contacts_file)
     }
 
+    /// The ledger: a file, or a PostgreSQL URL when the suite runs there.
     pub fn db(&self) -> PathBuf {
         self.ledger.clone()
+    }
+
+    /// Whether the ledger is a SQLite file (tests of the file itself are
+    /// SQLite's own).
+    pub fn on_sqlite(&self) -> bool {
+        self.schema.is_none()
     }
 
     /// Writes the job file: the defaults above, then the `with` lines.

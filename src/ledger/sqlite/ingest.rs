@@ -18,67 +18,12 @@
 use rusqlite::{params, OpenFlags, TransactionBehavior};
 use sqlx::Row as _;
 
-use super::{bulk_error, CampaignId, Fence, Ledger, LedgerError, BUSY_TIMEOUT};
+use super::{bulk_error, CampaignId, Fence, LedgerError, Sqlite, BUSY_TIMEOUT};
+use crate::ledger::model::{Checkpoint, Planned, StagedChunk};
 use crate::batch::BatchSeq;
 use crate::outcome::{BatchState, OrderState};
-use crate::phone::Country;
 
-/// Where ingest of a campaign's contact file stopped.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Checkpoint {
-    /// The contact file, as the job named it (`None` in older ledgers).
-    pub source: Option<String>,
-    /// Digest of everything before `offset`; `None` before any ingest.
-    pub fingerprint: Option<String>,
-    /// Byte offset of the next record to read.
-    pub offset: u64,
-    /// Line number of that record.
-    pub line: u64,
-}
-
-/// One row as it is staged.
-#[derive(Debug, Clone)]
-pub struct StagedRow<'a> {
-    pub line: u64,
-    pub order_id: Option<&'a str>,
-    /// The normalized number, or the text found for an invalid row.
-    pub phone: &'a str,
-    /// The number's country; `None` for an invalid row.
-    pub country: Option<&'a str>,
-    pub other: &'a str,
-    /// The batch a contact is placed in; `None` for an invalid row.
-    pub batch_seq: Option<BatchSeq>,
-    /// Why the row is invalid; `None` for a contact.
-    pub invalid: Option<&'a str>,
-    /// Whether the contact may repeat the phone or order id of an earlier
-    /// row of this ingest.
-    pub suspect: bool,
-}
-
-/// What one staging transaction writes.
-#[derive(Debug, Clone)]
-pub struct StagedChunk<'a> {
-    pub rows: &'a [StagedRow<'a>],
-    /// Batches opened by these rows, with their country.
-    pub new_batches: &'a [(BatchSeq, Country)],
-    /// Rows of the file this chunk accounts for.
-    pub rows_read: u64,
-    /// Where to resume after it.
-    pub checkpoint: &'a Checkpoint,
-    /// Whether every contact of the chunk that repeats a key of an earlier
-    /// row of this ingest is marked `suspect` (if one chunk says no,
-    /// planning compares every staged row).
-    pub repeats_marked: bool,
-}
-
-/// What planning decided.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Planned {
-    pub orders: u64,
-    pub duplicates: u64,
-}
-
-impl Ledger {
+impl Sqlite {
     pub async fn checkpoint(&self, campaign: CampaignId) -> Result<Checkpoint, LedgerError> {
         let row = sqlx::query(
             "SELECT source_fingerprint, source_offset, source_line, source_path FROM campaigns WHERE id = ?",
@@ -112,7 +57,7 @@ impl Ledger {
 /// writes are `BEGIN IMMEDIATE` transactions, like every ledger write.
 pub struct IngestWriter {
     conn: rusqlite::Connection,
-    ledger: Ledger,
+    ledger: Sqlite,
     /// Every transaction checks that the run still holds the campaign.
     fence: Fence,
     campaign: i64,
@@ -131,7 +76,7 @@ pub struct IngestWriter {
     beside_dispatch: bool,
 }
 
-impl Ledger {
+impl Sqlite {
     /// Opens ingest's own connection to the ledger (blocking: call it off
     /// the async runtime), for the run that holds `fence`.
     pub fn ingest_writer(&self, fence: &Fence) -> Result<IngestWriter, LedgerError> {
@@ -615,6 +560,8 @@ impl Staged {
 mod tests {
     use super::*;
     use crate::job::CampaignName;
+    use crate::ledger::model::{Checkpoint, StagedRow};
+    use crate::phone::Country;
 
     /// A staged row: line, order id, phone, batch; `None` phone is an
     /// invalid row.
@@ -658,9 +605,9 @@ mod tests {
     }
 
     /// A new ledger whose campaign "spring" run `owner` holds.
-    async fn campaign_held_by(owner: &str) -> (tempfile::TempDir, Ledger, Fence) {
+    async fn campaign_held_by(owner: &str) -> (tempfile::TempDir, Sqlite, Fence) {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(&dir.path().join("ledger.db")).await.unwrap();
+        let ledger = Sqlite::open(&dir.path().join("ledger.db")).await.unwrap();
         let campaign = ledger
             .ensure_campaign(&CampaignName::parse("spring").unwrap(), 0)
             .await

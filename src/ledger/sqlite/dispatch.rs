@@ -3,66 +3,13 @@
 
 use sqlx::Row as _;
 
-use super::{CampaignId, Fence, Ledger, LedgerError};
+use super::{CampaignId, Fence, LedgerError, Sqlite};
+use crate::ledger::model::{AttemptResult, BatchToSend, Resend, Resent};
 use crate::batch::{BatchOrder, BatchSeq};
 use crate::nxlink::wire::code;
-use crate::outcome::{BatchState, Verdict};
+use crate::outcome::BatchState;
 
-/// A batch that is due, just marked `sending`, with what its request needs.
-#[derive(Debug, Clone)]
-pub struct BatchToSend {
-    pub seq: BatchSeq,
-    pub country: String,
-    /// This attempt's number among all tries of the batch (1-based).
-    pub attempt: u32,
-    /// Tries since the batch was last re-queued, this one included: what
-    /// the retry budget counts.
-    pub attempt_in_round: u32,
-    /// Whether the batch's previous attempt got 1004 (a clock fix).
-    pub after_clock_fix: bool,
-    pub orders: Vec<BatchOrder>,
-}
-
-/// What one attempt ended with and what it did to its batch.
-#[derive(Debug, Clone)]
-pub struct AttemptResult {
-    pub finished_at_ms: i64,
-    pub duration_ms: i64,
-    pub http_status: Option<u16>,
-    pub code: Option<i64>,
-    pub message: Option<String>,
-    pub req_id: Option<String>,
-    /// What was decided.
-    pub decision: Verdict,
-    /// The batch's state after this attempt (never `sending`).
-    pub batch_state: BatchState,
-    /// For a batch back to `pending`: not before this time.
-    pub not_before_ms: i64,
-    /// Whether the attempt counts against the batch's retry budget.
-    pub spends_budget: bool,
-}
-
-/// What a re-send did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Resent {
-    /// Batches put back to `pending`.
-    pub requeued: Vec<BatchSeq>,
-    /// Batches refused because a run that may still live was sending them:
-    /// each with the time (Unix ms) after which it may be re-sent.
-    pub fenced: Vec<(BatchSeq, i64)>,
-}
-
-/// Who asked for a re-send of which batches.
-#[derive(Debug, Clone)]
-pub struct Resend<'a> {
-    pub from: BatchState,
-    /// Only these batches; empty means every batch in `from`.
-    pub only: &'a [BatchSeq],
-    pub requested_by: &'a str,
-    pub now_ms: i64,
-}
-
-impl Ledger {
+impl Sqlite {
     /// Marks up to `limit` due batches `sending`, each with a new attempt,
     /// in one durable transaction, and returns them with their orders, in
     /// sequence order; empty when no batch is due now.

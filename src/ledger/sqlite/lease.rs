@@ -4,53 +4,15 @@
 
 use sqlx::Row as _;
 
-use super::{CampaignId, Ledger, LedgerError};
+use super::{CampaignId, LedgerError, Sqlite};
+use crate::ledger::model::{Fence, LeaseGrant, LeaseHolder};
 use crate::outcome::{BatchState, Verdict};
-
-/// Who holds (or wants) a campaign.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeaseHolder {
-    /// A token unique to one run.
-    pub owner: String,
-    pub host: String,
-    pub pid: u32,
-    /// The holder's own wall clock when it took the lease and at its last
-    /// heartbeat: shown to people, never compared with another clock to
-    /// take a lease over.
-    pub acquired_at_ms: i64,
-    pub heartbeat_ms: i64,
-    /// How many heartbeats it wrote: a watcher sees a live holder by this
-    /// counter moving.
-    pub beats: i64,
-}
-
-/// A run's proof that it still holds its campaign: every write of the run
-/// checks it in the write's own transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fence {
-    pub campaign: CampaignId,
-    pub owner: String,
-}
-
-/// What asking for the lease gave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaseGrant {
-    /// It is ours; `took_over` names the holder we replaced, and
-    /// `recovered` counts its `sending` batches, now `uncertain`.
-    Acquired {
-        took_over: Option<LeaseHolder>,
-        recovered: u64,
-    },
-    /// The lease is not what the taker expected (another run took it, or
-    /// the holder beat again): look again.
-    Changed,
-}
 
 /// Selects the holder of campaign `?1`.
 const HOLDER: &str =
     "SELECT owner, host, pid, acquired_at_ms, heartbeat_ms, beats FROM leases WHERE campaign_id = ?";
 
-impl Ledger {
+impl Sqlite {
     /// The campaign's lease holder, if any.
     pub async fn lease_holder(
         &self,

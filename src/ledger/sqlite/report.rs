@@ -8,52 +8,11 @@ use std::collections::HashMap;
 
 use sqlx::Row as _;
 
-use super::{CampaignId, Ledger, LedgerError};
+use super::{CampaignId, LedgerError, Sqlite};
+use crate::ledger::model::{CampaignStatus, OrderLine, OrderStream};
 use crate::outcome::{BatchState, OrderState};
 
-/// What `status` shows of one campaign.
-#[derive(Debug, Clone)]
-pub struct CampaignStatus {
-    pub campaign: String,
-    pub rows_read: u64,
-    /// Every order state with its count, zeros included, in `OrderState::ALL` order.
-    pub orders: Vec<(OrderState, u64)>,
-    /// Every batch state with its count, zeros included, in `BatchState::ALL` order.
-    pub batches: Vec<(BatchState, u64)>,
-}
-
-impl CampaignStatus {
-    pub fn orders_in(&self, state: OrderState) -> u64 {
-        self.orders
-            .iter()
-            .find(|(s, _)| *s == state)
-            .map_or(0, |(_, n)| *n)
-    }
-
-    pub fn batches_in(&self, state: BatchState) -> u64 {
-        self.batches
-            .iter()
-            .find(|(s, _)| *s == state)
-            .map_or(0, |(_, n)| *n)
-    }
-}
-
-/// One order's outcome, as `orders` lists it (borrowed from a page).
-#[derive(Debug, Clone)]
-pub struct OrderLine<'a> {
-    pub order_id: Option<Cow<'a, str>>,
-    pub phone: Cow<'a, str>,
-    pub state: OrderState,
-    pub batch: Option<u32>,
-    pub code: Option<i64>,
-    pub message: Option<Cow<'a, str>>,
-    pub line: u64,
-}
-
-/// Something that takes order lines one at a time (a writer to stdout).
-pub type OrderStream<'a> = &'a mut dyn FnMut(&OrderLine<'_>) -> std::io::Result<()>;
-
-impl Ledger {
+impl Sqlite {
     pub async fn status(
         &self,
         campaign: CampaignId,

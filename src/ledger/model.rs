@@ -1,0 +1,199 @@
+//! What the ledger's backends take and give: the same types for SQLite
+//! and PostgreSQL.
+
+use std::borrow::Cow;
+
+use super::CampaignId;
+use crate::batch::{BatchOrder, BatchSeq};
+use crate::outcome::{BatchState, OrderState, Verdict};
+use crate::phone::Country;
+
+/// A batch that is due, just marked `sending`, with what its request needs.
+#[derive(Debug, Clone)]
+pub struct BatchToSend {
+    pub seq: BatchSeq,
+    pub country: String,
+    /// This attempt's number among all tries of the batch (1-based).
+    pub attempt: u32,
+    /// Tries since the batch was last re-queued, this one included: what
+    /// the retry budget counts.
+    pub attempt_in_round: u32,
+    /// Whether the batch's previous attempt got 1004 (a clock fix).
+    pub after_clock_fix: bool,
+    pub orders: Vec<BatchOrder>,
+}
+
+/// What one attempt ended with and what it did to its batch.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub finished_at_ms: i64,
+    pub duration_ms: i64,
+    pub http_status: Option<u16>,
+    pub code: Option<i64>,
+    pub message: Option<String>,
+    pub req_id: Option<String>,
+    /// What was decided.
+    pub decision: Verdict,
+    /// The batch's state after this attempt (never `sending`).
+    pub batch_state: BatchState,
+    /// For a batch back to `pending`: not before this time.
+    pub not_before_ms: i64,
+    /// Whether the attempt counts against the batch's retry budget.
+    pub spends_budget: bool,
+}
+
+/// What a re-send did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resent {
+    /// Batches put back to `pending`.
+    pub requeued: Vec<BatchSeq>,
+    /// Batches refused because a run that may still live was sending them:
+    /// each with the time (Unix ms) after which it may be re-sent.
+    pub fenced: Vec<(BatchSeq, i64)>,
+}
+
+/// Who asked for a re-send of which batches.
+#[derive(Debug, Clone)]
+pub struct Resend<'a> {
+    pub from: BatchState,
+    /// Only these batches; empty means every batch in `from`.
+    pub only: &'a [BatchSeq],
+    pub requested_by: &'a str,
+    pub now_ms: i64,
+}
+
+/// Who holds (or wants) a campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseHolder {
+    /// A token unique to one run.
+    pub owner: String,
+    pub host: String,
+    pub pid: u32,
+    /// The holder's own wall clock when it took the lease and at its last
+    /// heartbeat: shown to people, never compared with another clock to
+    /// take a lease over.
+    pub acquired_at_ms: i64,
+    pub heartbeat_ms: i64,
+    /// How many heartbeats it wrote: a watcher sees a live holder by this
+    /// counter moving.
+    pub beats: i64,
+}
+
+/// A run's proof that it still holds its campaign: every write of the run
+/// checks it in the write's own transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub campaign: CampaignId,
+    pub owner: String,
+}
+
+/// What asking for the lease gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseGrant {
+    /// It is ours; `took_over` names the holder we replaced, and
+    /// `recovered` counts its `sending` batches, now `uncertain`.
+    Acquired {
+        took_over: Option<LeaseHolder>,
+        recovered: u64,
+    },
+    /// The lease is not what the taker expected (another run took it, or
+    /// the holder beat again): look again.
+    Changed,
+}
+
+/// What `status` shows of one campaign.
+#[derive(Debug, Clone)]
+pub struct CampaignStatus {
+    pub campaign: String,
+    pub rows_read: u64,
+    /// Every order state with its count, zeros included, in `OrderState::ALL` order.
+    pub orders: Vec<(OrderState, u64)>,
+    /// Every batch state with its count, zeros included, in `BatchState::ALL` order.
+    pub batches: Vec<(BatchState, u64)>,
+}
+
+impl CampaignStatus {
+    pub fn orders_in(&self, state: OrderState) -> u64 {
+        self.orders
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    pub fn batches_in(&self, state: BatchState) -> u64 {
+        self.batches
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+/// One order's outcome, as `orders` lists it (borrowed from a page).
+#[derive(Debug, Clone)]
+pub struct OrderLine<'a> {
+    pub order_id: Option<Cow<'a, str>>,
+    pub phone: Cow<'a, str>,
+    pub state: OrderState,
+    pub batch: Option<u32>,
+    pub code: Option<i64>,
+    pub message: Option<Cow<'a, str>>,
+    pub line: u64,
+}
+
+/// Something that takes order lines one at a time (a writer to stdout).
+pub type OrderStream<'a> = &'a mut dyn FnMut(&OrderLine<'_>) -> std::io::Result<()>;
+
+/// Where ingest of a campaign's contact file stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Checkpoint {
+    /// The contact file, as the job named it (`None` in older ledgers).
+    pub source: Option<String>,
+    /// Digest of everything before `offset`; `None` before any ingest.
+    pub fingerprint: Option<String>,
+    /// Byte offset of the next record to read.
+    pub offset: u64,
+    /// Line number of that record.
+    pub line: u64,
+}
+
+/// One row as it is staged.
+#[derive(Debug, Clone)]
+pub struct StagedRow<'a> {
+    pub line: u64,
+    pub order_id: Option<&'a str>,
+    /// The normalized number, or the text found for an invalid row.
+    pub phone: &'a str,
+    /// The number's country; `None` for an invalid row.
+    pub country: Option<&'a str>,
+    pub other: &'a str,
+    /// The batch a contact is placed in; `None` for an invalid row.
+    pub batch_seq: Option<BatchSeq>,
+    /// Why the row is invalid; `None` for a contact.
+    pub invalid: Option<&'a str>,
+    /// Whether the contact may repeat the phone or order id of an earlier
+    /// row of this ingest.
+    pub suspect: bool,
+}
+
+/// What one staging transaction writes.
+#[derive(Debug, Clone)]
+pub struct StagedChunk<'a> {
+    pub rows: &'a [StagedRow<'a>],
+    /// Batches opened by these rows, with their country.
+    pub new_batches: &'a [(BatchSeq, Country)],
+    /// Rows of the file this chunk accounts for.
+    pub rows_read: u64,
+    /// Where to resume after it.
+    pub checkpoint: &'a Checkpoint,
+    /// Whether every contact of the chunk that repeats a key of an earlier
+    /// row of this ingest is marked `suspect` (if one chunk says no,
+    /// planning compares every staged row).
+    pub repeats_marked: bool,
+}
+
+/// What planning decided.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Planned {
+    pub orders: u64,
+    pub duplicates: u64,
+}

@@ -1,0 +1,234 @@
+//! Dispatch's writes on PostgreSQL: claiming due batches (`SKIP LOCKED`,
+//! so runners never wait for each other's claims), the outcome of an
+//! attempt, and operator re-sends.
+
+use sqlx::Row as _;
+
+use super::{seq_array, Postgres};
+use crate::batch::{BatchOrder, BatchSeq};
+use crate::ledger::model::{AttemptResult, BatchToSend, Fence, Resend, Resent};
+use crate::ledger::{CampaignId, LedgerError};
+use crate::nxlink::wire::code;
+use crate::outcome::BatchState;
+
+impl Postgres {
+    /// Claims up to `limit` due batches for `fence`'s runner: marks them
+    /// `sending`, bound to the runner, each with a new attempt, in one
+    /// durable transaction that first checks the runner is still
+    /// registered. Rows another runner is claiming are skipped, not waited
+    /// for; a batch's `state = 'pending'` guard is re-checked on the locked
+    /// row, so no batch is claimed twice.
+    pub async fn take_due_batches(
+        &self,
+        fence: &Fence,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<BatchToSend>, LedgerError> {
+        let campaign = fence.campaign;
+        let mut tx = self.transaction().await?;
+        self.check_runner(&mut tx, fence).await?;
+        let taken = sqlx::query(
+            "WITH due AS (
+                 SELECT seq FROM batches
+                 WHERE campaign_id = $2 AND state = $5 AND not_before_ms <= $1
+                   AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = $2)
+                 ORDER BY seq LIMIT $3
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE batches b SET state = $4, attempts = attempts + 1, updated_at_ms = $1, runner = $6
+             FROM due WHERE b.campaign_id = $2 AND b.seq = due.seq AND b.state = $5
+             RETURNING b.seq, b.country, b.attempts, b.attempts_before_resend, b.code",
+        )
+        .bind(now_ms)
+        .bind(campaign.0)
+        .bind(limit as i64)
+        .bind(BatchState::Sending.as_str())
+        .bind(BatchState::Pending.as_str())
+        .bind(&fence.owner)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        let mut batches = Vec::with_capacity(taken.len());
+        for row in &taken {
+            let seq = self.batch_seq(row.get::<i64, _>(0))?;
+            let attempt = row.get::<i32, _>(2) as u32;
+            batches.push(BatchToSend {
+                seq,
+                country: row.get(1),
+                attempt,
+                attempt_in_round: attempt - row.get::<i32, _>(3) as u32,
+                after_clock_fix: row.get::<Option<i64>, _>(4) == Some(code::TIMESTAMP_EXPIRED),
+                orders: Vec::new(),
+            });
+        }
+        batches.sort_by_key(|batch| batch.seq);
+        if batches.is_empty() {
+            tx.commit().await.map_err(|e| self.query_error(e))?;
+            return Ok(batches);
+        }
+        let seqs: Vec<i64> = batches.iter().map(|b| i64::from(b.seq)).collect();
+        let numbers: Vec<i32> = batches.iter().map(|b| b.attempt as i32).collect();
+        sqlx::query(
+            "INSERT INTO attempts (campaign_id, batch_seq, number, started_at_ms)
+             SELECT $1, seq, number, $4 FROM UNNEST($2::BIGINT[], $3::INTEGER[]) AS t (seq, number)",
+        )
+        .bind(campaign.0)
+        .bind(&seqs)
+        .bind(&numbers)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        let orders = sqlx::query(
+            "SELECT batch_seq, order_id, phone, other FROM orders
+             WHERE campaign_id = $1 AND batch_seq = ANY($2) AND set_aside IS NULL
+               AND id <= (SELECT planned_through FROM campaigns WHERE id = $1)
+             ORDER BY batch_seq, id",
+        )
+        .bind(campaign.0)
+        .bind(&seqs)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        let mut batch = batches.iter_mut().peekable();
+        for row in orders {
+            let seq = row.get::<i64, _>(0);
+            while batch.peek().is_some_and(|b| i64::from(b.seq) != seq) {
+                batch.next();
+            }
+            let Some(into) = batch.peek_mut() else {
+                return Err(self.corrupt(format!("an order of batch #{seq} out of order")));
+            };
+            into.orders.push(BatchOrder {
+                order_id: row.get::<Option<String>, _>(1).unwrap_or_default(),
+                phone: row.get(2),
+                other: row.get(3),
+            });
+        }
+        // Durable (synchronous_commit = on) before the caller sends anything.
+        tx.commit().await.map_err(|e| self.query_error(e))?;
+        Ok(batches)
+    }
+
+    pub async fn next_due_at(&self, campaign: CampaignId) -> Result<Option<i64>, LedgerError> {
+        sqlx::query_scalar(
+            "SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = $1 AND state = $2",
+        )
+        .bind(campaign.0)
+        .bind(BatchState::Pending.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))
+    }
+
+    /// Records an attempt's result and its batch's new state in one
+    /// transaction, unless `fence`'s runner was presumed dead meanwhile.
+    pub async fn finish_attempt(
+        &self,
+        fence: &Fence,
+        seq: BatchSeq,
+        attempt: u32,
+        result: &AttemptResult,
+    ) -> Result<(), LedgerError> {
+        debug_assert_ne!(result.batch_state, BatchState::Sending);
+        let campaign = fence.campaign;
+        let mut tx = self.transaction().await?;
+        self.check_runner(&mut tx, fence).await?;
+        sqlx::query(
+            "UPDATE attempts SET duration_ms = $1, http_status = $2, code = $3, message = $4, req_id = $5, decision = $6
+             WHERE campaign_id = $7 AND batch_seq = $8 AND number = $9",
+        )
+        .bind(result.duration_ms)
+        .bind(result.http_status.map(i32::from))
+        .bind(result.code)
+        .bind(result.message.as_deref())
+        .bind(result.req_id.as_deref())
+        .bind(result.decision.as_str())
+        .bind(campaign.0)
+        .bind(i64::from(seq))
+        .bind(attempt as i32)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        let updated = sqlx::query(
+            "UPDATE batches SET state = $1, code = $2, message = $3, req_id = $4, not_before_ms = $5, updated_at_ms = $6,
+                    attempts_before_resend = attempts_before_resend + $7
+             WHERE campaign_id = $8 AND seq = $9 AND state = $10 AND runner = $11",
+        )
+        .bind(result.batch_state.as_str())
+        .bind(result.code)
+        .bind(result.message.as_deref())
+        .bind(result.req_id.as_deref())
+        .bind(result.not_before_ms)
+        .bind(result.finished_at_ms)
+        .bind(i32::from(!result.spends_budget))
+        .bind(campaign.0)
+        .bind(i64::from(seq))
+        .bind(BatchState::Sending.as_str())
+        .bind(&fence.owner)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        if updated.rows_affected() != 1 {
+            return Err(self.corrupt(format!(
+                "batch #{seq} was not being sent by this runner when its attempt {attempt} ended"
+            )));
+        }
+        tx.commit().await.map_err(|e| self.query_error(e))
+    }
+
+    pub async fn resend(
+        &self,
+        campaign: CampaignId,
+        resend: &Resend<'_>,
+    ) -> Result<Resent, LedgerError> {
+        let only = (!resend.only.is_empty()).then(|| seq_array(resend.only));
+        let mut tx = self.transaction().await?;
+        let chosen: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT seq, resend_after_ms FROM batches
+             WHERE campaign_id = $1 AND state = $2 AND ($3::BIGINT[] IS NULL OR seq = ANY($3))
+             ORDER BY seq FOR UPDATE",
+        )
+        .bind(campaign.0)
+        .bind(resend.from.as_str())
+        .bind(only.as_deref())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        let mut resent = Resent::default();
+        for (seq, until) in chosen {
+            let seq = self.batch_seq(seq)?;
+            if until <= resend.now_ms {
+                resent.requeued.push(seq);
+            } else {
+                resent.fenced.push((seq, until));
+            }
+        }
+        let requeued = seq_array(&resent.requeued);
+        sqlx::query(
+            "INSERT INTO resends (campaign_id, batch_seq, from_state, requested_by, requested_at_ms)
+             SELECT $1, seq, $3, $4, $5 FROM UNNEST($2::BIGINT[]) AS t (seq)",
+        )
+        .bind(campaign.0)
+        .bind(&requeued)
+        .bind(resend.from.as_str())
+        .bind(resend.requested_by)
+        .bind(resend.now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        sqlx::query(
+            "UPDATE batches SET state = $4, not_before_ms = 0, attempts_before_resend = attempts, updated_at_ms = $3,
+                    runner = NULL
+             WHERE campaign_id = $1 AND seq = ANY($2)",
+        )
+        .bind(campaign.0)
+        .bind(&requeued)
+        .bind(resend.now_ms)
+        .bind(BatchState::Pending.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        tx.commit().await.map_err(|e| self.query_error(e))?;
+        Ok(resent)
+    }
+}

@@ -1,0 +1,338 @@
+//! Ingest's writes on PostgreSQL, in the same two steps as on SQLite:
+//!
+//! 1. `stage_chunk`: rows go in with `COPY … FROM STDIN` (text format) as
+//!    staged orders, with their new batches and the checkpoint, one chunk
+//!    per transaction. The staged orders (ids above the campaign's
+//!    `planned_through`) are the staging area.
+//! 2. `plan_staged`: set-wise, in one transaction: rows repeating a key
+//!    already claimed, then rows repeating an earlier staged row (window
+//!    functions over the staged rows), become duplicates and leave their
+//!    batches; the rest claim their keys with one insert each.
+//!
+//! Only the runner holding the campaign's ingest lease writes here; every
+//! transaction checks it. The writer lives on a thread of its own and runs
+//! its statements on the runtime through a handle.
+
+use std::fmt::Write as _;
+
+use sqlx::Row as _;
+use tokio::runtime::Handle;
+
+use super::Postgres;
+use crate::ledger::model::{Checkpoint, Fence, Planned, StagedChunk};
+use crate::ledger::{CampaignId, LedgerError};
+use crate::outcome::{BatchState, OrderState};
+
+impl Postgres {
+    pub async fn checkpoint(&self, campaign: CampaignId) -> Result<Checkpoint, LedgerError> {
+        let row = sqlx::query(
+            "SELECT source_fingerprint, source_offset, source_line, source_path FROM campaigns WHERE id = $1",
+        )
+        .bind(campaign.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        Ok(Checkpoint {
+            source: row.get(3),
+            fingerprint: row.get(0),
+            offset: row.get::<i64, _>(1) as u64,
+            line: row.get::<i64, _>(2) as u64,
+        })
+    }
+
+    pub async fn next_batch_seq(
+        &self,
+        campaign: CampaignId,
+    ) -> Result<crate::batch::BatchSeq, LedgerError> {
+        let next: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE campaign_id = $1",
+        )
+        .bind(campaign.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        self.batch_seq(next)
+    }
+
+    /// Ingest's writer for the runner holding `fence`; call it on the
+    /// writer's own thread, never on the runtime.
+    pub fn ingest_writer(&self, fence: &Fence) -> Result<IngestWriter, LedgerError> {
+        Ok(IngestWriter {
+            ledger: self.clone(),
+            fence: fence.clone(),
+            runtime: self.runtime.clone(),
+            copy: String::new(),
+        })
+    }
+}
+
+/// Ingest's writer on PostgreSQL.
+pub struct IngestWriter {
+    ledger: Postgres,
+    fence: Fence,
+    runtime: Handle,
+    /// The `COPY` text of a chunk, reused.
+    copy: String,
+}
+
+impl IngestWriter {
+    /// Plans run beside a dispatch on their own connections anyway.
+    pub fn beside_dispatch(&mut self) {}
+
+    pub fn stage_chunk(&mut self, chunk: &StagedChunk<'_>, now_ms: i64) -> Result<(), LedgerError> {
+        self.copy.clear();
+        for row in chunk.rows {
+            let batch_seq = row.batch_seq.map(i64::from);
+            let set_aside = row.invalid.map(|_| OrderState::Invalid.as_str());
+            let _ = write!(self.copy, "{}\t{}\t", self.fence.campaign.0, row.line);
+            copy_text(&mut self.copy, row.order_id);
+            copy_text(&mut self.copy, Some(row.phone));
+            copy_text(&mut self.copy, row.country);
+            copy_text(&mut self.copy, Some(row.other));
+            match batch_seq {
+                Some(seq) => {
+                    let _ = write!(self.copy, "{seq}\t");
+                }
+                None => self.copy.push_str("\\N\t"),
+            }
+            copy_text(&mut self.copy, set_aside);
+            copy_text(&mut self.copy, row.invalid);
+            // The last tab becomes the line's end.
+            self.copy.pop();
+            self.copy.push('\n');
+        }
+        let mut sizes: Vec<(i64, i64)> = Vec::new();
+        for seq in chunk.rows.iter().filter_map(|row| row.batch_seq) {
+            match sizes.last_mut() {
+                Some((s, n)) if *s == i64::from(seq) => *n += 1,
+                _ => match sizes.iter_mut().find(|(s, _)| *s == i64::from(seq)) {
+                    Some((_, n)) => *n += 1,
+                    None => sizes.push((i64::from(seq), 1)),
+                },
+            }
+        }
+        let ledger = &self.ledger;
+        let fence = &self.fence;
+        let copy = &self.copy;
+        let e = |source| ledger.query_error(source);
+        self.runtime.block_on(async {
+            let mut tx = ledger.transaction().await?;
+            ledger.check_ingest_lease(&mut tx, fence).await?;
+            let (seqs, countries): (Vec<i64>, Vec<&str>) = chunk
+                .new_batches
+                .iter()
+                .map(|(seq, country)| (i64::from(*seq), country.as_str()))
+                .unzip();
+            sqlx::query(
+                "INSERT INTO batches (campaign_id, seq, country, size, updated_at_ms)
+                 SELECT $1, seq, country, 0, $4 FROM UNNEST($2::BIGINT[], $3::TEXT[]) AS t (seq, country)",
+            )
+            .bind(fence.campaign.0)
+            .bind(&seqs)
+            .bind(&countries)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+            let (grown, by): (Vec<i64>, Vec<i64>) = sizes.iter().copied().unzip();
+            sqlx::query(
+                "UPDATE batches b SET size = b.size + t.n
+                 FROM UNNEST($2::BIGINT[], $3::BIGINT[]) AS t (seq, n)
+                 WHERE b.campaign_id = $1 AND b.seq = t.seq",
+            )
+            .bind(fence.campaign.0)
+            .bind(&grown)
+            .bind(&by)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+            let mut sink = tx
+                .copy_in_raw(
+                    "COPY orders (campaign_id, line, order_id, phone, country, other, batch_seq, set_aside, reason)
+                     FROM STDIN",
+                )
+                .await
+                .map_err(e)?;
+            sink.send(copy.as_bytes()).await.map_err(e)?;
+            sink.finish().await.map_err(e)?;
+            sqlx::query(
+                "UPDATE campaigns SET rows_read = rows_read + $1, source_fingerprint = $2, source_offset = $3,
+                     source_line = $4, source_path = $6
+                 WHERE id = $5",
+            )
+            .bind(chunk.rows_read as i64)
+            .bind(chunk.checkpoint.fingerprint.as_deref())
+            .bind(chunk.checkpoint.offset as i64)
+            .bind(chunk.checkpoint.line as i64)
+            .bind(fence.campaign.0)
+            .bind(chunk.checkpoint.source.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+            tx.commit().await.map_err(e)
+        })
+    }
+
+    /// Plans every staged order of the campaign in one transaction. The
+    /// primary key of `order_keys` is the last line of defence: a plan
+    /// that would give two live orders one key fails and commits nothing.
+    pub fn plan_staged(&mut self) -> Result<Planned, LedgerError> {
+        let ledger = &self.ledger;
+        let fence = &self.fence;
+        let campaign = fence.campaign.0;
+        let e = |source| ledger.query_error(source);
+        self.runtime.block_on(async {
+            let mut tx = ledger.transaction().await?;
+            ledger.check_ingest_lease(&mut tx, fence).await?;
+            let (after, through): (i64, Option<i64>) = sqlx::query_as(
+                "SELECT planned_through, (SELECT MAX(id) FROM orders WHERE campaign_id = $1)
+                 FROM campaigns WHERE id = $1 FOR UPDATE",
+            )
+            .bind(campaign)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(e)?;
+            let Some(through) = through.filter(|through| *through > after) else {
+                return Ok(Planned::default());
+            };
+            let mut duplicates = 0;
+            // 1. Rows whose phone or order id an earlier plan claimed (the
+            //    phone's reason first).
+            duplicates += sqlx::query_scalar::<_, i64>(&set_aside(&format!(
+                "SELECT o.id, o.batch_seq,
+                        CASE WHEN p.line IS NOT NULL THEN 'same phone as line ' || p.line
+                             ELSE 'same order id as line ' || i.line END AS reason
+                 FROM orders o
+                 LEFT JOIN order_keys p ON p.campaign_id = $1 AND p.kind = 0 AND p.key = o.phone
+                 LEFT JOIN order_keys i ON i.campaign_id = $1 AND i.kind = 1 AND i.key = o.order_id
+                 WHERE {STAGED} AND (p.line IS NOT NULL OR i.line IS NOT NULL)"
+            )))
+            .bind(campaign)
+            .bind(after)
+            .bind(through)
+            .bind(OrderState::Duplicate.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(e)? as u64;
+            // 2. Later staged rows repeating an earlier one's phone or
+            //    order id, both judged among the same live rows.
+            duplicates += sqlx::query_scalar::<_, i64>(&set_aside(&format!(
+                "SELECT id, batch_seq,
+                        CASE WHEN by_phone > 1 THEN 'same phone as line ' || first_phone
+                             ELSE 'same order id as line ' || first_id END AS reason
+                 FROM (SELECT id, batch_seq,
+                              row_number() OVER (PARTITION BY phone ORDER BY id) AS by_phone,
+                              first_value(line) OVER (PARTITION BY phone ORDER BY id) AS first_phone,
+                              row_number() OVER (PARTITION BY order_id ORDER BY id) AS by_id,
+                              first_value(line) OVER (PARTITION BY order_id ORDER BY id) AS first_id
+                       FROM orders o WHERE {STAGED}) ranked
+                 WHERE by_phone > 1 OR by_id > 1"
+            )))
+            .bind(campaign)
+            .bind(after)
+            .bind(through)
+            .bind(OrderState::Duplicate.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(e)? as u64;
+            // 3. The live orders claim their keys.
+            let mut claims = [0; 2];
+            for (kind, column) in [(0, "phone"), (1, "order_id")] {
+                claims[kind as usize] = sqlx::query(&format!(
+                    "INSERT INTO order_keys (campaign_id, kind, key, line)
+                     SELECT $1, {kind}, o.{column}, o.line FROM orders o WHERE {STAGED}"
+                ))
+                .bind(campaign)
+                .bind(after)
+                .bind(through)
+                .execute(&mut *tx)
+                .await
+                .map_err(e)?
+                .rows_affected();
+            }
+            let orders: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM orders o WHERE {STAGED}"))
+                .bind(campaign)
+                .bind(after)
+                .bind(through)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(e)?;
+            if claims != [orders as u64; 2] {
+                return Err(ledger.corrupt(format!(
+                    "planning refused: {orders} live order(s) but {} phone and {} order id claim(s); nothing was planned",
+                    claims[0], claims[1]
+                )));
+            }
+            sqlx::query(
+                "DELETE FROM batches WHERE campaign_id = $1 AND size = 0 AND state = $2 AND attempts = 0",
+            )
+            .bind(campaign)
+            .bind(BatchState::Pending.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+            sqlx::query(
+                "UPDATE campaigns SET planned_through = $2,
+                     batches_planned_through = (SELECT COALESCE(MAX(seq), 0) FROM batches WHERE campaign_id = $1)
+                 WHERE id = $1",
+            )
+            .bind(campaign)
+            .bind(through)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+            tx.commit().await.map_err(e)?;
+            Ok(Planned {
+                orders: orders as u64,
+                duplicates,
+            })
+        })
+    }
+}
+
+/// The live staged orders `o` of campaign `$1`: ids in `$2 < id <= $3`.
+const STAGED: &str = "o.campaign_id = $1 AND o.id > $2 AND o.id <= $3 AND o.set_aside IS NULL";
+
+/// A statement that sets aside as `$4` the orders `chosen` selects (its
+/// columns: id, batch_seq, reason), and takes them out of their batches.
+fn set_aside(chosen: &str) -> String {
+    format!(
+        "WITH chosen AS ({chosen}),
+              moved AS (UPDATE orders SET set_aside = $4, batch_seq = NULL, reason = chosen.reason
+                        FROM chosen WHERE orders.id = chosen.id RETURNING chosen.batch_seq),
+              shrunk AS (UPDATE batches b SET size = b.size - g.n
+                         FROM (SELECT batch_seq, COUNT(*) AS n FROM moved GROUP BY batch_seq) g
+                         WHERE b.campaign_id = $1 AND b.seq = g.batch_seq)
+         SELECT COUNT(*) FROM moved"
+    )
+}
+
+/// Appends a field of `COPY`'s text format and its tab: `\N` for null,
+/// backslash escapes for what would end a field or a line.
+fn copy_text(out: &mut String, value: Option<&str>) {
+    let Some(value) = value else {
+        out.push_str("\\N\t");
+        return;
+    };
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out.push('\t');
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn copy_text_escapes_what_would_end_a_field_or_a_line() {
+        let mut out = String::new();
+        super::copy_text(&mut out, Some("a\tb\\c\nd\re"));
+        super::copy_text(&mut out, None);
+        assert_eq!(out, "a\\tb\\\\c\\nd\\re\t\\N\t");
+    }
+}

@@ -1,0 +1,161 @@
+//! Reads for reports on PostgreSQL: counts by state from the batches and
+//! the orders set aside (never a scan of every order), and the orders
+//! export through a server-side cursor, a page at a time.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use sqlx::Row as _;
+
+use super::Postgres;
+use crate::ledger::model::{CampaignStatus, OrderLine, OrderStream};
+use crate::ledger::{CampaignId, LedgerError};
+use crate::outcome::{BatchState, OrderState};
+
+/// Orders fetched from the cursor at a time.
+const PAGE: usize = 5_000;
+
+impl Postgres {
+    pub async fn status(
+        &self,
+        campaign: CampaignId,
+        name: &str,
+    ) -> Result<CampaignStatus, LedgerError> {
+        let rows_read: i64 = sqlx::query_scalar("SELECT rows_read FROM campaigns WHERE id = $1")
+            .bind(campaign.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.query_error(e))?;
+        let mut orders: Vec<(OrderState, u64)> = OrderState::ALL.iter().map(|s| (*s, 0)).collect();
+        let mut batches: Vec<(BatchState, u64)> = BatchState::ALL.iter().map(|s| (*s, 0)).collect();
+        let mut add_order = |state: OrderState, n: u64| {
+            if let Some(slot) = orders.iter_mut().find(|(s, _)| *s == state) {
+                slot.1 += n;
+            }
+        };
+        let batch_rows = sqlx::query(
+            "SELECT state, COUNT(*), COALESCE(SUM(size), 0)::BIGINT FROM batches WHERE campaign_id = $1 GROUP BY state",
+        )
+        .bind(campaign.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        for row in batch_rows {
+            let state: BatchState = self.parse_state(row.get::<&str, _>(0))?;
+            if let Some(slot) = batches.iter_mut().find(|(s, _)| *s == state) {
+                slot.1 += row.get::<i64, _>(1) as u64;
+            }
+            add_order(OrderState::InBatch(state), row.get::<i64, _>(2) as u64);
+        }
+        let set_aside_rows = sqlx::query(
+            "SELECT set_aside, COUNT(*) FROM orders WHERE campaign_id = $1 AND set_aside IS NOT NULL GROUP BY set_aside",
+        )
+        .bind(campaign.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        for row in set_aside_rows {
+            let state: OrderState = self.parse_state(row.get::<&str, _>(0))?;
+            add_order(state, row.get::<i64, _>(1) as u64);
+        }
+        Ok(CampaignStatus {
+            campaign: name.to_owned(),
+            rows_read: rows_read as u64,
+            orders,
+            batches,
+        })
+    }
+
+    /// Streams the campaign's orders in input order (optionally only those
+    /// in `state`) into `sink`, from one snapshot, `PAGE` rows at a time
+    /// through a server-side cursor. Blocking: call it off the runtime's
+    /// worker threads.
+    pub fn for_each_order(
+        &self,
+        campaign: CampaignId,
+        state: Option<OrderState>,
+        sink: OrderStream<'_>,
+    ) -> Result<(), LedgerError> {
+        let e = |source| self.query_error(source);
+        let runtime = self.runtime.clone();
+        runtime.block_on(async {
+            let mut tx = self.pool.begin().await.map_err(e)?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut *tx)
+                .await
+                .map_err(e)?;
+            let mut batches: HashMap<i64, (BatchState, Option<i64>, Option<String>)> =
+                HashMap::new();
+            let rows = sqlx::query("SELECT seq, state, code, message FROM batches WHERE campaign_id = $1")
+                .bind(campaign.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(e)?;
+            for row in rows {
+                let state: BatchState = self.parse_state(row.get::<&str, _>(1))?;
+                batches.insert(row.get(0), (state, row.get(2), row.get(3)));
+            }
+            let filter = match state {
+                None => String::new(),
+                Some(OrderState::InBatch(wanted)) => {
+                    let seqs: Vec<String> = batches
+                        .iter()
+                        .filter(|(_, (state, _, _))| *state == wanted)
+                        .map(|(seq, _)| seq.to_string())
+                        .collect();
+                    format!(
+                        "AND set_aside IS NULL AND batch_seq = ANY('{{{}}}'::BIGINT[])",
+                        seqs.join(",")
+                    )
+                }
+                Some(set_aside) => format!("AND set_aside = '{}'", set_aside.as_str()),
+            };
+            sqlx::query(&format!(
+                "DECLARE orders_out NO SCROLL CURSOR FOR
+                 SELECT order_id, phone, set_aside, batch_seq, reason, line FROM orders
+                 WHERE campaign_id = $1 {filter} ORDER BY id"
+            ))
+            .bind(campaign.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+            loop {
+                let page = sqlx::query(&format!("FETCH {PAGE} FROM orders_out"))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(e)?;
+                for row in &page {
+                    let batch: Option<i64> = row.get(3);
+                    let outcome = batch.and_then(|seq| batches.get(&seq));
+                    let set_aside: Option<&str> = row.get(2);
+                    let state = match (set_aside, outcome) {
+                        (Some(set_aside), _) => self.parse_state(set_aside)?,
+                        (None, Some((state, _, _))) => OrderState::InBatch(*state),
+                        (None, None) => OrderState::InBatch(BatchState::Pending),
+                    };
+                    let line = OrderLine {
+                        order_id: row.get::<Option<&str>, _>(0).map(Cow::Borrowed),
+                        phone: Cow::Borrowed(row.get::<&str, _>(1)),
+                        state,
+                        batch: batch.map(|seq| seq as u32),
+                        code: outcome.and_then(|(_, code, _)| *code),
+                        message: row
+                            .get::<Option<&str>, _>(4)
+                            .map(Cow::Borrowed)
+                            .or_else(|| {
+                                outcome.and_then(|(_, _, message)| {
+                                    message.as_deref().map(Cow::Borrowed)
+                                })
+                            }),
+                        line: row.get::<i64, _>(5) as u64,
+                    };
+                    sink(&line).map_err(LedgerError::Output)?;
+                }
+                if page.len() < PAGE {
+                    break;
+                }
+            }
+            tx.commit().await.map_err(e)
+        })
+    }
+}

@@ -1,0 +1,493 @@
+//! The SQLite backend: the embedded default, one file beside the job.
+//!
+//! Two connections kinds share the file: sqlx's pool for dispatch, leases
+//! and reports, and rusqlite connections of their own for ingest's bulk
+//! writes and the orders export, which bind borrowed text row by row.
+
+mod dispatch;
+mod ingest;
+mod lease;
+mod report;
+
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions as _, SqlitePool};
+
+pub use ingest::IngestWriter;
+
+use super::model::*;
+use super::{CampaignId, LedgerError, OpenMode};
+
+use crate::batch::BatchSeq;
+use crate::job::CampaignName;
+
+/// How long a write waits for another connection's transaction to end.
+/// While `run` reads a big file, dispatch's writes wait for ingest's plans
+/// (a few seconds each, up to a minute for millions of rows): a reply
+/// must wait to be recorded, never fail for want of patience.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The size SQLite cuts the WAL file back to after a checkpoint restarts it
+/// (`journal_size_limit`): big plans grow it to gigabytes, and the next
+/// process would read all of it back.
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
+
+/// The error of a statement on a connection of ours (not the pool's).
+fn bulk_error(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
+    move |source| LedgerError::Bulk {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A handle on the ledger database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Sqlite {
+    pool: SqlitePool,
+    path: PathBuf,
+    /// The file this handle opened, to notice when the path stops naming it.
+    identity: Arc<FileIdentity>,
+    /// Mixed into derived order ids (empty in ledgers older than the salt).
+    salt: Arc<str>,
+    /// Whether this handle created the file.
+    created: bool,
+    /// This handle's own descriptor of the file, open while any clone of
+    /// the handle lives (see `open_with`).
+    _file: Arc<std::fs::File>,
+}
+
+impl LedgerError {
+    /// Whether this error is what another process creating the ledger at
+    /// the same moment causes.
+    fn is_first_open_race(&self) -> bool {
+        let database_error = match self {
+            LedgerError::Open { source, .. } => source.as_database_error(),
+            LedgerError::Migrate {
+                source: sqlx::migrate::MigrateError::Execute(source),
+                ..
+            }
+            | LedgerError::Migrate {
+                source: sqlx::migrate::MigrateError::ExecuteMigration(source, _),
+                ..
+            } => source.as_database_error(),
+            _ => None,
+        };
+        database_error.is_some_and(|e| {
+            // SQLITE_BUSY and SQLITE_LOCKED (with extended codes), or a
+            // table the other process created first.
+            let code = e.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+            // Or a migration the other process applied first: its table or
+            // column is there, or its row in `_sqlx_migrations`.
+            matches!(code & 0xff, 5 | 6)
+                || e.message().contains("already exists")
+                || e.message().contains("duplicate column name")
+                || e.message().contains("_sqlx_migrations.version")
+        })
+    }
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) the ledger at `path` and brings its schema
+    /// up to date.
+    pub async fn open(path: &Path) -> Result<Sqlite, LedgerError> {
+        Sqlite::open_with(path, OpenMode::CreateIfMissing).await
+    }
+
+    /// Opens the ledger at `path`, creating it (readable by its owner only:
+    /// it holds phone numbers) only if `mode` allows. A file with more than
+    /// one hard link is refused.
+    ///
+    /// Two processes creating the same new ledger at once collide on the
+    /// switch to WAL (which cannot wait on a lock) and on the first
+    /// migration; the loser tries again after a short pause.
+    pub async fn open_with(path: &Path, mode: OpenMode) -> Result<Sqlite, LedgerError> {
+        let created = match (mode, std::fs::symlink_metadata(path)) {
+            (_, Ok(_)) => false,
+            (OpenMode::MustExist, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LedgerError::Missing {
+                    path: path.to_owned(),
+                })
+            }
+            (OpenMode::CreateIfMissing, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                {
+                    Ok(_) => true,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                    Err(e) => return Err(file_error(path, e)),
+                }
+            }
+            (_, Err(e)) => return Err(file_error(path, e)),
+        };
+        // This handle's own descriptor of the file, kept open as long as
+        // the ledger is: under POSIX, closing any descriptor of a file drops
+        // every lock the process holds on it, SQLite's included, and
+        // without them another process closing the ledger would delete the
+        // WAL this one is still writing to.
+        let file = own_descriptor(path, mode)?;
+        let identity = FileIdentity::of(path)?;
+        // Processes opening the ledger take turns (an advisory lock,
+        // apart from SQLite's own locks): two runs started together on a
+        // new or older ledger would otherwise race to migrate it.
+        let file = take_turn_to_open(file).await;
+        let mut pause = Duration::from_millis(20);
+        let mut opened = Sqlite::open_once(path, &identity, created, &file).await;
+        for _ in 0..6 {
+            match opened {
+                Err(e) if e.is_first_open_race() => {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                    opened = Sqlite::open_once(path, &identity, created, &file).await;
+                }
+                _ => break,
+            }
+        }
+        let _ = file.unlock();
+        opened
+    }
+
+    async fn open_once(
+        path: &Path,
+        identity: &Arc<FileIdentity>,
+        created: bool,
+        file: &Arc<std::fs::File>,
+    ) -> Result<Sqlite, LedgerError> {
+        let open_error = |source| LedgerError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(false)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Every commit reaches the disk before it returns: `sending` must
+            // be durable before a request leaves.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            // A statement that waited for ingest's plan is not news.
+            .log_slow_statements(log::LevelFilter::Warn, BUSY_TIMEOUT)
+            // A WAL that grew beside a plan is cut back when it restarts.
+            .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string())
+            .foreign_keys(true);
+        // One connection stays open for the handle's life: SQLite removes
+        // the WAL when the last connection closes, and a WAL that vanishes
+        // under an open ledger must mean that someone removed it.
+        let pool = SqlitePoolOptions::new()
+            // Waiting for ingest's plan is expected, not worth a warning.
+            .acquire_slow_threshold(BUSY_TIMEOUT)
+            .max_connections(3)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|source| LedgerError::Migrate {
+                path: path.to_owned(),
+                source,
+            })?;
+        let salt: String = sqlx::query_scalar("SELECT salt FROM ledger_salt")
+            .fetch_one(&pool)
+            .await
+            .map_err(|source| LedgerError::Query {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Sqlite {
+            pool,
+            path: path.to_owned(),
+            identity: Arc::clone(identity),
+            salt: salt.into(),
+            created,
+            _file: Arc::clone(file),
+        })
+    }
+
+    /// The ledger's file, as an absolute path where it can be made one.
+    pub fn shown(&self) -> String {
+        std::path::absolute(&self.path)
+            .unwrap_or_else(|_| self.path.clone())
+            .display()
+            .to_string()
+    }
+
+    /// Whether this handle created the ledger file.
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The ledger's salt for derived order ids.
+    pub fn order_id_salt(&self) -> &str {
+        &self.salt
+    }
+
+    /// Fails when the path no longer names the file this handle opened
+    /// (deleted, moved, replaced), when the file gained a hard link, or when
+    /// its WAL was removed: what this run writes would not be where the next
+    /// run looks. Every write transaction checks it first.
+    pub fn check_file(&self) -> Result<(), LedgerError> {
+        self.identity.check(&self.path)
+    }
+
+    /// The campaign's id, creating it on first use.
+    pub async fn ensure_campaign(
+        &self,
+        name: &CampaignName,
+        now_ms: i64,
+    ) -> Result<CampaignId, LedgerError> {
+        sqlx::query("INSERT INTO campaigns (name, created_at_ms) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+            .bind(name.as_str())
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.query_error(e))?;
+        self.campaign(name.as_str()).await
+    }
+
+    /// The id of an existing campaign.
+    pub async fn campaign(&self, name: &str) -> Result<CampaignId, LedgerError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM campaigns WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.query_error(e))?;
+        id.map(CampaignId)
+            .ok_or_else(|| LedgerError::UnknownCampaign {
+                path: self.path.clone(),
+                name: name.to_owned(),
+            })
+    }
+
+    /// Every campaign name, in the order they were created.
+    pub async fn campaign_names(&self) -> Result<Vec<String>, LedgerError> {
+        sqlx::query_scalar("SELECT name FROM campaigns ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.query_error(e))
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A transaction that holds the write lock from its first statement
+    /// (`BEGIN IMMEDIATE`): one that read first and wrote later could not
+    /// wait for a busy ledger and would fail at once with "database is
+    /// locked" when another process wrote in between.
+    async fn write_transaction(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, LedgerError> {
+        self.check_file()?;
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.query_error(e))
+    }
+
+    /// A read-only connection of its own, for long reads on one blocking
+    /// thread.
+    fn read_connection(&self) -> Result<rusqlite::Connection, LedgerError> {
+        let e = bulk_error(&self.path);
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(e)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(e)?;
+        Ok(conn)
+    }
+
+    fn query_error(&self, source: sqlx::Error) -> LedgerError {
+        LedgerError::Query {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// A batch number as the ledger stores it; anything else is corrupt.
+    fn batch_seq(&self, raw: i64) -> Result<BatchSeq, LedgerError> {
+        BatchSeq::new(raw).ok_or_else(|| LedgerError::Corrupt {
+            path: self.path.clone(),
+            message: format!("batch number {raw}"),
+        })
+    }
+
+    fn parse_state<T: FromStr>(&self, raw: &str) -> Result<T, LedgerError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        raw.parse().map_err(|e: T::Err| LedgerError::Corrupt {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The file a ledger handle opened, and its WAL once seen.
+#[derive(Debug)]
+struct FileIdentity {
+    file: (u64, u64),
+    wal: Mutex<Option<(u64, u64)>>,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> Result<Arc<FileIdentity>, LedgerError> {
+        let meta = std::fs::metadata(path).map_err(|e| file_error(path, e))?;
+        if meta.nlink() > 1 {
+            return Err(LedgerError::HardLinked {
+                path: path.to_owned(),
+                links: meta.nlink(),
+            });
+        }
+        Ok(Arc::new(FileIdentity {
+            file: (meta.dev(), meta.ino()),
+            wal: Mutex::new(None),
+        }))
+    }
+
+    fn check(&self, path: &Path) -> Result<(), LedgerError> {
+        let vanished = |what| LedgerError::Vanished {
+            path: path.to_owned(),
+            what,
+        };
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(vanished("the file was deleted or moved"))
+            }
+            Err(e) => return Err(file_error(path, e)),
+        };
+        if (meta.dev(), meta.ino()) != self.file {
+            return Err(vanished("the file was replaced by another one"));
+        }
+        if meta.nlink() > 1 {
+            return Err(LedgerError::HardLinked {
+                path: path.to_owned(),
+                links: meta.nlink(),
+            });
+        }
+        let mut wal_path = path.as_os_str().to_owned();
+        wal_path.push("-wal");
+        let wal = std::fs::metadata(&wal_path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        let mut known = self.wal.lock().unwrap_or_else(|p| p.into_inner());
+        match (*known, wal) {
+            (Some(known), Some(now)) if known != now => {
+                Err(vanished("its write-ahead log (-wal) was replaced"))
+            }
+            (Some(_), None) => Err(vanished("its write-ahead log (-wal) was removed")),
+            (_, now) => {
+                *known = known.or(now);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Waits for this process's turn to open (and migrate) the ledger: an
+/// exclusive advisory lock on `file`, released once it is open. Where the
+/// file system has no advisory locks, the retries of `open_with` are all
+/// there is.
+async fn take_turn_to_open(file: std::fs::File) -> Arc<std::fs::File> {
+    let file = Arc::new(file);
+    let locking = Arc::clone(&file);
+    let _ = tokio::task::spawn_blocking(move || locking.lock()).await;
+    file
+}
+
+/// Opens the descriptor a ledger handle keeps: for writing when the command
+/// writes (an error saying so if it cannot), else for reading; a command
+/// that writes also needs to create files beside it (SQLite's WAL).
+fn own_descriptor(path: &Path, mode: OpenMode) -> Result<std::fs::File, LedgerError> {
+    let read_only = |what: String| LedgerError::ReadOnly {
+        path: path.to_owned(),
+        what,
+    };
+    if mode == OpenMode::MustExist {
+        return std::fs::File::open(path).map_err(|e| file_error(path, e));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| read_only(format!("the file: {e}")))?;
+    let mut probe = path.as_os_str().to_owned();
+    probe.push(format!("-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(file)
+        }
+        Err(e) => Err(read_only(format!("its folder: {e}"))),
+    }
+}
+
+/// An error of the ledger's file itself (not of SQLite).
+fn file_error(path: &Path, e: std::io::Error) -> LedgerError {
+    LedgerError::Corrupt {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// Batch numbers go into SQLite as integers.
+impl rusqlite::ToSql for BatchSeq {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(i64::from(*self)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Two runs started together on a new ledger race to create and
+    /// migrate it; every one of them must end up with it open.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn runs_creating_one_ledger_at_once_all_open_it() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ledger.db");
+            let opens = (0..8).map(|_| super::Sqlite::open(&path));
+            for opened in futures_util::future::join_all(opens).await {
+                opened.expect("every opener gets the ledger");
+            }
+        }
+    }
+
+    /// `.cargo/config.toml` passes SQLite's speed options to its bundled
+    /// build; this fails if they stop reaching it.
+    #[test]
+    fn sqlite_is_built_with_the_options_of_cargo_config() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for wanted in ["THREADSAFE=2", "DEFAULT_MEMSTATUS=0"] {
+            assert!(
+                options.iter().any(|o| o == wanted),
+                "{wanted} not in {options:?}"
+            );
+        }
+    }
+}
