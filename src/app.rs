@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::batch::BatchSeq;
 use crate::campaign::{
-    credentials_from_env, finish_run, graceful_shutdown, hold_campaign, ingest_until, run_campaign,
+    credentials_from_env, finish_run, graceful_shutdown, hold_to_read, ingest_until, run_campaign,
     Error, Exit,
 };
 use crate::cli::{Cli, Command};
@@ -64,9 +64,11 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
         }
         Command::Migrate { job } => {
             let job = job.map(|path| Job::load(&path, None)).transpose()?;
-            let ledger =
-                Ledger::open_with(&ledger_location(db, job.as_ref()), OpenMode::CreateIfMissing)
-                    .await?;
+            let ledger = Ledger::open_with(
+                &ledger_location(db, job.as_ref()),
+                OpenMode::CreateIfMissing,
+            )
+            .await?;
             println!(
                 "ledger {}: {} and up to date",
                 ledger.shown(),
@@ -122,9 +124,9 @@ async fn run(
 async fn ingest_only(db: Option<&str>, job_path: &Path) -> Result<Exit, Error> {
     let job = Job::load(job_path, None)?;
     let ledger = open_job_ledger(db, &job).await?;
-    let (campaign, lease) = hold_campaign(&ledger, &job).await?;
-    let ingested = ingest_until(&ledger, &job, &lease, graceful_shutdown()).await;
-    lease.release().await?;
+    let (campaign, held) = hold_to_read(&ledger, &job).await?;
+    let ingested = ingest_until(&ledger, &job, held.fence(), graceful_shutdown()).await;
+    held.release().await?;
     let (ingested, stopped) = ingested?;
     let status = ledger.status(campaign, job.name.as_str()).await?;
     let mut out = io::stdout().lock();
@@ -242,7 +244,8 @@ fn ledger_location(db: Option<&str>, job: Option<&Job>) -> LedgerLocation {
 /// Opens (creating if needed) the ledger of a job's run, and says which
 /// file it is: a run on a new ledger by mistake would call everyone again.
 async fn open_job_ledger(db: Option<&str>, job: &Job) -> Result<Ledger, Error> {
-    let ledger = Ledger::open_with(&ledger_location(db, Some(job)), OpenMode::CreateIfMissing).await?;
+    let ledger =
+        Ledger::open_with(&ledger_location(db, Some(job)), OpenMode::CreateIfMissing).await?;
     let shown = ledger.shown();
     if ledger.created() {
         eprintln!(
@@ -265,7 +268,10 @@ async fn open_for(db: Option<&str>, campaign: &str) -> Result<(Ledger, String), 
     } else {
         (ledger_location(db, None), campaign.to_owned())
     };
-    Ok((Ledger::open_with(&location, OpenMode::MustExist).await?, name))
+    Ok((
+        Ledger::open_with(&location, OpenMode::MustExist).await?,
+        name,
+    ))
 }
 
 #[cfg(feature = "sandbox")]

@@ -202,20 +202,7 @@ pub async fn run_as_one_of_several(
     progress: &mut Progress,
 ) -> Result<CampaignRun, Error> {
     let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
-    let name = job.name.to_string();
-    let on_presumed_dead: OnPresumedDead = Box::new(move |gone: &TakenOver, recovered: u64| {
-        eprintln!(
-            "warning: campaign {name:?}: presumed another runner dead ({}: {}); {recovered} batch(es) it was sending are now uncertain and will not be re-sent on their own{}",
-            if gone.dead { "its process is gone" } else { "its heartbeat stopped" },
-            describe_holder(&gone.holder),
-            if gone.resend_after_ms > 0 {
-                format!("; `resend` refuses them until {}", format_utc(gone.resend_after_ms))
-            } else {
-                String::new()
-            }
-        );
-    });
-    let runner = Runner::join(ledger, campaign, lease_settings(job), on_presumed_dead).await?;
+    let runner = Runner::join(ledger, campaign, lease_settings(job), on_presumed_dead(job)).await?;
     let shared_rate = SharedRate {
         key: match job.limits.scope {
             RateScope::Account => format!(
@@ -227,7 +214,13 @@ pub async fn run_as_one_of_several(
         period: Duration::from_secs_f64(1.0 / job.limits.requests_per_second),
         tolerance: throttle::burst_tolerance(job.limits.requests_per_second),
     };
-    let dispatch = dispatch_for(job, runner.fence(), credentials, deadline, Some(shared_rate))?;
+    let dispatch = dispatch_for(
+        job,
+        runner.fence(),
+        credentials,
+        deadline,
+        Some(shared_rate),
+    )?;
     let stop_reading = Arc::new(AtomicBool::new(false));
     let (feed, planned) = tokio::sync::watch::channel(());
     let reading = read_or_follow(ledger, job, runner.fence(), Arc::clone(&stop_reading), feed);
@@ -249,8 +242,105 @@ pub async fn run_as_one_of_several(
         progress,
     )
     .await;
+    let run = match run {
+        Ok(run) if run.ending == Ending::Finished => {
+            wait_for_other_runners(ledger, job, runner.fence(), deadline).await?;
+            let status = ledger.status(campaign, job.name.as_str()).await?;
+            Ok(CampaignRun { status, ..run })
+        }
+        run => run,
+    };
     runner.release().await?;
     run
+}
+
+/// Before a runner that found nothing more to send leaves, it waits for
+/// the batches other runners are sending: each is recorded, or its runner
+/// is presumed dead (after `stale_after` of silence) and it becomes
+/// `uncertain`. The campaign's last runner thus leaves no batch `sending`.
+async fn wait_for_other_runners(
+    ledger: &Ledger,
+    job: &Job,
+    fence: &Fence,
+    deadline: Option<Instant>,
+) -> Result<(), Error> {
+    let mut said = false;
+    loop {
+        let elsewhere = ledger.sent_by_others(fence).await?;
+        if elsewhere == 0 || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Ok(());
+        }
+        if !said {
+            eprintln!(
+                "campaign {:?}: nothing more to send; waiting for {elsewhere} batch(es) that other runners are sending (one that stays silent for {} s is presumed dead)",
+                job.name.as_str(),
+                job.lease_stale_after.as_secs_f64()
+            );
+            said = true;
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
+    }
+}
+
+/// What a runner says when it presumes another one dead.
+fn on_presumed_dead(job: &Job) -> OnPresumedDead {
+    let name = job.name.to_string();
+    Box::new(move |gone: &TakenOver, recovered: u64| {
+        eprintln!(
+            "warning: campaign {name:?}: presumed another runner dead ({}: {}); {recovered} batch(es) it was sending are now uncertain and will not be re-sent on their own{}",
+            if gone.dead { "its process is gone" } else { "its heartbeat stopped" },
+            describe_holder(&gone.holder),
+            if gone.resend_after_ms > 0 {
+                format!("; `resend` refuses them until {}", format_utc(gone.resend_after_ms))
+            } else {
+                String::new()
+            }
+        );
+    })
+}
+
+/// A campaign held for reading its contact file: the campaign's lease on
+/// SQLite; on a server ledger, a runner holding the ingest lease (other
+/// runners may go on sending meanwhile).
+pub(crate) enum Held {
+    Lease(Lease),
+    Runner(Runner),
+}
+
+impl Held {
+    pub(crate) fn fence(&self) -> &Fence {
+        match self {
+            Held::Lease(lease) => lease.fence(),
+            Held::Runner(runner) => runner.fence(),
+        }
+    }
+
+    /// Gives the campaign back (a runner's ingest lease goes with it).
+    pub(crate) async fn release(self) -> Result<(), LedgerError> {
+        match self {
+            Held::Lease(lease) => lease.release().await,
+            Held::Runner(runner) => runner.release().await,
+        }
+    }
+}
+
+/// Holds the job's campaign for reading its file (`ingest`).
+pub(crate) async fn hold_to_read(ledger: &Ledger, job: &Job) -> Result<(CampaignId, Held), Error> {
+    if !ledger.several_runners() {
+        let (campaign, lease) = hold_campaign(ledger, job).await?;
+        return Ok((campaign, Held::Lease(lease)));
+    }
+    let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
+    let runner = Runner::join(ledger, campaign, lease_settings(job), on_presumed_dead(job)).await?;
+    if ledger.take_ingest_lease(runner.fence()).await? {
+        return Ok((campaign, Held::Runner(runner)));
+    }
+    let holder = ledger.lease_holder(campaign).await?;
+    runner.release().await?;
+    Err(Error::CampaignBusy {
+        campaign: job.name.to_string(),
+        holder: holder.map_or_else(|| "another runner".to_owned(), |h| describe_holder(&h)),
+    })
 }
 
 /// A runner's part in reading: while another runner holds the ingest
@@ -266,7 +356,11 @@ async fn read_or_follow(
     let mut planned_through = None;
     loop {
         if stop.load(Ordering::Relaxed) {
-            return Ok(IngestReport::default());
+            // Stopped before reading: the file waits for the next run.
+            return Ok(IngestReport {
+                interrupted: true,
+                ..IngestReport::default()
+            });
         }
         if ledger.take_ingest_lease(fence).await? {
             let report = ingest::ingest(ledger, job, fence, now_ms(), stop, Some(feed)).await;
@@ -488,18 +582,11 @@ async fn sleep_until(deadline: Option<Instant>) {
 pub(crate) async fn ingest_until(
     ledger: &Ledger,
     job: &Job,
-    lease: &Lease,
+    fence: &Fence,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(IngestReport, bool), Error> {
     let stop = Arc::new(AtomicBool::new(false));
-    let reading = ingest::ingest(
-        ledger,
-        job,
-        lease.fence(),
-        now_ms(),
-        Arc::clone(&stop),
-        None,
-    );
+    let reading = ingest::ingest(ledger, job, fence, now_ms(), Arc::clone(&stop), None);
     let mut reading = std::pin::pin!(reading);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut stopped = false;

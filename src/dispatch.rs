@@ -173,19 +173,9 @@ impl Dispatch {
                     continue;
                 }
             };
-            if let Some(shared) = &self.shared_rate {
-                // One request per reservation of the shared bucket.
+            if self.shared_rate.is_some() {
+                // One batch per reservation of the shared bucket.
                 permits.truncate(1);
-                let wait = ledger
-                    .reserve_request(&shared.key, shared.period, shared.tolerance)
-                    .await?;
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    ending = &mut stop => {
-                        flight.ending = Some(ending);
-                        continue;
-                    }
-                }
             }
             // The requests' `ts` is taken before the lease is checked (in
             // the take), so a request held up after the check carries a
@@ -195,6 +185,17 @@ impl Dispatch {
                 .take_due_batches(&self.fence, now_ms(), permits.len())
                 .await?;
             if !batches.is_empty() {
+                if let Some(shared) = &self.shared_rate {
+                    // The slot is reserved as late as can be, so that the
+                    // request reaches the vendor when the bucket says, not
+                    // a claim's latency later; the wait is short (a slot
+                    // per runner ahead at most), and the batch is already
+                    // `sending`, so it is not cut short by a stop.
+                    let wait = ledger
+                        .reserve_request(&shared.key, shared.period, shared.tolerance)
+                        .await?;
+                    tokio::time::sleep(wait).await;
+                }
                 for (batch, permit) in batches.into_iter().zip(permits.drain(..)) {
                     flight
                         .in_flight

@@ -288,7 +288,8 @@ async fn watch_runners(
     settings: LeaseSettings,
     on_presumed_dead: OnPresumedDead,
 ) {
-    let every = (settings.stale_after / 10).clamp(Duration::from_millis(20), Duration::from_secs(1));
+    let every =
+        (settings.stale_after / 10).clamp(Duration::from_millis(20), Duration::from_secs(1));
     // Each other runner's counter as last seen, and since when.
     let mut seen: std::collections::HashMap<String, (i64, Instant)> = Default::default();
     loop {

@@ -21,8 +21,8 @@ pub use model::{
 };
 
 use crate::batch::BatchSeq;
-pub use crate::job::LedgerLocation;
 use crate::job::CampaignName;
+pub use crate::job::LedgerLocation;
 use crate::outcome::OrderState;
 
 /// Whether opening may create the ledger.
@@ -76,7 +76,6 @@ pub enum LedgerError {
     Output(std::io::Error),
 }
 
-
 /// A handle on the ledger; cheap to clone.
 #[derive(Clone, Debug)]
 pub enum Ledger {
@@ -108,7 +107,9 @@ impl Ledger {
         mode: OpenMode,
     ) -> Result<Ledger, LedgerError> {
         Ok(match location {
-            LedgerLocation::File(path) => Ledger::Sqlite(sqlite::Sqlite::open_with(path, mode).await?),
+            LedgerLocation::File(path) => {
+                Ledger::Sqlite(sqlite::Sqlite::open_with(path, mode).await?)
+            }
             LedgerLocation::Postgres(url) => {
                 Ledger::Postgres(postgres::Postgres::open_with(url, mode).await?)
             }
@@ -224,7 +225,10 @@ impl Ledger {
         now_ms: i64,
     ) -> Result<Option<u64>, LedgerError> {
         match self {
-            Ledger::Postgres(l) => l.presume_dead(campaign, gone, resend_after_ms, now_ms).await,
+            Ledger::Postgres(l) => {
+                l.presume_dead(campaign, gone, resend_after_ms, now_ms)
+                    .await
+            }
             Ledger::Sqlite(_) => Err(self.one_runner_only()),
         }
     }
@@ -242,6 +246,15 @@ impl Ledger {
     pub async fn release_ingest_lease(&self, fence: &Fence) -> Result<(), LedgerError> {
         match self {
             Ledger::Postgres(l) => l.release_ingest_lease(fence).await,
+            Ledger::Sqlite(_) => Err(self.one_runner_only()),
+        }
+    }
+
+    /// Batches of the campaign that runners other than `fence`'s are
+    /// sending (server ledgers).
+    pub async fn sent_by_others(&self, fence: &Fence) -> Result<u64, LedgerError> {
+        match self {
+            Ledger::Postgres(l) => l.sent_by_others(fence).await,
             Ledger::Sqlite(_) => Err(self.one_runner_only()),
         }
     }
@@ -296,7 +309,9 @@ impl Ledger {
         each!(self, l => l.take_due_batches(fence, now_ms, limit).await)
     }
 
-    /// The earliest time a pending batch of the campaign becomes due, if any.
+    /// The earliest time a planned pending batch of the campaign becomes
+    /// due, if any (batches still being planned are not due: dispatch
+    /// waits for their plan instead).
     pub async fn next_due_at(&self, campaign: CampaignId) -> Result<Option<i64>, LedgerError> {
         each!(self, l => l.next_due_at(campaign).await)
     }

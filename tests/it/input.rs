@@ -223,7 +223,7 @@ async fn mark_newer(db: &std::path::Path) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_read_only_ledger_stops_the_run_and_keeps_what_it_holds() {
     let sandbox = start_sandbox(Faults::default()).await;
-    let mut campaign = Campaign::new(&sandbox);
+    let mut campaign = Campaign::new_on_sqlite(&sandbox);
     campaign.write_contacts(Mix::valid(150));
     assert_eq!(exit_code(&campaign.run().await), 0);
     campaign.append_contacts(Mix::valid(50));

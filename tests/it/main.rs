@@ -1,5 +1,7 @@
 //! Integration tests: the real binary and library against the sandbox on
-//! 127.0.0.1, with real SQLite ledgers in temp folders.
+//! 127.0.0.1, with real SQLite ledgers in temp folders, or, with
+//! `NXCAMPAIGN_TEST_LEDGER=postgres`, ledgers in schemas of their own on
+//! the PostgreSQL server `NXCAMPAIGN_TEST_POSTGRES` names (README, "Tests").
 
 mod architecture;
 mod cli;
@@ -9,5 +11,6 @@ mod files;
 mod input;
 mod output;
 mod run;
+mod runners;
 mod safety;
 mod support;

@@ -110,7 +110,10 @@ impl Schema {
     /// The ledger URL: the server, with this schema first on the search path.
     pub fn url(&self) -> String {
         let joiner = if self.server.contains('?') { '&' } else { '?' };
-        format!("{}{joiner}options=-csearch_path%3D{}", self.server, self.name)
+        format!(
+            "{}{joiner}options=-csearch_path%3D{}",
+            self.server, self.name
+        )
     }
 
     /// Runs one statement on the server, on a thread and runtime of its own
@@ -141,7 +144,10 @@ impl Schema {
 
 impl Drop for Schema {
     fn drop(&mut self) {
-        Schema::on_server(&self.server, format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        Schema::on_server(
+            &self.server,
+            format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+        );
     }
 }
 
@@ -169,11 +175,29 @@ pub struct Campaign {
 
 impl Campaign {
     /// A campaign against `sandbox` with tiny delays, batches of 100 and no
-    /// real rate limit.
+    /// real rate limit, on the suite's backend.
     pub fn new(sandbox: &Sandbox) -> Campaign {
+        Campaign::new_on(sandbox, suite_on_postgres())
+    }
+
+    /// The same with a SQLite file whatever the suite's backend, for the
+    /// tests of the file itself (links, permissions, deletion).
+    pub fn new_on_sqlite(sandbox: &Sandbox) -> Campaign {
+        Campaign::new_on(sandbox, false)
+    }
+
+    /// The same on PostgreSQL (`postgres_or_skip` says whether there is one).
+    pub fn new_on_postgres(sandbox: &Sandbox) -> Campaign {
+        Campaign::new_on(sandbox, true)
+    }
+
+    fn new_on(sandbox: &Sandbox, postgres: bool) -> Campaign {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let schema = suite_on_postgres()
-            .then(|| std::sync::Arc::new(Schema::new(&postgres_url().expect("checked"))));
+        let schema = postgres.then(|| {
+            std::sync::Arc::new(Schema::new(
+                &postgres_url().expect("a test on PostgreSQL needs NXCAMPAIGN_TEST_POSTGRES"),
+            ))
+        });
         Campaign {
             ledger: match &schema {
                 Some(schema) => PathBuf::from(schema.url()),
@@ -364,6 +388,21 @@ max_delay_ms = 20
     /// Starts `nxcampaign run` without waiting for it.
     pub fn spawn_run(&self) -> Child {
         self.spawn_run_with_env(&[])
+    }
+
+    /// Starts `nxcampaign run <flags> <job>`, stderr piped.
+    pub fn spawn_run_with_flags(&self, flags: &[&str]) -> Child {
+        nxcampaign(&self.db())
+            .env("NXLINK_ACCESS_KEY", DEFAULT_ACCESS_KEY)
+            .env("NXLINK_ACCESS_SECRET", DEFAULT_ACCESS_SECRET)
+            .arg("run")
+            .args(flags)
+            .arg(self.job_path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nxcampaign starts")
     }
 
     /// Starts `nxcampaign run` with stdout and stderr piped.

@@ -24,6 +24,18 @@ impl Postgres {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<BatchToSend>, LedgerError> {
+        match self.claim(fence, now_ms, limit).await {
+            Err(e @ LedgerError::Query { .. }) => Err(self.lost_or(fence, e).await),
+            claimed => claimed,
+        }
+    }
+
+    async fn claim(
+        &self,
+        fence: &Fence,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<BatchToSend>, LedgerError> {
         let campaign = fence.campaign;
         let mut tx = self.transaction().await?;
         self.check_runner(&mut tx, fence).await?;
@@ -111,7 +123,8 @@ impl Postgres {
 
     pub async fn next_due_at(&self, campaign: CampaignId) -> Result<Option<i64>, LedgerError> {
         sqlx::query_scalar(
-            "SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = $1 AND state = $2",
+            "SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = $1 AND state = $2
+               AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = $1)",
         )
         .bind(campaign.0)
         .bind(BatchState::Pending.as_str())
@@ -123,6 +136,19 @@ impl Postgres {
     /// Records an attempt's result and its batch's new state in one
     /// transaction, unless `fence`'s runner was presumed dead meanwhile.
     pub async fn finish_attempt(
+        &self,
+        fence: &Fence,
+        seq: BatchSeq,
+        attempt: u32,
+        result: &AttemptResult,
+    ) -> Result<(), LedgerError> {
+        match self.record(fence, seq, attempt, result).await {
+            Err(e @ LedgerError::Query { .. }) => Err(self.lost_or(fence, e).await),
+            recorded => recorded,
+        }
+    }
+
+    async fn record(
         &self,
         fence: &Fence,
         seq: BatchSeq,

@@ -115,7 +115,7 @@ impl IngestWriter {
         let fence = &self.fence;
         let copy = &self.copy;
         let e = |source| ledger.query_error(source);
-        self.runtime.block_on(async {
+        let staged = self.runtime.block_on(async {
             let mut tx = ledger.transaction().await?;
             ledger.check_ingest_lease(&mut tx, fence).await?;
             let (seqs, countries): (Vec<i64>, Vec<&str>) = chunk
@@ -170,7 +170,19 @@ impl IngestWriter {
             .await
             .map_err(e)?;
             tx.commit().await.map_err(e)
-        })
+        });
+        self.lost_or(staged)
+    }
+
+    /// A failed write may mean that this runner was presumed dead while
+    /// it wrote (a paused process's session is ended by the server).
+    fn lost_or<T>(&self, result: Result<T, LedgerError>) -> Result<T, LedgerError> {
+        match result {
+            Err(e @ LedgerError::Query { .. }) => {
+                Err(self.runtime.block_on(self.ledger.lost_or(&self.fence, e)))
+            }
+            result => result,
+        }
     }
 
     /// Plans every staged order of the campaign in one transaction. The
@@ -181,7 +193,7 @@ impl IngestWriter {
         let fence = &self.fence;
         let campaign = fence.campaign.0;
         let e = |source| ledger.query_error(source);
-        self.runtime.block_on(async {
+        let planned = self.runtime.block_on(async {
             let mut tx = ledger.transaction().await?;
             ledger.check_ingest_lease(&mut tx, fence).await?;
             let (after, through): (i64, Option<i64>) = sqlx::query_as(
@@ -195,6 +207,14 @@ impl IngestWriter {
             let Some(through) = through.filter(|through| *through > after) else {
                 return Ok(Planned::default());
             };
+            // The tables grew since the planner last looked (autovacuum
+            // analyzes them only now and then): without fresh statistics it
+            // would take thousands of staged rows for one, and join them
+            // with a scan of every claim each.
+            sqlx::raw_sql("ANALYZE orders; ANALYZE order_keys")
+                .execute(&mut *tx)
+                .await
+                .map_err(e)?;
             let mut duplicates = 0;
             // 1. Rows whose phone or order id an earlier plan claimed (the
             //    phone's reason first).
@@ -286,7 +306,8 @@ impl IngestWriter {
                 orders: orders as u64,
                 duplicates,
             })
-        })
+        });
+        self.lost_or(planned)
     }
 }
 

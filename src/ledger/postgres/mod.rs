@@ -34,6 +34,9 @@ use crate::job::CampaignName;
 /// How long a statement may wait for a lock before the run gives up on it.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How long a session may sit in a transaction waiting for its client.
+const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
+
 /// A handle on a PostgreSQL ledger; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Postgres {
@@ -66,6 +69,15 @@ impl Postgres {
             .options([
                 ("synchronous_commit", "on"),
                 ("lock_timeout", &format!("{}s", LOCK_TIMEOUT.as_secs())),
+                // Our transactions never wait for their client between
+                // statements; one that does belongs to a paused or stuck
+                // process, and its row locks would keep the other runners
+                // from presuming it dead. The server ends such a session
+                // (rolling it back) after this long.
+                (
+                    "idle_in_transaction_session_timeout",
+                    &format!("{}ms", IDLE_IN_TRANSACTION.as_millis()),
+                ),
             ])
             .log_slow_statements(log::LevelFilter::Warn, LOCK_TIMEOUT);
         let pool = PgPoolOptions::new()
@@ -159,9 +171,7 @@ impl Postgres {
         self.pool.close().await;
     }
 
-    async fn transaction(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, LedgerError> {
+    async fn transaction(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, LedgerError> {
         self.pool.begin().await.map_err(|e| self.query_error(e))
     }
 
@@ -188,8 +198,7 @@ impl Postgres {
     where
         T::Err: std::fmt::Display,
     {
-        raw.parse()
-            .map_err(|e: T::Err| self.corrupt(e.to_string()))
+        raw.parse().map_err(|e: T::Err| self.corrupt(e.to_string()))
     }
 
     /// Fails with `LeaseLost` unless `fence`'s runner is still registered
@@ -215,6 +224,28 @@ impl Postgres {
                 path: self.shown.clone(),
                 by: "(another runner presumed this one dead)".into(),
             }),
+        }
+    }
+}
+
+impl Postgres {
+    /// What a failed write of `fence`'s runner means: if the runner was
+    /// presumed dead meanwhile (its session may have been ended under a
+    /// paused process), the lease was lost, whatever the statement said.
+    async fn lost_or(&self, fence: &Fence, error: LedgerError) -> LedgerError {
+        let registered: Result<Option<i64>, _> = sqlx::query_scalar(
+            "SELECT 1::BIGINT FROM runners WHERE owner = $1 AND campaign_id = $2",
+        )
+        .bind(&fence.owner)
+        .bind(fence.campaign.0)
+        .fetch_optional(&self.pool)
+        .await;
+        match registered {
+            Ok(None) => LedgerError::LeaseLost {
+                path: self.shown.clone(),
+                by: "(another runner presumed this one dead)".into(),
+            },
+            _ => error,
         }
     }
 }

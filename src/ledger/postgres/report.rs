@@ -80,17 +80,23 @@ impl Postgres {
         let runtime = self.runtime.clone();
         runtime.block_on(async {
             let mut tx = self.pool.begin().await.map_err(e)?;
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .execute(&mut *tx)
-                .await
-                .map_err(e)?;
+            // One snapshot; and the reader of the output may be slow (a
+            // pager): this session may wait for it between pages.
+            sqlx::raw_sql(
+                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY;
+                 SET LOCAL idle_in_transaction_session_timeout = 0",
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
             let mut batches: HashMap<i64, (BatchState, Option<i64>, Option<String>)> =
                 HashMap::new();
-            let rows = sqlx::query("SELECT seq, state, code, message FROM batches WHERE campaign_id = $1")
-                .bind(campaign.0)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(e)?;
+            let rows =
+                sqlx::query("SELECT seq, state, code, message FROM batches WHERE campaign_id = $1")
+                    .bind(campaign.0)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(e)?;
             for row in rows {
                 let state: BatchState = self.parse_state(row.get::<&str, _>(1))?;
                 batches.insert(row.get(0), (state, row.get(2), row.get(3)));

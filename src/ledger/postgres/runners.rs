@@ -3,7 +3,7 @@
 
 use sqlx::Row as _;
 
-use super::{Postgres, LOCK_TIMEOUT};
+use super::Postgres;
 use crate::ledger::model::{Fence, LeaseGrant, LeaseHolder};
 use crate::ledger::{CampaignId, LedgerError};
 use crate::outcome::{BatchState, Verdict};
@@ -108,7 +108,14 @@ impl Postgres {
         now_ms: i64,
     ) -> Result<Option<u64>, LedgerError> {
         let mut tx = self.transaction().await?;
-        let deleted = sqlx::query(
+        // A paused runner's open transaction locks its row until the
+        // server ends its session: try again at the next look instead of
+        // waiting here.
+        sqlx::query("SET LOCAL lock_timeout = '1s'")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+        let deleted = match sqlx::query(
             "DELETE FROM runners WHERE owner = $1 AND campaign_id = $2 AND beats = $3",
         )
         .bind(&gone.owner)
@@ -116,7 +123,12 @@ impl Postgres {
         .bind(gone.beats)
         .execute(&mut *tx)
         .await
-        .map_err(|e| self.query_error(e))?;
+        {
+            Err(e) if e.as_database_error().and_then(|e| e.code()).as_deref() == Some("55P03") => {
+                return Ok(None)
+            }
+            deleted => deleted.map_err(|e| self.query_error(e))?,
+        };
         if deleted.rows_affected() == 0 {
             return Ok(None);
         }
@@ -195,6 +207,21 @@ impl Postgres {
             .map_err(|e| self.query_error(e))
     }
 
+    /// Batches of the campaign that runners other than `fence`'s are
+    /// sending.
+    pub async fn sent_by_others(&self, fence: &Fence) -> Result<u64, LedgerError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM batches WHERE campaign_id = $1 AND state = $2 AND runner IS DISTINCT FROM $3",
+        )
+        .bind(fence.campaign.0)
+        .bind(BatchState::Sending.as_str())
+        .bind(&fence.owner)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        Ok(n as u64)
+    }
+
     /// Fails with `LeaseLost` unless `fence`'s runner holds the campaign's
     /// ingest lease; the lease row stays locked until the transaction ends.
     pub(super) async fn check_ingest_lease(
@@ -242,7 +269,7 @@ impl Postgres {
         .fetch_one(&self.pool)
         .await
         .map_err(|e| self.query_error(e))?;
-        Ok(wait.clamp(0, LOCK_TIMEOUT.as_micros() as i64))
+        Ok(wait.max(0))
     }
 }
 

@@ -4,8 +4,8 @@
 use sqlx::Row as _;
 
 use super::{CampaignId, Fence, LedgerError, Sqlite};
-use crate::ledger::model::{AttemptResult, BatchToSend, Resend, Resent};
 use crate::batch::{BatchOrder, BatchSeq};
+use crate::ledger::model::{AttemptResult, BatchToSend, Resend, Resent};
 use crate::nxlink::wire::code;
 use crate::outcome::BatchState;
 
@@ -104,7 +104,8 @@ impl Sqlite {
     /// The earliest time a pending batch of the campaign becomes due, if any.
     pub async fn next_due_at(&self, campaign: CampaignId) -> Result<Option<i64>, LedgerError> {
         sqlx::query_scalar(
-            "SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = ? AND state = ?",
+            "SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = ?1 AND state = ?2
+               AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?1)",
         )
         .bind(campaign.0)
         .bind(BatchState::Pending.as_str())

@@ -19,8 +19,8 @@ use rusqlite::{params, OpenFlags, TransactionBehavior};
 use sqlx::Row as _;
 
 use super::{bulk_error, CampaignId, Fence, LedgerError, Sqlite, BUSY_TIMEOUT};
-use crate::ledger::model::{Checkpoint, Planned, StagedChunk};
 use crate::batch::BatchSeq;
+use crate::ledger::model::{Checkpoint, Planned, StagedChunk};
 use crate::outcome::{BatchState, OrderState};
 
 impl Sqlite {
