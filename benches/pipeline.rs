@@ -67,6 +67,13 @@ fn main() {
     .unwrap();
     writeln!(table, "|---:|---|---:|---:|---:|---|").unwrap();
     for &rows in &options.sizes {
+        if let Some(server) = &options.postgres {
+            postgres(&mut table, &work, &sandbox, server, rows, options.runs);
+            eprint!("{table}");
+        }
+        if options.only_postgres {
+            continue;
+        }
         let data = work.join(format!("contacts-{rows}.csv"));
         if !data.exists() {
             eprintln!("generating {rows} rows into {}", data.display());
@@ -150,9 +157,14 @@ fn main() {
         realistic(&mut table, &work, &sandbox, rows, options.runs);
         eprint!("{table}");
     }
-    phone_speed(&mut table);
+    if options.postgres.is_none() {
+        eprintln!("note: no PostgreSQL figures: give --postgres URL or NXCAMPAIGN_BENCH_POSTGRES");
+    }
+    if !options.only_postgres {
+        phone_speed(&mut table);
+    }
 
-    if options.rate_seconds > 0 {
+    if options.rate_seconds > 0 && !options.only_postgres {
         writeln!(table).unwrap();
         writeln!(
             table,
@@ -369,6 +381,210 @@ fn realistic(table: &mut String, work: &Path, sandbox: &Sandbox, rows: usize, ru
     .unwrap();
 }
 
+/// The PostgreSQL figures (issue 11), each on schemas of their own:
+/// ingest of the realistic file against `psql \copy` of the same rows
+/// (with an id column) into a table with an order id primary key and a
+/// unique phone; `status` on 10 million orders; and three runners, one
+/// killed with SIGKILL, finishing the campaign unattended.
+fn postgres(
+    table: &mut String,
+    work: &Path,
+    sandbox: &Sandbox,
+    server: &str,
+    rows: usize,
+    runs: usize,
+) {
+    let plain = work.join(format!("realistic-{rows}.csv"));
+    let with_ids = work.join(format!("realistic-{rows}-ids.csv"));
+    let gz = work.join(format!("realistic-{rows}.csv.gz"));
+    if !gz.exists() {
+        eprintln!("generating {rows} realistic rows into {}", plain.display());
+        generate_realistic(&plain, &with_ids, &gz, rows);
+    }
+    let lines = rows as f64;
+    let copy = median(runs, || {
+        psql(
+            server,
+            "DROP SCHEMA IF EXISTS bench_copy CASCADE; CREATE SCHEMA bench_copy;
+             CREATE TABLE bench_copy.contacts (id TEXT PRIMARY KEY, name TEXT, phone TEXT UNIQUE, country TEXT);",
+        );
+        measure(&[
+            "psql",
+            server,
+            "-Xq",
+            "-c",
+            &format!(
+                "\\copy bench_copy.contacts FROM '{}' WITH (FORMAT csv, HEADER true)",
+                with_ids.display()
+            ),
+        ])
+    });
+    row(
+        table,
+        rows,
+        "PostgreSQL: psql \\copy (baseline)",
+        &copy,
+        lines,
+        None,
+    );
+    let ledger = in_schema(server, "bench_ingest");
+    let job = write_job(
+        work,
+        &REALISTIC,
+        &plain,
+        &sandbox.base_url(),
+        "10000.0",
+        1000,
+    );
+    let ingest = median(runs, || {
+        psql(
+            server,
+            "DROP SCHEMA IF EXISTS bench_ingest CASCADE; CREATE SCHEMA bench_ingest;",
+        );
+        measure(&[BINARY, "--db", &ledger, "ingest", &job])
+    });
+    row(
+        table,
+        rows,
+        "PostgreSQL: realistic ingest",
+        &ingest,
+        lines,
+        Some(&copy),
+    );
+
+    // `status` on 10 million orders, made by SQL (100 000 batches of 100,
+    // 1% set aside); kept between bench runs.
+    let ledger = in_schema(server, "bench_status");
+    let made = Command::new("psql")
+        .args([server, "-XAtqc", "SELECT COUNT(*) FROM bench_status.orders"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "10000000")
+        .unwrap_or(false);
+    if !made {
+        eprintln!("making 10 million orders in schema bench_status");
+        psql(
+            server,
+            "DROP SCHEMA IF EXISTS bench_status CASCADE; CREATE SCHEMA bench_status;",
+        );
+        let migrated = Command::new(BINARY)
+            .args(["--db", &ledger, "migrate"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("migrate runs");
+        assert!(migrated.success());
+        psql(
+            server,
+            "SET search_path = bench_status;
+             INSERT INTO campaigns (name, created_at_ms, rows_read, planned_through, batches_planned_through)
+                 VALUES ('big', 0, 10000000, 10000000, 100000);
+             INSERT INTO batches (campaign_id, seq, country, size, state, updated_at_ms)
+                 SELECT 1, s, 'HK', 100, CASE WHEN s % 50 = 0 THEN 'uncertain' ELSE 'accepted' END, 0
+                 FROM generate_series(1, 100000) s;
+             INSERT INTO orders (campaign_id, line, order_id, phone, country, batch_seq, set_aside, reason)
+                 SELECT 1, i + 1, md5(i::text), (85251000000 + i)::text, 'HK',
+                        CASE WHEN i % 100 = 0 THEN NULL ELSE (i - 1) / 100 + 1 END,
+                        CASE WHEN i % 100 = 0 THEN 'duplicate' END,
+                        CASE WHEN i % 100 = 0 THEN 'same phone as line 2' END
+                 FROM generate_series(1, 10000000) i;
+             ANALYZE;",
+        );
+    }
+    let status = median(runs.max(5), || {
+        measure(&[BINARY, "--db", &ledger, "status", "big", "--json"])
+    });
+    row(
+        table,
+        10_000_000,
+        "PostgreSQL: `status` (the whole process)",
+        &status,
+        1e7,
+        None,
+    );
+
+    kill_one_of_three(table, work, sandbox, server, &plain);
+}
+
+/// Three runners on 20 000 realistic rows (batches of 100, 20 requests a
+/// second, `stale_after` 5 s); once 40 requests arrived, one is killed with
+/// SIGKILL. It runs as another host, so the others notice it only by its
+/// silent heartbeat. Reports how long after the kill the others were done,
+/// against `stale_after` plus what the batches left needed at the rate.
+fn kill_one_of_three(
+    table: &mut String,
+    work: &Path,
+    sandbox: &Sandbox,
+    server: &str,
+    data: &Path,
+) {
+    let sample = work.join("realistic-20000-head.csv");
+    if !sample.exists() {
+        head_rows(data, &sample, 20_000);
+    }
+    psql(
+        server,
+        "DROP SCHEMA IF EXISTS bench_kill CASCADE; CREATE SCHEMA bench_kill;",
+    );
+    let ledger = in_schema(server, "bench_kill");
+    let job = write_job(work, &REALISTIC, &sample, &sandbox.base_url(), "20.0", 100);
+    let job_text = std::fs::read_to_string(&job).expect("job") + "[lease]\nstale_after_ms = 5000\n";
+    std::fs::write(&job, job_text).expect("job");
+    let before = sandbox.stats().requests;
+    let spawn = |host: &str| {
+        Command::new(BINARY)
+            .args(["--db", &ledger, "run", &job])
+            .env("NXLINK_ACCESS_KEY", DEFAULT_ACCESS_KEY)
+            .env("NXLINK_ACCESS_SECRET", DEFAULT_ACCESS_SECRET)
+            .env("NXCAMPAIGN_HOSTNAME", host)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run starts")
+    };
+    let mut victim = spawn("bench-host-a");
+    let others = [spawn("bench-host-b"), spawn("bench-host-c")];
+    while sandbox.stats().requests < before + 40 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    victim.kill().expect("SIGKILL");
+    let killed = Instant::now();
+    let sent = sandbox.stats().requests - before;
+    let _ = victim.wait();
+    for mut other in others {
+        let _ = other.wait();
+    }
+    let after = killed.elapsed().as_secs_f64();
+    let batches: u64 = Command::new("psql")
+        .args([server, "-XAtqc", "SELECT COUNT(*) FROM bench_kill.batches"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(0);
+    let bound = 5.0 + batches.saturating_sub(sent) as f64 / 20.0;
+    writeln!(
+        table,
+        "| 20000 | PostgreSQL: three runners, one killed after {sent} requests: the others done {after:.1} s after the kill | bound {bound:.1} s (stale_after 5 s + {} batches at 20/s) | | | {} |",
+        batches.saturating_sub(sent),
+        if after <= bound { "within" } else { "MISSED" }
+    )
+    .unwrap();
+}
+
+/// The server URL with `schema` first on the search path.
+fn in_schema(server: &str, schema: &str) -> String {
+    let joiner = if server.contains('?') { '&' } else { '?' };
+    format!("{server}{joiner}options=-csearch_path%3D{schema}")
+}
+
+/// Runs SQL through `psql`, which must succeed.
+fn psql(server: &str, sql: &str) {
+    let status = Command::new("psql")
+        .args([server, "-Xq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .stdout(Stdio::null())
+        .status()
+        .expect("psql runs");
+    assert!(status.success(), "psql failed: {sql}");
+}
+
 /// Writes the realistic rows three ways: as a user's file (no id column),
 /// with an id column for the baseline, and gzip-compressed.
 fn generate_realistic(plain: &Path, with_ids: &Path, gz: &Path, rows: usize) {
@@ -416,6 +632,11 @@ struct Options {
     sizes: Vec<usize>,
     runs: usize,
     rate_seconds: u64,
+    /// A PostgreSQL server for the PostgreSQL figures (`--postgres URL`,
+    /// or `NXCAMPAIGN_BENCH_POSTGRES`).
+    postgres: Option<String>,
+    /// Only the PostgreSQL figures.
+    only_postgres: bool,
 }
 
 impl Options {
@@ -424,9 +645,21 @@ impl Options {
             sizes: vec![1_000_000],
             runs: 3,
             rate_seconds: 20,
+            postgres: std::env::var("NXCAMPAIGN_BENCH_POSTGRES")
+                .ok()
+                .filter(|url| !url.is_empty()),
+            only_postgres: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
+            if arg == "--postgres" {
+                options.postgres = Some(args.next().expect("a URL after --postgres").clone());
+                continue;
+            }
+            if arg == "--only-postgres" {
+                options.only_postgres = true;
+                continue;
+            }
             let mut value = || {
                 args.next()
                     .and_then(|v| v.parse::<u64>().ok())
@@ -439,7 +672,7 @@ impl Options {
                 "--rate-seconds" => options.rate_seconds = value(),
                 "--bench" => {}
                 other => panic!(
-                    "unknown option {other:?} (use --big, --rows N, --runs N, --rate-seconds N)"
+                    "unknown option {other:?} (use --big, --rows N, --runs N, --rate-seconds N, --postgres URL, --only-postgres)"
                 ),
             }
         }

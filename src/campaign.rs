@@ -244,12 +244,16 @@ pub async fn run_as_one_of_several(
     .await;
     let run = match run {
         Ok(run) if run.ending == Ending::Finished => {
-            wait_for_other_runners(ledger, job, runner.fence(), deadline).await?;
-            let status = ledger.status(campaign, job.name.as_str()).await?;
-            Ok(CampaignRun { status, ..run })
+            async {
+                wait_for_other_runners(ledger, job, runner.fence(), deadline).await?;
+                let status = ledger.status(campaign, job.name.as_str()).await?;
+                Ok(CampaignRun { status, ..run })
+            }
+            .await
         }
         run => run,
     };
+    // Whatever happened, the runner leaves (its ingest lease with it).
     runner.release().await?;
     run
 }

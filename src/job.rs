@@ -769,6 +769,27 @@ agent_group_no = "NX09445G000025"
             ),
             &["key `ledger`", "must name a file"],
         );
+        let job = parse(&MINIMAL.replace(
+            "contacts = \"spring.csv\"",
+            "contacts = \"spring.csv\"\nledger = \"postgresql://app@db.internal/campaigns\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            job.ledger,
+            LedgerLocation::Postgres("postgresql://app@db.internal/campaigns".into()),
+            "a server URL is not a file beside the job"
+        );
+    }
+
+    #[test]
+    fn the_rate_is_shared_by_the_account_unless_the_job_says_campaign() {
+        assert_eq!(parse(MINIMAL).unwrap().limits.scope, RateScope::Account);
+        let job = parse(&with("[limits]\nscope = \"campaign\"")).unwrap();
+        assert_eq!(job.limits.scope, RateScope::Campaign);
+        check_refused(
+            &with("[limits]\nscope = \"everyone\""),
+            &["key `limits.scope`", "account", "campaign"],
+        );
     }
 
     #[test]

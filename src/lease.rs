@@ -411,8 +411,20 @@ fn process_alive(_pid: u32) -> bool {
     true
 }
 
-/// This machine's name, for leases and the re-send log.
+/// Names this host in leases, where runs on one host judge each other by
+/// their process ids: set it where hosts share a name but not their
+/// processes (containers given one hostname).
+pub const HOST_VAR: &str = "NXCAMPAIGN_HOSTNAME";
+
+/// This machine's name, for leases and the re-send log: `NXCAMPAIGN_HOSTNAME`,
+/// else the kernel's.
 pub fn hostname() -> String {
+    if let Some(name) = std::env::var(HOST_VAR)
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+    {
+        return name.trim().to_owned();
+    }
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
         .ok()

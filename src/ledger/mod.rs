@@ -61,7 +61,7 @@ pub enum LedgerError {
     UnknownCampaign { path: PathBuf, name: String },
     #[error("ledger {path}: {message}")]
     Corrupt { path: PathBuf, message: String },
-    #[error("ledger {path} does not exist: run `nxcampaign run <job>` first, or name the ledger with --db, NXCAMPAIGN_DB or the job's `ledger` key")]
+    #[error("ledger {path} does not exist: run `nxcampaign run <job>` (or `nxcampaign migrate`) first, or name the ledger with --db, NXCAMPAIGN_DB or the job's `ledger` key")]
     Missing { path: PathBuf },
     #[error("ledger {path} cannot be written ({what}): a run must record every attempt before and after it; check the permissions of the file and of its folder (SQLite writes {path}-wal and {path}-shm beside it)")]
     ReadOnly { path: PathBuf, what: String },

@@ -181,43 +181,56 @@ async fn a_bom_crlf_quoted_fields_and_long_fields_are_read_as_meant() {
 }
 
 #[tokio::test]
-async fn a_ledger_from_a_newer_version_is_refused_not_migrated_down() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("l.db");
-    nxcampaign::ledger::Ledger::open(&nxcampaign::ledger::LedgerLocation::File(db.clone()))
-        .await
-        .unwrap()
-        .close()
-        .await;
+async fn migrate_makes_the_ledger_and_a_ledger_from_a_newer_version_is_refused() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let campaign = Campaign::new(&sandbox);
+    let db = campaign.db();
+    let status = nxcampaign(&db).arg("status").output().await.unwrap();
+    assert_eq!(exit_code(&status), 2, "no ledger yet: {}", stderr(&status));
+    assert!(
+        stderr(&status).contains("does not exist"),
+        "{}",
+        stderr(&status)
+    );
+    for said in ["created", "found"] {
+        let migrate = nxcampaign(&db).arg("migrate").output().await.unwrap();
+        assert_eq!(exit_code(&migrate), 0, "{}", stderr(&migrate));
+        let out = String::from_utf8_lossy(&migrate.stdout);
+        assert!(out.contains(&format!("{said} and up to date")), "{out}");
+    }
     assert_eq!(
         exit_code(&nxcampaign(&db).arg("status").output().await.unwrap()),
         0
     );
     // A later nxcampaign would have applied a migration this one lacks.
-    mark_newer(&db).await;
-    let output = nxcampaign(&db).arg("status").output().await.unwrap();
-    assert_eq!(exit_code(&output), 3);
-    let message = stderr(&output);
-    assert!(
-        message.contains("l.db") && message.contains("newer nxcampaign"),
-        "{message}"
-    );
+    mark_newer(&db.to_string_lossy()).await;
+    for command in ["status", "migrate"] {
+        let output = nxcampaign(&db).arg(command).output().await.unwrap();
+        assert_eq!(exit_code(&output), 3, "{command}");
+        let message = stderr(&output);
+        assert!(message.contains("newer nxcampaign"), "{command}: {message}");
+    }
 }
 
 /// Records a migration from the future in the ledger's migration table.
-async fn mark_newer(db: &std::path::Path) {
+async fn mark_newer(db: &str) {
     use sqlx::Connection as _;
-    let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time)
-         VALUES (9999, 'from the future', CURRENT_TIMESTAMP, 1, x'00', 0)",
-    )
-    .execute(&mut connection)
-    .await
-    .unwrap();
-    connection.close().await.unwrap();
+    let record = "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time)
+         VALUES (9999, 'from the future', CURRENT_TIMESTAMP, TRUE, '\\x00', 0)";
+    if db.starts_with("postgres") {
+        let mut connection = sqlx::PgConnection::connect(db).await.unwrap();
+        sqlx::query(record).execute(&mut connection).await.unwrap();
+        connection.close().await.unwrap();
+    } else {
+        let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite://{db}"))
+            .await
+            .unwrap();
+        sqlx::query(&record.replace("TRUE, '\\x00'", "1, x'00'"))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        connection.close().await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -15,10 +15,10 @@
 //! A crash between the two leaves staged orders, which the next ingest
 //! plans; `status` counts them as pending.
 
-use rusqlite::{params, OpenFlags, TransactionBehavior};
+use rusqlite::{params, TransactionBehavior};
 use sqlx::Row as _;
 
-use super::{bulk_error, CampaignId, Fence, LedgerError, Sqlite, BUSY_TIMEOUT};
+use super::{bulk_error, CampaignId, Fence, LedgerError, Sqlite};
 use crate::batch::BatchSeq;
 use crate::ledger::model::{Checkpoint, Planned, StagedChunk};
 use crate::outcome::{BatchState, OrderState};
@@ -82,22 +82,7 @@ impl Sqlite {
     pub fn ingest_writer(&self, fence: &Fence) -> Result<IngestWriter, LedgerError> {
         let campaign = fence.campaign;
         let e = bulk_error(&self.path);
-        let conn = rusqlite::Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(e)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(e)?;
-        // Ingest's commits skip the WAL's fsync (WAL stays consistent; the
-        // last commits may be lost with power, never torn). That is safe
-        // here: staged rows and the checkpoint commit together, so a lost
-        // commit is read again from the file; and the next `sending` commit
-        // (synchronous FULL) makes the WAL durable up to and including it.
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(e)?;
-        conn.pragma_update(None, "foreign_keys", true).map_err(e)?;
-        conn.pragma_update(None, "journal_size_limit", super::WAL_SIZE_LIMIT)
-            .map_err(e)?;
+        let conn = self.bulk_connection()?;
         conn.execute_batch(
             "CREATE TEMP TABLE plan_suspects (id INTEGER PRIMARY KEY);
              CREATE TEMP TABLE plan_repeated (

@@ -296,6 +296,31 @@ impl Sqlite {
             .map_err(|e| self.query_error(e))
     }
 
+    /// Ingest's own connection, for bulk writes on one blocking thread.
+    ///
+    /// Its commits skip the WAL's fsync (the WAL stays consistent; the last
+    /// commits may be lost with power, never torn). That is safe here:
+    /// staged rows and the checkpoint commit together, so a lost commit is
+    /// read again from the file; and the next `sending` commit of the pool
+    /// (synchronous FULL, see `open_once`) makes the WAL durable up to and
+    /// including it. This, `read_connection` and `open_once` are the only
+    /// places that open connections to a SQLite ledger.
+    fn bulk_connection(&self) -> Result<rusqlite::Connection, LedgerError> {
+        let e = bulk_error(&self.path);
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(e)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(e)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(e)?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(e)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+            .map_err(e)?;
+        Ok(conn)
+    }
+
     /// A read-only connection of its own, for long reads on one blocking
     /// thread.
     fn read_connection(&self) -> Result<rusqlite::Connection, LedgerError> {
