@@ -25,7 +25,12 @@ CREATE TABLE campaigns (
     -- Orders with an id above this are staged (read, not yet planned);
     -- batches above this sequence number are not yet planned.
     planned_through BIGINT  NOT NULL DEFAULT 0,
-    batches_planned_through BIGINT NOT NULL DEFAULT 0
+    batches_planned_through BIGINT NOT NULL DEFAULT 0,
+    -- Orders set aside at ingest, counted as they are: `status` reads
+    -- these instead of an index whose every entry may cost a visit to the
+    -- table until it is vacuumed.
+    invalid_orders  BIGINT  NOT NULL DEFAULT 0,
+    duplicate_orders BIGINT NOT NULL DEFAULT 0
 );
 
 -- Every `nxcampaign run` working on a campaign, with its heartbeat: a
@@ -78,24 +83,30 @@ CREATE TABLE orders (
     id              BIGSERIAL PRIMARY KEY,
     campaign_id     BIGINT  NOT NULL,
     line            BIGINT  NOT NULL,
-    order_id        TEXT,
-    phone           TEXT    NOT NULL,
+    order_id        TEXT    COLLATE "C",
+    phone           TEXT    COLLATE "C" NOT NULL,
     country         TEXT,
     other           TEXT    NOT NULL DEFAULT '',
     batch_seq       BIGINT,
     set_aside       TEXT    CHECK (set_aside IN ('invalid', 'duplicate', 'suppressed')),
     reason          TEXT,
+    -- True for a staged row that may repeat a key of an earlier row of its
+    -- ingest (the reader's filter marks them; it never misses one): only
+    -- these need a look at the others when they are planned.
+    suspect         BOOLEAN,
     CHECK (batch_seq IS NULL OR set_aside IS NULL)
 );
 CREATE INDEX orders_by_batch ON orders (campaign_id, batch_seq) WHERE batch_seq IS NOT NULL;
 CREATE INDEX orders_set_aside ON orders (campaign_id, set_aside) WHERE set_aside IS NOT NULL;
 
 -- The keys every live order claims: no two live orders of a campaign
--- share a phone (kind 0) or an order id (kind 1).
+-- share a phone (kind 0) or an order id (kind 1). Keys are ASCII digits
+-- and letters, compared byte by byte (`COLLATE "C"`): a locale's rules
+-- would only slow every sort and lookup down.
 CREATE TABLE order_keys (
     campaign_id     BIGINT  NOT NULL,
     kind            SMALLINT NOT NULL CHECK (kind IN (0, 1)),
-    key             TEXT    NOT NULL,
+    key             TEXT    COLLATE "C" NOT NULL,
     line            BIGINT  NOT NULL,
     PRIMARY KEY (campaign_id, kind, key)
 );

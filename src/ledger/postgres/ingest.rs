@@ -57,11 +57,23 @@ impl Postgres {
     /// Ingest's writer for the runner holding `fence`; call it on the
     /// writer's own thread, never on the runtime.
     pub fn ingest_writer(&self, fence: &Fence) -> Result<IngestWriter, LedgerError> {
+        let left_staged: bool = self
+            .runtime
+            .block_on(
+                sqlx::query_scalar(
+                    "SELECT COALESCE((SELECT MAX(id) FROM orders WHERE campaign_id = $1), 0) > planned_through
+                     FROM campaigns WHERE id = $1",
+                )
+                .bind(fence.campaign.0)
+                .fetch_one(&self.pool),
+            )
+            .map_err(|e| self.query_error(e))?;
         Ok(IngestWriter {
             ledger: self.clone(),
             fence: fence.clone(),
             runtime: self.runtime.clone(),
             copy: String::new(),
+            suspects_complete: !left_staged,
         })
     }
 }
@@ -73,6 +85,11 @@ pub struct IngestWriter {
     runtime: Handle,
     /// The `COPY` text of a chunk, reused.
     copy: String,
+    /// Whether every staged row that may repeat a key of an earlier one is
+    /// marked `suspect`: none were left staged by an interrupted ingest,
+    /// and every chunk marked its repeats. Then planning looks only at the
+    /// suspects; otherwise it groups every staged row.
+    suspects_complete: bool,
 }
 
 impl IngestWriter {
@@ -81,6 +98,7 @@ impl IngestWriter {
 
     pub fn stage_chunk(&mut self, chunk: &StagedChunk<'_>, now_ms: i64) -> Result<(), LedgerError> {
         self.copy.clear();
+        self.suspects_complete &= chunk.repeats_marked;
         for row in chunk.rows {
             let batch_seq = row.batch_seq.map(i64::from);
             let set_aside = row.invalid.map(|_| OrderState::Invalid.as_str());
@@ -97,6 +115,7 @@ impl IngestWriter {
             }
             copy_text(&mut self.copy, set_aside);
             copy_text(&mut self.copy, row.invalid);
+            copy_text(&mut self.copy, row.suspect.then_some("t"));
             // The last tab becomes the line's end.
             self.copy.pop();
             self.copy.push('\n');
@@ -115,8 +134,14 @@ impl IngestWriter {
         let fence = &self.fence;
         let copy = &self.copy;
         let e = |source| ledger.query_error(source);
+        let invalid = chunk
+            .rows
+            .iter()
+            .filter(|row| row.invalid.is_some())
+            .count() as i64;
         let staged = self.runtime.block_on(async {
             let mut tx = ledger.transaction().await?;
+            quick_commit(&mut tx).await.map_err(e)?;
             ledger.check_ingest_lease(&mut tx, fence).await?;
             let (seqs, countries): (Vec<i64>, Vec<&str>) = chunk
                 .new_batches
@@ -148,7 +173,7 @@ impl IngestWriter {
             .map_err(e)?;
             let mut sink = tx
                 .copy_in_raw(
-                    "COPY orders (campaign_id, line, order_id, phone, country, other, batch_seq, set_aside, reason)
+                    "COPY orders (campaign_id, line, order_id, phone, country, other, batch_seq, set_aside, reason, suspect)
                      FROM STDIN",
                 )
                 .await
@@ -157,7 +182,7 @@ impl IngestWriter {
             sink.finish().await.map_err(e)?;
             sqlx::query(
                 "UPDATE campaigns SET rows_read = rows_read + $1, source_fingerprint = $2, source_offset = $3,
-                     source_line = $4, source_path = $6
+                     source_line = $4, source_path = $6, invalid_orders = invalid_orders + $7
                  WHERE id = $5",
             )
             .bind(chunk.rows_read as i64)
@@ -166,6 +191,7 @@ impl IngestWriter {
             .bind(chunk.checkpoint.line as i64)
             .bind(fence.campaign.0)
             .bind(chunk.checkpoint.source.as_deref())
+            .bind(invalid)
             .execute(&mut *tx)
             .await
             .map_err(e)?;
@@ -195,9 +221,16 @@ impl IngestWriter {
         let e = |source| ledger.query_error(source);
         let planned = self.runtime.block_on(async {
             let mut tx = ledger.transaction().await?;
+            quick_commit(&mut tx).await.map_err(e)?;
+            // Room for the plan's sorts in memory.
+            sqlx::query("SET LOCAL work_mem = '64MB'")
+                .execute(&mut *tx)
+                .await
+                .map_err(e)?;
             ledger.check_ingest_lease(&mut tx, fence).await?;
-            let (after, through): (i64, Option<i64>) = sqlx::query_as(
-                "SELECT planned_through, (SELECT MAX(id) FROM orders WHERE campaign_id = $1)
+            let (after, through, claimed): (i64, Option<i64>, bool) = sqlx::query_as(
+                "SELECT planned_through, (SELECT MAX(id) FROM orders WHERE campaign_id = $1),
+                        EXISTS (SELECT 1 FROM order_keys WHERE campaign_id = $1)
                  FROM campaigns WHERE id = $1 FOR UPDATE",
             )
             .bind(campaign)
@@ -217,7 +250,8 @@ impl IngestWriter {
                 .map_err(e)?;
             let mut duplicates = 0;
             // 1. Rows whose phone or order id an earlier plan claimed (the
-            //    phone's reason first).
+            //    phone's reason first); a campaign's first plan has none.
+            if claimed {
             duplicates += sqlx::query_scalar::<_, i64>(&set_aside(&format!(
                 "SELECT o.id, o.batch_seq,
                         CASE WHEN p.line IS NOT NULL THEN 'same phone as line ' || p.line
@@ -234,42 +268,118 @@ impl IngestWriter {
             .fetch_one(&mut *tx)
             .await
             .map_err(e)? as u64;
-            // 2. Later staged rows repeating an earlier one's phone or
-            //    order id, both judged among the same live rows.
-            duplicates += sqlx::query_scalar::<_, i64>(&set_aside(&format!(
-                "SELECT id, batch_seq,
-                        CASE WHEN by_phone > 1 THEN 'same phone as line ' || first_phone
-                             ELSE 'same order id as line ' || first_id END AS reason
-                 FROM (SELECT id, batch_seq,
-                              row_number() OVER (PARTITION BY phone ORDER BY id) AS by_phone,
-                              first_value(line) OVER (PARTITION BY phone ORDER BY id) AS first_phone,
-                              row_number() OVER (PARTITION BY order_id ORDER BY id) AS by_id,
-                              first_value(line) OVER (PARTITION BY order_id ORDER BY id) AS first_id
-                       FROM orders o WHERE {STAGED}) ranked
-                 WHERE by_phone > 1 OR by_id > 1"
-            )))
-            .bind(campaign)
-            .bind(after)
-            .bind(through)
-            .bind(OrderState::Duplicate.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(e)? as u64;
-            // 3. The live orders claim their keys.
-            let mut claims = [0; 2];
-            for (kind, column) in [(0, "phone"), (1, "order_id")] {
-                claims[kind as usize] = sqlx::query(&format!(
-                    "INSERT INTO order_keys (campaign_id, kind, key, line)
-                     SELECT $1, {kind}, o.{column}, o.line FROM orders o WHERE {STAGED}"
-                ))
+            }
+            let suspects_complete = self.suspects_complete;
+            let claims = if suspects_complete {
+                // 2. The rows that are not suspects claim their keys with a
+                //    plain sorted insert (the primary key refuses a repeat
+                //    the filter missed); the suspects claim theirs in row
+                //    order, the first row of a key winning; a suspect whose
+                //    key another line claimed is a duplicate of it, and
+                //    gives back what it claimed.
+                let mut claims = [0u64; 2];
+                for (kind, column) in KEYS {
+                    claims[kind as usize] += sqlx::query(&format!(
+                        "INSERT INTO order_keys (campaign_id, kind, key, line)
+                         SELECT $1, {kind}, o.{column}, o.line FROM orders o
+                         WHERE {STAGED} AND o.suspect IS NULL ORDER BY o.{column}"
+                    ))
+                    .bind(campaign)
+                    .bind(after)
+                    .bind(through)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(e)?
+                    .rows_affected();
+                    claims[kind as usize] += sqlx::query(&format!(
+                        "INSERT INTO order_keys (campaign_id, kind, key, line)
+                         SELECT $1, {kind}, o.{column}, o.line FROM orders o
+                         WHERE {STAGED} AND o.suspect ORDER BY o.id
+                         ON CONFLICT DO NOTHING"
+                    ))
+                    .bind(campaign)
+                    .bind(after)
+                    .bind(through)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(e)?
+                    .rows_affected();
+                }
+                let (set_aside, released_phones, released_ids): (i64, i64, i64) =
+                    sqlx::query_as(&format!(
+                        "WITH chosen AS (
+                             SELECT o.id, o.batch_seq, o.phone, o.order_id, o.line,
+                                    CASE WHEN p.line <> o.line THEN 'same phone as line ' || p.line
+                                         ELSE 'same order id as line ' || i.line END AS reason
+                             FROM orders o
+                             JOIN order_keys p ON p.campaign_id = $1 AND p.kind = 0 AND p.key = o.phone
+                             JOIN order_keys i ON i.campaign_id = $1 AND i.kind = 1 AND i.key = o.order_id
+                             WHERE {STAGED} AND o.suspect AND (p.line <> o.line OR i.line <> o.line)),
+                         released_phones AS (
+                             DELETE FROM order_keys k USING chosen c
+                             WHERE k.campaign_id = $1 AND k.kind = 0 AND k.key = c.phone AND k.line = c.line
+                             RETURNING 1),
+                         released_ids AS (
+                             DELETE FROM order_keys k USING chosen c
+                             WHERE k.campaign_id = $1 AND k.kind = 1 AND k.key = c.order_id AND k.line = c.line
+                             RETURNING 1),
+                         {MOVE}
+                         SELECT (SELECT COUNT(*) FROM moved), (SELECT COUNT(*) FROM released_phones),
+                                (SELECT COUNT(*) FROM released_ids)"
+                    ))
+                    .bind(campaign)
+                    .bind(after)
+                    .bind(through)
+                    .bind(OrderState::Duplicate.as_str())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(e)?;
+                duplicates += set_aside as u64;
+                claims[0] -= released_phones as u64;
+                claims[1] -= released_ids as u64;
+                claims
+            } else {
+                // 2. Any staged rows (some left by an interrupted ingest):
+                //    later rows repeating an earlier one's phone or order
+                //    id, both judged among the same live rows, by window
+                //    functions over all of them; then the live orders
+                //    claim their keys.
+                duplicates += sqlx::query_scalar::<_, i64>(&set_aside(&format!(
+                    "SELECT id, batch_seq,
+                            CASE WHEN by_phone > 1 THEN 'same phone as line ' || first_phone
+                                 ELSE 'same order id as line ' || first_id END AS reason
+                     FROM (SELECT id, batch_seq,
+                                  row_number() OVER (PARTITION BY phone ORDER BY id) AS by_phone,
+                                  first_value(line) OVER (PARTITION BY phone ORDER BY id) AS first_phone,
+                                  row_number() OVER (PARTITION BY order_id ORDER BY id) AS by_id,
+                                  first_value(line) OVER (PARTITION BY order_id ORDER BY id) AS first_id
+                           FROM orders o WHERE {STAGED}) ranked
+                     WHERE by_phone > 1 OR by_id > 1"
+                )))
                 .bind(campaign)
                 .bind(after)
                 .bind(through)
-                .execute(&mut *tx)
+                .bind(OrderState::Duplicate.as_str())
+                .fetch_one(&mut *tx)
                 .await
-                .map_err(e)?
-                .rows_affected();
-            }
+                .map_err(e)? as u64;
+                let mut claims = [0u64; 2];
+                for (kind, column) in KEYS {
+                    claims[kind as usize] = sqlx::query(&format!(
+                        "INSERT INTO order_keys (campaign_id, kind, key, line)
+                         SELECT $1, {kind}, o.{column}, o.line FROM orders o WHERE {STAGED}
+                         ORDER BY o.{column}"
+                    ))
+                    .bind(campaign)
+                    .bind(after)
+                    .bind(through)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(e)?
+                    .rows_affected();
+                }
+                claims
+            };
             let orders: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM orders o WHERE {STAGED}"))
                 .bind(campaign)
                 .bind(after)
@@ -277,6 +387,7 @@ impl IngestWriter {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(e)?;
+            // 3. Every live order holds both of its keys, or nothing commits.
             if claims != [orders as u64; 2] {
                 return Err(ledger.corrupt(format!(
                     "planning refused: {orders} live order(s) but {} phone and {} order id claim(s); nothing was planned",
@@ -292,12 +403,13 @@ impl IngestWriter {
             .await
             .map_err(e)?;
             sqlx::query(
-                "UPDATE campaigns SET planned_through = $2,
+                "UPDATE campaigns SET planned_through = $2, duplicate_orders = duplicate_orders + $3,
                      batches_planned_through = (SELECT COALESCE(MAX(seq), 0) FROM batches WHERE campaign_id = $1)
                  WHERE id = $1",
             )
             .bind(campaign)
             .bind(through)
+            .bind(duplicates as i64)
             .execute(&mut *tx)
             .await
             .map_err(e)?;
@@ -311,22 +423,38 @@ impl IngestWriter {
     }
 }
 
+/// Lets the transaction commit without waiting for the server's disk. As
+/// on SQLite, ingest may: its rows and checkpoint commit together, so a
+/// commit lost in a server crash is only read again, and the next `sending`
+/// commit (which waits for the disk) makes the log durable up to itself,
+/// this commit included.
+async fn quick_commit(tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(tx)
+        .await
+        .map(drop)
+}
+
 /// The live staged orders `o` of campaign `$1`: ids in `$2 < id <= $3`.
 const STAGED: &str = "o.campaign_id = $1 AND o.id > $2 AND o.id <= $3 AND o.set_aside IS NULL";
 
 /// A statement that sets aside as `$4` the orders `chosen` selects (its
 /// columns: id, batch_seq, reason), and takes them out of their batches.
 fn set_aside(chosen: &str) -> String {
-    format!(
-        "WITH chosen AS ({chosen}),
-              moved AS (UPDATE orders SET set_aside = $4, batch_seq = NULL, reason = chosen.reason
+    format!("WITH chosen AS ({chosen}), {MOVE} SELECT COUNT(*) FROM moved")
+}
+
+/// The part of a statement that sets aside as `$4` the orders of `chosen`
+/// (columns id, batch_seq, reason) and takes them out of their batches.
+const MOVE: &str =
+    "moved AS (UPDATE orders SET set_aside = $4, batch_seq = NULL, reason = chosen.reason
                         FROM chosen WHERE orders.id = chosen.id RETURNING chosen.batch_seq),
               shrunk AS (UPDATE batches b SET size = b.size - g.n
                          FROM (SELECT batch_seq, COUNT(*) AS n FROM moved GROUP BY batch_seq) g
-                         WHERE b.campaign_id = $1 AND b.seq = g.batch_seq)
-         SELECT COUNT(*) FROM moved"
-    )
-}
+                         WHERE b.campaign_id = $1 AND b.seq = g.batch_seq)";
+
+/// The keys a live order claims: kind in `order_keys`, column of `orders`.
+const KEYS: [(u8, &str); 2] = [(0, "phone"), (1, "order_id")];
 
 /// Appends a field of `COPY`'s text format and its tab: `\N` for null,
 /// backslash escapes for what would end a field or a line.

@@ -1,6 +1,6 @@
 //! Reads for reports on PostgreSQL: counts by state from the batches and
-//! the orders set aside (never a scan of every order), and the orders
-//! export through a server-side cursor, a page at a time.
+//! the campaign's counts of orders set aside (never a scan of orders), and
+//! the orders export through a server-side cursor, a page at a time.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -21,11 +21,13 @@ impl Postgres {
         campaign: CampaignId,
         name: &str,
     ) -> Result<CampaignStatus, LedgerError> {
-        let rows_read: i64 = sqlx::query_scalar("SELECT rows_read FROM campaigns WHERE id = $1")
-            .bind(campaign.0)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.query_error(e))?;
+        let (rows_read, invalid, duplicate): (i64, i64, i64) = sqlx::query_as(
+            "SELECT rows_read, invalid_orders, duplicate_orders FROM campaigns WHERE id = $1",
+        )
+        .bind(campaign.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))?;
         let mut orders: Vec<(OrderState, u64)> = OrderState::ALL.iter().map(|s| (*s, 0)).collect();
         let mut batches: Vec<(BatchState, u64)> = BatchState::ALL.iter().map(|s| (*s, 0)).collect();
         let mut add_order = |state: OrderState, n: u64| {
@@ -47,17 +49,8 @@ impl Postgres {
             }
             add_order(OrderState::InBatch(state), row.get::<i64, _>(2) as u64);
         }
-        let set_aside_rows = sqlx::query(
-            "SELECT set_aside, COUNT(*) FROM orders WHERE campaign_id = $1 AND set_aside IS NOT NULL GROUP BY set_aside",
-        )
-        .bind(campaign.0)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.query_error(e))?;
-        for row in set_aside_rows {
-            let state: OrderState = self.parse_state(row.get::<&str, _>(0))?;
-            add_order(state, row.get::<i64, _>(1) as u64);
-        }
+        add_order(OrderState::Invalid, invalid as u64);
+        add_order(OrderState::Duplicate, duplicate as u64);
         Ok(CampaignStatus {
             campaign: name.to_owned(),
             rows_read: rows_read as u64,
