@@ -113,6 +113,39 @@ pub struct CampaignStatus {
 }
 
 impl CampaignStatus {
+    /// A status from the ledger's counts: for each batch state, its
+    /// batches and their orders; for each state of orders set aside, how
+    /// many. Every state is present, zeros included.
+    pub(super) fn from_counts(
+        campaign: &str,
+        rows_read: u64,
+        batch_counts: impl IntoIterator<Item = (BatchState, u64, u64)>,
+        set_aside_counts: impl IntoIterator<Item = (OrderState, u64)>,
+    ) -> CampaignStatus {
+        let mut orders: Vec<(OrderState, u64)> = OrderState::ALL.iter().map(|s| (*s, 0)).collect();
+        let mut batches: Vec<(BatchState, u64)> = BatchState::ALL.iter().map(|s| (*s, 0)).collect();
+        let mut add_order = |state: OrderState, n: u64| {
+            if let Some(slot) = orders.iter_mut().find(|(s, _)| *s == state) {
+                slot.1 += n;
+            }
+        };
+        for (state, in_state, their_orders) in batch_counts {
+            if let Some(slot) = batches.iter_mut().find(|(s, _)| *s == state) {
+                slot.1 += in_state;
+            }
+            add_order(OrderState::InBatch(state), their_orders);
+        }
+        for (state, n) in set_aside_counts {
+            add_order(state, n);
+        }
+        CampaignStatus {
+            campaign: campaign.to_owned(),
+            rows_read,
+            orders,
+            batches,
+        }
+    }
+
     pub fn orders_in(&self, state: OrderState) -> u64 {
         self.orders
             .iter()

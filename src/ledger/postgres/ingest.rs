@@ -240,6 +240,11 @@ impl IngestWriter {
             let Some(through) = through.filter(|through| *through > after) else {
                 return Ok(Planned::default());
             };
+            let staged = Staged {
+                campaign,
+                after,
+                through,
+            };
             // The tables grew since the planner last looked (autovacuum
             // analyzes them only now and then): without fresh statistics it
             // would take thousands of staged rows for one, and join them
@@ -252,7 +257,8 @@ impl IngestWriter {
             // 1. Rows whose phone or order id an earlier plan claimed (the
             //    phone's reason first); a campaign's first plan has none.
             if claimed {
-            duplicates += sqlx::query_scalar::<_, i64>(&set_aside(&format!(
+            duplicates += staged
+                .set_aside(&mut tx, &format!(
                 "SELECT o.id, o.batch_seq,
                         CASE WHEN p.line IS NOT NULL THEN 'same phone as line ' || p.line
                              ELSE 'same order id as line ' || i.line END AS reason
@@ -260,14 +266,9 @@ impl IngestWriter {
                  LEFT JOIN order_keys p ON p.campaign_id = $1 AND p.kind = 0 AND p.key = o.phone
                  LEFT JOIN order_keys i ON i.campaign_id = $1 AND i.kind = 1 AND i.key = o.order_id
                  WHERE {STAGED} AND (p.line IS NOT NULL OR i.line IS NOT NULL)"
-            )))
-            .bind(campaign)
-            .bind(after)
-            .bind(through)
-            .bind(OrderState::Duplicate.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(e)? as u64;
+            ))
+                .await
+                .map_err(e)?;
             }
             let suspects_complete = self.suspects_complete;
             let claims = if suspects_complete {
@@ -279,31 +280,23 @@ impl IngestWriter {
                 //    gives back what it claimed.
                 let mut claims = [0u64; 2];
                 for (kind, column) in KEYS {
-                    claims[kind as usize] += sqlx::query(&format!(
+                    claims[kind as usize] += staged
+                        .execute(&mut tx, &format!(
                         "INSERT INTO order_keys (campaign_id, kind, key, line)
                          SELECT $1, {kind}, o.{column}, o.line FROM orders o
                          WHERE {STAGED} AND o.suspect IS NULL ORDER BY o.{column}"
                     ))
-                    .bind(campaign)
-                    .bind(after)
-                    .bind(through)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(e)?
-                    .rows_affected();
-                    claims[kind as usize] += sqlx::query(&format!(
+                        .await
+                        .map_err(e)?;
+                    claims[kind as usize] += staged
+                        .execute(&mut tx, &format!(
                         "INSERT INTO order_keys (campaign_id, kind, key, line)
                          SELECT $1, {kind}, o.{column}, o.line FROM orders o
                          WHERE {STAGED} AND o.suspect ORDER BY o.id
                          ON CONFLICT DO NOTHING"
                     ))
-                    .bind(campaign)
-                    .bind(after)
-                    .bind(through)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(e)?
-                    .rows_affected();
+                        .await
+                        .map_err(e)?;
                 }
                 let (set_aside, released_phones, released_ids): (i64, i64, i64) =
                     sqlx::query_as(&format!(
@@ -327,9 +320,9 @@ impl IngestWriter {
                          SELECT (SELECT COUNT(*) FROM moved), (SELECT COUNT(*) FROM released_phones),
                                 (SELECT COUNT(*) FROM released_ids)"
                     ))
-                    .bind(campaign)
-                    .bind(after)
-                    .bind(through)
+                    .bind(staged.campaign)
+                    .bind(staged.after)
+                    .bind(staged.through)
                     .bind(OrderState::Duplicate.as_str())
                     .fetch_one(&mut *tx)
                     .await
@@ -344,7 +337,8 @@ impl IngestWriter {
                 //    id, both judged among the same live rows, by window
                 //    functions over all of them; then the live orders
                 //    claim their keys.
-                duplicates += sqlx::query_scalar::<_, i64>(&set_aside(&format!(
+                duplicates += staged
+                .set_aside(&mut tx, &format!(
                     "SELECT id, batch_seq,
                             CASE WHEN by_phone > 1 THEN 'same phone as line ' || first_phone
                                  ELSE 'same order id as line ' || first_id END AS reason
@@ -355,36 +349,24 @@ impl IngestWriter {
                                   first_value(line) OVER (PARTITION BY order_id ORDER BY id) AS first_id
                            FROM orders o WHERE {STAGED}) ranked
                      WHERE by_phone > 1 OR by_id > 1"
-                )))
-                .bind(campaign)
-                .bind(after)
-                .bind(through)
-                .bind(OrderState::Duplicate.as_str())
-                .fetch_one(&mut *tx)
+                ))
                 .await
-                .map_err(e)? as u64;
+                .map_err(e)?;
                 let mut claims = [0u64; 2];
                 for (kind, column) in KEYS {
-                    claims[kind as usize] = sqlx::query(&format!(
+                    claims[kind as usize] = staged
+                        .execute(&mut tx, &format!(
                         "INSERT INTO order_keys (campaign_id, kind, key, line)
                          SELECT $1, {kind}, o.{column}, o.line FROM orders o WHERE {STAGED}
                          ORDER BY o.{column}"
                     ))
-                    .bind(campaign)
-                    .bind(after)
-                    .bind(through)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(e)?
-                    .rows_affected();
+                        .await
+                        .map_err(e)?;
                 }
                 claims
             };
-            let orders: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM orders o WHERE {STAGED}"))
-                .bind(campaign)
-                .bind(after)
-                .bind(through)
-                .fetch_one(&mut *tx)
+            let orders = staged
+                .count(&mut tx, &format!("SELECT COUNT(*) FROM orders o WHERE {STAGED}"))
                 .await
                 .map_err(e)?;
             // 3. Every live order holds both of its keys, or nothing commits.
@@ -435,14 +417,58 @@ async fn quick_commit(tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
         .map(drop)
 }
 
+/// The staged orders of one plan: statements over them take `$1` the
+/// campaign and `$2`..`$3` the range of their ids.
+struct Staged {
+    campaign: i64,
+    after: i64,
+    through: i64,
+}
+
+impl Staged {
+    /// Runs a statement over the staged orders; returns the rows it changed.
+    async fn execute(&self, tx: &mut sqlx::PgConnection, sql: &str) -> Result<u64, sqlx::Error> {
+        Ok(sqlx::query(sql)
+            .bind(self.campaign)
+            .bind(self.after)
+            .bind(self.through)
+            .execute(tx)
+            .await?
+            .rows_affected())
+    }
+
+    /// Runs a `COUNT` over the staged orders.
+    async fn count(&self, tx: &mut sqlx::PgConnection, sql: &str) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(sql)
+            .bind(self.campaign)
+            .bind(self.after)
+            .bind(self.through)
+            .fetch_one(tx)
+            .await
+    }
+
+    /// Sets aside as duplicates the orders `chosen` selects (columns id,
+    /// batch_seq, reason); returns how many.
+    async fn set_aside(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        chosen: &str,
+    ) -> Result<u64, sqlx::Error> {
+        let moved: i64 = sqlx::query_scalar(&format!(
+            "WITH chosen AS ({chosen}), {MOVE} SELECT COUNT(*) FROM moved"
+        ))
+        .bind(self.campaign)
+        .bind(self.after)
+        .bind(self.through)
+        .bind(OrderState::Duplicate.as_str())
+        .fetch_one(tx)
+        .await?;
+        Ok(moved as u64)
+    }
+}
+
 /// The live staged orders `o` of campaign `$1`: ids in `$2 < id <= $3`.
 const STAGED: &str = "o.campaign_id = $1 AND o.id > $2 AND o.id <= $3 AND o.set_aside IS NULL";
-
-/// A statement that sets aside as `$4` the orders `chosen` selects (its
-/// columns: id, batch_seq, reason), and takes them out of their batches.
-fn set_aside(chosen: &str) -> String {
-    format!("WITH chosen AS ({chosen}), {MOVE} SELECT COUNT(*) FROM moved")
-}
 
 /// The part of a statement that sets aside as `$4` the orders of `chosen`
 /// (columns id, batch_seq, reason) and takes them out of their batches.

@@ -28,13 +28,6 @@ impl Postgres {
         .fetch_one(&self.pool)
         .await
         .map_err(|e| self.query_error(e))?;
-        let mut orders: Vec<(OrderState, u64)> = OrderState::ALL.iter().map(|s| (*s, 0)).collect();
-        let mut batches: Vec<(BatchState, u64)> = BatchState::ALL.iter().map(|s| (*s, 0)).collect();
-        let mut add_order = |state: OrderState, n: u64| {
-            if let Some(slot) = orders.iter_mut().find(|(s, _)| *s == state) {
-                slot.1 += n;
-            }
-        };
         let batch_rows = sqlx::query(
             "SELECT state, COUNT(*), COALESCE(SUM(size), 0)::BIGINT FROM batches WHERE campaign_id = $1 GROUP BY state",
         )
@@ -42,21 +35,24 @@ impl Postgres {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.query_error(e))?;
+        let mut batches = Vec::with_capacity(batch_rows.len());
         for row in batch_rows {
             let state: BatchState = self.parse_state(row.get::<&str, _>(0))?;
-            if let Some(slot) = batches.iter_mut().find(|(s, _)| *s == state) {
-                slot.1 += row.get::<i64, _>(1) as u64;
-            }
-            add_order(OrderState::InBatch(state), row.get::<i64, _>(2) as u64);
+            batches.push((
+                state,
+                row.get::<i64, _>(1) as u64,
+                row.get::<i64, _>(2) as u64,
+            ));
         }
-        add_order(OrderState::Invalid, invalid as u64);
-        add_order(OrderState::Duplicate, duplicate as u64);
-        Ok(CampaignStatus {
-            campaign: name.to_owned(),
-            rows_read: rows_read as u64,
-            orders,
+        Ok(CampaignStatus::from_counts(
+            name,
+            rows_read as u64,
             batches,
-        })
+            [
+                (OrderState::Invalid, invalid as u64),
+                (OrderState::Duplicate, duplicate as u64),
+            ],
+        ))
     }
 
     /// Streams the campaign's orders in input order (optionally only those

@@ -23,14 +23,6 @@ impl Sqlite {
             .fetch_one(&self.pool)
             .await
             .map_err(|e| self.query_error(e))?;
-        let mut orders: Vec<(OrderState, u64)> = OrderState::ALL.iter().map(|s| (*s, 0)).collect();
-        let mut batches: Vec<(BatchState, u64)> = BatchState::ALL.iter().map(|s| (*s, 0)).collect();
-        let mut add_order = |state: OrderState, n: u64| {
-            if let Some(slot) = orders.iter_mut().find(|(s, _)| *s == state) {
-                slot.1 += n;
-            }
-        };
-
         let batch_rows = sqlx::query(
             "SELECT state, COUNT(*), COALESCE(SUM(size), 0) FROM batches WHERE campaign_id = ? GROUP BY state",
         )
@@ -38,12 +30,14 @@ impl Sqlite {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.query_error(e))?;
+        let mut batches = Vec::with_capacity(batch_rows.len());
         for row in batch_rows {
             let state: BatchState = self.parse_state(row.get::<&str, _>(0))?;
-            if let Some(slot) = batches.iter_mut().find(|(s, _)| *s == state) {
-                slot.1 += row.get::<i64, _>(1) as u64;
-            }
-            add_order(OrderState::InBatch(state), row.get::<i64, _>(2) as u64);
+            batches.push((
+                state,
+                row.get::<i64, _>(1) as u64,
+                row.get::<i64, _>(2) as u64,
+            ));
         }
         let set_aside_rows = sqlx::query(
             "SELECT set_aside, COUNT(*) FROM orders WHERE campaign_id = ? AND set_aside IS NOT NULL GROUP BY set_aside",
@@ -52,16 +46,17 @@ impl Sqlite {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.query_error(e))?;
+        let mut set_aside = Vec::with_capacity(set_aside_rows.len());
         for row in set_aside_rows {
             let state: OrderState = self.parse_state(row.get::<&str, _>(0))?;
-            add_order(state, row.get::<i64, _>(1) as u64);
+            set_aside.push((state, row.get::<i64, _>(1) as u64));
         }
-        Ok(CampaignStatus {
-            campaign: name.to_owned(),
-            rows_read: rows_read as u64,
-            orders,
+        Ok(CampaignStatus::from_counts(
+            name,
+            rows_read as u64,
             batches,
-        })
+            set_aside,
+        ))
     }
 
     /// Streams the campaign's orders in input order, optionally only those in
