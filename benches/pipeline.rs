@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -250,13 +250,7 @@ fn phone_speed(table: &mut String) {
 /// compressed, against `sqlite3 .import` of a copy with an id column and
 /// against the Python runner, and `run` timed to its first request.
 fn realistic(table: &mut String, work: &Path, sandbox: &Sandbox, rows: usize, runs: usize) {
-    let plain = work.join(format!("realistic-{rows}.csv"));
-    let with_ids = work.join(format!("realistic-{rows}-ids.csv"));
-    let gz = work.join(format!("realistic-{rows}.csv.gz"));
-    if !gz.exists() {
-        eprintln!("generating {rows} realistic rows into {}", plain.display());
-        generate_realistic(&plain, &with_ids, &gz, rows);
-    }
+    let (plain, with_ids, gz) = realistic_files(work, rows);
     let lines = rows as f64;
     let baseline = median(runs, || {
         let db = fresh_db(work, "baseline-realistic");
@@ -394,13 +388,7 @@ fn postgres(
     rows: usize,
     runs: usize,
 ) {
-    let plain = work.join(format!("realistic-{rows}.csv"));
-    let with_ids = work.join(format!("realistic-{rows}-ids.csv"));
-    let gz = work.join(format!("realistic-{rows}.csv.gz"));
-    if !gz.exists() {
-        eprintln!("generating {rows} realistic rows into {}", plain.display());
-        generate_realistic(&plain, &with_ids, &gz, rows);
-    }
+    let (plain, with_ids, _) = realistic_files(work, rows);
     let lines = rows as f64;
     let copy = median(runs, || {
         psql(
@@ -594,6 +582,19 @@ fn psql(server: &str, sql: &str) {
         .status()
         .expect("psql runs");
     assert!(status.success(), "psql failed: {sql}");
+}
+
+/// The realistic file of `rows` rows, as a user's file, with an id column
+/// and gzip-compressed, generated on first use and kept between runs.
+fn realistic_files(work: &Path, rows: usize) -> (PathBuf, PathBuf, PathBuf) {
+    let plain = work.join(format!("realistic-{rows}.csv"));
+    let with_ids = work.join(format!("realistic-{rows}-ids.csv"));
+    let gz = work.join(format!("realistic-{rows}.csv.gz"));
+    if !gz.exists() {
+        eprintln!("generating {rows} realistic rows into {}", plain.display());
+        generate_realistic(&plain, &with_ids, &gz, rows);
+    }
+    (plain, with_ids, gz)
 }
 
 /// Writes the realistic rows three ways: as a user's file (no id column),
