@@ -10,14 +10,17 @@ use crate::campaign::{
     credentials_from_env, finish_run, graceful_shutdown, hold_to_read, ingest_until, run_campaign,
     Error, Exit,
 };
+use crate::check::check;
 use crate::cli::{Cli, Command};
 use crate::clock::{format_utc, now_ms};
 #[cfg(feature = "sandbox")]
 use crate::demo;
+use crate::ingest::resume_point;
 use crate::job::{Job, LedgerLocation};
 use crate::lease;
-use crate::ledger::{Ledger, OpenMode, Resend};
+use crate::ledger::{Ledger, LedgerError, OpenMode, Resend};
 use crate::outcome::{BatchState, OrderState};
+use crate::rejects::write_rejects;
 use crate::report::{self, OrderWriter, Progress};
 #[cfg(feature = "sandbox")]
 use crate::sandbox::{Faults, Sandbox};
@@ -26,7 +29,12 @@ use crate::sandbox::{Faults, Sandbox};
 pub async fn execute(cli: Cli) -> Result<Exit, Error> {
     let db = cli.db.as_deref();
     match cli.command {
-        Command::Run { job, max_runtime } => run(db, &job, max_runtime).await,
+        Command::Run {
+            job,
+            max_runtime,
+            rejects,
+        } => run(db, &job, max_runtime, rejects.as_deref()).await,
+        Command::Check { job, rejects } => dry_run(db, &job, rejects.as_deref()).await,
         Command::Ingest { job } => ingest_only(db, &job).await,
         Command::Status { campaign, json } => status(db, campaign.as_deref(), json).await,
         Command::Orders {
@@ -100,12 +108,24 @@ async fn run(
     db: Option<&str>,
     job_path: &Path,
     max_runtime: Option<Duration>,
+    rejects: Option<&Path>,
 ) -> Result<Exit, Error> {
     let deadline = max_runtime.map(|limit| Instant::now() + limit);
     let base_url = std::env::var("NXLINK_BASE_URL").ok();
     let job = Job::load(job_path, base_url.as_deref())?;
     let credentials = credentials_from_env(&job.api)?;
     let ledger = open_job_ledger(db, &job).await?;
+    // Where this run's read begins, for its rejects file.
+    let read_before = match (rejects, ledger.campaign(job.name.as_str()).await) {
+        (None, _) => None,
+        (Some(_), Ok(id)) => {
+            let checkpoint = ledger.checkpoint(id).await?;
+            let status = ledger.status(id, job.name.as_str()).await?;
+            Some((resume_point(&checkpoint, &job), status.rows_read))
+        }
+        (Some(_), Err(LedgerError::UnknownCampaign { .. })) => Some((None, 0)),
+        (Some(_), Err(e)) => return Err(e.into()),
+    };
     let mut progress = Progress::new();
     let run = run_campaign(
         &ledger,
@@ -117,8 +137,43 @@ async fn run(
     )
     .await?;
     let exit = finish_run(&run, job_path, &mut io::stdout().lock())?;
+    if let (Some(path), Some((from, skip))) = (rejects, read_before) {
+        let id = ledger.campaign(job.name.as_str()).await?;
+        let written = tokio::task::block_in_place(|| {
+            write_rejects(&ledger, id, &job, from.as_ref(), skip, path)
+        })
+        .map_err(|e| Error::Usage(e.to_string()))?;
+        eprintln!("rejects: {written} row(s) written to {}", path.display());
+    }
     ledger.close().await;
     Ok(exit)
+}
+
+/// `check`: what a run of the job would do, against its ledger as it is
+/// (which is only read, and not created when missing).
+async fn dry_run(db: Option<&str>, job_path: &Path, rejects: Option<&Path>) -> Result<Exit, Error> {
+    let base_url = std::env::var("NXLINK_BASE_URL").ok();
+    let job = Job::load(job_path, base_url.as_deref())?;
+    let location = ledger_location(db, Some(&job));
+    let real = match Ledger::open_with(&location, OpenMode::MustExist).await {
+        Ok(ledger) => {
+            eprintln!("ledger: {} (read only)", ledger.shown());
+            Some(ledger)
+        }
+        Err(LedgerError::Missing { .. }) => {
+            eprintln!("ledger: none yet (the first run creates it): every valid row is new");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let report = check(real.as_ref(), &job, rejects).await?;
+    let mut out = io::stdout().lock();
+    report.write(&job, job_path, &mut out)?;
+    out.flush()?;
+    if let Some(real) = real {
+        real.close().await;
+    }
+    Ok(report.exit())
 }
 
 async fn ingest_only(db: Option<&str>, job_path: &Path) -> Result<Exit, Error> {

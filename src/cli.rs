@@ -40,6 +40,25 @@ pub enum Command {
         /// exit 75, as SIGTERM would: for cron slots.
         #[arg(long, value_parser = parse_duration)]
         max_runtime: Option<Duration>,
+        /// Write the rows this run set aside (invalid, duplicate) to FILE, as
+        /// CSV: the original row's columns, then `line` and `reason`.
+        #[arg(long, value_name = "FILE")]
+        rejects: Option<PathBuf>,
+    },
+    /// Dry run: read the job and its whole contact file as `run` would,
+    /// against the current ledger, and say what a run would send; writes
+    /// nothing to the ledger and sends nothing.
+    ///
+    /// Exit codes: 0 the job can run, 2 it cannot (the reasons are
+    /// printed).
+    Check {
+        /// The job file (TOML).
+        job: PathBuf,
+        /// Write every row a run would set aside (invalid, duplicate) to
+        /// FILE, as CSV: the original row's columns, then `line` and
+        /// `reason`.
+        #[arg(long, value_name = "FILE")]
+        rejects: Option<PathBuf>,
     },
     /// Ingest what is new in the job's contact file, without sending
     /// anything (no credentials needed): check a file before its campaign.

@@ -100,6 +100,8 @@ pub struct ContactReader {
     path: PathBuf,
     reader: csv::Reader<Box<dyn Read + Send>>,
     layout: Layout,
+    /// The header row's fields, as text.
+    header: Vec<String>,
     record: csv::ByteRecord,
     /// Where the reader's own positions start in the file.
     base: Place,
@@ -220,6 +222,7 @@ impl ContactReader {
             path: path.to_owned(),
             reader: csv_reader(Box::new(tee)),
             layout,
+            header: lossy_fields(&header),
             record: csv::ByteRecord::new(),
             boundary: base,
             base,
@@ -292,6 +295,19 @@ impl ContactReader {
         Ok(Some(self.layout.row(line, &self.record)))
     }
 
+    /// The header row's fields, as text (bytes that are not UTF-8 become
+    /// U+FFFD).
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    /// The fields of the record [`ContactReader::next_row`] returned last,
+    /// as the file has them (bytes that are not UTF-8 become U+FFFD): what
+    /// a rejects file gives back to the person who made the file.
+    pub fn last_fields(&self) -> Vec<String> {
+        lossy_fields(&self.record)
+    }
+
     /// Where the record after the last one returned starts, with a digest
     /// of everything before it: the checkpoint to resume from.
     pub fn resume_point(&self) -> Resume {
@@ -333,6 +349,14 @@ impl ContactReader {
 
 fn lock(feed: &Mutex<Feed>) -> MutexGuard<'_, Feed> {
     feed.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A record's fields as text, whatever their bytes.
+fn lossy_fields(record: &csv::ByteRecord) -> Vec<String> {
+    record
+        .iter()
+        .map(|field| String::from_utf8_lossy(field).into_owned())
+        .collect()
 }
 
 fn open_error(path: &Path, source: io::Error) -> ContactsError {

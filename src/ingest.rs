@@ -89,18 +89,10 @@ pub async fn ingest(
     let campaign = fence.campaign;
     let checkpoint = ledger.checkpoint(campaign).await?;
     let source = job.contacts.to_string_lossy().into_owned();
-    let resume = match (&checkpoint.fingerprint, &checkpoint.source) {
-        (Some(_), Some(read)) if *read != source => {
-            tracing::warn!(was = %read, now = %source, "the job names another contact file: reading it from its start");
-            None
-        }
-        (Some(fingerprint), _) => Some(Resume {
-            offset: checkpoint.offset,
-            line: checkpoint.line,
-            fingerprint: fingerprint.clone(),
-        }),
-        (None, _) => None,
-    };
+    let resume = resume_point(&checkpoint, job);
+    if let (None, Some(read)) = (&resume, &checkpoint.source) {
+        tracing::warn!(was = %read, now = %source, "the job names another contact file: reading it from its start");
+    }
     // Opening here reports a missing file or column before anything else.
     let (reader, waiting) = match ContactReader::open(&job.contacts, &job.columns, resume.as_ref())
     {
@@ -134,6 +126,22 @@ pub async fn ingest(
     report.waiting = waiting.or(ended.waiting);
     report.interrupted = ended.interrupted;
     Ok(report)
+}
+
+/// Where reading the job's contact file goes on after `checkpoint`: at
+/// its start (`None`) for a campaign never read, or when the checkpoint
+/// names another file.
+pub fn resume_point(checkpoint: &Checkpoint, job: &Job) -> Option<Resume> {
+    let source = job.contacts.to_string_lossy();
+    match (&checkpoint.fingerprint, &checkpoint.source) {
+        (Some(_), Some(read)) if *read != source => None,
+        (Some(fingerprint), _) => Some(Resume {
+            offset: checkpoint.offset,
+            line: checkpoint.line,
+            fingerprint: fingerprint.clone(),
+        }),
+        (None, _) => None,
+    }
 }
 
 /// Runs `work` on a thread of its own, named for profilers and debuggers;

@@ -37,6 +37,7 @@
 pub mod app;
 mod batch;
 pub mod campaign;
+mod check;
 pub mod cli;
 pub mod clock;
 mod contacts;
@@ -53,6 +54,7 @@ pub mod phone;
 mod plan;
 #[doc(hidden)]
 pub mod realistic;
+mod rejects;
 mod report;
 mod retry;
 #[cfg(feature = "sandbox")]

@@ -11,19 +11,21 @@
 
 mod model;
 mod postgres;
+mod scratch;
 mod sqlite;
 
 use std::path::PathBuf;
 
 pub use model::{
-    AttemptResult, BatchToSend, CampaignStatus, Checkpoint, Fence, LeaseGrant, LeaseHolder,
-    OrderLine, OrderStream, Planned, Resend, Resent, StagedChunk, StagedRow,
+    AttemptResult, BatchToSend, CampaignStatus, Checkpoint, Fence, KeyKind, LeaseGrant,
+    LeaseHolder, OrderLine, OrderStream, Planned, Preview, Resend, Resent, StagedChunk, StagedRow,
 };
 
 use crate::batch::BatchSeq;
 use crate::job::CampaignName;
 pub use crate::job::LedgerLocation;
 use crate::outcome::OrderState;
+pub use scratch::Scratch;
 
 /// Whether opening may create the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,20 +45,11 @@ pub struct CampaignId(i64);
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("ledger {path}: cannot open: {source}")]
-    Open { path: PathBuf, source: sqlx::Error },
-    #[error("ledger {path}: {source} (was it written by a newer nxcampaign? this one does not migrate down)")]
-    Migrate {
-        path: PathBuf,
-        source: sqlx::migrate::MigrateError,
-    },
+    Open { path: PathBuf, source: DbError },
+    #[error("ledger {path} was migrated by a newer nxcampaign (its migration {version} is unknown to this one, which does not migrate down): use that version or a later one")]
+    Newer { path: PathBuf, version: i64 },
     #[error("ledger {path}: {source}")]
-    Query { path: PathBuf, source: sqlx::Error },
-    /// A statement of ingest's own connection failed.
-    #[error("ledger {path}: {source}")]
-    Bulk {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Query { path: PathBuf, source: DbError },
     #[error("ledger {path}: unknown campaign {name:?}")]
     UnknownCampaign { path: PathBuf, name: String },
     #[error("ledger {path}: {message}")]
@@ -74,6 +67,25 @@ pub enum LedgerError {
     /// Writing a report's output failed (a closed pipe, a full disk).
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
+}
+
+/// A failed statement, from either backend's driver.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Postgres(#[from] sqlx::Error),
+}
+
+impl DbError {
+    /// SQLite's primary result code, if SQLite failed.
+    fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
+        match self {
+            DbError::Sqlite(e) => e.sqlite_error_code(),
+            DbError::Postgres(_) => None,
+        }
+    }
 }
 
 /// A handle on the ledger; cheap to clone.
@@ -210,6 +222,17 @@ impl Ledger {
             Ledger::Postgres(l) => l.runners(campaign).await,
             Ledger::Sqlite(_) => Err(self.one_runner_only()),
         }
+    }
+
+    /// Which of `keys` (of one kind) the campaign's live orders hold, with
+    /// the line of the order holding each; read only.
+    pub async fn known_keys(
+        &self,
+        campaign: CampaignId,
+        kind: KeyKind,
+        keys: Vec<String>,
+    ) -> Result<Vec<(String, u64)>, LedgerError> {
+        each!(self, l => l.known_keys(campaign, kind, keys).await)
     }
 
     /// Presumes runner `gone` dead if it is still exactly as watched: it

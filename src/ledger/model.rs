@@ -230,3 +230,52 @@ pub struct Planned {
     pub orders: u64,
     pub duplicates: u64,
 }
+
+/// Which key of an order: every live order claims both in its campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Phone = 0,
+    OrderId = 1,
+}
+
+/// What a run would make of a file, read back from a scratch ledger.
+#[derive(Debug, Clone, Default)]
+pub struct Preview {
+    /// Why rows are invalid, with quoted values left out so that rows
+    /// invalid for the same reason count together, and how many rows.
+    pub invalid_reasons: Vec<(String, u64)>,
+    /// Per country: orders to send and batches they fill.
+    pub countries: Vec<(String, u64, u64)>,
+    /// The first batch a run would send: its number, country and orders.
+    pub first_batch: Option<(BatchSeq, String, Vec<BatchOrder>)>,
+}
+
+impl Preview {
+    /// Distinct reasons kept; rarer ones beyond count as "other reasons".
+    const REASONS: usize = 200;
+
+    /// Counts one invalid row's reason.
+    pub(super) fn count_invalid(&mut self, reason: &str) {
+        let mut general = String::with_capacity(reason.len());
+        for (i, part) in reason.split('"').enumerate() {
+            general.push_str(if i % 2 == 1 { "\"…\"" } else { part });
+        }
+        if self.invalid_reasons.len() >= Self::REASONS
+            && !self.invalid_reasons.iter().any(|(r, _)| *r == general)
+        {
+            general = "other reasons".to_owned();
+        }
+        match self.invalid_reasons.iter_mut().find(|(r, _)| *r == general) {
+            Some((_, n)) => *n += 1,
+            None => self.invalid_reasons.push((general, 1)),
+        }
+    }
+
+    /// The reasons, commonest first.
+    pub fn top_invalid_reasons(&self, most: usize) -> Vec<(String, u64)> {
+        let mut reasons = self.invalid_reasons.clone();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        reasons.truncate(most);
+        reasons
+    }
+}

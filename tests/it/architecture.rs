@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 /// Top to bottom, as ARCHITECTURE.md draws them.
 const LAYERS: &[&[&str]] = &[
     &["app"],
-    &["demo"],
+    &["demo", "check"],
     &["campaign"],
     &["cli"],
-    &["report"],
+    &["report", "rejects"],
     &["ingest", "lease", "dispatch"],
     &["ledger"],
     &["plan", "retry", "throttle", "sandbox"],
@@ -161,6 +161,26 @@ fn only_the_ledger_speaks_sql() {
     for driver in ["rusqlite", "sqlx"] {
         let found = found_outside(driver, &["ledger"]);
         assert!(found.is_empty(), "{driver} outside src/ledger: {found:?}");
+    }
+}
+
+/// SQLite is spoken through rusqlite alone and PostgreSQL through sqlx
+/// alone: one driver, one kind of error and one set of connection settings
+/// per database.
+#[test]
+fn each_database_has_one_driver() {
+    for (backend, other_driver) in [("sqlite", "sqlx::"), ("postgres", "rusqlite")] {
+        let found: Vec<String> = sources()
+            .into_iter()
+            .filter(|(_, path, code)| {
+                path.components().any(|c| c.as_os_str() == backend) && code.contains(other_driver)
+            })
+            .map(|(_, path, _)| path.display().to_string())
+            .collect();
+        assert!(
+            found.is_empty(),
+            "{other_driver} in the {backend} backend: {found:?}"
+        );
     }
 }
 

@@ -214,22 +214,18 @@ async fn migrate_makes_the_ledger_and_a_ledger_from_a_newer_version_is_refused()
 
 /// Records a migration from the future in the ledger's migration table.
 async fn mark_newer(db: &str) {
-    use sqlx::Connection as _;
     let record = "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time)
          VALUES (9999, 'from the future', CURRENT_TIMESTAMP, TRUE, '\\x00', 0)";
     if db.starts_with("postgres") {
+        use sqlx::Connection as _;
         let mut connection = sqlx::PgConnection::connect(db).await.unwrap();
         sqlx::query(record).execute(&mut connection).await.unwrap();
         connection.close().await.unwrap();
     } else {
-        let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite://{db}"))
-            .await
+        let connection = rusqlite::Connection::open(db).unwrap();
+        connection
+            .execute(&record.replace("TRUE, '\\x00'", "1, x'00'"), [])
             .unwrap();
-        sqlx::query(&record.replace("TRUE, '\\x00'", "1, x'00'"))
-            .execute(&mut connection)
-            .await
-            .unwrap();
-        connection.close().await.unwrap();
     }
 }
 

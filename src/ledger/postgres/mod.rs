@@ -57,9 +57,9 @@ impl Postgres {
     /// error, not a new ledger.
     pub async fn open_with(url: &str, mode: OpenMode) -> Result<Postgres, LedgerError> {
         let shown = PathBuf::from(without_password(url));
-        let open_error = |source| LedgerError::Open {
+        let open_error = |source: sqlx::Error| LedgerError::Open {
             path: shown.clone(),
-            source,
+            source: source.into(),
         };
         let options = PgConnectOptions::from_str(url)
             .map_err(open_error)?
@@ -87,9 +87,9 @@ impl Postgres {
             .connect_with(options)
             .await
             .map_err(open_error)?;
-        let query_error = |source| LedgerError::Query {
+        let query_error = |source: sqlx::Error| LedgerError::Query {
             path: shown.clone(),
-            source,
+            source: source.into(),
         };
         let migrated: bool =
             sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
@@ -102,10 +102,7 @@ impl Postgres {
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
-            .map_err(|source| LedgerError::Migrate {
-                path: shown.clone(),
-                source,
-            })?;
+            .map_err(|e| migrate_error(&shown, e))?;
         let salt: String = sqlx::query_scalar("SELECT salt FROM ledger_salt")
             .fetch_one(&pool)
             .await
@@ -178,7 +175,7 @@ impl Postgres {
     fn query_error(&self, source: sqlx::Error) -> LedgerError {
         LedgerError::Query {
             path: self.shown.clone(),
-            source,
+            source: source.into(),
         }
     }
 
@@ -265,6 +262,28 @@ fn without_password(url: &str) -> String {
 /// Batch numbers as PostgreSQL takes an array of them.
 fn seq_array(seqs: &[BatchSeq]) -> Vec<i64> {
     seqs.iter().map(|seq| i64::from(*seq)).collect()
+}
+
+/// A failed migration as the ledger reports it: a ledger a newer
+/// nxcampaign migrated, or a statement that failed.
+fn migrate_error(shown: &std::path::Path, error: sqlx::migrate::MigrateError) -> LedgerError {
+    use sqlx::migrate::MigrateError;
+    match error {
+        MigrateError::VersionMissing(version) => LedgerError::Newer {
+            path: shown.to_owned(),
+            version,
+        },
+        MigrateError::Execute(source) | MigrateError::ExecuteMigration(source, _) => {
+            LedgerError::Query {
+                path: shown.to_owned(),
+                source: source.into(),
+            }
+        }
+        other => LedgerError::Corrupt {
+            path: shown.to_owned(),
+            message: other.to_string(),
+        },
+    }
 }
 
 #[cfg(test)]

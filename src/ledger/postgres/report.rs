@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use sqlx::Row as _;
 
 use super::Postgres;
-use crate::ledger::model::{CampaignStatus, OrderLine, OrderStream};
+use crate::ledger::model::{CampaignStatus, KeyKind, OrderLine, OrderStream};
 use crate::ledger::{CampaignId, LedgerError};
 use crate::outcome::{BatchState, OrderState};
 
@@ -16,6 +16,29 @@ use crate::outcome::{BatchState, OrderState};
 const PAGE: usize = 5_000;
 
 impl Postgres {
+    /// Which of `keys` (of one kind) the campaign's live orders hold, with
+    /// the line of the order holding each.
+    pub async fn known_keys(
+        &self,
+        campaign: CampaignId,
+        kind: KeyKind,
+        keys: Vec<String>,
+    ) -> Result<Vec<(String, u64)>, LedgerError> {
+        let found: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT key, line FROM order_keys WHERE campaign_id = $1 AND kind = $2 AND key = ANY($3)",
+        )
+        .bind(campaign.0)
+        .bind(kind as i16)
+        .bind(&keys)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        Ok(found
+            .into_iter()
+            .map(|(key, line)| (key, line as u64))
+            .collect())
+    }
+
     pub async fn status(
         &self,
         campaign: CampaignId,

@@ -9,47 +9,52 @@
 //!
 //! Both run on ingest's own connection ([`IngestWriter`]), from one blocking
 //! thread: binding each row to one prepared statement, borrowing its text,
-//! is several times faster than multi-row statements through the async
-//! driver, and staging is what a big file waits for.
+//! is several times faster than multi-row statements, and staging is what
+//! a big file waits for.
 //!
 //! A crash between the two leaves staged orders, which the next ingest
 //! plans; `status` counts them as pending.
 
 use rusqlite::{params, TransactionBehavior};
-use sqlx::Row as _;
 
-use super::{bulk_error, CampaignId, Fence, LedgerError, Sqlite};
+use super::{CampaignId, Fence, LedgerError, Sqlite};
 use crate::batch::BatchSeq;
 use crate::ledger::model::{Checkpoint, Planned, StagedChunk};
 use crate::outcome::{BatchState, OrderState};
 
 impl Sqlite {
     pub async fn checkpoint(&self, campaign: CampaignId) -> Result<Checkpoint, LedgerError> {
-        let row = sqlx::query(
-            "SELECT source_fingerprint, source_offset, source_line, source_path FROM campaigns WHERE id = ?",
-        )
-        .bind(campaign.0)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| self.query_error(e))?;
-        Ok(Checkpoint {
-            source: row.get(3),
-            fingerprint: row.get(0),
-            offset: row.get::<i64, _>(1) as u64,
-            line: row.get::<i64, _>(2) as u64,
+        self.read(move |this, conn| {
+            conn.query_row(
+                "SELECT source_fingerprint, source_offset, source_line, source_path FROM campaigns WHERE id = ?",
+                [campaign.0],
+                |row| {
+                    Ok(Checkpoint {
+                        source: row.get(3)?,
+                        fingerprint: row.get(0)?,
+                        offset: row.get::<_, i64>(1)? as u64,
+                        line: row.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .map_err(this.error())
         })
+        .await
     }
 
     /// The first unused batch sequence number of the campaign.
     pub async fn next_batch_seq(&self, campaign: CampaignId) -> Result<BatchSeq, LedgerError> {
-        let next: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE campaign_id = ?",
-        )
-        .bind(campaign.0)
-        .fetch_one(&self.pool)
+        self.read(move |this, conn| {
+            let next: i64 = conn
+                .query_row(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE campaign_id = ?",
+                    [campaign.0],
+                    |row| row.get(0),
+                )
+                .map_err(this.error())?;
+            this.batch_seq(next)
+        })
         .await
-        .map_err(|e| self.query_error(e))?;
-        self.batch_seq(next)
     }
 }
 
@@ -81,7 +86,7 @@ impl Sqlite {
     /// the async runtime), for the run that holds `fence`.
     pub fn ingest_writer(&self, fence: &Fence) -> Result<IngestWriter, LedgerError> {
         let campaign = fence.campaign;
-        let e = bulk_error(&self.path);
+        let e = self.error();
         let conn = self.bulk_connection()?;
         conn.execute_batch(
             "CREATE TEMP TABLE plan_suspects (id INTEGER PRIMARY KEY);
@@ -124,7 +129,7 @@ impl IngestWriter {
     /// moves the checkpoint, all or nothing.
     pub fn stage_chunk(&mut self, chunk: &StagedChunk<'_>, now_ms: i64) -> Result<(), LedgerError> {
         self.ledger.check_file()?;
-        let e = bulk_error(&self.ledger.path);
+        let e = self.ledger.error();
         let campaign = self.campaign;
         self.suspects_complete &= chunk.repeats_marked;
         let note_suspects = self.suspects_complete;
@@ -220,7 +225,7 @@ impl IngestWriter {
     /// key fails and commits nothing.
     pub fn plan_staged(&mut self) -> Result<Planned, LedgerError> {
         self.ledger.check_file()?;
-        let e = bulk_error(&self.ledger.path);
+        let e = self.ledger.error();
         let campaign = self.campaign;
         let suspects_complete = self.suspects_complete;
         // Planning sorts every staged key. While the suspects are known (up

@@ -1,13 +1,19 @@
 //! The SQLite backend: the embedded default, one file beside the job.
 //!
-//! Two connections kinds share the file: sqlx's pool for dispatch, leases
-//! and reports, and rusqlite connections of their own for ingest's bulk
-//! writes and the orders export, which bind borrowed text row by row.
+//! One driver, rusqlite, and one function ([`connect`]) that opens every
+//! connection to the file and sets its durability for what it is for.
+//! rusqlite is blocking: the async methods run their statements on
+//! tokio's blocking threads, each on a connection taken from a small set
+//! the handle keeps ([`Sqlite::write`], [`Sqlite::read`]); ingest and the
+//! orders export hold a connection of their own on one blocking thread,
+//! binding borrowed text row by row.
 
 mod dispatch;
 mod ingest;
 mod lease;
+mod migrate;
 mod report;
+mod scratch;
 
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
@@ -15,8 +21,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions as _, SqlitePool};
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior};
 
 pub use ingest::IngestWriter;
 
@@ -37,18 +42,81 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(300);
 /// process would read all of it back.
 const WAL_SIZE_LIMIT: i64 = 64 << 20;
 
-/// The error of a statement on a connection of ours (not the pool's).
-fn bulk_error(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
-    move |source| LedgerError::Bulk {
+/// How many connections a handle's async methods use at most (each holds
+/// its own page cache); calls beyond wait their turn.
+const CONNECTIONS: usize = 3;
+
+/// What a connection is for, which decides how it is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// The handle's own connections: dispatch, leases, reports. Every
+    /// commit reaches the disk before it returns (`synchronous = FULL`):
+    /// `sending` must be durable before a request leaves.
+    Durable,
+    /// Ingest's connection for bulk writes. Its commits skip the WAL's
+    /// fsync (`synchronous = NORMAL`: the WAL stays consistent; the last
+    /// commits may be lost with power, never torn). That is safe there:
+    /// staged rows and the checkpoint commit together, so a lost commit is
+    /// read again from the file; and the next `Durable` commit makes the
+    /// WAL durable up to and including it.
+    Bulk,
+    /// A read-only connection for long reads (the orders export).
+    ReadOnly,
+}
+
+/// Opens a connection to the ledger file for `purpose`: the only place
+/// that opens connections to a SQLite ledger.
+fn connect(path: &Path, purpose: Purpose) -> Result<Connection, LedgerError> {
+    let e = query_error(path);
+    let access = match purpose {
+        Purpose::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        Purpose::Durable | Purpose::Bulk => OpenFlags::SQLITE_OPEN_READ_WRITE,
+    };
+    // The file exists already (`open_with` made it, mode 0600).
+    let conn = Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|source| LedgerError::Open {
+            path: path.to_owned(),
+            source: source.into(),
+        })?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(e)?;
+    if purpose == Purpose::ReadOnly {
+        return Ok(conn);
+    }
+    let synchronous = match purpose {
+        Purpose::Bulk => "NORMAL",
+        _ => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(e)?;
+    conn.pragma_update(None, "foreign_keys", true).map_err(e)?;
+    // A WAL that grew beside a plan is cut back when it restarts.
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+        .map_err(e)?;
+    Ok(conn)
+}
+
+/// The error of a statement on the ledger at `path`.
+fn query_error(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
+    move |source| LedgerError::Query {
         path: path.to_owned(),
-        source,
+        source: source.into(),
     }
 }
 
 /// A handle on the ledger database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Sqlite {
-    pool: SqlitePool,
+    /// Idle connections of the handle's async methods. At least one stays
+    /// open for the handle's life: SQLite removes the WAL when the last
+    /// connection closes, and a WAL that vanishes under an open ledger
+    /// must mean that someone removed it.
+    idle: Arc<Mutex<Vec<Connection>>>,
+    /// One permit per connection in use, [`CONNECTIONS`] in all.
+    permits: Arc<tokio::sync::Semaphore>,
+    /// Held by a write transaction of this handle from its `BEGIN`: writes
+    /// of one process queue here, in order, rather than in SQLite's busy
+    /// handler, which polls with sleeps of up to 100 ms.
+    write_turn: Arc<Mutex<()>>,
     path: PathBuf,
     /// The file this handle opened, to notice when the path stops naming it.
     identity: Arc<FileIdentity>,
@@ -63,31 +131,17 @@ pub struct Sqlite {
 
 impl LedgerError {
     /// Whether this error is what another process creating the ledger at
-    /// the same moment causes.
+    /// the same moment causes: SQLITE_BUSY or SQLITE_LOCKED where SQLite
+    /// cannot wait (the switch to WAL).
     fn is_first_open_race(&self) -> bool {
-        let database_error = match self {
-            LedgerError::Open { source, .. } => source.as_database_error(),
-            LedgerError::Migrate {
-                source: sqlx::migrate::MigrateError::Execute(source),
-                ..
-            }
-            | LedgerError::Migrate {
-                source: sqlx::migrate::MigrateError::ExecuteMigration(source, _),
-                ..
-            } => source.as_database_error(),
-            _ => None,
+        let source = match self {
+            LedgerError::Open { source, .. } | LedgerError::Query { source, .. } => source,
+            _ => return false,
         };
-        database_error.is_some_and(|e| {
-            // SQLITE_BUSY and SQLITE_LOCKED (with extended codes), or a
-            // table the other process created first.
-            let code = e.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
-            // Or a migration the other process applied first: its table or
-            // column is there, or its row in `_sqlx_migrations`.
-            matches!(code & 0xff, 5 | 6)
-                || e.message().contains("already exists")
-                || e.message().contains("duplicate column name")
-                || e.message().contains("_sqlx_migrations.version")
-        })
+        matches!(
+            source.sqlite_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
     }
 }
 
@@ -103,8 +157,8 @@ impl Sqlite {
     /// one hard link is refused.
     ///
     /// Two processes creating the same new ledger at once collide on the
-    /// switch to WAL (which cannot wait on a lock) and on the first
-    /// migration; the loser tries again after a short pause.
+    /// switch to WAL (which cannot wait on a lock); the loser tries again
+    /// after a short pause.
     pub async fn open_with(path: &Path, mode: OpenMode) -> Result<Sqlite, LedgerError> {
         let created = match (mode, std::fs::symlink_metadata(path)) {
             (_, Ok(_)) => false,
@@ -138,74 +192,49 @@ impl Sqlite {
         // apart from SQLite's own locks): two runs started together on a
         // new or older ledger would otherwise race to migrate it.
         let file = take_turn_to_open(file).await;
-        let mut pause = Duration::from_millis(20);
-        let mut opened = Sqlite::open_once(path, &identity, created, &file).await;
-        for _ in 0..6 {
-            match opened {
-                Err(e) if e.is_first_open_race() => {
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
-                    opened = Sqlite::open_once(path, &identity, created, &file).await;
+        let path = path.to_owned();
+        let opening = Arc::clone(&file);
+        let opened = tokio::task::spawn_blocking(move || {
+            let mut pause = Duration::from_millis(20);
+            let mut opened = Sqlite::open_once(&path, &identity, created, &opening);
+            for _ in 0..6 {
+                match opened {
+                    Err(e) if e.is_first_open_race() => {
+                        std::thread::sleep(pause);
+                        pause *= 2;
+                        opened = Sqlite::open_once(&path, &identity, created, &opening);
+                    }
+                    _ => break,
                 }
-                _ => break,
             }
-        }
+            opened
+        })
+        .await
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
         let _ = file.unlock();
         opened
     }
 
-    async fn open_once(
+    /// Opens the first connection, switches the file to WAL, migrates it
+    /// and reads its salt (blocking).
+    fn open_once(
         path: &Path,
         identity: &Arc<FileIdentity>,
         created: bool,
         file: &Arc<std::fs::File>,
     ) -> Result<Sqlite, LedgerError> {
-        let open_error = |source| LedgerError::Open {
-            path: path.to_owned(),
-            source,
-        };
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(false)
-            .journal_mode(SqliteJournalMode::Wal)
-            // Every commit reaches the disk before it returns: `sending` must
-            // be durable before a request leaves.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT)
-            // A statement that waited for ingest's plan is not news.
-            .log_slow_statements(log::LevelFilter::Warn, BUSY_TIMEOUT)
-            // A WAL that grew beside a plan is cut back when it restarts.
-            .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string())
-            .foreign_keys(true);
-        // One connection stays open for the handle's life: SQLite removes
-        // the WAL when the last connection closes, and a WAL that vanishes
-        // under an open ledger must mean that someone removed it.
-        let pool = SqlitePoolOptions::new()
-            // Waiting for ingest's plan is expected, not worth a warning.
-            .acquire_slow_threshold(BUSY_TIMEOUT)
-            .max_connections(3)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await
-            .map_err(open_error)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|source| LedgerError::Migrate {
-                path: path.to_owned(),
-                source,
-            })?;
-        let salt: String = sqlx::query_scalar("SELECT salt FROM ledger_salt")
-            .fetch_one(&pool)
-            .await
-            .map_err(|source| LedgerError::Query {
-                path: path.to_owned(),
-                source,
-            })?;
+        let e = query_error(path);
+        let mut conn = connect(path, Purpose::Durable)?;
+        // Persistent in the file; a no-op once it is WAL.
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
+        migrate::run(&mut conn, path)?;
+        let salt: String = conn
+            .query_row("SELECT salt FROM ledger_salt", [], |row| row.get(0))
+            .map_err(e)?;
         Ok(Sqlite {
-            pool,
+            idle: Arc::new(Mutex::new(vec![conn])),
+            permits: Arc::new(tokio::sync::Semaphore::new(CONNECTIONS)),
+            write_turn: Arc::new(Mutex::new(())),
             path: path.to_owned(),
             identity: Arc::clone(identity),
             salt: salt.into(),
@@ -246,99 +275,146 @@ impl Sqlite {
         name: &CampaignName,
         now_ms: i64,
     ) -> Result<CampaignId, LedgerError> {
-        sqlx::query("INSERT INTO campaigns (name, created_at_ms) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
-            .bind(name.as_str())
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.query_error(e))?;
-        self.campaign(name.as_str()).await
+        let name = name.as_str().to_owned();
+        self.write(move |this, tx| {
+            tx.execute(
+                "INSERT INTO campaigns (name, created_at_ms) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                rusqlite::params![name, now_ms],
+            )
+            .map_err(this.error())?;
+            this.campaign_on(tx, &name)
+        })
+        .await
     }
 
     /// The id of an existing campaign.
     pub async fn campaign(&self, name: &str) -> Result<CampaignId, LedgerError> {
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM campaigns WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
+        let name = name.to_owned();
+        self.read(move |this, conn| this.campaign_on(conn, &name))
             .await
-            .map_err(|e| self.query_error(e))?;
-        id.map(CampaignId)
-            .ok_or_else(|| LedgerError::UnknownCampaign {
-                path: self.path.clone(),
-                name: name.to_owned(),
-            })
+    }
+
+    fn campaign_on(&self, conn: &Connection, name: &str) -> Result<CampaignId, LedgerError> {
+        conn.query_row("SELECT id FROM campaigns WHERE name = ?", [name], |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(self.error())?
+        .map(CampaignId)
+        .ok_or_else(|| LedgerError::UnknownCampaign {
+            path: self.path.clone(),
+            name: name.to_owned(),
+        })
     }
 
     /// Every campaign name, in the order they were created.
     pub async fn campaign_names(&self) -> Result<Vec<String>, LedgerError> {
-        sqlx::query_scalar("SELECT name FROM campaigns ORDER BY id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.query_error(e))
+        self.read(|this, conn| {
+            let mut statement = conn
+                .prepare("SELECT name FROM campaigns ORDER BY id")
+                .map_err(this.error())?;
+            let names = statement
+                .query_map([], |row| row.get(0))
+                .map_err(this.error())?
+                .collect::<Result<_, _>>()
+                .map_err(this.error())?;
+            Ok(names)
+        })
+        .await
     }
 
-    /// Closes the pool, checkpointing the WAL.
+    /// Closes the handle's idle connections; the last connection to close
+    /// checkpoints the WAL.
     pub async fn close(&self) {
-        self.pool.close().await;
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        let _ = tokio::task::spawn_blocking(move || drop(idle)).await;
     }
 
-    /// A transaction that holds the write lock from its first statement
+    /// Runs `work` in a write transaction on a blocking thread, committing
+    /// what it returns `Ok` for (durably: see [`Purpose::Durable`]) and
+    /// rolling back the rest.
+    ///
+    /// The transaction holds the write lock from its first statement
     /// (`BEGIN IMMEDIATE`): one that read first and wrote later could not
     /// wait for a busy ledger and would fail at once with "database is
-    /// locked" when another process wrote in between.
-    async fn write_transaction(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, LedgerError> {
-        self.check_file()?;
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
+    /// locked" when another process wrote in between. Every write first
+    /// checks that the path still names the file this handle opened.
+    async fn write<T, F>(&self, work: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Sqlite, &rusqlite::Transaction<'_>) -> Result<T, LedgerError> + Send + 'static,
+    {
+        self.on_connection(move |this, conn| {
+            this.check_file()?;
+            let _turn = this.write_turn.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(this.error())?;
+            let done = work(this, &tx)?;
+            tx.commit().map_err(this.error())?;
+            Ok(done)
+        })
+        .await
+    }
+
+    /// Runs `work` (reads, or one statement that writes) on a blocking
+    /// thread.
+    async fn read<T, F>(&self, work: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Sqlite, &Connection) -> Result<T, LedgerError> + Send + 'static,
+    {
+        self.on_connection(move |this, conn| work(this, conn)).await
+    }
+
+    /// Runs `work` on a blocking thread with one of the handle's
+    /// connections, opening one when none is idle, once one of the
+    /// [`CONNECTIONS`] is free. A transaction `work` left open is rolled
+    /// back when it is dropped, so the connection goes back clean. The work
+    /// runs to its end even if the caller stops waiting: a transaction is
+    /// never cut in half.
+    async fn on_connection<T, F>(&self, work: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Sqlite, &mut Connection) -> Result<T, LedgerError> + Send + 'static,
+    {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
             .await
-            .map_err(|e| self.query_error(e))
+            .expect("the semaphore is never closed");
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let taken = this.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let mut conn = match taken {
+                Some(conn) => conn,
+                None => connect(&this.path, Purpose::Durable)?,
+            };
+            let done = work(&this, &mut conn);
+            this.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
+            done
+        })
+        .await
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
     }
 
     /// Ingest's own connection, for bulk writes on one blocking thread.
-    ///
-    /// Its commits skip the WAL's fsync (the WAL stays consistent; the last
-    /// commits may be lost with power, never torn). That is safe here:
-    /// staged rows and the checkpoint commit together, so a lost commit is
-    /// read again from the file; and the next `sending` commit of the pool
-    /// (synchronous FULL, see `open_once`) makes the WAL durable up to and
-    /// including it. This, `read_connection` and `open_once` are the only
-    /// places that open connections to a SQLite ledger.
-    fn bulk_connection(&self) -> Result<rusqlite::Connection, LedgerError> {
-        let e = bulk_error(&self.path);
-        let conn = rusqlite::Connection::open_with_flags(
-            &self.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(e)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(e)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(e)?;
-        conn.pragma_update(None, "foreign_keys", true).map_err(e)?;
-        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
-            .map_err(e)?;
-        Ok(conn)
+    fn bulk_connection(&self) -> Result<Connection, LedgerError> {
+        connect(&self.path, Purpose::Bulk)
     }
 
     /// A read-only connection of its own, for long reads on one blocking
     /// thread.
-    fn read_connection(&self) -> Result<rusqlite::Connection, LedgerError> {
-        let e = bulk_error(&self.path);
-        let conn = rusqlite::Connection::open_with_flags(
-            &self.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(e)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(e)?;
-        Ok(conn)
+    fn read_connection(&self) -> Result<Connection, LedgerError> {
+        connect(&self.path, Purpose::ReadOnly)
     }
 
-    fn query_error(&self, source: sqlx::Error) -> LedgerError {
-        LedgerError::Query {
-            path: self.path.clone(),
-            source,
-        }
+    /// Turns a statement's error into the ledger's.
+    fn error(&self) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
+        query_error(&self.path)
     }
 
     /// A batch number as the ledger stores it; anything else is corrupt.

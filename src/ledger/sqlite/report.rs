@@ -6,8 +6,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use sqlx::Row as _;
-
 use super::{CampaignId, LedgerError, Sqlite};
 use crate::ledger::model::{CampaignStatus, OrderLine, OrderStream};
 use crate::outcome::{BatchState, OrderState};
@@ -18,45 +16,51 @@ impl Sqlite {
         campaign: CampaignId,
         name: &str,
     ) -> Result<CampaignStatus, LedgerError> {
-        let rows_read: i64 = sqlx::query_scalar("SELECT rows_read FROM campaigns WHERE id = ?")
-            .bind(campaign.0)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.query_error(e))?;
-        let batch_rows = sqlx::query(
-            "SELECT state, COUNT(*), COALESCE(SUM(size), 0) FROM batches WHERE campaign_id = ? GROUP BY state",
-        )
-        .bind(campaign.0)
-        .fetch_all(&self.pool)
+        let name = name.to_owned();
+        self.read(move |this, conn| {
+            let e = this.error();
+            // One snapshot for every count.
+            let snapshot = conn.unchecked_transaction().map_err(e)?;
+            let rows_read: i64 = snapshot
+                .query_row("SELECT rows_read FROM campaigns WHERE id = ?", [campaign.0], |row| {
+                    row.get(0)
+                })
+                .map_err(e)?;
+            let mut batches = Vec::new();
+            let mut statement = snapshot
+                .prepare(
+                    "SELECT state, COUNT(*), COALESCE(SUM(size), 0) FROM batches WHERE campaign_id = ? GROUP BY state",
+                )
+                .map_err(e)?;
+            let mut rows = statement.query([campaign.0]).map_err(e)?;
+            while let Some(row) = rows.next().map_err(e)? {
+                let state: String = row.get(0).map_err(e)?;
+                let state: BatchState = this.parse_state(&state)?;
+                let count: i64 = row.get(1).map_err(e)?;
+                let orders: i64 = row.get(2).map_err(e)?;
+                batches.push((state, count as u64, orders as u64));
+            }
+            let mut set_aside = Vec::new();
+            let mut statement = snapshot
+                .prepare(
+                    "SELECT set_aside, COUNT(*) FROM orders WHERE campaign_id = ? AND set_aside IS NOT NULL GROUP BY set_aside",
+                )
+                .map_err(e)?;
+            let mut rows = statement.query([campaign.0]).map_err(e)?;
+            while let Some(row) = rows.next().map_err(e)? {
+                let state: String = row.get(0).map_err(e)?;
+                let state: OrderState = this.parse_state(&state)?;
+                let count: i64 = row.get(1).map_err(e)?;
+                set_aside.push((state, count as u64));
+            }
+            Ok(CampaignStatus::from_counts(
+                &name,
+                rows_read as u64,
+                batches,
+                set_aside,
+            ))
+        })
         .await
-        .map_err(|e| self.query_error(e))?;
-        let mut batches = Vec::with_capacity(batch_rows.len());
-        for row in batch_rows {
-            let state: BatchState = self.parse_state(row.get::<&str, _>(0))?;
-            batches.push((
-                state,
-                row.get::<i64, _>(1) as u64,
-                row.get::<i64, _>(2) as u64,
-            ));
-        }
-        let set_aside_rows = sqlx::query(
-            "SELECT set_aside, COUNT(*) FROM orders WHERE campaign_id = ? AND set_aside IS NOT NULL GROUP BY set_aside",
-        )
-        .bind(campaign.0)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.query_error(e))?;
-        let mut set_aside = Vec::with_capacity(set_aside_rows.len());
-        for row in set_aside_rows {
-            let state: OrderState = self.parse_state(row.get::<&str, _>(0))?;
-            set_aside.push((state, row.get::<i64, _>(1) as u64));
-        }
-        Ok(CampaignStatus::from_counts(
-            name,
-            rows_read as u64,
-            batches,
-            set_aside,
-        ))
     }
 
     /// Streams the campaign's orders in input order, optionally only those in
@@ -71,7 +75,7 @@ impl Sqlite {
         state: Option<OrderState>,
         sink: OrderStream<'_>,
     ) -> Result<(), LedgerError> {
-        let e = super::bulk_error(&self.path);
+        let e = self.error();
         let mut conn = self.read_connection()?;
         let snapshot = conn.transaction().map_err(e)?;
         // Orders in a batch take its state and last answer: the batches are

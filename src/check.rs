@@ -1,0 +1,249 @@
+//! `check`: a dry run. The job's whole contact file goes through the same
+//! reader, validation and planner as `run`, into a scratch ledger; the
+//! orders the real ledger already holds are set aside as a run would set
+//! them aside; and what a run would send is printed. Nothing is written to
+//! the real ledger and nothing is sent.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::campaign::{credentials_from_env, hold_to_read, Error, Exit};
+use crate::clock::now_ms;
+use crate::ingest::{self, IngestReport};
+use crate::job::Job;
+use crate::ledger::{CampaignStatus, Ledger, LedgerError, Preview, Scratch};
+use crate::nxlink::{self, wire};
+use crate::outcome::OrderState;
+use crate::rejects::write_rejects;
+use crate::report::terminal_safe;
+
+/// Contacts of the example request shown in full; the rest are counted.
+const EXAMPLE_CONTACTS: usize = 3;
+
+/// What a run of the job would do now.
+#[derive(Debug)]
+pub struct CheckReport {
+    pub ingest: IngestReport,
+    pub status: CampaignStatus,
+    /// Valid rows whose phone or order id the real ledger's campaign holds.
+    pub already_known: u64,
+    pub preview: Preview,
+    /// Rows written to the rejects file, when one was asked for.
+    pub rejects: Option<u64>,
+    /// Why the job could not run; empty when it could.
+    pub problems: Vec<String>,
+}
+
+/// Checks `job` against `real` (its ledger, if it exists yet), writing the
+/// rejected rows to `rejects` when asked.
+pub async fn check(
+    real: Option<&Ledger>,
+    job: &Job,
+    rejects: Option<&Path>,
+) -> Result<CheckReport, Error> {
+    let mut problems = Vec::new();
+    if let Err(e) = credentials_from_env(&job.api) {
+        problems.push(e.to_string());
+    }
+    let known_campaign = match real {
+        Some(real) => match real.campaign(job.name.as_str()).await {
+            Ok(id) => Some((real, id)),
+            Err(LedgerError::UnknownCampaign { .. }) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let scratch = Scratch::create(real.map(Ledger::order_id_salt)).await?;
+    let (campaign, held) = hold_to_read(scratch.ledger(), job).await?;
+    let ingested = ingest::ingest(
+        scratch.ledger(),
+        job,
+        held.fence(),
+        now_ms(),
+        Arc::new(AtomicBool::new(false)),
+        None,
+    )
+    .await;
+    held.release().await?;
+    let ingest = ingested?;
+    let already_known = match known_campaign {
+        Some((real, id)) => scratch.set_aside_known(campaign, real, id).await?,
+        None => 0,
+    };
+    let status = scratch.ledger().status(campaign, job.name.as_str()).await?;
+    let preview = scratch.preview(campaign).await?;
+    let rejects = match rejects {
+        Some(path) => {
+            let ledger = scratch.ledger().clone();
+            Some(
+                tokio::task::block_in_place(|| {
+                    write_rejects(&ledger, campaign, job, None, 0, path)
+                })
+                .map_err(|e| Error::Usage(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    scratch.close().await;
+    Ok(CheckReport {
+        ingest,
+        status,
+        already_known,
+        preview,
+        rejects,
+        problems,
+    })
+}
+
+impl CheckReport {
+    /// Orders a run would send.
+    pub fn new_orders(&self) -> u64 {
+        self.preview
+            .countries
+            .iter()
+            .map(|(_, orders, _)| orders)
+            .sum()
+    }
+
+    fn batches(&self) -> u64 {
+        self.preview
+            .countries
+            .iter()
+            .map(|(_, _, batches)| batches)
+            .sum()
+    }
+
+    /// 0 when the job could run, 2 when it could not.
+    pub fn exit(&self) -> Exit {
+        if self.problems.is_empty() {
+            Exit::Done
+        } else {
+            Exit::BadInput
+        }
+    }
+
+    /// The report as people read it.
+    pub fn write(&self, job: &Job, job_file: &Path, out: &mut dyn Write) -> io::Result<()> {
+        let status = &self.status;
+        let invalid = status.orders_in(OrderState::Invalid);
+        let duplicates = status.orders_in(OrderState::Duplicate);
+        writeln!(
+            out,
+            "{}: {} row(s) read (the whole file; nothing written, nothing sent)",
+            job.contacts.display(),
+            status.rows_read
+        )?;
+        writeln!(
+            out,
+            "  valid                  {:>10}",
+            status.rows_read - invalid
+        )?;
+        writeln!(out, "  invalid                {invalid:>10}")?;
+        for (reason, n) in self.preview.top_invalid_reasons(5) {
+            writeln!(out, "      {n:>8}  {}", terminal_safe(&reason))?;
+        }
+        writeln!(
+            out,
+            "  duplicates in the file {:>10}",
+            duplicates - self.already_known
+        )?;
+        writeln!(out, "  already in the ledger  {:>10}", self.already_known)?;
+        writeln!(out, "  new orders             {:>10}", self.new_orders())?;
+        if let Some(waiting) = &self.ingest.waiting {
+            writeln!(out, "  left for a later run: {}", terminal_safe(waiting))?;
+        }
+        writeln!(out, "batches (at most {} contacts each):", job.batch_size)?;
+        for (country, orders, batches) in &self.preview.countries {
+            writeln!(
+                out,
+                "  {country}  {orders:>10} order(s) in {batches} batch(es)"
+            )?;
+        }
+        let rate = job.limits.requests_per_second;
+        writeln!(
+            out,
+            "sending: {} request(s) at {rate} a second take at least {}",
+            self.batches(),
+            human_duration(Duration::from_secs_f64(self.batches() as f64 / rate))
+        )?;
+        if let Some((seq, country, orders)) = &self.preview.first_batch {
+            writeln!(out, "first request, as it would be sent:")?;
+            write_example(out, job, *seq, country, orders)?;
+        }
+        if let Some(rows) = self.rejects {
+            writeln!(out, "rejects file: {rows} row(s)")?;
+        }
+        if self.problems.is_empty() {
+            writeln!(
+                out,
+                "the job can run: `nxcampaign run {}` would send {} order(s) in {} request(s)",
+                job_file.display(),
+                self.new_orders(),
+                self.batches()
+            )?;
+        } else {
+            writeln!(out, "the job cannot run:")?;
+            for problem in &self.problems {
+                writeln!(out, "  - {problem}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One request as it would leave: URL, headers (the access key and the
+/// signature masked) and the body, its contact list cut to a few.
+fn write_example(
+    out: &mut dyn Write,
+    job: &Job,
+    seq: crate::batch::BatchSeq,
+    country: &str,
+    orders: &[crate::batch::BatchOrder],
+) -> io::Result<()> {
+    let shown = &orders[..orders.len().min(EXAMPLE_CONTACTS)];
+    let body = wire::create_and_call_body(&job.task, country, seq, shown);
+    let body: serde_json::Value = serde_json::from_slice(&body).map_err(io::Error::other)?;
+    writeln!(
+        out,
+        "  POST {}{}",
+        job.api.base_url,
+        nxlink::CREATE_AND_CALL_PATH
+    )?;
+    for (name, value) in [
+        ("Content-Type", "application/json".to_owned()),
+        ("accessKey", "****".to_owned()),
+        ("ts", now_ms().to_string()),
+        ("bizType", nxlink::BIZ_TYPE_CC.to_owned()),
+        ("action", nxlink::ACTION_CC.to_owned()),
+        ("sign", "****".to_owned()),
+    ] {
+        writeln!(out, "  {name}: {value}")?;
+    }
+    let pretty = serde_json::to_string_pretty(&body).map_err(io::Error::other)?;
+    for line in pretty.lines() {
+        writeln!(out, "  {}", terminal_safe(line))?;
+    }
+    if orders.len() > shown.len() {
+        writeln!(
+            out,
+            "  (callList cut to its first {} of {} contacts)",
+            shown.len(),
+            orders.len()
+        )?;
+    }
+    Ok(())
+}
+
+/// `2h 05m`, `3m 20s`, `45s`, `< 1s`.
+fn human_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        0 => "< 1s".to_owned(),
+        1..=59 => format!("{seconds}s"),
+        60..=3599 => format!("{}m {:02}s", seconds / 60, seconds % 60),
+        _ => format!("{}h {:02}m", seconds / 3600, (seconds % 3600) / 60),
+    }
+}
