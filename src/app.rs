@@ -190,7 +190,7 @@ async fn ingest_only(db: Option<&str>, job_path: &Path) -> Result<Exit, Error> {
     ledger.close().await;
     Ok(if stopped || ingested.waiting.is_some() {
         Exit::TryLater
-    } else if status.orders_in(OrderState::Invalid) > 0 {
+    } else if ingested.invalid > 0 {
         Exit::Attention
     } else {
         Exit::Done

@@ -18,7 +18,6 @@ use crate::job::{ApiSettings, Job, JobError, RateScope};
 use crate::lease::{Acquired, Lease, LeaseSettings, OnPresumedDead, Runner, TakenOver};
 use crate::ledger::{CampaignId, CampaignStatus, Fence, LeaseHolder, Ledger, LedgerError};
 use crate::nxlink::{Client, Credentials};
-use crate::outcome::{BatchState, OrderState};
 use crate::report::{self, Progress};
 use crate::throttle::{self, Throttle};
 
@@ -121,6 +120,10 @@ pub struct CampaignRun {
     pub ingest: IngestReport,
     pub ending: Ending,
     pub status: CampaignStatus,
+    /// Batches that came to need attention in this run: attempts that
+    /// ended rejected, failed or uncertain, and batches an earlier run
+    /// left `sending` (now uncertain). Old trouble is not news.
+    pub new_trouble: u64,
 }
 
 impl CampaignRun {
@@ -129,7 +132,7 @@ impl CampaignRun {
         match self.ending {
             Ending::Stopped(_) => Exit::Stopped,
             Ending::Interrupted | Ending::TimeUp | Ending::VendorFailing { .. } => Exit::TryLater,
-            Ending::Finished if needs_attention(&self.status) => Exit::Attention,
+            Ending::Finished if self.new_trouble > 0 || self.ingest.invalid > 0 => Exit::Attention,
             // Part of the file waits to be written: cron should come back.
             Ending::Finished if self.ingest.waiting.is_some() => Exit::TryLater,
             Ending::Finished => Exit::Done,
@@ -152,7 +155,7 @@ pub async fn run_campaign(
     if ledger.several_runners() {
         return run_as_one_of_several(ledger, job, credentials, shutdown, deadline, progress).await;
     }
-    let (campaign, lease) = hold_campaign(ledger, job).await?;
+    let (campaign, lease, recovered) = hold_campaign(ledger, job).await?;
     let dispatch = dispatch_for(job, lease.fence(), credentials, deadline, None)?;
     let stop_reading = Arc::new(AtomicBool::new(false));
     let (feed, planned) = tokio::sync::watch::channel(());
@@ -183,7 +186,10 @@ pub async fn run_campaign(
     )
     .await;
     lease.release().await?;
-    run
+    run.map(|run| CampaignRun {
+        new_trouble: run.new_trouble + recovered,
+        ..run
+    })
 }
 
 /// One runner among any number, on any hosts, working on one campaign of a
@@ -331,7 +337,7 @@ impl Held {
 /// Holds the job's campaign for reading its file (`ingest`).
 pub(crate) async fn hold_to_read(ledger: &Ledger, job: &Job) -> Result<(CampaignId, Held), Error> {
     if !ledger.several_runners() {
-        let (campaign, lease) = hold_campaign(ledger, job).await?;
+        let (campaign, lease, _) = hold_campaign(ledger, job).await?;
         return Ok((campaign, Held::Lease(lease)));
     }
     let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
@@ -414,11 +420,12 @@ fn dispatch_for(
 
 /// The job's campaign, created on first use, with its lease held: no other
 /// run ingests or sends for it until the lease is released, and a run that
-/// loses it writes nothing more.
+/// loses it writes nothing more. Also says how many batches an earlier run
+/// had left `sending` (now `uncertain`).
 pub(crate) async fn hold_campaign(
     ledger: &Ledger,
     job: &Job,
-) -> Result<(CampaignId, Lease), Error> {
+) -> Result<(CampaignId, Lease, u64), Error> {
     let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
     let settings = lease_settings(job);
     let mut watching = |holder: &LeaseHolder| {
@@ -463,7 +470,7 @@ pub(crate) async fn hold_campaign(
                     "warning: {recovered} batch(es) were being sent when an earlier run ended or lost the campaign; they are now uncertain and will not be re-sent on their own (see `nxcampaign resend --help`){fence}"
                 );
             }
-            Ok((campaign, lease))
+            Ok((campaign, lease, recovered))
         }
     }
 }
@@ -570,6 +577,7 @@ async fn read_and_send(
         ingest,
         ending,
         status,
+        new_trouble: progress.attention(),
     })
 }
 
@@ -690,13 +698,6 @@ pub async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-fn needs_attention(status: &CampaignStatus) -> bool {
-    BatchState::ALL
-        .into_iter()
-        .any(|s| s.needs_attention() && status.batches_in(s) > 0)
-        || status.orders_in(OrderState::Invalid) > 0
 }
 
 fn report_ingest(ingest: &IngestReport) {

@@ -30,7 +30,8 @@ pub struct Cli {
 pub enum Command {
     /// Ingest what is new in the job's contact file, then send every due batch.
     ///
-    /// Exit codes: 0 done, 1 done but some orders need attention, 2 bad job
+    /// Exit codes: 0 done, 1 done but this run found something new that needs
+    /// attention (invalid rows, batches rejected, failed or uncertain), 2 bad job
     /// or input (nothing sent), 3 stopped (authentication, ledger), 75 try
     /// again later (interrupted, campaign busy).
     Run {

@@ -220,6 +220,9 @@ pub struct Progress {
     accepted_orders: u64,
     /// Accepted batches when the count was last shown.
     shown_batches: u64,
+    /// Batches whose attempt in this run left them in a state that needs
+    /// attention (rejected, failed, uncertain).
+    attention: u64,
 }
 
 impl Default for Progress {
@@ -237,6 +240,7 @@ impl Progress {
             accepted_batches: 0,
             accepted_orders: 0,
             shown_batches: 0,
+            attention: 0,
         }
     }
 
@@ -252,8 +256,17 @@ impl Progress {
                     self.show_count();
                 }
             }
-            Event::Attempted(report) => eprintln!("{}", describe_attempt(&report)),
+            Event::Attempted(report) => {
+                self.attention += u64::from(report.state.needs_attention());
+                eprintln!("{}", describe_attempt(&report))
+            }
         }
+    }
+
+    /// Batches this run left needing attention (rejected, failed,
+    /// uncertain), as its attempts ended.
+    pub fn attention(&self) -> u64 {
+        self.attention
     }
 
     /// The final count, once the run is over.

@@ -79,3 +79,53 @@ async fn a_reader_that_stops_early_ends_the_output_quietly_with_exit_0() {
         assert_eq!(stderr(&output), "", "{args:?}");
     }
 }
+
+/// Cron runs the same job again and again: old trouble (invalid rows read,
+/// a batch rejected, by earlier runs) is not news, so a re-run with nothing
+/// new exits 0; new trouble exits 1 again. Off a terminal, nothing writes
+/// colour codes, even with logs on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cron_rerun_with_nothing_new_exits_0_without_colour_codes() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix {
+        valid: 40,
+        invalid: 2,
+        duplicates: 1,
+    });
+    let first = campaign.run().await;
+    assert_eq!(exit_code(&first), 1, "{}", stderr(&first));
+
+    let again = nxcampaign(&campaign.db())
+        .env("NXLINK_ACCESS_KEY", nxcampaign::sandbox::DEFAULT_ACCESS_KEY)
+        .env(
+            "NXLINK_ACCESS_SECRET",
+            nxcampaign::sandbox::DEFAULT_ACCESS_SECRET,
+        )
+        .env("NXCAMPAIGN_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .arg("run")
+        .arg(campaign.job_path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(exit_code(&again), 0, "{}", stderr(&again));
+    for (what, bytes) in [("stdout", &again.stdout), ("stderr", &again.stderr)] {
+        assert!(!bytes.contains(&0x1b), "an escape code in {what}");
+    }
+    assert!(
+        stderr(&again).contains("DEBUG"),
+        "logs were on: {}",
+        stderr(&again)
+    );
+
+    // A new invalid row is news.
+    campaign.append_contacts(Mix {
+        valid: 5,
+        invalid: 1,
+        duplicates: 0,
+    });
+    let news = campaign.run().await;
+    assert_eq!(exit_code(&news), 1, "{}", stderr(&news));
+    assert_eq!(exit_code(&campaign.run().await), 0);
+}
