@@ -11,19 +11,21 @@ use crate::campaign::{
     Error, Exit,
 };
 use crate::check::check;
-use crate::cli::{Cli, Command};
-use crate::clock::{format_utc, now_ms};
+use crate::cli::{Cli, Command, ListFormat, SuppressAction};
+use crate::clock::{format_utc, now_ms, rfc3339};
 #[cfg(feature = "sandbox")]
 use crate::demo;
 use crate::ingest::resume_point;
 use crate::job::{Job, LedgerLocation};
 use crate::lease;
-use crate::ledger::{Ledger, LedgerError, OpenMode, Resend};
+use crate::ledger::{Ledger, LedgerError, OpenMode, Resend, Scope, SuppressionEntry};
 use crate::outcome::{BatchState, OrderState};
+use crate::phone::Country;
 use crate::rejects::write_rejects;
 use crate::report::{self, OrderWriter, Progress};
 #[cfg(feature = "sandbox")]
 use crate::sandbox::{Faults, Sandbox};
+use crate::suppress;
 
 /// Runs one parsed command line.
 pub async fn execute(cli: Cli) -> Result<Exit, Error> {
@@ -70,6 +72,7 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             };
             resend(db, &campaign, from, &batches).await
         }
+        Command::Suppress { action } => suppress_command(db, action).await,
         Command::Migrate { job } => {
             let job = job.map(|path| Job::load(&path, None)).transpose()?;
             let ledger = Ledger::open_with(
@@ -115,6 +118,7 @@ async fn run(
     let job = Job::load(job_path, base_url.as_deref())?;
     let credentials = credentials_from_env(&job.api)?;
     let ledger = open_job_ledger(db, &job).await?;
+    load_job_lists(&ledger, &job).await?;
     // Where this run's read begins, for its rejects file.
     let read_before = match (rejects, ledger.campaign(job.name.as_str()).await) {
         (None, _) => None,
@@ -179,6 +183,7 @@ async fn dry_run(db: Option<&str>, job_path: &Path, rejects: Option<&Path>) -> R
 async fn ingest_only(db: Option<&str>, job_path: &Path) -> Result<Exit, Error> {
     let job = Job::load(job_path, None)?;
     let ledger = open_job_ledger(db, &job).await?;
+    load_job_lists(&ledger, &job).await?;
     let (campaign, held) = hold_to_read(&ledger, &job).await?;
     let ingested = ingest_until(&ledger, &job, held.fence(), graceful_shutdown()).await;
     held.release().await?;
@@ -232,11 +237,7 @@ async fn resend(
 ) -> Result<Exit, Error> {
     let (ledger, campaign) = open_for(db, campaign).await?;
     let id = ledger.campaign(&campaign).await?;
-    let requested_by = format!(
-        "{}@{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-        lease::hostname()
-    );
+    let requested_by = requested_by();
     let now = now_ms();
     let resent = ledger
         .resend(
@@ -284,6 +285,105 @@ async fn resend(
     } else {
         Exit::Done
     })
+}
+
+/// `suppress add|import|remove|list`, on the ledger `--db` names (else
+/// `nxcampaign.db` here). Adding may create the ledger: a do-not-call list
+/// loaded before the first campaign is a list kept.
+async fn suppress_command(db: Option<&str>, action: SuppressAction) -> Result<Exit, Error> {
+    let location = ledger_location(db, None);
+    let country = |raw: Option<String>| {
+        raw.map(|cc| Country::parse(&cc).map_err(|e| Error::Usage(format!("--country: {e}"))))
+            .transpose()
+    };
+    let (inputs, args) = match action {
+        SuppressAction::List { format } => {
+            let ledger = Ledger::open_with(&location, OpenMode::MustExist).await?;
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            suppress::write_list(&ledger, format == ListFormat::Json, &mut out).await?;
+            out.flush()?;
+            return Ok(Exit::Done);
+        }
+        SuppressAction::Remove {
+            numbers,
+            country: cc,
+        } => {
+            let ledger = Ledger::open_with(&location, OpenMode::MustExist).await?;
+            let reading = suppress::Reading {
+                country: country(cc)?,
+            };
+            let tally = suppress::for_each_chunk(&numbers, reading, |phones| {
+                ledger.unsuppress(phones, Scope::Every)
+            })
+            .await?;
+            println!("removed {} number(s) from the do-not-call list", tally.done);
+            ledger.close().await;
+            return Ok(if tally.skipped > 0 {
+                Exit::Attention
+            } else {
+                Exit::Done
+            });
+        }
+        SuppressAction::Add { numbers, entry } => (numbers, entry),
+        SuppressAction::Import { file, entry } => {
+            if !file.is_file() {
+                return Err(Error::Usage(format!("{}: no such file", file.display())));
+            }
+            (vec![file.to_string_lossy().into_owned()], entry)
+        }
+    };
+    let ledger = Ledger::open_with(&location, OpenMode::CreateIfMissing).await?;
+    eprintln!("ledger: {}", ledger.shown());
+    let reading = suppress::Reading {
+        country: country(args.country)?,
+    };
+    let entry = SuppressionEntry {
+        scope: Scope::Every,
+        reason: args.reason,
+        until_ms: args.until,
+        added_at_ms: now_ms(),
+        source: requested_by(),
+    };
+    let tally = suppress::add(&ledger, &inputs, reading, &entry).await?;
+    println!(
+        "{} number(s) on the do-not-call list for every campaign{}{}",
+        tally.done,
+        entry
+            .until_ms
+            .map(|until| format!(" until {}", rfc3339(until)))
+            .unwrap_or_default(),
+        if tally.skipped > 0 {
+            format!("; {} skipped (not numbers)", tally.skipped)
+        } else {
+            String::new()
+        }
+    );
+    ledger.close().await;
+    Ok(if tally.skipped > 0 {
+        Exit::Attention
+    } else {
+        Exit::Done
+    })
+}
+
+/// Brings the campaign's part of the do-not-call list in line with the
+/// job's own list files, before anything is planned or sent.
+async fn load_job_lists(ledger: &Ledger, job: &Job) -> Result<(), Error> {
+    let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
+    let listed = suppress::load_job_lists(ledger, campaign, job).await?;
+    if listed > 0 {
+        eprintln!("do-not-call: {listed} number(s) in the job's list files");
+    }
+    Ok(())
+}
+
+/// Who asked, as the ledger records it: `user@host`.
+fn requested_by() -> String {
+    format!(
+        "{}@{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        lease::hostname()
+    )
 }
 
 /// The ledger a command uses: `--db` (or `NXCAMPAIGN_DB`) first, then the

@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -208,7 +208,14 @@ pub async fn run_as_one_of_several(
     progress: &mut Progress,
 ) -> Result<CampaignRun, Error> {
     let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
-    let runner = Runner::join(ledger, campaign, lease_settings(job), on_presumed_dead(job)).await?;
+    let recovered = Arc::new(AtomicU64::new(0));
+    let runner = Runner::join(
+        ledger,
+        campaign,
+        lease_settings(job),
+        on_presumed_dead(job, Arc::clone(&recovered)),
+    )
+    .await?;
     let shared_rate = SharedRate {
         key: match job.limits.scope {
             RateScope::Account => format!(
@@ -259,6 +266,11 @@ pub async fn run_as_one_of_several(
         }
         run => run,
     };
+    // Batches of runners this one presumed dead are its news too.
+    let run = run.map(|run| CampaignRun {
+        new_trouble: run.new_trouble + recovered.load(Ordering::Relaxed),
+        ..run
+    });
     // Whatever happened, the runner leaves (its ingest lease with it).
     runner.release().await?;
     run
@@ -292,10 +304,12 @@ async fn wait_for_other_runners(
     }
 }
 
-/// What a runner says when it presumes another one dead.
-fn on_presumed_dead(job: &Job) -> OnPresumedDead {
+/// What a runner says when it presumes another one dead; `tally` counts
+/// the batches that became uncertain.
+fn on_presumed_dead(job: &Job, tally: Arc<AtomicU64>) -> OnPresumedDead {
     let name = job.name.to_string();
     Box::new(move |gone: &TakenOver, recovered: u64| {
+        tally.fetch_add(recovered, Ordering::Relaxed);
         eprintln!(
             "warning: campaign {name:?}: presumed another runner dead ({}: {}); {recovered} batch(es) it was sending are now uncertain and will not be re-sent on their own{}",
             if gone.dead { "its process is gone" } else { "its heartbeat stopped" },
@@ -341,7 +355,13 @@ pub(crate) async fn hold_to_read(ledger: &Ledger, job: &Job) -> Result<(Campaign
         return Ok((campaign, Held::Lease(lease)));
     }
     let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
-    let runner = Runner::join(ledger, campaign, lease_settings(job), on_presumed_dead(job)).await?;
+    let runner = Runner::join(
+        ledger,
+        campaign,
+        lease_settings(job),
+        on_presumed_dead(job, Arc::default()),
+    )
+    .await?;
     if ledger.take_ingest_lease(runner.fence()).await? {
         return Ok((campaign, Held::Runner(runner)));
     }
@@ -703,8 +723,8 @@ pub async fn shutdown_signal() {
 fn report_ingest(ingest: &IngestReport) {
     if ingest.rows > 0 {
         eprintln!(
-            "ingest: {} new row(s): {} order(s), {} invalid, {} duplicate(s)",
-            ingest.rows, ingest.orders, ingest.invalid, ingest.duplicates,
+            "ingest: {} new row(s): {} order(s), {} invalid, {} duplicate(s), {} suppressed",
+            ingest.rows, ingest.orders, ingest.invalid, ingest.duplicates, ingest.suppressed,
         );
     }
     if ingest.interrupted {

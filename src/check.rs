@@ -19,6 +19,7 @@ use crate::nxlink::{self, wire};
 use crate::outcome::OrderState;
 use crate::rejects::write_rejects;
 use crate::report::terminal_safe;
+use crate::suppress::load_job_lists;
 
 /// Contacts of the example request shown in full; the rest are counted.
 const EXAMPLE_CONTACTS: usize = 3;
@@ -57,6 +58,12 @@ pub async fn check(
         None => None,
     };
     let scratch = Scratch::create(real.map(Ledger::order_id_salt)).await?;
+    // The job's own lists apply in the scratch as in the real ledger.
+    let in_scratch = scratch
+        .ledger()
+        .ensure_campaign(&job.name, now_ms())
+        .await?;
+    load_job_lists(scratch.ledger(), in_scratch, job).await?;
     let (campaign, held) = hold_to_read(scratch.ledger(), job).await?;
     let ingested = ingest::ingest(
         scratch.ledger(),
@@ -73,6 +80,12 @@ pub async fn check(
         Some((real, id)) => scratch.set_aside_known(campaign, real, id).await?,
         None => 0,
     };
+    if let Some(real) = real {
+        let id = known_campaign.map(|(_, id)| id);
+        scratch
+            .set_aside_listed(campaign, real, id, now_ms())
+            .await?;
+    }
     let status = scratch.ledger().status(campaign, job.name.as_str()).await?;
     let preview = scratch.preview(campaign).await?;
     let rejects = match rejects {
@@ -151,6 +164,11 @@ impl CheckReport {
             duplicates - self.already_known
         )?;
         writeln!(out, "  already in the ledger  {:>10}", self.already_known)?;
+        writeln!(
+            out,
+            "  on do-not-call lists   {:>10}",
+            status.orders_in(OrderState::Suppressed)
+        )?;
         writeln!(out, "  new orders             {:>10}", self.new_orders())?;
         if let Some(waiting) = &self.ingest.waiting {
             writeln!(out, "  left for a later run: {}", terminal_safe(waiting))?;

@@ -107,6 +107,13 @@ pub enum Command {
         #[arg(long = "batch", value_name = "SEQ")]
         batches: Vec<crate::batch::BatchSeq>,
     },
+    /// The do-not-call list: numbers never called, in any campaign of the
+    /// ledger. It applies when orders are planned and again just before
+    /// each batch is sent.
+    Suppress {
+        #[command(subcommand)]
+        action: SuppressAction,
+    },
     /// Create the ledger, or bring its schema up to date (every command
     /// does this too; this one does nothing else, for a database owner to
     /// run before the runners).
@@ -132,6 +139,65 @@ pub enum Command {
     /// Run the example campaign against an in-process sandbox.
     #[cfg(feature = "sandbox")]
     Demo,
+}
+
+/// What `suppress` does.
+#[derive(Debug, Subcommand)]
+pub enum SuppressAction {
+    /// Add numbers, or files of numbers (one per line; the first field of
+    /// a CSV line), to the list; numbers already on it are renewed.
+    Add {
+        /// Numbers (`+852 5123 4567`, or national with --country) or files.
+        #[arg(required = true, value_name = "NUMBER|FILE")]
+        numbers: Vec<String>,
+        #[command(flatten)]
+        entry: SuppressEntryArgs,
+    },
+    /// Add the numbers of a (large) file: the same as `add FILE`.
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        entry: SuppressEntryArgs,
+    },
+    /// Take numbers off the list (the numbers of the campaigns' own list
+    /// files stay: they follow their files).
+    Remove {
+        #[arg(required = true, value_name = "NUMBER|FILE")]
+        numbers: Vec<String>,
+        /// The country of national numbers.
+        #[arg(long, value_name = "CC")]
+        country: Option<String>,
+    },
+    /// Print the list, in number order.
+    List {
+        #[arg(long, value_enum, default_value_t = ListFormat::Csv)]
+        format: ListFormat,
+    },
+}
+
+/// How numbers are read, and what is recorded with them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SuppressEntryArgs {
+    /// The country of national numbers; without it only international
+    /// numbers (`+…`, `00…`) are accepted.
+    #[arg(long, value_name = "CC")]
+    pub country: Option<String>,
+    /// Why (shown as the orders' reason, e.g. "asked not to be called").
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// The entry applies through this day (UTC), or until this time
+    /// (`2026-12-31`, `2026-12-31T18:00:00Z`); default: for good.
+    #[arg(long, value_name = "DATE", value_parser = crate::clock::parse_until_ms)]
+    pub until: Option<i64>,
+}
+
+/// `suppress list`'s formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Csv,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The sandbox's faults as flags; probabilities are per request, 0 to 1.

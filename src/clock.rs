@@ -60,3 +60,56 @@ fn test_offset_ms() -> i64 {
             .unwrap_or(0)
     })
 }
+
+/// Unix milliseconds as an RFC 3339 UTC time.
+pub fn rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// `--until`: a date (the entry applies through that day, UTC) or an RFC
+/// 3339 time; as Unix milliseconds when the entry stops applying.
+pub fn parse_until_ms(raw: &str) -> Result<i64, String> {
+    let raw = raw.trim();
+    // A bare date; jiff would also read the date out of a full time.
+    let bare_date = raw.len() == "2026-12-31".len();
+    if let Some(date) = bare_date
+        .then(|| raw.parse::<jiff::civil::Date>().ok())
+        .flatten()
+    {
+        return date
+            .tomorrow()
+            .and_then(|day| day.to_zoned(jiff::tz::TimeZone::UTC))
+            .map(|end| end.timestamp().as_millisecond())
+            .map_err(|e| format!("{raw:?}: {e}"));
+    }
+    raw.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| format!("{raw:?} is not a date (2026-12-31) or a time (2026-12-31T18:00:00Z)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn until_takes_a_whole_day_or_an_exact_time() {
+        assert_eq!(
+            parse_until_ms("2026-12-31").unwrap(),
+            "2027-01-01T00:00:00Z"
+                .parse::<jiff::Timestamp>()
+                .unwrap()
+                .as_millisecond()
+        );
+        assert_eq!(
+            parse_until_ms("2026-12-31T18:00:00+02:00").unwrap(),
+            "2026-12-31T16:00:00Z"
+                .parse::<jiff::Timestamp>()
+                .unwrap()
+                .as_millisecond()
+        );
+        assert!(parse_until_ms("next week").is_err());
+        assert!(parse_until_ms("2026-02-30").is_err());
+    }
+}

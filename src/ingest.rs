@@ -29,6 +29,8 @@ pub struct IngestReport {
     pub orders: u64,
     pub invalid: u64,
     pub duplicates: u64,
+    /// Orders whose number was on the do-not-call list.
+    pub suppressed: u64,
     /// What was left in the file for a later run (a last line still being
     /// written, a gzip file not yet whole), said for a person.
     pub waiting: Option<String>,
@@ -184,7 +186,7 @@ fn write_chunks(
         unplanned += report.rows - before;
         let early = report.rows - unplanned < PLAN_AS_IT_GOES_UP_TO;
         if let Some(feed) = feed.as_ref().filter(|_| early && unplanned >= plan_after) {
-            plan(&mut writer, &mut batcher, &mut report)?;
+            plan(&mut writer, &mut batcher, &mut report, now_ms)?;
             feed.send_replace(());
             unplanned = 0;
             plan_after *= 2;
@@ -195,7 +197,7 @@ fn write_chunks(
         seconds = started.elapsed().as_secs_f64(),
         "staged"
     );
-    plan(&mut writer, &mut batcher, &mut report)?;
+    plan(&mut writer, &mut batcher, &mut report, now_ms)?;
     if let Some(feed) = feed {
         feed.send_replace(());
     }
@@ -207,10 +209,11 @@ fn plan(
     writer: &mut IngestWriter,
     batcher: &mut Batcher,
     report: &mut IngestReport,
+    now_ms: i64,
 ) -> Result<(), LedgerError> {
     let started = std::time::Instant::now();
     batcher.close_all();
-    let planned = writer.plan_staged()?;
+    let planned = writer.plan_staged(now_ms)?;
     tracing::debug!(
         orders = planned.orders,
         seconds = started.elapsed().as_secs_f64(),
@@ -218,6 +221,7 @@ fn plan(
     );
     report.orders += planned.orders;
     report.duplicates += planned.duplicates;
+    report.suppressed += planned.suppressed;
     Ok(())
 }
 

@@ -20,6 +20,10 @@ pub struct Job {
     pub name: CampaignName,
     /// The contact file, resolved against the job file's folder.
     pub contacts: PathBuf,
+    /// The job's own do-not-call lists (`[suppression] files`), resolved
+    /// against the job file's folder: numbers in them are never called in
+    /// this campaign.
+    pub suppression_files: Vec<PathBuf>,
     /// The ledger the job file names (`ledger`: a file, resolved against
     /// its folder, or a `postgres://` URL), else `nxcampaign.db` beside it.
     pub ledger: LedgerLocation,
@@ -374,10 +378,17 @@ impl Job {
             ));
         }
 
+        let suppression_files = file
+            .suppression
+            .files
+            .iter()
+            .map(|list| folder.join(list))
+            .collect();
         Ok(Job {
             name,
             contacts,
             ledger,
+            suppression_files,
             api: ApiSettings {
                 base_url,
                 access_key_env: api.access_key_env,
@@ -498,6 +509,16 @@ struct JobFile {
     retry: RetryFile,
     #[serde(default)]
     lease: LeaseFile,
+    #[serde(default)]
+    suppression: SuppressionFile,
+}
+
+/// `[suppression]`: the job's own do-not-call list files.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuppressionFile {
+    #[serde(default)]
+    files: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

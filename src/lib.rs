@@ -59,4 +59,5 @@ mod report;
 mod retry;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+mod suppress;
 mod throttle;

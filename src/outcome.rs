@@ -21,16 +21,19 @@ pub enum BatchState {
     Failed,
     /// It may have arrived: held until reconciled or re-queued by an operator.
     Uncertain,
+    /// Never to be sent: every order in it was suppressed before it left.
+    Cancelled,
 }
 
 impl BatchState {
-    pub const ALL: [BatchState; 6] = [
+    pub const ALL: [BatchState; 7] = [
         BatchState::Pending,
         BatchState::Sending,
         BatchState::Accepted,
         BatchState::Rejected,
         BatchState::Failed,
         BatchState::Uncertain,
+        BatchState::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +44,7 @@ impl BatchState {
             BatchState::Rejected => "rejected",
             BatchState::Failed => "failed",
             BatchState::Uncertain => "uncertain",
+            BatchState::Cancelled => "cancelled",
         }
     }
 
@@ -71,13 +75,14 @@ pub enum OrderState {
 }
 
 impl OrderState {
-    pub const ALL: [OrderState; 9] = [
+    pub const ALL: [OrderState; 10] = [
         OrderState::InBatch(BatchState::Pending),
         OrderState::InBatch(BatchState::Sending),
         OrderState::InBatch(BatchState::Accepted),
         OrderState::InBatch(BatchState::Rejected),
         OrderState::InBatch(BatchState::Failed),
         OrderState::InBatch(BatchState::Uncertain),
+        OrderState::InBatch(BatchState::Cancelled),
         OrderState::Invalid,
         OrderState::Duplicate,
         OrderState::Suppressed,
@@ -149,7 +154,7 @@ impl FromStr for BatchState {
             .ok_or_else(|| {
                 UnknownState(
                     s.to_owned(),
-                    "pending, sending, accepted, rejected, failed, uncertain",
+                    "pending, sending, accepted, rejected, failed, uncertain, cancelled",
                 )
             })
     }
@@ -165,7 +170,7 @@ impl FromStr for OrderState {
             .ok_or_else(|| {
                 UnknownState(
                     s.to_owned(),
-                    "pending, sending, accepted, rejected, failed, uncertain, invalid, duplicate, suppressed",
+                    "pending, sending, accepted, rejected, failed, uncertain, cancelled, invalid, duplicate, suppressed",
                 )
             })
     }

@@ -18,7 +18,8 @@ use std::path::PathBuf;
 
 pub use model::{
     AttemptResult, BatchToSend, CampaignStatus, Checkpoint, Fence, KeyKind, LeaseGrant,
-    LeaseHolder, OrderLine, OrderStream, Planned, Preview, Resend, Resent, StagedChunk, StagedRow,
+    LeaseHolder, OrderLine, OrderStream, Planned, Preview, Resend, Resent, Scope, StagedChunk,
+    StagedRow, Suppression, SuppressionEntry,
 };
 
 use crate::batch::BatchSeq;
@@ -222,6 +223,54 @@ impl Ledger {
             Ledger::Postgres(l) => l.runners(campaign).await,
             Ledger::Sqlite(_) => Err(self.one_runner_only()),
         }
+    }
+
+    /// Adds `phones` (normalized as contacts are) to the do-not-call list,
+    /// or renews them with `entry`'s reason, expiry and source; one
+    /// transaction. Returns how many.
+    pub async fn suppress(
+        &self,
+        phones: Vec<String>,
+        entry: &SuppressionEntry,
+    ) -> Result<u64, LedgerError> {
+        each!(self, l => l.suppress(phones, entry).await)
+    }
+
+    /// Removes `phones` from the list in `scope`; returns how many were on it.
+    pub async fn unsuppress(&self, phones: Vec<String>, scope: Scope) -> Result<u64, LedgerError> {
+        each!(self, l => l.unsuppress(phones, scope).await)
+    }
+
+    /// Removes the entries of `scope` added or renewed before `before_ms`
+    /// (for a campaign: what its job's list files no longer hold).
+    pub async fn forget_suppressions_before(
+        &self,
+        scope: Scope,
+        before_ms: i64,
+    ) -> Result<u64, LedgerError> {
+        each!(self, l => l.forget_suppressions_before(scope, before_ms).await)
+    }
+
+    /// Up to `limit` entries of the list after `after` (phone, scope), in
+    /// that order: a page of `suppress list`.
+    pub async fn suppressions_after(
+        &self,
+        after: Option<(String, i64)>,
+        limit: usize,
+    ) -> Result<Vec<Suppression>, LedgerError> {
+        each!(self, l => l.suppressions_after(after, limit).await)
+    }
+
+    /// Which of `phones` the list holds at `now_ms` for `campaign` (`None`:
+    /// a campaign not in the ledger yet, so only entries for every one).
+    pub async fn suppressed_among(
+        &self,
+        campaign: Option<CampaignId>,
+        phones: Vec<String>,
+        now_ms: i64,
+    ) -> Result<Vec<String>, LedgerError> {
+        let campaign = campaign.map_or(0, |id| id.0);
+        each!(self, l => l.suppressed_among(campaign, phones, now_ms).await)
     }
 
     /// Which of `keys` (of one kind) the campaign's live orders hold, with
@@ -435,7 +484,7 @@ impl IngestWriter {
     /// Plans every staged order of the campaign in one transaction:
     /// repeats of a phone or order id become duplicates and leave their
     /// batches; the rest claim their keys.
-    pub fn plan_staged(&mut self) -> Result<Planned, LedgerError> {
-        each_writer!(self, w => w.plan_staged())
+    pub fn plan_staged(&mut self, now_ms: i64) -> Result<Planned, LedgerError> {
+        each_writer!(self, w => w.plan_staged(now_ms))
     }
 }

@@ -227,8 +227,11 @@ pub struct StagedChunk<'a> {
 /// What planning decided.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Planned {
+    /// Orders planned into batches, to be sent.
     pub orders: u64,
     pub duplicates: u64,
+    /// Orders whose number was on the do-not-call list.
+    pub suppressed: u64,
 }
 
 /// Which key of an order: every live order claims both in its campaign.
@@ -278,4 +281,49 @@ impl Preview {
         reasons.truncate(most);
         reasons
     }
+}
+
+/// Which campaigns a do-not-call entry applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every campaign in the ledger (`suppress add`).
+    Every,
+    /// One campaign (the numbers of its job's own list files).
+    Campaign(CampaignId),
+}
+
+impl Scope {
+    /// As the ledger stores it: 0 for every campaign, else the id.
+    pub(super) fn stored(self) -> i64 {
+        match self {
+            Scope::Every => 0,
+            Scope::Campaign(id) => id.0,
+        }
+    }
+}
+
+/// What is recorded with numbers added to the do-not-call list.
+#[derive(Debug, Clone)]
+pub struct SuppressionEntry {
+    pub scope: Scope,
+    pub reason: Option<String>,
+    /// The entry stops applying at this time; `None`: never.
+    pub until_ms: Option<i64>,
+    pub added_at_ms: i64,
+    /// Who or what added it (`user@host`, or a job's list file).
+    pub source: String,
+}
+
+/// One entry of the do-not-call list, as `suppress list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    pub phone: String,
+    /// 0 for every campaign, else the campaign's id (for paging).
+    pub scope: i64,
+    /// The campaign it is for; `None` for every campaign.
+    pub campaign: Option<String>,
+    pub reason: Option<String>,
+    pub until_ms: Option<i64>,
+    pub added_at_ms: i64,
+    pub source: String,
 }

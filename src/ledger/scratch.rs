@@ -2,10 +2,11 @@
 //! file goes into it exactly as `run` would put it into the real ledger,
 //! which is only read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::sqlite::Sqlite;
 use super::{CampaignId, KeyKind, Ledger, LedgerError, Preview};
+use crate::outcome::OrderState;
 
 /// A scratch ledger; its folder is removed when it is dropped.
 pub struct Scratch {
@@ -90,7 +91,47 @@ impl Scratch {
                 .collect();
             total += found.len() as u64;
             if !found.is_empty() {
-                self.sqlite.set_aside_as_duplicates(found).await?;
+                self.sqlite
+                    .set_aside_as(found, OrderState::Duplicate)
+                    .await?;
+            }
+        }
+    }
+
+    /// Sets aside, as suppressed, the live orders whose number `known`'s
+    /// do-not-call list holds at `now_ms` for `known_campaign` (what a run
+    /// there would set aside); returns how many.
+    pub async fn set_aside_listed(
+        &self,
+        campaign: CampaignId,
+        known: &Ledger,
+        known_campaign: Option<CampaignId>,
+        now_ms: i64,
+    ) -> Result<u64, LedgerError> {
+        let mut after = 0;
+        let mut total = 0;
+        loop {
+            let chunk = self.sqlite.live_orders_after(campaign, after).await?;
+            let Some(last) = chunk.last() else {
+                return Ok(total);
+            };
+            after = last.0;
+            let phones = chunk.iter().map(|(_, phone, _)| phone.clone()).collect();
+            let listed: HashSet<String> = known
+                .suppressed_among(known_campaign, phones, now_ms)
+                .await?
+                .into_iter()
+                .collect();
+            let found: Vec<(i64, String)> = chunk
+                .iter()
+                .filter(|(_, phone, _)| listed.contains(phone))
+                .map(|(id, _, _)| (*id, "on the ledger's do-not-call list".to_owned()))
+                .collect();
+            total += found.len() as u64;
+            if !found.is_empty() {
+                self.sqlite
+                    .set_aside_as(found, OrderState::Suppressed)
+                    .await?;
             }
         }
     }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["app"],
     &["demo", "check"],
+    &["suppress"],
     &["campaign"],
     &["cli"],
     &["report", "rejects"],

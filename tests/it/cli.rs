@@ -154,6 +154,7 @@ async fn status_json_has_every_state_even_at_zero() {
     };
     let mut expected_orders = vec![
         "accepted",
+        "cancelled",
         "duplicate",
         "failed",
         "invalid",
@@ -167,6 +168,7 @@ async fn status_json_has_every_state_even_at_zero() {
     assert_eq!(names(orders), expected_orders);
     let mut expected_batches = vec![
         "accepted",
+        "cancelled",
         "failed",
         "pending",
         "rejected",

@@ -15,3 +15,4 @@ mod run;
 mod runners;
 mod safety;
 mod support;
+mod suppress;

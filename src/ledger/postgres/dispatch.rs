@@ -59,8 +59,39 @@ impl Postgres {
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?;
+        let claimed: Vec<i64> = taken.iter().map(|row| row.get::<i64, _>(0)).collect();
+        // Numbers put on the do-not-call list since planning leave their
+        // batches now, just before they are sent; a batch left empty is
+        // never sent.
+        let mut emptied: Vec<i64> = Vec::new();
+        let suppressed = super::suppress::set_aside_suppressed(
+            &mut tx,
+            campaign.0,
+            now_ms,
+            super::suppress::Which::Batches(&claimed),
+        )
+        .await
+        .map_err(|e| self.query_error(e))?;
+        if suppressed > 0 {
+            emptied = sqlx::query_scalar(
+                "UPDATE batches SET state = $3, attempts = attempts - 1, updated_at_ms = $4, runner = NULL,
+                     message = 'every order in it was put on the do-not-call list before it was sent; not sent'
+                 WHERE campaign_id = $1 AND seq = ANY($2) AND size = 0
+                 RETURNING seq",
+            )
+            .bind(campaign.0)
+            .bind(&claimed)
+            .bind(BatchState::Cancelled.as_str())
+            .bind(now_ms)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+        }
         let mut batches = Vec::with_capacity(taken.len());
-        for row in &taken {
+        for row in taken
+            .iter()
+            .filter(|row| !emptied.contains(&row.get::<i64, _>(0)))
+        {
             let seq = self.batch_seq(row.get::<i64, _>(0))?;
             let attempt = row.get::<i32, _>(2) as u32;
             batches.push(BatchToSend {

@@ -214,7 +214,7 @@ impl IngestWriter {
     /// Plans every staged order of the campaign in one transaction. The
     /// primary key of `order_keys` is the last line of defence: a plan
     /// that would give two live orders one key fails and commits nothing.
-    pub fn plan_staged(&mut self) -> Result<Planned, LedgerError> {
+    pub fn plan_staged(&mut self, now_ms: i64) -> Result<Planned, LedgerError> {
         let ledger = &self.ledger;
         let fence = &self.fence;
         let campaign = fence.campaign.0;
@@ -376,6 +376,16 @@ impl IngestWriter {
                     claims[0], claims[1]
                 )));
             }
+            // 4. Numbers on the do-not-call list leave their batches (their
+            //    claims stay: a later row with the number is a duplicate).
+            let suppressed = super::suppress::set_aside_suppressed(
+                &mut tx,
+                campaign,
+                now_ms,
+                super::suppress::Which::Staged { after, through },
+            )
+            .await
+            .map_err(e)?;
             sqlx::query(
                 "DELETE FROM batches WHERE campaign_id = $1 AND size = 0 AND state = $2 AND attempts = 0",
             )
@@ -397,8 +407,9 @@ impl IngestWriter {
             .map_err(e)?;
             tx.commit().await.map_err(e)?;
             Ok(Planned {
-                orders: orders as u64,
+                orders: orders as u64 - suppressed,
                 duplicates,
+                suppressed,
             })
         });
         self.lost_or(planned)

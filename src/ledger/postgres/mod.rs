@@ -15,6 +15,7 @@ mod dispatch;
 mod ingest;
 mod report;
 mod runners;
+mod suppress;
 
 use std::path::PathBuf;
 use std::str::FromStr;

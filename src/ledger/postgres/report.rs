@@ -44,8 +44,8 @@ impl Postgres {
         campaign: CampaignId,
         name: &str,
     ) -> Result<CampaignStatus, LedgerError> {
-        let (rows_read, invalid, duplicate): (i64, i64, i64) = sqlx::query_as(
-            "SELECT rows_read, invalid_orders, duplicate_orders FROM campaigns WHERE id = $1",
+        let (rows_read, invalid, duplicate, suppressed): (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT rows_read, invalid_orders, duplicate_orders, suppressed_orders FROM campaigns WHERE id = $1",
         )
         .bind(campaign.0)
         .fetch_one(&self.pool)
@@ -74,6 +74,7 @@ impl Postgres {
             [
                 (OrderState::Invalid, invalid as u64),
                 (OrderState::Duplicate, duplicate as u64),
+                (OrderState::Suppressed, suppressed as u64),
             ],
         ))
     }

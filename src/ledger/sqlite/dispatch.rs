@@ -58,6 +58,36 @@ impl Sqlite {
                 .collect::<Result<_, _>>()
                 .map_err(e)?;
             taken.sort_by_key(|row| row.0);
+            // Numbers put on the do-not-call list since planning leave
+            // their batches now, just before they are sent.
+            let seqs = serde_json::to_string(&taken.iter().map(|row| row.0).collect::<Vec<_>>())
+                .expect("numbers serialize");
+            let suppressed = super::suppress::set_aside_suppressed(
+                tx,
+                campaign.0,
+                now_ms,
+                "o.batch_seq IN (SELECT value FROM json_each(?3))",
+                &[&seqs],
+            )
+            .map_err(e)?;
+            if suppressed > 0 {
+                let emptied: Vec<i64> = tx
+                    .prepare(EMPTIED)
+                    .map_err(e)?
+                    .query_map(
+                        params![
+                            campaign.0,
+                            seqs,
+                            BatchState::Cancelled.as_str(),
+                            now_ms
+                        ],
+                        |row| row.get(0),
+                    )
+                    .map_err(e)?
+                    .collect::<Result<_, _>>()
+                    .map_err(e)?;
+                taken.retain(|row| !emptied.contains(&row.0));
+            }
             let mut record_attempt = tx
                 .prepare_cached(
                     "INSERT INTO attempts (campaign_id, batch_seq, number, started_at_ms) VALUES (?, ?, ?, ?)",
@@ -242,6 +272,13 @@ impl Sqlite {
         .await
     }
 }
+
+/// Cancels the batches of campaign `?1` among `?2` (a JSON array) that
+/// suppressions left empty, undoing the attempt they were taken for.
+const EMPTIED: &str = "UPDATE batches SET state = ?3, attempts = attempts - 1, updated_at_ms = ?4,
+        message = 'every order in it was put on the do-not-call list before it was sent; not sent'
+    WHERE campaign_id = ?1 AND seq IN (SELECT value FROM json_each(?2)) AND size = 0
+    RETURNING seq";
 
 /// Batch numbers as a JSON array, for `json_each`.
 fn json_numbers(seqs: &[BatchSeq]) -> String {

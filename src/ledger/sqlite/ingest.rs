@@ -223,7 +223,7 @@ impl IngestWriter {
     /// checks that every live order holds both of its keys; whatever the
     /// fast path decided, a plan that would leave two live orders with one
     /// key fails and commits nothing.
-    pub fn plan_staged(&mut self) -> Result<Planned, LedgerError> {
+    pub fn plan_staged(&mut self, now_ms: i64) -> Result<Planned, LedgerError> {
         self.ledger.check_file()?;
         let e = self.ledger.error();
         let campaign = self.campaign;
@@ -347,6 +347,17 @@ impl IngestWriter {
                 ),
             });
         }
+        // 4. Orders whose number is on the do-not-call list leave their
+        //    batches. They keep their claims: a later row with the same
+        //    number is a duplicate, never a call.
+        let suppressed = super::suppress::set_aside_suppressed(
+            &tx,
+            campaign,
+            now_ms,
+            "o.id > ?3 AND o.id <= ?4",
+            &[&planned_through, &last],
+        )
+        .map_err(e)?;
         staged
             .execute(
                 &tx,
@@ -387,8 +398,9 @@ impl IngestWriter {
         );
         self.suspects_complete = true;
         Ok(Planned {
-            orders: orders as u64,
+            orders: (orders - suppressed) as u64,
             duplicates: duplicates as u64,
+            suppressed: suppressed as u64,
         })
     }
 }
@@ -678,7 +690,7 @@ mod tests {
             };
             writer.stage_chunk(&staged, 0).unwrap();
             if !(index == 0 && matches!(marking, Marking::ExactWithCrash)) {
-                planned.push(writer.plan_staged().map_err(|e| e.to_string()));
+                planned.push(writer.plan_staged(0).map_err(|e| e.to_string()));
             }
         }
         let conn = &writer.conn;
@@ -751,11 +763,13 @@ mod tests {
             [
                 Ok(Planned {
                     orders: 3,
-                    duplicates: 4
+                    duplicates: 4,
+                    suppressed: 0
                 }),
                 Ok(Planned {
                     orders: 1,
-                    duplicates: 3
+                    duplicates: 3,
+                    suppressed: 0
                 }),
             ]
         );
@@ -794,7 +808,8 @@ mod tests {
             crashed_planned,
             [Ok(Planned {
                 orders: 4,
-                duplicates: 7
+                duplicates: 7,
+                suppressed: 0
             })]
         );
         assert_eq!(crashed.0, exact.0);
@@ -862,7 +877,7 @@ mod tests {
             matches!(refused, LedgerError::LeaseLost { .. }),
             "{refused}"
         );
-        let refused = writer.plan_staged().unwrap_err();
+        let refused = writer.plan_staged(0).unwrap_err();
         assert!(
             matches!(refused, LedgerError::LeaseLost { .. }),
             "{refused}"

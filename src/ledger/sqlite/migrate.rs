@@ -44,6 +44,7 @@ const MIGRATIONS: &[Migration] = &[
     ),
     migration!(5, "fences", "0005_fences.sql"),
     migration!(6, "source path", "0006_source_path.sql"),
+    migration!(7, "suppressions", "0007_suppressions.sql"),
 ];
 
 impl Migration {
@@ -72,6 +73,18 @@ pub(super) fn run(conn: &mut Connection, path: &Path) -> Result<(), LedgerError>
     if pending(&applied(conn, path)?, path)?.is_empty() {
         return Ok(());
     }
+    // A migration that rebuilds a table others refer to runs with foreign
+    // keys off (they cannot change inside a transaction), and they are
+    // checked before it commits: SQLite's own procedure for such changes.
+    conn.pragma_update(None, "foreign_keys", false).map_err(e)?;
+    let migrated = apply(conn, path);
+    conn.pragma_update(None, "foreign_keys", true).map_err(e)?;
+    migrated
+}
+
+/// Applies what is pending, in one transaction (see [`run`]).
+fn apply(conn: &mut Connection, path: &Path) -> Result<(), LedgerError> {
+    let e = query_error(path);
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(e)?;
@@ -99,6 +112,22 @@ pub(super) fn run(conn: &mut Connection, path: &Path) -> Result<(), LedgerError>
             ],
         )
         .map_err(e)?;
+    }
+    let broken = tx
+        .query_row(
+            "SELECT \"table\" FROM pragma_foreign_key_check LIMIT 1",
+            [],
+            |row| row.get::<_, String>(0),
+        )
+        .optional()
+        .map_err(e)?;
+    if let Some(table) = broken {
+        return Err(LedgerError::Corrupt {
+            path: path.to_owned(),
+            message: format!(
+                "a migration left rows of {table} without their parent; nothing of it was kept"
+            ),
+        });
     }
     tx.commit().map_err(e)
 }

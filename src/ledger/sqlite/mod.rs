@@ -17,6 +17,7 @@ mod lease;
 mod migrate;
 mod report;
 mod scratch;
+mod suppress;
 
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};

@@ -53,11 +53,12 @@ impl Sqlite {
         .await
     }
 
-    /// Sets these orders aside as duplicates, each with its reason; their
+    /// Sets these orders aside in `state`, each with its reason; their
     /// batches shrink.
-    pub(in crate::ledger) async fn set_aside_as_duplicates(
+    pub(in crate::ledger) async fn set_aside_as(
         &self,
         orders: Vec<(i64, String)>,
+        state: OrderState,
     ) -> Result<(), LedgerError> {
         self.write(move |this, tx| {
             let e = this.error();
@@ -76,7 +77,7 @@ impl Sqlite {
             for (id, reason) in &orders {
                 shrink.execute([id]).map_err(e)?;
                 set_aside
-                    .execute(params![id, OrderState::Duplicate.as_str(), reason])
+                    .execute(params![id, state.as_str(), reason])
                     .map_err(e)?;
             }
             Ok(())

@@ -1,0 +1,191 @@
+//! The do-not-call list on SQLite: entries added, removed and listed, and
+//! the one statement pair that takes suppressed numbers out of their
+//! batches, at planning and again just before a batch is sent.
+
+use rusqlite::types::ToSql;
+use rusqlite::{params, params_from_iter, Connection};
+
+use super::{LedgerError, Sqlite};
+use crate::ledger::model::{Scope, Suppression, SuppressionEntry};
+use crate::outcome::OrderState;
+
+/// A live order's number on the list at `?2`, for campaign `?1` (entries
+/// for every campaign, and the campaign's own).
+const LISTED: &str =
+    "EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = o.phone AND s.scope IN (0, ?1)
+                          AND (s.until_ms IS NULL OR s.until_ms > ?2))";
+
+/// Sets aside, as suppressed, the live orders of campaign `campaign` that
+/// `which` selects (a condition on `o`, an order, whose parameters are
+/// `?3` onwards: `extra`) and whose number is on the list at `now_ms`;
+/// their batches shrink. Returns how many. The caller's transaction
+/// decides what to do with batches left empty.
+pub(super) fn set_aside_suppressed(
+    conn: &Connection,
+    campaign: i64,
+    now_ms: i64,
+    which: &str,
+    extra: &[&dyn ToSql],
+) -> rusqlite::Result<usize> {
+    let any: bool = conn.query_row("SELECT EXISTS (SELECT 1 FROM suppressions)", [], |row| {
+        row.get(0)
+    })?;
+    if !any {
+        return Ok(0);
+    }
+    let mut values: Vec<&dyn ToSql> = vec![&campaign, &now_ms];
+    values.extend_from_slice(extra);
+    let chosen = format!(
+        "FROM orders o WHERE o.campaign_id = ?1 AND o.set_aside IS NULL AND ({which}) AND {LISTED}"
+    );
+    conn.execute(
+        &format!(
+            "UPDATE batches SET size = size - g.n FROM (
+                 SELECT o.batch_seq AS seq, COUNT(*) AS n {chosen} GROUP BY o.batch_seq) g
+             WHERE batches.campaign_id = ?1 AND batches.seq = g.seq"
+        ),
+        params_from_iter(values.iter()),
+    )?;
+    conn.execute(
+        &format!(
+            "UPDATE orders SET set_aside = '{suppressed}', batch_seq = NULL,
+                 reason = (SELECT 'on the do-not-call list' || COALESCE(': ' || s.reason, '')
+                           FROM suppressions s WHERE s.phone = orders.phone AND s.scope IN (0, ?1)
+                             AND (s.until_ms IS NULL OR s.until_ms > ?2)
+                           ORDER BY s.scope LIMIT 1)
+             WHERE id IN (SELECT o.id {chosen})",
+            suppressed = OrderState::Suppressed.as_str()
+        ),
+        params_from_iter(values.iter()),
+    )
+}
+
+impl Sqlite {
+    /// Adds `phones` (normalized) to the list, or renews them with this
+    /// reason, expiry and source; one transaction.
+    pub async fn suppress(
+        &self,
+        phones: Vec<String>,
+        entry: &SuppressionEntry,
+    ) -> Result<u64, LedgerError> {
+        let entry = entry.clone();
+        self.write(move |this, tx| {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO suppressions (phone, scope, reason, until_ms, added_at_ms, source)
+                     VALUES (?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (phone, scope) DO UPDATE SET reason = excluded.reason,
+                         until_ms = excluded.until_ms, added_at_ms = excluded.added_at_ms, source = excluded.source",
+                )
+                .map_err(this.error())?;
+            for phone in &phones {
+                insert
+                    .execute(params![
+                        phone,
+                        entry.scope.stored(),
+                        entry.reason,
+                        entry.until_ms,
+                        entry.added_at_ms,
+                        entry.source,
+                    ])
+                    .map_err(this.error())?;
+            }
+            Ok(phones.len() as u64)
+        })
+        .await
+    }
+
+    /// Removes `phones` from the list in `scope`; returns how many were on
+    /// it.
+    pub async fn unsuppress(&self, phones: Vec<String>, scope: Scope) -> Result<u64, LedgerError> {
+        self.write(move |this, tx| {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM suppressions WHERE phone = ? AND scope = ?")
+                .map_err(this.error())?;
+            let mut removed = 0;
+            for phone in &phones {
+                removed += delete
+                    .execute(params![phone, scope.stored()])
+                    .map_err(this.error())?;
+            }
+            Ok(removed as u64)
+        })
+        .await
+    }
+
+    /// Removes the entries of `scope` added or renewed before `before_ms`.
+    pub async fn forget_suppressions_before(
+        &self,
+        scope: Scope,
+        before_ms: i64,
+    ) -> Result<u64, LedgerError> {
+        self.write(move |this, tx| {
+            let removed = tx
+                .execute(
+                    "DELETE FROM suppressions WHERE scope = ? AND added_at_ms < ?",
+                    params![scope.stored(), before_ms],
+                )
+                .map_err(this.error())?;
+            Ok(removed as u64)
+        })
+        .await
+    }
+
+    /// Up to `limit` entries after (`phone`, `scope`), in that order.
+    pub async fn suppressions_after(
+        &self,
+        after: Option<(String, i64)>,
+        limit: usize,
+    ) -> Result<Vec<Suppression>, LedgerError> {
+        self.read(move |this, conn| {
+            let (phone, scope) = after.unwrap_or_default();
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT s.phone, s.scope, c.name, s.reason, s.until_ms, s.added_at_ms, s.source
+                     FROM suppressions s LEFT JOIN campaigns c ON c.id = s.scope
+                     WHERE (s.phone, s.scope) > (?, ?) ORDER BY s.phone, s.scope LIMIT ?",
+                )
+                .map_err(this.error())?;
+            let rows = statement
+                .query_map(params![phone, scope, limit as i64], |row| {
+                    Ok(Suppression {
+                        phone: row.get(0)?,
+                        scope: row.get(1)?,
+                        campaign: row.get(2)?,
+                        reason: row.get(3)?,
+                        until_ms: row.get(4)?,
+                        added_at_ms: row.get(5)?,
+                        source: row.get(6)?,
+                    })
+                })
+                .map_err(this.error())?;
+            rows.collect::<Result<_, _>>().map_err(this.error())
+        })
+        .await
+    }
+
+    /// Which of `phones` the list holds at `now_ms` for the campaign with
+    /// id `campaign` (0: none yet, so only entries for every campaign).
+    pub async fn suppressed_among(
+        &self,
+        campaign: i64,
+        phones: Vec<String>,
+        now_ms: i64,
+    ) -> Result<Vec<String>, LedgerError> {
+        let phones = serde_json::to_string(&phones).expect("strings serialize");
+        self.read(move |this, conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT DISTINCT s.phone FROM suppressions s
+                     WHERE s.phone IN (SELECT value FROM json_each(?3)) AND s.scope IN (0, ?1)
+                       AND (s.until_ms IS NULL OR s.until_ms > ?2)",
+                )
+                .map_err(this.error())?;
+            let rows = statement
+                .query_map(params![campaign, now_ms, phones], |row| row.get(0))
+                .map_err(this.error())?;
+            rows.collect::<Result<_, _>>().map_err(this.error())
+        })
+        .await
+    }
+}

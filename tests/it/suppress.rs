@@ -1,0 +1,174 @@
+//! The do-not-call list: applied when orders are planned and again just
+//! before each batch is sent; expiry; the job's own list files; the
+//! commands that keep it.
+
+use std::path::Path;
+
+use nxcampaign::sandbox::Faults;
+
+use crate::support::*;
+
+/// `nxcampaign suppress <args>` on `db`.
+async fn suppress(db: &Path, args: &[&str]) -> std::process::Output {
+    nxcampaign(db)
+        .arg("suppress")
+        .args(args)
+        .output()
+        .await
+        .expect("suppress runs")
+}
+
+/// The state and message of the order for `number` (national HK form).
+async fn order_of(campaign: &Campaign, number: &str) -> (String, String) {
+    let phone = format!("852{number}");
+    campaign
+        .orders_csv()
+        .await
+        .into_iter()
+        .find(|row| row[1] == phone)
+        .map(|row| (row[2].clone(), row[5].clone()))
+        .unwrap_or_else(|| panic!("no order for {phone}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_number_suppressed_between_ingest_and_sending_is_not_sent() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    // Batches of 100: #1 and #2 full, #3 with 50.
+    campaign.write_contacts(Mix::valid(250));
+    assert_success(&campaign.ingest().await);
+
+    // One number of #1, and every number of #3.
+    let mut numbers = vec![hk_number(5)];
+    numbers.extend((200..250).map(hk_number));
+    let list = campaign.dir.path().join("dnc.txt");
+    std::fs::write(&list, format!("phone\n{}\n", numbers[1..].join("\n"))).unwrap();
+    let added = suppress(
+        &campaign.db(),
+        &[
+            "add",
+            &numbers[0],
+            list.to_str().unwrap(),
+            "--country",
+            "HK",
+            "--reason",
+            "asked not to be called",
+        ],
+    )
+    .await;
+    assert_success(&added);
+    assert!(String::from_utf8_lossy(&added.stdout).contains("51 number(s)"));
+
+    let run = campaign.run().await;
+    assert_success(&run);
+    let stats = sandbox.stats();
+    assert_eq!(stats.requests, 2, "the emptied batch is not sent");
+    assert_eq!(stats.orders_accepted, 199);
+    let status = campaign.status().await;
+    assert_eq!(count(&status, "orders", "suppressed"), 51);
+    assert_eq!(count(&status, "batches", "cancelled"), 1);
+    assert_eq!(count(&status, "orders", "accepted"), 199);
+    let (state, message) = order_of(&campaign, &hk_number(5)).await;
+    assert_eq!(state, "suppressed");
+    assert!(message.contains("asked not to be called"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_list_applies_at_ingest_and_an_expired_entry_no_longer_does() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(30));
+    let db = campaign.db();
+    // Added before the campaign's first run (this creates the ledger).
+    assert_success(&suppress(&db, &["add", &format!("+852 {}", hk_number(0))]).await);
+    assert_success(
+        &suppress(
+            &db,
+            &[
+                "add",
+                &hk_number(1),
+                "--country",
+                "HK",
+                "--until",
+                "2020-01-01",
+            ],
+        )
+        .await,
+    );
+    let listed = suppress(&db, &["list", "--format", "json"]).await;
+    assert_success(&listed);
+    let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1]["until"], "2020-01-02T00:00:00Z");
+
+    campaign.run().await;
+    assert_eq!(order_of(&campaign, &hk_number(0)).await.0, "suppressed");
+    assert_eq!(
+        order_of(&campaign, &hk_number(1)).await.0,
+        "accepted",
+        "expired"
+    );
+    assert_eq!(sandbox.stats().orders_accepted, 29);
+
+    // Taken off the list: gone from it (the order set aside stays so).
+    let removed = suppress(&db, &["remove", &hk_number(0), "--country", "HK"]).await;
+    assert_success(&removed);
+    assert!(String::from_utf8_lossy(&removed.stdout).contains("removed 1 "));
+    let listed = suppress(&db, &["list"]).await;
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(!text.contains(&format!("852{}", hk_number(0))), "{text}");
+    assert!(text.contains(&format!("852{}", hk_number(1))), "{text}");
+
+    // What is not a number is named and skipped (exit 1), the rest kept.
+    let mixed = suppress(&db, &["add", "not-a-number", "+852 5123 0000"]).await;
+    assert_eq!(exit_code(&mixed), 1);
+    assert!(
+        stderr(&mixed).contains("not-a-number"),
+        "{}",
+        stderr(&mixed)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_jobs_own_list_file_keeps_its_numbers_from_being_called() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox).with("suppression", "files = [\"dnc.csv\"]");
+    std::fs::write(
+        campaign.dir.path().join("dnc.csv"),
+        format!("phone,note\n{},moved away\n", hk_number(2)),
+    )
+    .unwrap();
+    campaign.write_contacts(Mix::valid(20));
+
+    // check sees it before anything is written.
+    let checked = nxcampaign(&campaign.db())
+        .arg("check")
+        .arg(campaign.job_path())
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        report
+            .lines()
+            .any(|l| l.contains("on do-not-call lists") && l.trim_end().ends_with(" 1")),
+        "{report}"
+    );
+
+    campaign.run().await;
+    let (state, message) = order_of(&campaign, &hk_number(2)).await;
+    assert_eq!(state, "suppressed");
+    assert!(message.contains("dnc.csv"), "{message}");
+    assert_eq!(sandbox.stats().orders_accepted, 19);
+
+    // A list file that cannot be read stops the run before anything.
+    std::fs::remove_file(campaign.dir.path().join("dnc.csv")).unwrap();
+    campaign.append_contacts(Mix::valid(5));
+    let run = campaign.run().await;
+    assert_eq!(exit_code(&run), 2, "{}", stderr(&run));
+    assert!(stderr(&run).contains("dnc.csv"), "{}", stderr(&run));
+    assert_eq!(sandbox.stats().orders_accepted, 19);
+}
