@@ -152,6 +152,7 @@ fn main() {
             lines,
             None,
         );
+        do_not_call(&mut table, &work, &job, rows, options.runs);
         eprint!("{table}");
 
         realistic(&mut table, &work, &sandbox, rows, options.runs);
@@ -697,6 +698,53 @@ impl Options {
 struct Sample {
     seconds: f64,
     peak_rss_kib: u64,
+}
+
+/// A do-not-call list as big as the contact file: every other number of
+/// the contacts (written as people keep them: international, with spaces)
+/// and as many that are in no contact row. Times `suppress import` into a
+/// fresh ledger, then an ingest of the contacts against that list (half
+/// of them set aside at planning).
+fn do_not_call(table: &mut String, work: &Path, job: &str, rows: usize, runs: usize) {
+    let list = work.join(format!("dnc-{rows}.txt"));
+    if !list.exists() {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&list).expect("list file"));
+        writeln!(out, "phone").unwrap();
+        for i in 0..rows {
+            // Even rows: a contact's number; odd: a number of no contact
+            // (the same ranges, beyond the rows' numbering).
+            let n = if i % 2 == 0 { i } else { rows + i };
+            writeln!(out, "{}", number(n)).unwrap();
+        }
+        out.flush().unwrap();
+    }
+    let list = list.to_string_lossy().into_owned();
+    let lines = rows as f64;
+    let import = median(runs, || {
+        let db = fresh_db(work, "dnc");
+        measure(&[BINARY, "--db", &db, "suppress", "import", &list])
+    });
+    row(
+        table,
+        rows,
+        "suppress import (do-not-call list)",
+        &import,
+        lines,
+        None,
+    );
+    let against = median(runs, || {
+        let db = fresh_db(work, "dnc");
+        measure(&[BINARY, "--db", &db, "suppress", "import", &list]);
+        measure(&[BINARY, "--db", &db, "ingest", job])
+    });
+    row(
+        table,
+        rows,
+        "ingest against that list (half the rows suppressed)",
+        &against,
+        lines,
+        None,
+    );
 }
 
 fn median(runs: usize, mut once: impl FnMut() -> Sample) -> Sample {

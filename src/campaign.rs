@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use md5::Digest as _;
 
-use crate::clock::{format_utc, now_ms};
+use crate::clock::{format_utc, human_duration, now_ms, rfc3339};
 use crate::contacts::ContactsError;
 use crate::dispatch::{Dispatch, Ending, SharedRate};
 use crate::ingest::{self, IngestError, IngestReport};
@@ -131,7 +131,10 @@ impl CampaignRun {
     pub fn exit(&self) -> Exit {
         match self.ending {
             Ending::Stopped(_) => Exit::Stopped,
-            Ending::Interrupted | Ending::TimeUp | Ending::VendorFailing { .. } => Exit::TryLater,
+            Ending::Interrupted
+            | Ending::TimeUp
+            | Ending::VendorFailing { .. }
+            | Ending::OutsideWindows { .. } => Exit::TryLater,
             Ending::Finished if self.new_trouble > 0 || self.ingest.invalid > 0 => Exit::Attention,
             // Part of the file waits to be written: cron should come back.
             Ending::Finished if self.ingest.waiting.is_some() => Exit::TryLater,
@@ -435,6 +438,7 @@ fn dispatch_for(
         breaker: job.breaker,
         deadline,
         shared_rate,
+        schedule: job.schedule.clone(),
     })
 }
 
@@ -676,6 +680,16 @@ pub fn finish_run(run: &CampaignRun, job_file: &Path, out: &mut dyn Write) -> Re
         ),
         Ending::VendorFailing { failures, window } => eprintln!(
             "the vendor is failing ({failures} of the last {window} attempts failed), try later: the rest stays pending"
+        ),
+        Ending::OutsideWindows {
+            opens_at_ms: Some(opens),
+        } => eprintln!(
+            "outside the calling windows: what is left waits; the next window opens at {} (in {}): run again then",
+            rfc3339(*opens),
+            human_duration(Duration::from_millis((*opens - now_ms()).max(0) as u64))
+        ),
+        Ending::OutsideWindows { opens_at_ms: None } => eprintln!(
+            "outside the calling windows, and none opens again within a year (see the job's [schedule]): what is left stays pending"
         ),
         Ending::Finished if run.exit() == Exit::Attention => eprintln!(
             "finished; some orders need attention: see `nxcampaign orders {} --state <state>`",

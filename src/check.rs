@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::campaign::{credentials_from_env, hold_to_read, Error, Exit};
-use crate::clock::now_ms;
+use crate::clock::{human_duration, now_ms, rfc3339};
 use crate::ingest::{self, IngestReport};
 use crate::job::Job;
 use crate::ledger::{CampaignStatus, Ledger, LedgerError, Preview, Scratch};
@@ -88,6 +88,15 @@ pub async fn check(
     }
     let status = scratch.ledger().status(campaign, job.name.as_str()).await?;
     let preview = scratch.preview(campaign).await?;
+    if let Some(schedule) = &job.schedule {
+        for (country, _, _) in &preview.countries {
+            if schedule.next_open(country, now_ms()).is_none() {
+                problems.push(format!(
+                    "no calling window of the job's [schedule] opens within a year for {country}"
+                ));
+            }
+        }
+    }
     let rejects = match rejects {
         Some(path) => {
             let ledger = scratch.ledger().clone();
@@ -187,6 +196,28 @@ impl CheckReport {
             self.batches(),
             human_duration(Duration::from_secs_f64(self.batches() as f64 / rate))
         )?;
+        if let Some(schedule) = &job.schedule {
+            let now = now_ms();
+            for (country, _, _) in &self.preview.countries {
+                match (schedule.open_until(country, now), schedule.next_open(country, now)) {
+                    (Some(until), _) => writeln!(
+                        out,
+                        "  {country}: inside a calling window now, until {}",
+                        rfc3339(until)
+                    )?,
+                    (None, Some(opens)) => writeln!(
+                        out,
+                        "  {country}: outside the calling windows now; the next opens at {} (in {})",
+                        rfc3339(opens),
+                        human_duration(Duration::from_millis((opens - now).max(0) as u64))
+                    )?,
+                    (None, None) => writeln!(
+                        out,
+                        "  {country}: no calling window opens within a year"
+                    )?,
+                }
+            }
+        }
         if let Some((seq, country, orders)) = &self.preview.first_batch {
             writeln!(out, "first request, as it would be sent:")?;
             write_example(out, job, *seq, country, orders)?;
@@ -253,15 +284,4 @@ fn write_example(
         )?;
     }
     Ok(())
-}
-
-/// `2h 05m`, `3m 20s`, `45s`, `< 1s`.
-fn human_duration(duration: Duration) -> String {
-    let seconds = duration.as_secs();
-    match seconds {
-        0 => "< 1s".to_owned(),
-        1..=59 => format!("{seconds}s"),
-        60..=3599 => format!("{}m {:02}s", seconds / 60, seconds % 60),
-        _ => format!("{}h {:02}m", seconds / 3600, (seconds % 3600) / 60),
-    }
 }

@@ -41,7 +41,7 @@ pub enum Command {
         /// exit 75, as SIGTERM would: for cron slots.
         #[arg(long, value_parser = parse_duration)]
         max_runtime: Option<Duration>,
-        /// Write the rows this run set aside (invalid, duplicate) to FILE, as
+        /// Write the rows this run set aside (invalid, duplicate, suppressed) to FILE, as
         /// CSV: the original row's columns, then `line` and `reason`.
         #[arg(long, value_name = "FILE")]
         rejects: Option<PathBuf>,
@@ -55,7 +55,7 @@ pub enum Command {
     Check {
         /// The job file (TOML).
         job: PathBuf,
-        /// Write every row a run would set aside (invalid, duplicate) to
+        /// Write every row a run would set aside (invalid, duplicate, suppressed) to
         /// FILE, as CSV: the original row's columns, then `line` and
         /// `reason`.
         #[arg(long, value_name = "FILE")]

@@ -89,6 +89,17 @@ pub fn parse_until_ms(raw: &str) -> Result<i64, String> {
         .map_err(|_| format!("{raw:?} is not a date (2026-12-31) or a time (2026-12-31T18:00:00Z)"))
 }
 
+/// `2h 05m`, `3m 20s`, `45s`, `< 1s`.
+pub fn human_duration(duration: std::time::Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        0 => "< 1s".to_owned(),
+        1..=59 => format!("{seconds}s"),
+        60..=3599 => format!("{}m {:02}s", seconds / 60, seconds % 60),
+        _ => format!("{}h {:02}m", seconds / 3600, (seconds % 3600) / 60),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

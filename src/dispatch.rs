@@ -21,6 +21,7 @@ use crate::nxlink::wire::{self, TaskSettings};
 use crate::nxlink::{Client, Exchange};
 use crate::outcome::{BatchState, Verdict};
 use crate::retry::{self, Breaker, Decision, StopCause};
+use crate::schedule::Schedule;
 use crate::throttle::{InFlight, Throttle};
 
 /// What a dispatch needs besides the ledger and the shutdown signal.
@@ -37,6 +38,8 @@ pub struct Dispatch {
     /// The rate limit every runner of a server ledger shares, on top of
     /// this run's own throttle.
     pub shared_rate: Option<SharedRate>,
+    /// When each country's numbers may be called; `None`: at any time.
+    pub schedule: Option<Schedule>,
 }
 
 /// A request rate shared through the ledger by every runner using `key`.
@@ -89,6 +92,9 @@ pub enum Ending {
     VendorFailing { failures: usize, window: usize },
     /// A reply showed that nothing will work until someone fixes something.
     Stopped(StopCause),
+    /// What is left waits for its countries' calling windows: the next one
+    /// opens then (Unix ms), if any does.
+    OutsideWindows { opens_at_ms: Option<i64> },
 }
 
 /// Batches marked `sending` in one durable write at most.
@@ -177,15 +183,28 @@ impl Dispatch {
                 // One batch per reservation of the shared bucket.
                 permits.truncate(1);
             }
+            // With calling windows, the shared slot is waited for before
+            // the claim, so that no batch waits for the rate limit after
+            // its window was checked (a wasted slot is the price).
+            let reserve_first = self.schedule.is_some();
+            if let Some(shared) = self.shared_rate.as_ref().filter(|_| reserve_first) {
+                let wait = ledger
+                    .reserve_request(&shared.key, shared.period, shared.tolerance)
+                    .await?;
+                tokio::time::sleep(wait).await;
+            }
+            // Only countries inside a calling window now, checked just
+            // before the claim that makes the batches `sending`.
+            let open = self.open_countries(ledger).await?;
             // The requests' `ts` is taken before the lease is checked (in
             // the take), so a request held up after the check carries a
             // `ts` the vendor refuses once its window has passed.
             let ts = self.client.ts_now();
             let batches = ledger
-                .take_due_batches(&self.fence, now_ms(), permits.len())
+                .take_due_batches(&self.fence, now_ms(), permits.len(), open.as_deref())
                 .await?;
             if !batches.is_empty() {
-                if let Some(shared) = &self.shared_rate {
+                if let Some(shared) = self.shared_rate.as_ref().filter(|_| !reserve_first) {
                     // The slot is reserved as late as can be, so that the
                     // request reaches the vendor when the bucket says, not
                     // a claim's latency later; the wait is short (a slot
@@ -212,10 +231,12 @@ impl Dispatch {
                     .await?;
                 continue;
             }
-            let due_ms = ledger.next_due_at(self.fence.campaign).await?;
+            let due_ms = ledger
+                .next_due_at(self.fence.campaign, open.as_deref())
+                .await?;
             let Some(feed) = planned.as_mut() else {
                 let Some(due_ms) = due_ms else {
-                    flight.ending = Some(Ending::Finished);
+                    flight.ending = Some(self.nothing_due(ledger).await?);
                     continue;
                 };
                 let wait = Duration::from_millis((due_ms - now_ms()).max(1) as u64);
@@ -256,6 +277,41 @@ impl Dispatch {
             self.handle(done, &mut flight, events)?;
         }
         Ok(flight.ending.unwrap_or(Ending::Finished))
+    }
+
+    /// The countries whose calling window is open now, among those with
+    /// pending batches; `None` without a schedule (every country).
+    async fn open_countries(&self, ledger: &Ledger) -> Result<Option<Vec<String>>, LedgerError> {
+        let Some(schedule) = &self.schedule else {
+            return Ok(None);
+        };
+        let countries = ledger.pending_countries(self.fence.campaign).await?;
+        let now = now_ms();
+        Ok(Some(
+            countries
+                .into_iter()
+                .filter(|country| schedule.open_until(country, now).is_some())
+                .collect(),
+        ))
+    }
+
+    /// How the dispatch ends when nothing it may send is due and nothing
+    /// more will be planned: finished, or waiting for calling windows
+    /// (when the next one opens).
+    async fn nothing_due(&self, ledger: &Ledger) -> Result<Ending, LedgerError> {
+        let Some(schedule) = &self.schedule else {
+            return Ok(Ending::Finished);
+        };
+        let waiting = ledger.pending_countries(self.fence.campaign).await?;
+        if waiting.is_empty() {
+            return Ok(Ending::Finished);
+        }
+        let now = now_ms();
+        let opens_at_ms = waiting
+            .iter()
+            .filter_map(|country| schedule.next_open(country, now))
+            .min();
+        Ok(Ending::OutsideWindows { opens_at_ms })
     }
 
     /// Waits for one attempt to end (and records it), or for the stop.

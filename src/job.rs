@@ -8,10 +8,13 @@ use std::num::{NonZeroU16, NonZeroU32};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use jiff::civil::Weekday;
+
 use serde::Deserialize;
 
 use crate::nxlink::{self, wire::TaskSettings};
 use crate::phone::Country;
+use crate::schedule::{self, Schedule};
 
 /// A validated job: everything a run needs apart from the credentials.
 #[derive(Debug, Clone)]
@@ -24,6 +27,8 @@ pub struct Job {
     /// against the job file's folder: numbers in them are never called in
     /// this campaign.
     pub suppression_files: Vec<PathBuf>,
+    /// When calls may be made (`[schedule]`); `None`: at any time.
+    pub schedule: Option<Schedule>,
     /// The ledger the job file names (`ledger`: a file, resolved against
     /// its folder, or a `postgres://` URL), else `nxcampaign.db` beside it.
     pub ledger: LedgerLocation,
@@ -378,6 +383,10 @@ impl Job {
             ));
         }
 
+        let schedule = file
+            .schedule
+            .map(|s| read_schedule(s).map_err(|(key, message)| invalid(key, message)))
+            .transpose()?;
         let suppression_files = file
             .suppression
             .files
@@ -389,6 +398,7 @@ impl Job {
             contacts,
             ledger,
             suppression_files,
+            schedule,
             api: ApiSettings {
                 base_url,
                 access_key_env: api.access_key_env,
@@ -489,6 +499,82 @@ fn toml_message(error: &toml::de::Error) -> String {
     }
 }
 
+/// Checks `[schedule]` into a [`Schedule`], or says which key is wrong.
+fn read_schedule(file: ScheduleFile) -> Result<Schedule, (&'static str, String)> {
+    let timezone = schedule::parse_zone(&file.timezone).map_err(|m| ("schedule.timezone", m))?;
+    let windows = match file.window {
+        Windows::One(one) => vec![one],
+        Windows::Several(several) => several,
+    };
+    if windows.is_empty() {
+        return Err(("schedule.window", "must name at least one window".into()));
+    }
+    let windows = windows
+        .iter()
+        .map(|w| schedule::parse_window(w))
+        .collect::<Result<_, _>>()
+        .map_err(|m| ("schedule.window", m))?;
+    let days = match file.days {
+        None => vec![
+            Weekday::Monday,
+            Weekday::Tuesday,
+            Weekday::Wednesday,
+            Weekday::Thursday,
+            Weekday::Friday,
+            Weekday::Saturday,
+            Weekday::Sunday,
+        ],
+        Some(days) if days.is_empty() => {
+            return Err(("schedule.days", "must name at least one day".into()))
+        }
+        Some(days) => days
+            .iter()
+            .map(|d| schedule::parse_day(d))
+            .collect::<Result<_, _>>()
+            .map_err(|m| ("schedule.days", m))?,
+    };
+    let holidays = file
+        .holidays
+        .iter()
+        .map(|d| {
+            d.trim()
+                .parse()
+                .map_err(|_| format!("{d:?} is not a date like 2026-12-25"))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|m| ("schedule.holidays", m))?;
+    let instant = |key: &'static str, raw: Option<String>| {
+        raw.map(|raw| {
+            raw.trim().parse::<jiff::Timestamp>().map_err(|_| {
+                (
+                    key,
+                    format!(
+                        "{raw:?} is not a time with its offset, like 2026-12-01T09:00:00+08:00"
+                    ),
+                )
+            })
+        })
+        .transpose()
+    };
+    let not_before = instant("schedule.not_before", file.not_before)?;
+    let not_after = instant("schedule.not_after", file.not_after)?;
+    let mut countries = std::collections::HashMap::new();
+    for (country, zone) in file.countries {
+        let code = Country::parse(&country).map_err(|e| ("schedule.countries", e.to_string()))?;
+        let zone = schedule::parse_zone(&zone).map_err(|m| ("schedule.countries", m))?;
+        countries.insert(code.as_str().to_owned(), zone);
+    }
+    Ok(Schedule {
+        timezone,
+        countries,
+        windows,
+        days,
+        holidays,
+        not_before,
+        not_after,
+    })
+}
+
 // ----- the exact file shape -------------------------------------------------
 
 #[derive(Debug, Deserialize)]
@@ -511,6 +597,31 @@ struct JobFile {
     lease: LeaseFile,
     #[serde(default)]
     suppression: SuppressionFile,
+    schedule: Option<ScheduleFile>,
+}
+
+/// `[schedule]`: calling windows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleFile {
+    timezone: String,
+    window: Windows,
+    days: Option<Vec<String>>,
+    #[serde(default)]
+    holidays: Vec<String>,
+    not_before: Option<String>,
+    not_after: Option<String>,
+    /// Country (ISO code) → its time zone.
+    #[serde(default)]
+    countries: std::collections::BTreeMap<String, String>,
+}
+
+/// One window, or several.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Windows {
+    One(String),
+    Several(Vec<String>),
 }
 
 /// `[suppression]`: the job's own do-not-call list files.

@@ -59,5 +59,6 @@ mod report;
 mod retry;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+mod schedule;
 mod suppress;
 mod throttle;

@@ -377,15 +377,28 @@ impl Ledger {
         fence: &Fence,
         now_ms: i64,
         limit: usize,
+        only: Option<&[String]>,
     ) -> Result<Vec<BatchToSend>, LedgerError> {
-        each!(self, l => l.take_due_batches(fence, now_ms, limit).await)
+        each!(self, l => l.take_due_batches(fence, now_ms, limit, only).await)
     }
 
     /// The earliest time a planned pending batch of the campaign becomes
     /// due, if any (batches still being planned are not due: dispatch
     /// waits for their plan instead).
-    pub async fn next_due_at(&self, campaign: CampaignId) -> Result<Option<i64>, LedgerError> {
-        each!(self, l => l.next_due_at(campaign).await)
+    pub async fn next_due_at(
+        &self,
+        campaign: CampaignId,
+        only: Option<&[String]>,
+    ) -> Result<Option<i64>, LedgerError> {
+        each!(self, l => l.next_due_at(campaign, only).await)
+    }
+
+    /// The countries of the campaign's planned pending batches.
+    pub async fn pending_countries(
+        &self,
+        campaign: CampaignId,
+    ) -> Result<Vec<String>, LedgerError> {
+        each!(self, l => l.pending_countries(campaign).await)
     }
 
     /// Records an attempt's result and its batch's new state in one

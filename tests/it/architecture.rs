@@ -20,7 +20,14 @@ const LAYERS: &[&[&str]] = &[
     &["contacts"],
     &["job"],
     &["nxlink"],
-    &["phone", "clock", "outcome", "batch", "realistic"],
+    &[
+        "phone",
+        "clock",
+        "outcome",
+        "batch",
+        "realistic",
+        "schedule",
+    ],
 ];
 
 /// Every `.rs` file under `src/` but the crate roots, with its module (the

@@ -14,5 +14,6 @@ mod output;
 mod run;
 mod runners;
 mod safety;
+mod schedule;
 mod support;
 mod suppress;

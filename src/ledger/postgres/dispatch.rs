@@ -23,8 +23,9 @@ impl Postgres {
         fence: &Fence,
         now_ms: i64,
         limit: usize,
+        only: Option<&[String]>,
     ) -> Result<Vec<BatchToSend>, LedgerError> {
-        match self.claim(fence, now_ms, limit).await {
+        match self.claim(fence, now_ms, limit, only).await {
             Err(e @ LedgerError::Query { .. }) => Err(self.lost_or(fence, e).await),
             claimed => claimed,
         }
@@ -35,6 +36,7 @@ impl Postgres {
         fence: &Fence,
         now_ms: i64,
         limit: usize,
+        only: Option<&[String]>,
     ) -> Result<Vec<BatchToSend>, LedgerError> {
         let campaign = fence.campaign;
         let mut tx = self.transaction().await?;
@@ -44,6 +46,7 @@ impl Postgres {
                  SELECT seq FROM batches
                  WHERE campaign_id = $2 AND state = $5 AND not_before_ms <= $1
                    AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = $2)
+                   AND ($7::TEXT[] IS NULL OR country = ANY($7))
                  ORDER BY seq LIMIT $3
                  FOR UPDATE SKIP LOCKED)
              UPDATE batches b SET state = $4, attempts = attempts + 1, updated_at_ms = $1, runner = $6
@@ -56,6 +59,7 @@ impl Postgres {
         .bind(BatchState::Sending.as_str())
         .bind(BatchState::Pending.as_str())
         .bind(&fence.owner)
+        .bind(only)
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?;
@@ -152,14 +156,35 @@ impl Postgres {
         Ok(batches)
     }
 
-    pub async fn next_due_at(&self, campaign: CampaignId) -> Result<Option<i64>, LedgerError> {
+    pub async fn next_due_at(
+        &self,
+        campaign: CampaignId,
+        only: Option<&[String]>,
+    ) -> Result<Option<i64>, LedgerError> {
         sqlx::query_scalar(
             "SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = $1 AND state = $2
+               AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = $1)
+               AND ($3::TEXT[] IS NULL OR country = ANY($3))",
+        )
+        .bind(campaign.0)
+        .bind(BatchState::Pending.as_str())
+        .bind(only)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))
+    }
+
+    pub async fn pending_countries(
+        &self,
+        campaign: CampaignId,
+    ) -> Result<Vec<String>, LedgerError> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT country FROM batches WHERE campaign_id = $1 AND state = $2
                AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = $1)",
         )
         .bind(campaign.0)
         .bind(BatchState::Pending.as_str())
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(|e| self.query_error(e))
     }

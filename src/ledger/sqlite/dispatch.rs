@@ -27,8 +27,10 @@ impl Sqlite {
         fence: &Fence,
         now_ms: i64,
         limit: usize,
+        only: Option<&[String]>,
     ) -> Result<Vec<BatchToSend>, LedgerError> {
         let fence = fence.clone();
+        let only = countries_json(only);
         self.write(move |this, tx| {
             let e = this.error();
             let campaign = fence.campaign;
@@ -40,6 +42,7 @@ impl Sqlite {
                          SELECT seq FROM batches
                          WHERE campaign_id = ?2 AND state = ?5 AND not_before_ms <= ?1
                            AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?2)
+                           AND (?6 IS NULL OR country IN (SELECT value FROM json_each(?6)))
                          ORDER BY seq LIMIT ?3)
                      RETURNING seq, country, attempts, attempts_before_resend, code",
                 )
@@ -51,6 +54,7 @@ impl Sqlite {
                         limit as i64,
                         BatchState::Sending.as_str(),
                         BatchState::Pending.as_str(),
+                        only,
                     ],
                     |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
                 )
@@ -135,16 +139,45 @@ impl Sqlite {
         .await
     }
 
-    /// The earliest time a pending batch of the campaign becomes due, if any.
-    pub async fn next_due_at(&self, campaign: CampaignId) -> Result<Option<i64>, LedgerError> {
+    /// The earliest time a pending batch of the campaign (of one of the
+    /// `only` countries, if given) becomes due, if any.
+    pub async fn next_due_at(
+        &self,
+        campaign: CampaignId,
+        only: Option<&[String]>,
+    ) -> Result<Option<i64>, LedgerError> {
+        let only = countries_json(only);
         self.read(move |this, conn| {
             conn.query_row(
                 "SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = ?1 AND state = ?2
-                   AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?1)",
-                params![campaign.0, BatchState::Pending.as_str()],
+                   AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?1)
+                   AND (?3 IS NULL OR country IN (SELECT value FROM json_each(?3)))",
+                params![campaign.0, BatchState::Pending.as_str(), only],
                 |row| row.get(0),
             )
             .map_err(this.error())
+        })
+        .await
+    }
+
+    /// The countries of the campaign's planned pending batches.
+    pub async fn pending_countries(
+        &self,
+        campaign: CampaignId,
+    ) -> Result<Vec<String>, LedgerError> {
+        self.read(move |this, conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT DISTINCT country FROM batches WHERE campaign_id = ?1 AND state = ?2
+                       AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?1)",
+                )
+                .map_err(this.error())?;
+            let rows = statement
+                .query_map(params![campaign.0, BatchState::Pending.as_str()], |row| {
+                    row.get(0)
+                })
+                .map_err(this.error())?;
+            rows.collect::<Result<_, _>>().map_err(this.error())
         })
         .await
     }
@@ -279,6 +312,11 @@ const EMPTIED: &str = "UPDATE batches SET state = ?3, attempts = attempts - 1, u
         message = 'every order in it was put on the do-not-call list before it was sent; not sent'
     WHERE campaign_id = ?1 AND seq IN (SELECT value FROM json_each(?2)) AND size = 0
     RETURNING seq";
+
+/// A country filter as a JSON array for `json_each`; `None` for all.
+fn countries_json(only: Option<&[String]>) -> Option<String> {
+    only.map(|countries| serde_json::to_string(countries).expect("strings serialize"))
+}
 
 /// Batch numbers as a JSON array, for `json_each`.
 fn json_numbers(seqs: &[BatchSeq]) -> String {

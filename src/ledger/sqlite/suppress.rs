@@ -9,17 +9,15 @@ use super::{LedgerError, Sqlite};
 use crate::ledger::model::{Scope, Suppression, SuppressionEntry};
 use crate::outcome::OrderState;
 
-/// A live order's number on the list at `?2`, for campaign `?1` (entries
-/// for every campaign, and the campaign's own).
-const LISTED: &str =
-    "EXISTS (SELECT 1 FROM suppressions s WHERE s.phone = o.phone AND s.scope IN (0, ?1)
-                          AND (s.until_ms IS NULL OR s.until_ms > ?2))";
-
 /// Sets aside, as suppressed, the live orders of campaign `campaign` that
 /// `which` selects (a condition on `o`, an order, whose parameters are
 /// `?3` onwards: `extra`) and whose number is on the list at `now_ms`;
 /// their batches shrink. Returns how many. The caller's transaction
 /// decides what to do with batches left empty.
+///
+/// The chosen orders are looked up on the list in number order (sorted
+/// first), so a big list is read front to back instead of a page per
+/// order.
 pub(super) fn set_aside_suppressed(
     conn: &Connection,
     campaign: i64,
@@ -33,30 +31,39 @@ pub(super) fn set_aside_suppressed(
     if !any {
         return Ok(0);
     }
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS listed (id INTEGER PRIMARY KEY, reason TEXT NOT NULL);
+         DELETE FROM temp.listed;",
+    )?;
     let mut values: Vec<&dyn ToSql> = vec![&campaign, &now_ms];
     values.extend_from_slice(extra);
-    let chosen = format!(
-        "FROM orders o WHERE o.campaign_id = ?1 AND o.set_aside IS NULL AND ({which}) AND {LISTED}"
-    );
     conn.execute(
         &format!(
-            "UPDATE batches SET size = size - g.n FROM (
-                 SELECT o.batch_seq AS seq, COUNT(*) AS n {chosen} GROUP BY o.batch_seq) g
-             WHERE batches.campaign_id = ?1 AND batches.seq = g.seq"
+            "INSERT OR IGNORE INTO temp.listed (id, reason)
+             WITH chosen AS MATERIALIZED (
+                 SELECT o.id, o.phone FROM orders o
+                 WHERE o.campaign_id = ?1 AND o.set_aside IS NULL AND ({which}) ORDER BY o.phone)
+             SELECT c.id, 'on the do-not-call list' || COALESCE(': ' || s.reason, '')
+             FROM chosen c CROSS JOIN suppressions s ON s.phone = c.phone
+             WHERE s.scope IN (0, ?1) AND (s.until_ms IS NULL OR s.until_ms > ?2)"
         ),
         params_from_iter(values.iter()),
     )?;
     conn.execute(
+        "UPDATE batches SET size = size - g.n FROM (
+             SELECT o.batch_seq AS seq, COUNT(*) AS n FROM temp.listed l CROSS JOIN orders o ON o.id = l.id
+             GROUP BY o.batch_seq) g
+         WHERE batches.campaign_id = ?1 AND batches.seq = g.seq",
+        [campaign],
+    )?;
+    conn.execute(
         &format!(
-            "UPDATE orders SET set_aside = '{suppressed}', batch_seq = NULL,
-                 reason = (SELECT 'on the do-not-call list' || COALESCE(': ' || s.reason, '')
-                           FROM suppressions s WHERE s.phone = orders.phone AND s.scope IN (0, ?1)
-                             AND (s.until_ms IS NULL OR s.until_ms > ?2)
-                           ORDER BY s.scope LIMIT 1)
-             WHERE id IN (SELECT o.id {chosen})",
-            suppressed = OrderState::Suppressed.as_str()
+            "UPDATE orders SET set_aside = '{}', batch_seq = NULL,
+                 reason = (SELECT reason FROM temp.listed l WHERE l.id = orders.id)
+             WHERE id IN (SELECT id FROM temp.listed)",
+            OrderState::Suppressed.as_str()
         ),
-        params_from_iter(values.iter()),
+        [],
     )
 }
 
@@ -69,6 +76,10 @@ impl Sqlite {
         entry: &SuppressionEntry,
     ) -> Result<u64, LedgerError> {
         let entry = entry.clone();
+        let mut phones = phones;
+        // In key order: each page of the list is written once.
+        phones.sort_unstable();
+        phones.dedup();
         self.write(move |this, tx| {
             let mut insert = tx
                 .prepare_cached(

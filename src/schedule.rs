@@ -1,0 +1,233 @@
+//! Calling windows: when a country's numbers may be called, from the job's
+//! `[schedule]` (local windows, weekdays, holidays, a campaign's first and
+//! last moment), in each country's time zone (IANA names, with jiff's
+//! bundled or the system's database). Pure: the time is given.
+
+use std::collections::HashMap;
+
+use jiff::civil::{Date, Time, Weekday};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, Zoned};
+
+/// How far ahead the next opening is looked for.
+const LOOK_AHEAD_DAYS: i32 = 400;
+
+/// When calls may be made; without one, always.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The zone of countries without an override.
+    pub timezone: TimeZone,
+    /// Per-country zones (ISO code → zone).
+    pub countries: HashMap<String, TimeZone>,
+    /// Local windows, start inclusive, end exclusive, start before end.
+    pub windows: Vec<(Time, Time)>,
+    /// Allowed weekdays.
+    pub days: Vec<Weekday>,
+    /// Local dates with no calls.
+    pub holidays: Vec<Date>,
+    pub not_before: Option<Timestamp>,
+    pub not_after: Option<Timestamp>,
+}
+
+impl Schedule {
+    fn zone(&self, country: &str) -> &TimeZone {
+        self.countries.get(country).unwrap_or(&self.timezone)
+    }
+
+    /// The end of the window that `at_ms` is in for `country`'s numbers
+    /// (Unix ms), or `None` when calls may not be made then.
+    pub fn open_until(&self, country: &str, at_ms: i64) -> Option<i64> {
+        let at = Timestamp::from_millisecond(at_ms).ok()?;
+        if self.not_before.is_some_and(|start| at < start)
+            || self.not_after.is_some_and(|end| at >= end)
+        {
+            return None;
+        }
+        let local = at.to_zoned(self.zone(country).clone());
+        if !self.day_allowed(local.date()) {
+            return None;
+        }
+        let now = local.time();
+        let (_, end) = self
+            .windows
+            .iter()
+            .find(|(start, end)| *start <= now && now < *end)?;
+        let closes = instant(&local, *end)?;
+        let closes = match self.not_after {
+            Some(last) => closes.min(last.as_millisecond()),
+            None => closes,
+        };
+        Some(closes)
+    }
+
+    /// The first moment at or after `after_ms` when `country`'s numbers may
+    /// be called, if any within a year or so.
+    pub fn next_open(&self, country: &str, after_ms: i64) -> Option<i64> {
+        let mut after = Timestamp::from_millisecond(after_ms).ok()?;
+        if let Some(start) = self.not_before.filter(|start| after < *start) {
+            after = start;
+        }
+        if self.open_until(country, after.as_millisecond()).is_some() {
+            return Some(after.as_millisecond());
+        }
+        let local = after.to_zoned(self.zone(country).clone());
+        let mut day = local.date();
+        for _ in 0..LOOK_AHEAD_DAYS {
+            if self.day_allowed(day) {
+                let mut starts: Vec<Time> = self.windows.iter().map(|(start, _)| *start).collect();
+                starts.sort();
+                for start in starts {
+                    let Ok(zoned) = day.to_datetime(start).to_zoned(self.zone(country).clone())
+                    else {
+                        continue;
+                    };
+                    let at = zoned.timestamp().as_millisecond();
+                    if at >= after.as_millisecond() && self.open_until(country, at).is_some() {
+                        return Some(at);
+                    }
+                }
+            }
+            day = day.tomorrow().ok()?;
+        }
+        None
+    }
+
+    fn day_allowed(&self, day: Date) -> bool {
+        self.days.contains(&day.weekday()) && !self.holidays.contains(&day)
+    }
+}
+
+/// `time` on `local`'s day, in its zone, as Unix ms.
+fn instant(local: &Zoned, time: Time) -> Option<i64> {
+    local
+        .date()
+        .to_datetime(time)
+        .to_zoned(local.time_zone().clone())
+        .ok()
+        .map(|z| z.timestamp().as_millisecond())
+}
+
+/// Parses `HH:MM-HH:MM` (seconds allowed: `HH:MM:SS`), start before end.
+pub fn parse_window(raw: &str) -> Result<(Time, Time), String> {
+    let (start, end) = raw
+        .split_once('-')
+        .ok_or_else(|| format!("{raw:?} is not a window like \"09:00-20:00\""))?;
+    let time = |part: &str| {
+        part.trim()
+            .parse::<Time>()
+            .map_err(|_| format!("{raw:?}: {:?} is not a time of day like 09:00", part.trim()))
+    };
+    let (start, end) = (time(start)?, time(end)?);
+    if start >= end {
+        return Err(format!(
+            "{raw:?}: a window must end after it starts on the same day (write one past midnight as two windows)"
+        ));
+    }
+    Ok((start, end))
+}
+
+/// Parses a weekday's first three letters (`mon`, …).
+pub fn parse_day(raw: &str) -> Result<Weekday, String> {
+    Ok(match raw.trim().to_ascii_lowercase().as_str() {
+        "mon" | "monday" => Weekday::Monday,
+        "tue" | "tuesday" => Weekday::Tuesday,
+        "wed" | "wednesday" => Weekday::Wednesday,
+        "thu" | "thursday" => Weekday::Thursday,
+        "fri" | "friday" => Weekday::Friday,
+        "sat" | "saturday" => Weekday::Saturday,
+        "sun" | "sunday" => Weekday::Sunday,
+        _ => {
+            return Err(format!(
+                "{raw:?} is not a day (mon, tue, wed, thu, fri, sat, sun)"
+            ))
+        }
+    })
+}
+
+/// An IANA time zone by name.
+pub fn parse_zone(raw: &str) -> Result<TimeZone, String> {
+    TimeZone::get(raw.trim())
+        .map_err(|_| format!("{raw:?} is not a time zone (an IANA name such as Asia/Hong_Kong)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(raw: &str) -> i64 {
+        raw.parse::<Timestamp>().unwrap().as_millisecond()
+    }
+
+    fn hong_kong_office_hours() -> Schedule {
+        Schedule {
+            timezone: parse_zone("Asia/Hong_Kong").unwrap(),
+            countries: HashMap::from([("US".to_owned(), parse_zone("America/New_York").unwrap())]),
+            windows: vec![
+                parse_window("09:00-12:00").unwrap(),
+                parse_window("14:00-20:00").unwrap(),
+            ],
+            days: ["mon", "tue", "wed", "thu", "fri"]
+                .iter()
+                .map(|d| parse_day(d).unwrap())
+                .collect(),
+            holidays: vec!["2026-12-25".parse().unwrap()],
+            not_before: None,
+            not_after: Some("2027-01-31T00:00:00Z".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_window_is_open_in_its_countrys_local_time() {
+        let s = hong_kong_office_hours();
+        // Monday 2026-11-30 10:00 in Hong Kong is 02:00 UTC.
+        assert_eq!(
+            s.open_until("HK", ms("2026-11-30T02:00:00Z")),
+            Some(ms("2026-11-30T04:00:00Z"))
+        );
+        // 13:00 local: between the windows.
+        assert_eq!(s.open_until("HK", ms("2026-11-30T05:00:00Z")), None);
+        // The same instant is 21:00 on Sunday in New York: closed.
+        assert_eq!(s.open_until("US", ms("2026-11-30T02:00:00Z")), None);
+        // A holiday and a Saturday are closed.
+        assert_eq!(s.open_until("HK", ms("2026-12-25T02:00:00Z")), None);
+        assert_eq!(s.open_until("HK", ms("2026-12-05T02:00:00Z")), None);
+        // After not_after, nothing.
+        assert_eq!(s.open_until("HK", ms("2027-02-01T02:00:00Z")), None);
+    }
+
+    #[test]
+    fn the_next_opening_skips_closed_hours_days_and_holidays() {
+        let s = hong_kong_office_hours();
+        // 13:00 local Monday → 14:00 local.
+        assert_eq!(
+            s.next_open("HK", ms("2026-11-30T05:00:00Z")),
+            Some(ms("2026-11-30T06:00:00Z"))
+        );
+        // Thursday 24 Dec 21:00 local → Monday 28 Dec 09:00 (25th a holiday, then the weekend).
+        assert_eq!(
+            s.next_open("HK", ms("2026-12-24T13:00:00Z")),
+            Some(ms("2026-12-28T01:00:00Z"))
+        );
+        // New York: Monday 09:00 EST is 14:00 UTC.
+        assert_eq!(
+            s.next_open("US", ms("2026-11-30T02:00:00Z")),
+            Some(ms("2026-11-30T14:00:00Z"))
+        );
+        // After the campaign's end there is no next opening.
+        assert_eq!(s.next_open("HK", ms("2027-01-31T00:00:00Z")), None);
+    }
+
+    #[test]
+    fn windows_days_and_zones_are_read_or_refused_with_the_reason() {
+        assert!(parse_window("20:00-09:00")
+            .unwrap_err()
+            .contains("two windows"));
+        assert!(parse_window("9am-5pm").is_err());
+        assert_eq!(
+            parse_window("09:00:30-09:01").unwrap().0,
+            Time::constant(9, 0, 30, 0)
+        );
+        assert!(parse_day("Mo").is_err());
+        assert!(parse_zone("Mars/Olympus").unwrap_err().contains("IANA"));
+    }
+}

@@ -1,0 +1,105 @@
+//! Calling windows (`[schedule]`): nothing is sent outside them, a run
+//! outside every window says when the next opens and exits 75, and a
+//! window that closes mid-run stops the sending. Times are set relative to
+//! now through `not_before`/`not_after`, so no test waits for a clock.
+
+use std::time::{Duration, SystemTime};
+
+use nxcampaign::sandbox::Faults;
+
+use crate::support::*;
+
+/// Now plus `offset` as an RFC 3339 UTC time, to the millisecond.
+fn in_(offset: Duration) -> String {
+    let ms = (SystemTime::now() + offset)
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    jiff::Timestamp::from_millisecond(ms).unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_outside_every_window_sends_nothing_and_says_when_the_next_opens() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let opens = in_(Duration::from_secs(3 * 3600));
+    let mut campaign = Campaign::new(&sandbox).with(
+        "schedule",
+        &format!(
+            "timezone = \"Asia/Hong_Kong\"\nwindow = [\"00:00-12:00\", \"12:00-23:59:59\"]\nnot_before = \"{opens}\""
+        ),
+    );
+    campaign.write_contacts(Mix::valid(150));
+    let run = campaign.run().await;
+    assert_eq!(exit_code(&run), 75, "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("outside the calling windows"),
+        "{}",
+        stderr(&run)
+    );
+    // The opening, to the second (jiff prints no trailing zeros).
+    let said = &opens[..19];
+    assert!(stderr(&run).contains(said), "{said} in {}", stderr(&run));
+    assert_eq!(sandbox.stats().requests, 0);
+    // The file was read: the orders wait, pending.
+    let status = campaign.status().await;
+    assert_eq!(count(&status, "orders", "pending"), 150);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_that_closes_mid_run_stops_sending() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let closes = in_(Duration::from_millis(1500));
+    let mut campaign = Campaign::new(&sandbox)
+        .with("limits", "requests_per_second = 4.0\nmax_in_flight = 1")
+        .with(
+            "schedule",
+            &format!(
+                "timezone = \"UTC\"\nwindow = \"00:00-23:59:59.999\"\nnot_after = \"{closes}\""
+            ),
+        );
+    // 20 batches: five seconds at 4 a second.
+    campaign.write_contacts(Mix::valid(2000));
+    let run = campaign.run().await;
+    assert_eq!(exit_code(&run), 75, "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("none opens again"),
+        "{}",
+        stderr(&run)
+    );
+    let sent = sandbox.stats().requests;
+    assert!((1..20).contains(&sent), "{sent} requests");
+    let status = campaign.status().await;
+    assert_eq!(count(&status, "batches", "accepted"), sent);
+    assert_eq!(count(&status, "batches", "pending"), 20 - sent);
+    assert_eq!(count(&status, "batches", "sending"), 0);
+    // Later runs send nothing more: the campaign's window is over.
+    let again = campaign.run().await;
+    assert_eq!(exit_code(&again), 75);
+    assert_eq!(sandbox.stats().requests, sent);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_with_a_wrong_zone_or_window_is_refused_naming_the_key() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    for (lines, key) in [
+        (
+            "timezone = \"Mars/Olympus\"\nwindow = \"09:00-20:00\"",
+            "schedule.timezone",
+        ),
+        (
+            "timezone = \"UTC\"\nwindow = \"20:00-09:00\"",
+            "schedule.window",
+        ),
+        (
+            "timezone = \"UTC\"\nwindow = \"09:00-20:00\"\ndays = [\"funday\"]",
+            "schedule.days",
+        ),
+    ] {
+        let mut campaign = Campaign::new(&sandbox).with("schedule", lines);
+        campaign.write_contacts(Mix::valid(5));
+        let run = campaign.run().await;
+        assert_eq!(exit_code(&run), 2, "{}", stderr(&run));
+        assert!(stderr(&run).contains(key), "{key}: {}", stderr(&run));
+    }
+    assert_eq!(sandbox.stats().requests, 0);
+}
