@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::batch::BatchSeq;
 use crate::campaign::{
     credentials_from_env, finish_run, graceful_shutdown, hold_to_read, ingest_until, run_campaign,
-    Error, Exit,
+    Bounds, Error, Exit,
 };
 use crate::check::check;
 use crate::cli::{Cli, Command, ListFormat, SuppressAction};
@@ -18,7 +18,7 @@ use crate::demo;
 use crate::ingest::resume_point;
 use crate::job::{Job, LedgerLocation};
 use crate::lease;
-use crate::ledger::{Ledger, LedgerError, OpenMode, Resend, Scope, SuppressionEntry};
+use crate::ledger::{Forgotten, Ledger, LedgerError, OpenMode, Resend, Scope, SuppressionEntry};
 use crate::outcome::{BatchState, OrderState};
 use crate::phone::Country;
 use crate::rejects::write_rejects;
@@ -35,7 +35,17 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             job,
             max_runtime,
             rejects,
-        } => run(db, &job, max_runtime, rejects.as_deref()).await,
+            limit,
+            confirm_above,
+            yes,
+        } => {
+            let guards = Guards {
+                limit,
+                confirm_above,
+                yes,
+            };
+            run(db, &job, max_runtime, rejects.as_deref(), guards).await
+        }
         Command::Check { job, rejects } => dry_run(db, &job, rejects.as_deref()).await,
         Command::Ingest { job } => ingest_only(db, &job).await,
         Command::Status { campaign, json } => status(db, campaign.as_deref(), json).await,
@@ -63,15 +73,24 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             campaign,
             uncertain,
             failed: _,
+            rejected,
             batches,
         } => {
             let from = if uncertain {
                 BatchState::Uncertain
+            } else if rejected {
+                BatchState::Rejected
             } else {
                 BatchState::Failed
             };
             resend(db, &campaign, from, &batches).await
         }
+        Command::Cancel { campaign, batches } => cancel(db, &campaign, &batches).await,
+        Command::Campaigns { json } => campaigns(db, json).await,
+        Command::Forget {
+            campaign,
+            sent_anyway,
+        } => forget(db, &campaign, sent_anyway).await,
         Command::Suppress { action } => suppress_command(db, action).await,
         Command::Migrate { job } => {
             let job = job.map(|path| Job::load(&path, None)).transpose()?;
@@ -107,18 +126,26 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
     }
 }
 
+/// How much one `run` may send, as its flags say.
+struct Guards {
+    limit: Option<u64>,
+    confirm_above: Option<u64>,
+    yes: bool,
+}
+
 async fn run(
     db: Option<&str>,
     job_path: &Path,
     max_runtime: Option<Duration>,
     rejects: Option<&Path>,
+    guards: Guards,
 ) -> Result<Exit, Error> {
     let deadline = max_runtime.map(|limit| Instant::now() + limit);
     let base_url = std::env::var("NXLINK_BASE_URL").ok();
     let job = Job::load(job_path, base_url.as_deref())?;
     let credentials = credentials_from_env(&job.api)?;
     let ledger = open_job_ledger(db, &job).await?;
-    load_job_lists(&ledger, &job).await?;
+    start_campaign(&ledger, &job, job_path).await?;
     // Where this run's read begins, for its rejects file.
     let read_before = match (rejects, ledger.campaign(job.name.as_str()).await) {
         (None, _) => None,
@@ -130,13 +157,28 @@ async fn run(
         (Some(_), Err(LedgerError::UnknownCampaign { .. })) => Some((None, 0)),
         (Some(_), Err(e)) => return Err(e.into()),
     };
+    let confirm_above = guards.confirm_above.or(job.limits.confirm_above);
+    if let Some(most) = confirm_above.filter(|_| !guards.yes) {
+        let would = orders_a_run_would_send(&ledger, &job, guards.limit).await?;
+        if would > most {
+            ledger.close().await;
+            return Err(Error::Usage(format!(
+                "this run would send {would} order(s), more than {most} (--confirm-above or the job's limits.confirm_above): nothing was sent; look at them with `nxcampaign check {}`, then run again with --yes",
+                job_path.display()
+            )));
+        }
+    }
     let mut progress = Progress::new();
+    let bounds = Bounds {
+        deadline,
+        most_orders: guards.limit,
+    };
     let run = run_campaign(
         &ledger,
         &job,
         credentials,
         graceful_shutdown(),
-        deadline,
+        bounds,
         &mut progress,
     )
     .await?;
@@ -151,6 +193,22 @@ async fn run(
     }
     ledger.close().await;
     Ok(exit)
+}
+
+/// Reads what is new in the job's file (sending nothing) and counts the
+/// orders a run would then send: every pending one, or `limit`.
+async fn orders_a_run_would_send(
+    ledger: &Ledger,
+    job: &Job,
+    limit: Option<u64>,
+) -> Result<u64, Error> {
+    let (campaign, held) = hold_to_read(ledger, job).await?;
+    let ingested = ingest_until(ledger, job, held.fence(), graceful_shutdown()).await;
+    held.release().await?;
+    ingested?;
+    let status = ledger.status(campaign, job.name.as_str()).await?;
+    let pending = status.orders_in(OrderState::InBatch(BatchState::Pending));
+    Ok(limit.map_or(pending, |limit| pending.min(limit)))
 }
 
 /// `check`: what a run of the job would do, against its ledger as it is
@@ -183,7 +241,7 @@ async fn dry_run(db: Option<&str>, job_path: &Path, rejects: Option<&Path>) -> R
 async fn ingest_only(db: Option<&str>, job_path: &Path) -> Result<Exit, Error> {
     let job = Job::load(job_path, None)?;
     let ledger = open_job_ledger(db, &job).await?;
-    load_job_lists(&ledger, &job).await?;
+    start_campaign(&ledger, &job, job_path).await?;
     let (campaign, held) = hold_to_read(&ledger, &job).await?;
     let ingested = ingest_until(&ledger, &job, held.fence(), graceful_shutdown()).await;
     held.release().await?;
@@ -251,17 +309,10 @@ async fn resend(
         )
         .await?;
     let seqs = resent.requeued;
-    let listed: Vec<String> = seqs.iter().take(20).map(|s| format!("#{s}")).collect();
-    let more = if seqs.len() > 20 { ", …" } else { "" };
     println!(
-        "re-queued {} {from} batch(es){}{}; the next `nxcampaign run` sends them",
+        "re-queued {} {from} batch(es){}; the next `nxcampaign run` sends them",
         seqs.len(),
-        if seqs.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", listed.join(", "))
-        },
-        more
+        listed(&seqs)
     );
     for (seq, until) in &resent.fenced {
         eprintln!(
@@ -285,6 +336,74 @@ async fn resend(
     } else {
         Exit::Done
     })
+}
+
+/// `cancel`: pending batches (all, or the ones named) become `cancelled`.
+async fn cancel(db: Option<&str>, campaign: &str, only: &[BatchSeq]) -> Result<Exit, Error> {
+    let (ledger, campaign) = open_for(db, campaign).await?;
+    let id = ledger.campaign(&campaign).await?;
+    let cancelled = ledger.cancel(id, only, now_ms(), &requested_by()).await?;
+    println!(
+        "cancelled {} pending batch(es) of campaign {campaign:?}{}; they will never be sent",
+        cancelled.len(),
+        listed(&cancelled)
+    );
+    let skipped: Vec<BatchSeq> = only
+        .iter()
+        .filter(|seq| !cancelled.contains(seq))
+        .copied()
+        .collect();
+    if !skipped.is_empty() {
+        eprintln!("left alone (not pending){}", listed(&skipped));
+    }
+    ledger.close().await;
+    Ok(if skipped.is_empty() {
+        Exit::Done
+    } else {
+        Exit::Attention
+    })
+}
+
+/// `: #1, #2, …` for up to 20 batches; nothing for none.
+fn listed(seqs: &[BatchSeq]) -> String {
+    if seqs.is_empty() {
+        return String::new();
+    }
+    let shown: Vec<String> = seqs.iter().take(20).map(|s| format!("#{s}")).collect();
+    let more = if seqs.len() > 20 { ", …" } else { "" };
+    format!(": {}{more}", shown.join(", "))
+}
+
+/// `campaigns`: every campaign of the ledger.
+async fn campaigns(db: Option<&str>, json: bool) -> Result<Exit, Error> {
+    let ledger = Ledger::open_with(&ledger_location(db, None), OpenMode::MustExist).await?;
+    let summaries = ledger.campaigns().await?;
+    let mut out = io::stdout().lock();
+    report::write_campaigns(&mut out, &summaries, json)?;
+    out.flush()?;
+    Ok(Exit::Done)
+}
+
+/// `forget`: deletes a campaign that sent nothing (or, when told, one that
+/// did).
+async fn forget(db: Option<&str>, campaign: &str, sent_anyway: bool) -> Result<Exit, Error> {
+    let (ledger, campaign) = open_for(db, campaign).await?;
+    let id = ledger.campaign(&campaign).await?;
+    let outcome = ledger.forget(id, sent_anyway).await?;
+    ledger.close().await;
+    match outcome {
+        Forgotten::Deleted { orders } => {
+            println!("forgot campaign {campaign:?} and its {orders} order(s)");
+            Ok(Exit::Done)
+        }
+        Forgotten::Sent { attempts } => Err(Error::Usage(format!(
+            "campaign {campaign:?} sent {attempts} request(s): its record is what keeps its contacts from being called again, so it is kept; add --i-know-it-was-sent to delete it anyway"
+        ))),
+        Forgotten::Busy => Err(Error::CampaignBusy {
+            campaign,
+            holder: "a run (its lease is held)".to_owned(),
+        }),
+    }
 }
 
 /// `suppress add|import|remove|list`, on the ledger `--db` names (else
@@ -366,10 +485,15 @@ async fn suppress_command(db: Option<&str>, action: SuppressAction) -> Result<Ex
     })
 }
 
-/// Brings the campaign's part of the do-not-call list in line with the
-/// job's own list files, before anything is planned or sent.
-async fn load_job_lists(ledger: &Ledger, job: &Job) -> Result<(), Error> {
+/// Notes the run of `job_path` in the campaign (creating it) and brings
+/// the campaign's part of the do-not-call list in line with the job's own
+/// list files, before anything is planned or sent.
+async fn start_campaign(ledger: &Ledger, job: &Job, job_path: &Path) -> Result<(), Error> {
     let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
+    let shown = std::path::absolute(job_path).unwrap_or_else(|_| job_path.to_owned());
+    ledger
+        .note_run(campaign, &shown.to_string_lossy(), now_ms())
+        .await?;
     let listed = suppress::load_job_lists(ledger, campaign, job).await?;
     if listed > 0 {
         eprintln!("do-not-call: {listed} number(s) in the job's list files");

@@ -134,13 +134,23 @@ impl CampaignRun {
             Ending::Interrupted
             | Ending::TimeUp
             | Ending::VendorFailing { .. }
-            | Ending::OutsideWindows { .. } => Exit::TryLater,
+            | Ending::OutsideWindows { .. }
+            | Ending::LimitReached { .. } => Exit::TryLater,
             Ending::Finished if self.new_trouble > 0 || self.ingest.invalid > 0 => Exit::Attention,
             // Part of the file waits to be written: cron should come back.
             Ending::Finished if self.ingest.waiting.is_some() => Exit::TryLater,
             Ending::Finished => Exit::Done,
         }
     }
+}
+
+/// How far one run may go.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bounds {
+    /// Start no batch after this (`--max-runtime`).
+    pub deadline: Option<Instant>,
+    /// Send at most this many orders (`--limit`).
+    pub most_orders: Option<u64>,
 }
 
 /// Takes the campaign's lease, ingests the job's contact file and sends
@@ -152,14 +162,15 @@ pub async fn run_campaign(
     job: &Job,
     credentials: Credentials,
     shutdown: impl std::future::Future<Output = ()>,
-    deadline: Option<Instant>,
+    bounds: Bounds,
     progress: &mut Progress,
 ) -> Result<CampaignRun, Error> {
     if ledger.several_runners() {
-        return run_as_one_of_several(ledger, job, credentials, shutdown, deadline, progress).await;
+        return run_as_one_of_several(ledger, job, credentials, shutdown, bounds, progress).await;
     }
+    let deadline = bounds.deadline;
     let (campaign, lease, recovered) = hold_campaign(ledger, job).await?;
-    let dispatch = dispatch_for(job, lease.fence(), credentials, deadline, None)?;
+    let dispatch = dispatch_for(job, lease.fence(), credentials, bounds, None)?;
     let stop_reading = Arc::new(AtomicBool::new(false));
     let (feed, planned) = tokio::sync::watch::channel(());
     let reading = ingest::ingest(
@@ -207,9 +218,10 @@ pub async fn run_as_one_of_several(
     job: &Job,
     credentials: Credentials,
     shutdown: impl std::future::Future<Output = ()>,
-    deadline: Option<Instant>,
+    bounds: Bounds,
     progress: &mut Progress,
 ) -> Result<CampaignRun, Error> {
+    let deadline = bounds.deadline;
     let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
     let recovered = Arc::new(AtomicU64::new(0));
     let runner = Runner::join(
@@ -230,13 +242,7 @@ pub async fn run_as_one_of_several(
         period: Duration::from_secs_f64(1.0 / job.limits.requests_per_second),
         tolerance: throttle::burst_tolerance(job.limits.requests_per_second),
     };
-    let dispatch = dispatch_for(
-        job,
-        runner.fence(),
-        credentials,
-        deadline,
-        Some(shared_rate),
-    )?;
+    let dispatch = dispatch_for(job, runner.fence(), credentials, bounds, Some(shared_rate))?;
     let stop_reading = Arc::new(AtomicBool::new(false));
     let (feed, planned) = tokio::sync::watch::channel(());
     let reading = read_or_follow(ledger, job, runner.fence(), Arc::clone(&stop_reading), feed);
@@ -424,7 +430,7 @@ fn dispatch_for(
     job: &Job,
     fence: &Fence,
     credentials: Credentials,
-    deadline: Option<Instant>,
+    bounds: Bounds,
     shared_rate: Option<SharedRate>,
 ) -> Result<Dispatch, Error> {
     let client =
@@ -436,9 +442,10 @@ fn dispatch_for(
         task: job.task.clone(),
         retry: job.retry,
         breaker: job.breaker,
-        deadline,
+        deadline: bounds.deadline,
         shared_rate,
         schedule: job.schedule.clone(),
+        most_orders: bounds.most_orders,
     })
 }
 
@@ -687,6 +694,9 @@ pub fn finish_run(run: &CampaignRun, job_file: &Path, out: &mut dyn Write) -> Re
             "outside the calling windows: what is left waits; the next window opens at {} (in {}): run again then",
             rfc3339(*opens),
             human_duration(Duration::from_millis((*opens - now_ms()).max(0) as u64))
+        ),
+        Ending::LimitReached { sent_orders } => eprintln!(
+            "limit reached: this run sent {sent_orders} order(s) (--limit); the rest stays pending for the next run"
         ),
         Ending::OutsideWindows { opens_at_ms: None } => eprintln!(
             "outside the calling windows, and none opens again within a year (see the job's [schedule]): what is left stays pending"

@@ -45,6 +45,18 @@ pub enum Command {
         /// CSV: the original row's columns, then `line` and `reason`.
         #[arg(long, value_name = "FILE")]
         rejects: Option<PathBuf>,
+        /// Send at most N orders in this run (whole batches: the batch that
+        /// would pass N waits for the next run); exit 75 when more waits.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Refuse (exit 2, nothing sent) to send more than N orders in this
+        /// run unless --yes is given; overrides the job's
+        /// `limits.confirm_above`. The file is read first to count them.
+        #[arg(long, value_name = "N")]
+        confirm_above: Option<u64>,
+        /// Send even above --confirm-above / `limits.confirm_above`.
+        #[arg(long)]
+        yes: bool,
     },
     /// Dry run: read the job and its whole contact file as `run` would,
     /// against the current ledger, and say what a run would send; writes
@@ -92,7 +104,7 @@ pub enum Command {
     ///
     /// Re-sending an uncertain batch may call its contacts twice if the
     /// vendor did receive it: check the vendor's call records first.
-    #[command(group(ArgGroup::new("which").required(true).args(["uncertain", "failed"])))]
+    #[command(group(ArgGroup::new("which").required(true).args(["uncertain", "failed", "rejected"])))]
     Resend {
         /// The campaign's name, or its job file (`*.toml`), which names its
         /// ledger too.
@@ -103,9 +115,38 @@ pub enum Command {
         /// Re-queue the batches whose retries ran out.
         #[arg(long)]
         failed: bool,
+        /// Re-queue the batches the vendor refused (after the job was fixed:
+        /// the next run sends them with the job's settings as they are then).
+        #[arg(long)]
+        rejected: bool,
         /// Only this batch (repeatable); default: every batch in that state.
         #[arg(long = "batch", value_name = "SEQ")]
         batches: Vec<crate::batch::BatchSeq>,
+    },
+    /// Cancel pending batches: they are never sent (a final state).
+    Cancel {
+        /// The campaign's name, or its job file (`*.toml`).
+        campaign: String,
+        /// Only this batch (repeatable); default: every pending batch.
+        #[arg(long = "batch", value_name = "SEQ")]
+        batches: Vec<crate::batch::BatchSeq>,
+    },
+    /// Every campaign of the ledger: created and last run, job and contact
+    /// files, orders by state.
+    Campaigns {
+        /// One JSON object per campaign, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a campaign and everything recorded of it; refused for one
+    /// that sent anything (its record is what keeps people from being
+    /// called twice) unless --i-know-it-was-sent.
+    Forget {
+        /// The campaign's name, or its job file (`*.toml`).
+        campaign: String,
+        /// Delete it even though requests of it were sent.
+        #[arg(long = "i-know-it-was-sent")]
+        sent_anyway: bool,
     },
     /// The do-not-call list: numbers never called, in any campaign of the
     /// ledger. It applies when orders are planned and again just before

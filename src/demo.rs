@@ -55,7 +55,7 @@ pub async fn run() -> Result<Exit, Error> {
         &job,
         sandbox_credentials(),
         campaign::graceful_shutdown(),
-        None,
+        campaign::Bounds::default(),
         &mut progress,
     )
     .await?;

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use crate::batch::BatchSeq;
 use crate::clock::now_ms;
 use crate::job::{BreakerSettings, RetryPolicy};
-use crate::ledger::{AttemptResult, BatchToSend, Fence, Ledger, LedgerError};
+use crate::ledger::{AttemptResult, BatchToSend, Claim, Fence, Ledger, LedgerError};
 use crate::nxlink::wire::{self, TaskSettings};
 use crate::nxlink::{Client, Exchange};
 use crate::outcome::{BatchState, Verdict};
@@ -40,6 +40,8 @@ pub struct Dispatch {
     pub shared_rate: Option<SharedRate>,
     /// When each country's numbers may be called; `None`: at any time.
     pub schedule: Option<Schedule>,
+    /// Orders this run may send at most (`run --limit`).
+    pub most_orders: Option<u64>,
 }
 
 /// A request rate shared through the ledger by every runner using `key`.
@@ -95,6 +97,9 @@ pub enum Ending {
     /// What is left waits for its countries' calling windows: the next one
     /// opens then (Unix ms), if any does.
     OutsideWindows { opens_at_ms: Option<i64> },
+    /// The run sent as many orders as it may (`--limit`): the next due
+    /// batch would pass the cap.
+    LimitReached { sent_orders: u64 },
 }
 
 /// Batches marked `sending` in one durable write at most.
@@ -108,6 +113,8 @@ struct Flight {
     /// wrong secret or URL costs a single request.
     vendor_confirmed: bool,
     breaker: Breaker,
+    /// Orders in the batches this run took.
+    taken_orders: u64,
 }
 
 impl Dispatch {
@@ -140,6 +147,7 @@ impl Dispatch {
             ending: None,
             vendor_confirmed: false,
             breaker: Breaker::new(&self.breaker),
+            taken_orders: 0,
         };
 
         while flight.ending.is_none() {
@@ -200,9 +208,17 @@ impl Dispatch {
             // the take), so a request held up after the check carries a
             // `ts` the vendor refuses once its window has passed.
             let ts = self.client.ts_now();
-            let batches = ledger
-                .take_due_batches(&self.fence, now_ms(), permits.len(), open.as_deref())
-                .await?;
+            let left = self
+                .most_orders
+                .map(|most| most.saturating_sub(flight.taken_orders));
+            let claim = Claim {
+                now_ms: now_ms(),
+                batches: permits.len(),
+                orders: left,
+                countries: open.as_deref(),
+            };
+            let batches = ledger.take_due_batches(&self.fence, &claim).await?;
+            flight.taken_orders += batches.iter().map(|b| b.orders.len() as u64).sum::<u64>();
             if !batches.is_empty() {
                 if let Some(shared) = self.shared_rate.as_ref().filter(|_| !reserve_first) {
                     // The slot is reserved as late as can be, so that the
@@ -234,6 +250,13 @@ impl Dispatch {
             let due_ms = ledger
                 .next_due_at(self.fence.campaign, open.as_deref())
                 .await?;
+            if left.is_some() && due_ms.is_some_and(|due| due <= claim.now_ms) {
+                // Due, yet not taken: it would pass the cap.
+                flight.ending = Some(Ending::LimitReached {
+                    sent_orders: flight.taken_orders,
+                });
+                continue;
+            }
             let Some(feed) = planned.as_mut() else {
                 let Some(due_ms) = due_ms else {
                     flight.ending = Some(self.nothing_due(ledger).await?);

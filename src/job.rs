@@ -117,6 +117,9 @@ pub struct Limits {
     pub max_in_flight: NonZeroU32,
     /// Who shares `requests_per_second` on a shared ledger.
     pub scope: RateScope,
+    /// A run that would send more orders than this refuses (exit 2)
+    /// unless told `--yes`.
+    pub confirm_above: Option<u64>,
 }
 
 /// Who shares a rate limit (`limits.scope`).
@@ -429,6 +432,7 @@ impl Job {
                 requests_per_second: limits.requests_per_second,
                 max_in_flight,
                 scope: limits.scope,
+                confirm_above: limits.confirm_above,
             },
             retry: RetryPolicy {
                 max_attempts,
@@ -717,6 +721,7 @@ struct LimitsFile {
     max_in_flight: u32,
     #[serde(default)]
     scope: RateScope,
+    confirm_above: Option<u64>,
 }
 
 impl Default for LimitsFile {
@@ -725,6 +730,7 @@ impl Default for LimitsFile {
             requests_per_second: one(),
             max_in_flight: default_max_in_flight(),
             scope: RateScope::default(),
+            confirm_above: None,
         }
     }
 }

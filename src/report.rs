@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::clock::rfc3339;
 use crate::dispatch::{AttemptReport, Event};
-use crate::ledger::{CampaignStatus, OrderLine};
+use crate::ledger::{CampaignStatus, CampaignSummary, OrderLine};
 use crate::outcome::{BatchState, OrderState};
 
 /// How `orders` prints.
@@ -61,26 +62,77 @@ pub fn write_status_table(out: &mut dyn Write, statuses: &[CampaignStatus]) -> i
     Ok(())
 }
 
+/// `campaigns`: one line per campaign, oldest first.
+pub fn write_campaigns(
+    out: &mut dyn Write,
+    campaigns: &[CampaignSummary],
+    json: bool,
+) -> io::Result<()> {
+    let when = |ms: Option<i64>| ms.map(rfc3339).unwrap_or_else(|| "-".to_owned());
+    if json {
+        for c in campaigns {
+            let mut object = status_object(&c.status);
+            object["created_at"] = json!(rfc3339(c.created_at_ms));
+            object["last_run_at"] = json!(c.last_run_at_ms.map(rfc3339));
+            object["job_file"] = json!(c.job_file);
+            object["contacts"] = json!(c.contacts);
+            writeln!(out, "{object}")?;
+        }
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<24} {:<20} {:<20} {:>10} {:>10} {:>10} {:>10}  job file / contact file",
+        "campaign", "created", "last run", "rows", "pending", "accepted", "attention"
+    )?;
+    for c in campaigns {
+        let status = &c.status;
+        let attention: u64 = BatchState::ALL
+            .into_iter()
+            .filter(|s| s.needs_attention())
+            .map(|s| status.orders_in(OrderState::InBatch(s)))
+            .sum();
+        writeln!(
+            out,
+            "{:<24} {:<20} {:<20} {:>10} {:>10} {:>10} {:>10}  {} / {}",
+            status.campaign,
+            when(Some(c.created_at_ms)),
+            when(c.last_run_at_ms),
+            status.rows_read,
+            status.orders_in(OrderState::InBatch(BatchState::Pending)),
+            status.orders_in(OrderState::InBatch(BatchState::Accepted)),
+            attention,
+            terminal_safe(c.job_file.as_deref().unwrap_or("-")),
+            terminal_safe(c.contacts.as_deref().unwrap_or("-")),
+        )?;
+    }
+    Ok(())
+}
+
+/// One campaign's status as `status --json` prints it.
+fn status_object(status: &CampaignStatus) -> serde_json::Value {
+    let orders: serde_json::Map<String, serde_json::Value> = status
+        .orders
+        .iter()
+        .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
+        .collect();
+    let batches: serde_json::Map<String, serde_json::Value> = status
+        .batches
+        .iter()
+        .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
+        .collect();
+    json!({
+        "campaign": status.campaign,
+        "rows_read": status.rows_read,
+        "orders": orders,
+        "batches": batches,
+    })
+}
+
 /// Prints one JSON object per campaign, one per line.
 pub fn write_status_json(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io::Result<()> {
     for status in statuses {
-        let orders: serde_json::Map<String, serde_json::Value> = status
-            .orders
-            .iter()
-            .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
-            .collect();
-        let batches: serde_json::Map<String, serde_json::Value> = status
-            .batches
-            .iter()
-            .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
-            .collect();
-        let object = json!({
-            "campaign": status.campaign,
-            "rows_read": status.rows_read,
-            "orders": orders,
-            "batches": batches,
-        });
-        writeln!(out, "{object}")?;
+        writeln!(out, "{}", status_object(status))?;
     }
     Ok(())
 }

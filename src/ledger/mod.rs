@@ -17,9 +17,9 @@ mod sqlite;
 use std::path::PathBuf;
 
 pub use model::{
-    AttemptResult, BatchToSend, CampaignStatus, Checkpoint, Fence, KeyKind, LeaseGrant,
-    LeaseHolder, OrderLine, OrderStream, Planned, Preview, Resend, Resent, Scope, StagedChunk,
-    StagedRow, Suppression, SuppressionEntry,
+    AttemptResult, BatchToSend, CampaignStatus, CampaignSummary, Checkpoint, Claim, Fence,
+    Forgotten, KeyKind, LeaseGrant, LeaseHolder, OrderLine, OrderStream, Planned, Preview, Resend,
+    Resent, Scope, StagedChunk, StagedRow, Suppression, SuppressionEntry,
 };
 
 use crate::batch::BatchSeq;
@@ -225,6 +225,57 @@ impl Ledger {
         }
     }
 
+    /// Moves the campaign's planned pending batches (all, or `only`) to
+    /// `cancelled`, noting who asked; returns the ones it moved. A batch
+    /// being sent is not pending, so it is never cut short.
+    pub async fn cancel(
+        &self,
+        campaign: CampaignId,
+        only: &[BatchSeq],
+        now_ms: i64,
+        by: &str,
+    ) -> Result<Vec<BatchSeq>, LedgerError> {
+        each!(self, l => l.cancel(campaign, only, now_ms, by).await)
+    }
+
+    /// Notes that a run (or ingest) of `job_file` starts now.
+    pub async fn note_run(
+        &self,
+        campaign: CampaignId,
+        job_file: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
+        each!(self, l => l.note_run(campaign, job_file, now_ms).await)
+    }
+
+    /// Every campaign, in the order they were created, with its counts.
+    pub async fn campaigns(&self) -> Result<Vec<CampaignSummary>, LedgerError> {
+        let records = each!(self, l => l.campaign_records().await)?;
+        let mut summaries = Vec::with_capacity(records.len());
+        for record in records {
+            summaries.push(CampaignSummary {
+                status: self.status(record.id, &record.name).await?,
+                created_at_ms: record.created_at_ms,
+                last_run_at_ms: record.last_run_at_ms,
+                job_file: record.job_file,
+                contacts: record.contacts,
+            });
+        }
+        Ok(summaries)
+    }
+
+    /// Deletes the campaign and everything recorded of it, unless a run
+    /// holds it, or requests of it were sent and `sent_anyway` is not
+    /// given (its record is what keeps its contacts from being called
+    /// twice).
+    pub async fn forget(
+        &self,
+        campaign: CampaignId,
+        sent_anyway: bool,
+    ) -> Result<Forgotten, LedgerError> {
+        each!(self, l => l.forget(campaign, sent_anyway).await)
+    }
+
     /// Adds `phones` (normalized as contacts are) to the do-not-call list,
     /// or renews them with `entry`'s reason, expiry and source; one
     /// transaction. Returns how many.
@@ -366,20 +417,20 @@ impl Ledger {
         }
     }
 
-    /// Marks up to `limit` due batches `sending`, each with a new attempt,
-    /// in one durable transaction, and returns them with their orders, in
-    /// sequence order; empty when no batch is due now. Nothing is taken
+    /// Marks due batches `sending` (in sequence order, as many as `claim`
+    /// allows: batches, orders all together, countries), each with a new
+    /// attempt, in one durable transaction, and returns them with their
+    /// orders, in sequence order; empty when no batch is due now or the
+    /// next due one would pass the order cap. Nothing is taken
     /// unless `fence` still holds its run's lease, checked in the same
     /// transaction; only planned batches are taken, with only their
     /// planned orders.
     pub async fn take_due_batches(
         &self,
         fence: &Fence,
-        now_ms: i64,
-        limit: usize,
-        only: Option<&[String]>,
+        claim: &Claim<'_>,
     ) -> Result<Vec<BatchToSend>, LedgerError> {
-        each!(self, l => l.take_due_batches(fence, now_ms, limit, only).await)
+        each!(self, l => l.take_due_batches(fence, claim).await)
     }
 
     /// The earliest time a planned pending batch of the campaign becomes

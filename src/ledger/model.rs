@@ -327,3 +327,51 @@ pub struct Suppression {
     pub added_at_ms: i64,
     pub source: String,
 }
+
+/// What one claim may take: due batches at `now_ms`, in sequence order.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub now_ms: i64,
+    /// Batches at most.
+    pub batches: usize,
+    /// Orders at most, all batches together (`run --limit`); `None`: no cap.
+    pub orders: Option<u64>,
+    /// Only batches of these countries (those inside a calling window);
+    /// `None`: every country.
+    pub countries: Option<&'a [String]>,
+}
+
+/// One campaign as `campaigns` lists it.
+#[derive(Debug, Clone)]
+pub struct CampaignSummary {
+    pub status: CampaignStatus,
+    pub created_at_ms: i64,
+    /// When its last run or ingest started.
+    pub last_run_at_ms: Option<i64>,
+    /// The job file of that run.
+    pub job_file: Option<String>,
+    /// The contact file its checkpoint is for.
+    pub contacts: Option<String>,
+}
+
+/// A campaign's row, as the ledger keeps it.
+#[derive(Debug, Clone)]
+pub(super) struct CampaignRecord {
+    pub id: CampaignId,
+    pub name: String,
+    pub created_at_ms: i64,
+    pub last_run_at_ms: Option<i64>,
+    pub job_file: Option<String>,
+    pub contacts: Option<String>,
+}
+
+/// What `forget` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forgotten {
+    /// Deleted, with this many orders.
+    Deleted { orders: u64 },
+    /// Refused: requests of it were sent (this many attempts).
+    Sent { attempts: u64 },
+    /// Refused: a run holds it now.
+    Busy,
+}

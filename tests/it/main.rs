@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod faults;
 mod files;
+mod guards;
 mod input;
 mod output;
 mod run;

@@ -6,7 +6,7 @@ use sqlx::Row as _;
 
 use super::{seq_array, Postgres};
 use crate::batch::{BatchOrder, BatchSeq};
-use crate::ledger::model::{AttemptResult, BatchToSend, Fence, Resend, Resent};
+use crate::ledger::model::{AttemptResult, BatchToSend, Claim, Fence, Resend, Resent};
 use crate::ledger::{CampaignId, LedgerError};
 use crate::nxlink::wire::code;
 use crate::outcome::BatchState;
@@ -21,11 +21,9 @@ impl Postgres {
     pub async fn take_due_batches(
         &self,
         fence: &Fence,
-        now_ms: i64,
-        limit: usize,
-        only: Option<&[String]>,
+        claim: &Claim<'_>,
     ) -> Result<Vec<BatchToSend>, LedgerError> {
-        match self.claim(fence, now_ms, limit, only).await {
+        match self.claim(fence, claim).await {
             Err(e @ LedgerError::Query { .. }) => Err(self.lost_or(fence, e).await),
             claimed => claimed,
         }
@@ -34,23 +32,25 @@ impl Postgres {
     async fn claim(
         &self,
         fence: &Fence,
-        now_ms: i64,
-        limit: usize,
-        only: Option<&[String]>,
+        claim: &Claim<'_>,
     ) -> Result<Vec<BatchToSend>, LedgerError> {
+        let (now_ms, limit, only) = (claim.now_ms, claim.batches, claim.countries);
         let campaign = fence.campaign;
         let mut tx = self.transaction().await?;
         self.check_runner(&mut tx, fence).await?;
         let taken = sqlx::query(
             "WITH due AS (
-                 SELECT seq FROM batches
+                 SELECT seq, size FROM batches
                  WHERE campaign_id = $2 AND state = $5 AND not_before_ms <= $1
                    AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = $2)
                    AND ($7::TEXT[] IS NULL OR country = ANY($7))
                  ORDER BY seq LIMIT $3
-                 FOR UPDATE SKIP LOCKED)
+                 FOR UPDATE SKIP LOCKED),
+             fits AS (
+                 SELECT seq FROM (SELECT seq, SUM(size) OVER (ORDER BY seq) AS orders_through FROM due) d
+                 WHERE $8::BIGINT IS NULL OR orders_through <= $8)
              UPDATE batches b SET state = $4, attempts = attempts + 1, updated_at_ms = $1, runner = $6
-             FROM due WHERE b.campaign_id = $2 AND b.seq = due.seq AND b.state = $5
+             FROM fits WHERE b.campaign_id = $2 AND b.seq = fits.seq AND b.state = $5
              RETURNING b.seq, b.country, b.attempts, b.attempts_before_resend, b.code",
         )
         .bind(now_ms)
@@ -60,6 +60,7 @@ impl Postgres {
         .bind(BatchState::Pending.as_str())
         .bind(&fence.owner)
         .bind(only)
+        .bind(claim.orders.map(|n| n as i64))
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?;

@@ -5,7 +5,7 @@ use rusqlite::params;
 
 use super::{CampaignId, Fence, LedgerError, Sqlite};
 use crate::batch::{BatchOrder, BatchSeq};
-use crate::ledger::model::{AttemptResult, BatchToSend, Resend, Resent};
+use crate::ledger::model::{AttemptResult, BatchToSend, Claim, Resend, Resent};
 use crate::nxlink::wire::code;
 use crate::outcome::BatchState;
 
@@ -25,12 +25,12 @@ impl Sqlite {
     pub async fn take_due_batches(
         &self,
         fence: &Fence,
-        now_ms: i64,
-        limit: usize,
-        only: Option<&[String]>,
+        claim: &Claim<'_>,
     ) -> Result<Vec<BatchToSend>, LedgerError> {
         let fence = fence.clone();
-        let only = countries_json(only);
+        let only = countries_json(claim.countries);
+        let (now_ms, limit) = (claim.now_ms, claim.batches);
+        let most_orders = claim.orders.map(|n| n as i64);
         self.write(move |this, tx| {
             let e = this.error();
             let campaign = fence.campaign;
@@ -39,11 +39,13 @@ impl Sqlite {
                 .prepare(
                     "UPDATE batches SET state = ?4, attempts = attempts + 1, updated_at_ms = ?1
                      WHERE campaign_id = ?2 AND state = ?5 AND seq IN (
-                         SELECT seq FROM batches
-                         WHERE campaign_id = ?2 AND state = ?5 AND not_before_ms <= ?1
-                           AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?2)
-                           AND (?6 IS NULL OR country IN (SELECT value FROM json_each(?6)))
-                         ORDER BY seq LIMIT ?3)
+                         SELECT seq FROM (
+                             SELECT seq, SUM(size) OVER (ORDER BY seq) AS orders_through FROM batches
+                             WHERE campaign_id = ?2 AND state = ?5 AND not_before_ms <= ?1
+                               AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?2)
+                               AND (?6 IS NULL OR country IN (SELECT value FROM json_each(?6)))
+                             ORDER BY seq LIMIT ?3)
+                         WHERE ?7 IS NULL OR orders_through <= ?7)
                      RETURNING seq, country, attempts, attempts_before_resend, code",
                 )
                 .map_err(e)?
@@ -55,6 +57,7 @@ impl Sqlite {
                         BatchState::Sending.as_str(),
                         BatchState::Pending.as_str(),
                         only,
+                        most_orders,
                     ],
                     |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
                 )
@@ -319,7 +322,7 @@ fn countries_json(only: Option<&[String]>) -> Option<String> {
 }
 
 /// Batch numbers as a JSON array, for `json_each`.
-fn json_numbers(seqs: &[BatchSeq]) -> String {
+pub(super) fn json_numbers(seqs: &[BatchSeq]) -> String {
     let numbers: Vec<u32> = seqs.iter().map(|seq| seq.get()).collect();
     serde_json::to_string(&numbers).unwrap_or_default()
 }

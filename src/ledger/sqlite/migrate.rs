@@ -45,6 +45,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(5, "fences", "0005_fences.sql"),
     migration!(6, "source path", "0006_source_path.sql"),
     migration!(7, "suppressions", "0007_suppressions.sql"),
+    migration!(8, "campaign runs", "0008_campaign_runs.sql"),
 ];
 
 impl Migration {
