@@ -18,7 +18,7 @@ use crate::clock::now_ms;
 use crate::job::{BreakerSettings, RetryPolicy};
 use crate::ledger::{AttemptResult, BatchToSend, Claim, Fence, Ledger, LedgerError};
 use crate::nxlink::wire::{self, TaskSettings};
-use crate::nxlink::{Client, Exchange};
+use crate::nxlink::{Client, Exchange, TransportError};
 use crate::outcome::{BatchState, Verdict};
 use crate::retry::{self, Breaker, Decision, StopCause};
 use crate::schedule::Schedule;
@@ -115,6 +115,9 @@ struct Flight {
     breaker: Breaker,
     /// Orders in the batches this run took.
     taken_orders: u64,
+    /// Whether the gateway ever answered this campaign (in this run, or a
+    /// batch of an earlier one was accepted or rejected).
+    reached: bool,
 }
 
 impl Dispatch {
@@ -148,6 +151,11 @@ impl Dispatch {
             vendor_confirmed: false,
             breaker: Breaker::new(&self.breaker),
             taken_orders: 0,
+            reached: {
+                let status = ledger.status(self.fence.campaign, "").await?;
+                status.batches_in(BatchState::Accepted) + status.batches_in(BatchState::Rejected)
+                    > 0
+            },
         };
 
         while flight.ending.is_none() {
@@ -232,9 +240,12 @@ impl Dispatch {
                     tokio::time::sleep(wait).await;
                 }
                 for (batch, permit) in batches.into_iter().zip(permits.drain(..)) {
-                    flight
-                        .in_flight
-                        .spawn(attempt(self.context(ledger), batch, ts, permit));
+                    flight.in_flight.spawn(attempt(
+                        self.context(ledger, flight.reached),
+                        batch,
+                        ts,
+                        permit,
+                    ));
                 }
                 continue;
             }
@@ -351,8 +362,9 @@ impl Dispatch {
         Ok(())
     }
 
-    fn context(&self, ledger: &Ledger) -> AttemptContext {
+    fn context(&self, ledger: &Ledger, reached: bool) -> AttemptContext {
         AttemptContext {
+            reached,
             ledger: ledger.clone(),
             fence: self.fence.clone(),
             client: Arc::clone(&self.client),
@@ -374,6 +386,7 @@ impl Dispatch {
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
         flight.breaker.record(&finished.decision);
+        flight.reached |= finished.reached;
         match &finished.decision {
             Decision::Accepted | Decision::Rejected => flight.vendor_confirmed = true,
             Decision::FixClock {
@@ -413,11 +426,16 @@ struct AttemptContext {
     client: Arc<Client>,
     task: TaskSettings,
     retry: RetryPolicy,
+    /// Whether the gateway ever answered this campaign: until it has, a
+    /// connection that cannot be made is a wrong address, not an outage.
+    reached: bool,
 }
 
 /// What an attempt task hands back to the loop.
 struct Finished {
     decision: Decision,
+    /// The gateway answered (any HTTP reply).
+    reached: bool,
     report: AttemptReport,
 }
 
@@ -433,7 +451,17 @@ async fn attempt(
 ) -> Result<Finished, LedgerError> {
     let body = wire::create_and_call_body(&ctx.task, &batch.country, batch.seq, &batch.orders);
     let exchange = ctx.client.create_and_call(body, ts).await;
-    let decision = retry::classify(&exchange, batch.after_clock_fix);
+    let decision = match (retry::classify(&exchange, batch.after_clock_fix), &exchange) {
+        (Decision::Retry { .. }, Exchange::Transport(TransportError::NotSent { detail, .. }))
+            if !ctx.reached =>
+        {
+            Decision::Stop(StopCause::Unreachable {
+                detail: detail.clone(),
+            })
+        }
+        (decision, _) => decision,
+    };
+    let reached = matches!(exchange, Exchange::Reply(_));
     if let Decision::FixClock {
         server_offset_ms: Some(offset_ms),
     } = decision
@@ -467,6 +495,7 @@ async fn attempt(
     drop(in_flight);
     Ok(Finished {
         decision,
+        reached,
         report: AttemptReport {
             seq: batch.seq,
             country: batch.country,

@@ -43,6 +43,10 @@ pub enum StopCause {
     /// right from here. The offset is what the reply's `Date` said, if it
     /// said anything.
     Clock { server_offset_ms: Option<i64> },
+    /// No connection could be made to a gateway that never answered this
+    /// campaign (a name that does not resolve, a refused port): a
+    /// configuration error, not the vendor's trouble.
+    Unreachable { detail: String },
 }
 
 impl StopCause {
@@ -76,6 +80,10 @@ impl StopCause {
                  the {:.1} s its Date header showed between its clock and this machine's; check \
                  this machine's clock (NTP)",
                 *offset as f64 / 1000.0
+            ),
+            StopCause::Unreachable { detail } => format!(
+                "cannot connect to the gateway ({detail}), which has never answered this campaign: \
+                 check api.base_url (or NXLINK_BASE_URL), and this machine's DNS and network"
             ),
             StopCause::Clock {
                 server_offset_ms: None,

@@ -179,3 +179,47 @@ async fn a_failing_vendor_pauses_the_run_instead_of_burning_every_batch() {
     assert_eq!(exit_code(&campaign.run().await), 0);
     assert_eq!(sandbox.accepted_orders().len(), 1000);
 }
+
+/// A gateway that cannot be reached before it ever answered is a wrong
+/// address (exit 3, "check api.base_url"), spending no retry budget; once
+/// it has answered the campaign, the same failure is an outage (try later).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_gateway_that_never_answered_is_a_configuration_error() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let sandbox = start_sandbox(Faults::default()).await;
+    for base_url in [
+        format!("http://127.0.0.1:{closed}"),
+        "https://gateway.nxlink.invalid".to_owned(),
+    ] {
+        let mut campaign =
+            Campaign::new(&sandbox).with("api", &format!("base_url = \"{base_url}\""));
+        campaign.write_contacts(Mix::valid(250));
+        let run = campaign.run().await;
+        assert_eq!(exit_code(&run), 3, "{base_url}: {}", stderr(&run));
+        assert!(
+            stderr(&run).contains("check api.base_url"),
+            "{}",
+            stderr(&run)
+        );
+        let status = campaign.status().await;
+        assert_eq!(count(&status, "batches", "pending"), 3, "{base_url}");
+    }
+
+    // Answered once: the same refusal later is the vendor's outage.
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(100));
+    crate::support::assert_success(&campaign.run().await);
+    campaign.append_contacts(Mix::valid(100));
+    let campaign = campaign.with("api", &format!("base_url = \"http://127.0.0.1:{closed}\""));
+    campaign.write_job();
+    let run = campaign.run().await;
+    assert_ne!(exit_code(&run), 3, "{}", stderr(&run));
+    assert!(
+        !stderr(&run).contains("check api.base_url"),
+        "{}",
+        stderr(&run)
+    );
+}
