@@ -55,7 +55,7 @@ pub enum Error {
     Job(#[from] JobError),
     #[error(transparent)]
     Contacts(#[from] ContactsError),
-    #[error("environment variable {var} is not set: it must hold the NXLink {what} (the job's api.{key} names it)")]
+    #[error("environment variable {var} is not set: it must hold the NXLink {what} (the job's api.{key} names it); or put {var}=... in a credentials file only its owner can read, named by NXLINK_CREDENTIALS_FILE or the job's api.credentials_file")]
     MissingCredential {
         var: String,
         what: &'static str,
@@ -646,12 +646,33 @@ pub(crate) async fn ingest_until(
     Ok((report, stopped))
 }
 
-/// Reads the credentials from the environment variables the job names.
+/// The variable naming a credentials file, which wins over the job's
+/// `api.credentials_file`.
+pub const CREDENTIALS_FILE_VAR: &str = "NXLINK_CREDENTIALS_FILE";
+
+/// Reads the credentials: from the environment variables the job names,
+/// else from the credentials file (`NXLINK_CREDENTIALS_FILE`, else the
+/// job's `api.credentials_file`), a file of `NAME=value` lines with the
+/// same names, which only its owner may read (a shell can source it too).
 pub fn credentials_from_env(api: &ApiSettings) -> Result<Credentials, Error> {
+    let file = std::env::var_os(CREDENTIALS_FILE_VAR)
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| api.credentials_file.clone());
+    let from_file = match &file {
+        Some(path) => read_credentials_file(path)?,
+        None => Vec::new(),
+    };
     let read = |var: &str, what: &'static str, key: &'static str| {
         std::env::var(var)
             .ok()
             .filter(|v| !v.is_empty())
+            .or_else(|| {
+                from_file
+                    .iter()
+                    .find(|(name, _)| name == var)
+                    .map(|(_, value)| value.clone())
+            })
             .ok_or_else(|| Error::MissingCredential {
                 var: var.to_owned(),
                 what,
@@ -662,6 +683,45 @@ pub fn credentials_from_env(api: &ApiSettings) -> Result<Credentials, Error> {
         read(&api.access_key_env, "access key", "access_key_env")?,
         read(&api.access_secret_env, "access secret", "access_secret_env")?,
     ))
+}
+
+/// The `NAME=value` lines of a credentials file (`export ` prefixes,
+/// quotes, blank lines and `#` comments allowed), refused when others
+/// than its owner may read it. Values are never shown in errors.
+fn read_credentials_file(path: &Path) -> Result<Vec<(String, String)>, Error> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let unusable =
+        |why: String| Error::Usage(format!("credentials file {}: {why}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| unusable(e.to_string()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(unusable(format!(
+            "others than its owner may read or write it (mode {:o}): chmod 600 it",
+            meta.permissions().mode() & 0o777
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| unusable(e.to_string()))?;
+    let mut pairs = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((name, value)) = line.split_once('=') else {
+            return Err(unusable(format!(
+                "line {}: not a NAME=value line",
+                index + 1
+            )));
+        };
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        pairs.push((name.trim().to_owned(), value.to_owned()));
+    }
+    Ok(pairs)
 }
 
 /// Prints a run's ending and status; returns the exit code. Hints name the

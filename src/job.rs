@@ -87,6 +87,10 @@ pub struct ApiSettings {
     pub access_key_env: String,
     /// Name of the environment variable holding the access secret.
     pub access_secret_env: String,
+    /// A file holding the credentials as `NAME=value` lines, for when
+    /// they are not in the environment (`api.credentials_file`; the
+    /// environment's `NXLINK_CREDENTIALS_FILE` wins).
+    pub credentials_file: Option<PathBuf>,
     /// Whole-request timeout of one attempt.
     pub timeout: Duration,
     /// How far from the vendor's clock a request's `ts` may be and still be
@@ -406,6 +410,7 @@ impl Job {
                 base_url,
                 access_key_env: api.access_key_env,
                 access_secret_env: api.access_secret_env,
+                credentials_file: api.credentials_file.map(|file| folder.join(file)),
                 timeout: Duration::from_millis(api.timeout_ms),
                 clock_window: Duration::from_millis(api.clock_window_ms),
             },
@@ -651,6 +656,7 @@ struct ApiFile {
     allow_http: bool,
     #[serde(default = "default_clock_window_ms")]
     clock_window_ms: u64,
+    credentials_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -180,3 +180,59 @@ async fn status_json_has_every_state_even_at_zero() {
     assert_eq!(status["orders"]["accepted"], 5);
     assert_eq!(status["orders"]["failed"], 0);
 }
+
+/// Cron has no credentials in its environment: a credentials file (the
+/// job's `api.credentials_file`, or `NXLINK_CREDENTIALS_FILE`) holds them,
+/// refused while others may read it; the secret is never shown.
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_come_from_a_file_only_its_owner_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox).with("api", "credentials_file = \"nxlink.env\"");
+    campaign.write_contacts(Mix::valid(120));
+    let file = campaign.dir.path().join("nxlink.env");
+    std::fs::write(
+        &file,
+        format!(
+            "# for cron\nexport NXLINK_ACCESS_KEY={}\nNXLINK_ACCESS_SECRET=\"{}\"\n",
+            nxcampaign::sandbox::DEFAULT_ACCESS_KEY,
+            nxcampaign::sandbox::DEFAULT_ACCESS_SECRET
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (db, job) = (campaign.db(), campaign.job_path());
+    let run = |env_file: Option<&std::path::Path>| {
+        let mut command = nxcampaign(&db);
+        if let Some(path) = env_file {
+            command.env("NXLINK_CREDENTIALS_FILE", path);
+        }
+        command.arg("run").arg(&job).output()
+    };
+    let refused = run(None).await.unwrap();
+    assert_eq!(exit_code(&refused), 2, "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("chmod 600"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!stderr(&refused).contains(nxcampaign::sandbox::DEFAULT_ACCESS_SECRET));
+    assert_eq!(sandbox.stats().requests, 0);
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let ran = run(None).await.unwrap();
+    assert_eq!(exit_code(&ran), 0, "{}", stderr(&ran));
+    assert_eq!(sandbox.stats().orders_accepted, 120);
+
+    // The variable names another file, which wins.
+    let other = campaign.dir.path().join("other.env");
+    std::fs::write(
+        &other,
+        "NXLINK_ACCESS_KEY=wrong\nNXLINK_ACCESS_SECRET=wrong\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).unwrap();
+    campaign.append_contacts(Mix::valid(10));
+    let wrong = run(Some(&other)).await.unwrap();
+    assert_eq!(exit_code(&wrong), 3, "{}", stderr(&wrong));
+}
