@@ -132,7 +132,11 @@ impl ContactReader {
         resume: Option<&Resume>,
     ) -> Result<ContactReader, ContactsError> {
         let extent = Extent::measure(path)?;
-        let mut header_reader = csv_reader(Box::new(open_data(path)?.take(extent.end)));
+        let delimiter = match columns.delimiter {
+            Some(delimiter) => delimiter,
+            None => detect_delimiter(path)?,
+        };
+        let mut header_reader = csv_reader(Box::new(open_data(path)?.take(extent.end)), delimiter);
         let mut header = csv::ByteRecord::new();
         let has_header = header_reader
             .read_byte_record(&mut header)
@@ -159,6 +163,12 @@ impl ContactReader {
             header_reader.position().line(),
         );
         drop(header_reader);
+        if extent.complete && data_start.0 >= extent.end && resume.is_none() {
+            tracing::warn!(
+                "{}: the contact file has a header row and no contacts",
+                path.display()
+            );
+        }
 
         // Read (and digest) everything before where reading starts: the
         // digest proves the part already read is unchanged.
@@ -220,7 +230,7 @@ impl ContactReader {
         };
         Ok(ContactReader {
             path: path.to_owned(),
-            reader: csv_reader(Box::new(tee)),
+            reader: csv_reader(Box::new(tee), delimiter),
             layout,
             header: lossy_fields(&header),
             record: csv::ByteRecord::new(),
@@ -709,9 +719,10 @@ impl Layout {
     }
 }
 
-fn csv_reader(inner: Box<dyn Read + Send>) -> csv::Reader<Box<dyn Read + Send>> {
+fn csv_reader(inner: Box<dyn Read + Send>, delimiter: u8) -> csv::Reader<Box<dyn Read + Send>> {
     csv::ReaderBuilder::new()
         .has_headers(false)
+        .delimiter(delimiter)
         .flexible(true)
         // Only `\n` ends a record, so that line numbers count every line
         // (with CRLF, csv would otherwise start each record at the `\n`);
@@ -721,9 +732,40 @@ fn csv_reader(inner: Box<dyn Read + Send>) -> csv::Reader<Box<dyn Read + Send>> 
         .from_reader(inner)
 }
 
+/// Whether the file is gzip data, by its first two bytes (its magic
+/// number), whatever its name says.
 fn is_gzip(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"))
+    let mut magic = [0u8; 2];
+    File::open(path)
+        .and_then(|mut file| file.read_exact(&mut magic))
+        .is_ok_and(|()| magic == [0x1f, 0x8b])
+}
+
+/// The field separator of the file's header line, when the job does not
+/// say: the most frequent of `,` `;` tab `|` outside quotes (`,` when
+/// none appears, or on a tie with it).
+fn detect_delimiter(path: &Path) -> Result<u8, ContactsError> {
+    const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
+    let mut data = BufReader::new(open_data(path)?.take(MAX_RECORD_BYTES));
+    let mut line = Vec::new();
+    data.read_until(b'\n', &mut line)
+        .map_err(|source| open_error(path, source))?;
+    let mut counts = [0usize; 4];
+    let mut quoted = false;
+    for byte in line {
+        if byte == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            if let Some(at) = CANDIDATES.iter().position(|c| *c == byte) {
+                counts[at] += 1;
+            }
+        }
+    }
+    let best = (0..CANDIDATES.len())
+        .max_by_key(|at| (counts[*at], std::cmp::Reverse(*at)))
+        .filter(|at| counts[*at] > 0)
+        .unwrap_or(0);
+    Ok(CANDIDATES[best])
 }
 
 /// The file's (decompressed) data from its start.
@@ -749,6 +791,7 @@ mod tests {
 
     fn columns() -> Columns {
         Columns {
+            delimiter: None,
             phone: "phone".into(),
             country: Some("country".into()),
             order_id: None,

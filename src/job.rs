@@ -109,6 +109,8 @@ pub struct Columns {
     pub order_id: Option<String>,
     /// Columns packed into `other` as compact JSON, in this order.
     pub other: Vec<String>,
+    /// The field separator; `None`: found from the header line.
+    pub delimiter: Option<u8>,
 }
 
 /// How fast requests may go.
@@ -390,6 +392,17 @@ impl Job {
             ));
         }
 
+        let delimiter = match columns.delimiter.as_deref() {
+            None => None,
+            Some("\t" | "tab") => Some(b'\t'),
+            Some(one) if one.len() == 1 && one != "\"" && one != "\n" => Some(one.as_bytes()[0]),
+            Some(other) => {
+                return Err(invalid(
+                    "columns.delimiter",
+                    format!("{other:?} is not one character (use \",\", \";\", \"|\" or \"tab\")"),
+                ))
+            }
+        };
         let schedule = file
             .schedule
             .map(|s| read_schedule(s).map_err(|(key, message)| invalid(key, message)))
@@ -431,6 +444,7 @@ impl Job {
                 country: columns.country,
                 order_id: columns.order_id,
                 other: columns.other,
+                delimiter,
             },
             batch_size,
             limits: Limits {
@@ -488,7 +502,7 @@ fn check_base_url(raw: &str, allow_http: bool) -> Result<(), String> {
 /// toml's messages carry a multi-line source excerpt; keep its first line and
 /// the offending key, which is what a person needs.
 fn toml_message(error: &toml::de::Error) -> String {
-    let message = error.message().trim().to_owned();
+    let message = in_words(error.message().trim());
     match error.span() {
         Some(_) => {
             let location = error.to_string();
@@ -506,6 +520,58 @@ fn toml_message(error: &toml::de::Error) -> String {
         }
         None => message,
     }
+}
+
+/// A TOML or serde message as a person reads it: the key nearest to an
+/// unknown one suggested, and types named in words.
+fn in_words(message: &str) -> String {
+    let mut message = message.to_owned();
+    if let Some((unknown, tail)) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        let nearest = tail
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|known| (edit_distance(unknown, known), known))
+            .min();
+        if let Some((distance, known)) = nearest.filter(|(d, _)| *d <= 2.max(unknown.len() / 3)) {
+            debug_assert!(distance > 0);
+            message = format!("{message}; did you mean `{known}`?");
+        }
+    }
+    for (code, words) in [
+        ("f64", "a number (like 2.5)"),
+        ("u64", "a whole number (like 3)"),
+        ("u32", "a whole number (like 3)"),
+        ("u16", "a whole number (like 3)"),
+        ("u8", "a whole number (like 3)"),
+        ("i64", "a whole number (like 3)"),
+        ("a sequence", "a list (like [\"a\", \"b\"])"),
+        ("a boolean", "true or false"),
+    ] {
+        message = message.replace(&format!("expected {code}"), &format!("expected {words}"));
+    }
+    message
+}
+
+/// How many single-character edits turn `a` into `b` (Levenshtein).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// Checks `[schedule]` into a [`Schedule`], or says which key is wrong.
@@ -690,6 +756,7 @@ struct ColumnsFile {
     order_id: Option<String>,
     #[serde(default)]
     other: Vec<String>,
+    delimiter: Option<String>,
 }
 
 impl Default for ColumnsFile {
@@ -699,6 +766,7 @@ impl Default for ColumnsFile {
             country: None,
             order_id: None,
             other: Vec::new(),
+            delimiter: None,
         }
     }
 }
@@ -995,6 +1063,53 @@ agent_group_no = "NX09445G000025"
         .unwrap();
         assert_eq!(job.task.predict_call_rate, 1.26);
         assert_eq!(job.task.ratio_call_rate, 2.3);
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_nearest_and_types_are_named_in_words() {
+        check_refused(
+            &with("[limits]\nrequests_per_secnd = 3"),
+            &[
+                "unknown field `requests_per_secnd`",
+                "did you mean `requests_per_second`?",
+            ],
+        );
+        check_refused(
+            &with("[batching]\nsize = \"big\""),
+            &["expected a whole number"],
+        );
+        check_refused(
+            &with("[limits]\nrequests_per_second = \"fast\""),
+            &["expected a number"],
+        );
+        check_refused(&with("[columns]\nother = \"name\""), &["expected a list"]);
+        // Nothing near: no suggestion.
+        let far = parse(&with("[limits]\nzzz = 3")).unwrap_err().to_string();
+        assert!(!far.contains("did you mean"), "{far}");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn a_delimiter_is_one_character_or_tab() {
+        assert_eq!(
+            parse(&with("[columns]\ndelimiter = \";\""))
+                .unwrap()
+                .columns
+                .delimiter,
+            Some(b';')
+        );
+        assert_eq!(
+            parse(&with("[columns]\ndelimiter = \"tab\""))
+                .unwrap()
+                .columns
+                .delimiter,
+            Some(b'\t')
+        );
+        assert_eq!(parse(MINIMAL).unwrap().columns.delimiter, None);
+        check_refused(
+            &with("[columns]\ndelimiter = \";;\""),
+            &["columns.delimiter"],
+        );
     }
 
     #[test]

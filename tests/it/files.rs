@@ -308,3 +308,52 @@ async fn sigterm_or_the_time_limit_during_ingest_stops_at_a_record_boundary_and_
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
     assert_all_sent_once(&campaign, &sandbox, 89_000, 89_000).await;
 }
+
+/// Files as people export them: semicolons (a spreadsheet in a comma-decimal
+/// locale), tabs, gzip data whatever the name says, and a file with only
+/// its header row (a warning, not silence).
+#[tokio::test(flavor = "multi_thread")]
+async fn semicolons_tabs_and_gzip_named_csv_are_read_and_a_header_only_file_warns() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let rows = |separator: &str| -> String {
+        let mut text = format!("name{separator}phone{separator}note\n");
+        for i in 0..40 {
+            text.push_str(&format!(
+                "\"Doe{separator} Jane\"{separator}+852 {}{separator}x\n",
+                hk_number(i)
+            ));
+        }
+        text
+    };
+    for (name, text) in [("semicolons", rows(";")), ("tabs", rows("\t"))] {
+        let campaign = Campaign::new(&sandbox);
+        std::fs::write(campaign.contacts_path(), &text).unwrap();
+        campaign.write_job();
+        let run = campaign.run().await;
+        assert_eq!(exit_code(&run), 0, "{name}: {}", stderr(&run));
+        let status = campaign.status().await;
+        assert_eq!(count(&status, "orders", "accepted"), 40, "{name}");
+    }
+
+    // gzip data in a file named .csv.
+    let campaign = Campaign::new(&sandbox);
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(rows(",").as_bytes()).unwrap();
+    std::fs::write(campaign.contacts_path(), encoder.finish().unwrap()).unwrap();
+    campaign.write_job();
+    let run = campaign.run().await;
+    assert_eq!(exit_code(&run), 0, "{}", stderr(&run));
+    assert_eq!(count(&campaign.status().await, "orders", "accepted"), 40);
+
+    // Only a header row.
+    let campaign = Campaign::new(&sandbox);
+    std::fs::write(campaign.contacts_path(), "name,phone\n").unwrap();
+    campaign.write_job();
+    let run = campaign.run().await;
+    assert_eq!(exit_code(&run), 0, "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("a header row and no contacts"),
+        "{}",
+        stderr(&run)
+    );
+}
