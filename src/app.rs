@@ -2,13 +2,13 @@
 //! command line and says how it ended (`Exit`).
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::batch::BatchSeq;
 use crate::campaign::{
     credentials_from_env, finish_run, graceful_shutdown, hold_to_read, ingest_until, run_campaign,
-    Bounds, Error, Exit,
+    Bounds, CampaignRun, Error, Exit,
 };
 use crate::check::check;
 use crate::cli::{Cli, Command, ListFormat, SuppressAction};
@@ -25,6 +25,7 @@ use crate::rejects::write_rejects;
 use crate::report::{self, OrderWriter, Progress};
 #[cfg(feature = "sandbox")]
 use crate::sandbox::{Faults, Sandbox};
+use crate::summary::{write_atomically, RunSummary};
 use crate::suppress;
 
 /// Runs one parsed command line.
@@ -38,13 +39,19 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             limit,
             confirm_above,
             yes,
+            summary_json,
+            metrics_file,
         } => {
             let guards = Guards {
                 limit,
                 confirm_above,
                 yes,
             };
-            run(db, &job, max_runtime, rejects.as_deref(), guards).await
+            let reports = Reports {
+                summary_json,
+                metrics_file,
+            };
+            run(db, &job, max_runtime, rejects.as_deref(), guards, reports).await
         }
         Command::Check { job, rejects } => dry_run(db, &job, rejects.as_deref()).await,
         Command::Ingest { job } => ingest_only(db, &job).await,
@@ -133,13 +140,77 @@ struct Guards {
     yes: bool,
 }
 
+/// Where a run leaves its summary for schedulers.
+struct Reports {
+    summary_json: Option<PathBuf>,
+    metrics_file: Option<PathBuf>,
+}
+
+/// `run`, then its summary and metrics files, whatever the ending.
 async fn run(
     db: Option<&str>,
     job_path: &Path,
     max_runtime: Option<Duration>,
     rejects: Option<&Path>,
     guards: Guards,
+    reports: Reports,
 ) -> Result<Exit, Error> {
+    let started_at_ms = now_ms();
+    let mut progress = Progress::new();
+    let result = run_job(db, job_path, max_runtime, rejects, guards, &mut progress).await;
+    if reports.summary_json.is_none() && reports.metrics_file.is_none() {
+        return result.map(|(exit, _, _)| exit);
+    }
+    let (exit, error, run, campaign) = match &result {
+        Ok((exit, run, name)) => (*exit, None, Some(run), name.clone()),
+        Err(e) if e.is_closed_pipe() => (Exit::Done, None, None, String::new()),
+        Err(e) => (
+            e.exit(),
+            Some(e.to_string()),
+            None,
+            Job::load(job_path, None)
+                .map(|job| job.name.to_string())
+                .unwrap_or_default(),
+        ),
+    };
+    let summary = RunSummary {
+        campaign: &campaign,
+        job_file: job_path,
+        started_at_ms,
+        finished_at_ms: now_ms(),
+        exit,
+        error,
+        run,
+        tally: progress.tally(),
+    };
+    if let Some(path) = &reports.summary_json {
+        let mut text = serde_json::to_vec_pretty(&summary.json()).expect("JSON serializes");
+        text.push(b'\n');
+        write_atomically(path, &text).map_err(|e| report_file_error(path, e))?;
+    }
+    if let Some(path) = &reports.metrics_file {
+        let previous = std::fs::read_to_string(path).ok();
+        let text = summary.prometheus(previous.as_deref());
+        write_atomically(path, text.as_bytes()).map_err(|e| report_file_error(path, e))?;
+    }
+    result.map(|(exit, _, _)| exit)
+}
+
+/// A summary or metrics file that cannot be written: the scheduler would
+/// be blind, so the run says so and fails.
+fn report_file_error(path: &Path, e: io::Error) -> Error {
+    Error::Output(io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// The run itself: its exit code, what it did, and its campaign's name.
+async fn run_job(
+    db: Option<&str>,
+    job_path: &Path,
+    max_runtime: Option<Duration>,
+    rejects: Option<&Path>,
+    guards: Guards,
+    progress: &mut Progress,
+) -> Result<(Exit, CampaignRun, String), Error> {
     let deadline = max_runtime.map(|limit| Instant::now() + limit);
     let base_url = std::env::var("NXLINK_BASE_URL").ok();
     let job = Job::load(job_path, base_url.as_deref())?;
@@ -168,7 +239,6 @@ async fn run(
             )));
         }
     }
-    let mut progress = Progress::new();
     let bounds = Bounds {
         deadline,
         most_orders: guards.limit,
@@ -179,7 +249,7 @@ async fn run(
         credentials,
         graceful_shutdown(),
         bounds,
-        &mut progress,
+        progress,
     )
     .await?;
     let exit = finish_run(&run, job_path, &mut io::stdout().lock())?;
@@ -192,7 +262,7 @@ async fn run(
         eprintln!("rejects: {written} row(s) written to {}", path.display());
     }
     ledger.close().await;
-    Ok(exit)
+    Ok((exit, run, job.name.to_string()))
 }
 
 /// Reads what is new in the job's file (sending nothing) and counts the

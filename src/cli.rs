@@ -57,6 +57,16 @@ pub enum Command {
         /// Send even above --confirm-above / `limits.confirm_above`.
         #[arg(long)]
         yes: bool,
+        /// Write the run's summary as JSON to FILE (replaced whole): orders
+        /// and batches by state, attempts, retries by reason, elapsed, exit
+        /// code; written whatever the ending.
+        #[arg(long, value_name = "FILE")]
+        summary_json: Option<PathBuf>,
+        /// Write the run's metrics in Prometheus' text format to FILE
+        /// (replaced whole), with the time of the last successful run: for
+        /// node_exporter's textfile collector.
+        #[arg(long, value_name = "FILE")]
+        metrics_file: Option<PathBuf>,
     },
     /// Dry run: read the job and its whole contact file as `run` would,
     /// against the current ledger, and say what a run would send; writes

@@ -74,9 +74,23 @@ pub struct AttemptReport {
     /// The batch's state after the attempt.
     pub state: BatchState,
     pub code: Option<i64>,
+    /// The HTTP status of the reply; `None` when none came.
+    pub http_status: Option<u16>,
     pub message: Option<String>,
     /// For a batch back to `pending`: how long until it is tried again.
     pub retry_in: Option<Duration>,
+}
+
+impl AttemptReport {
+    /// Why the attempt did not simply succeed, in a few words: `code 99`,
+    /// `HTTP 503`, `no connection`.
+    pub fn reason(&self) -> String {
+        match (self.code, self.http_status) {
+            (Some(code), _) => format!("code {code}"),
+            (None, Some(status)) => format!("HTTP {status}"),
+            (None, None) => "no reply".to_owned(),
+        }
+    }
 }
 
 /// How a dispatch ended.
@@ -503,6 +517,7 @@ async fn attempt(
             attempt: batch.attempt,
             state: step.batch_state,
             code,
+            http_status,
             message,
             retry_in: (step.batch_state == BatchState::Pending && step.verdict == Verdict::Retry)
                 .then_some(step.wait),

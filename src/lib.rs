@@ -60,5 +60,6 @@ mod retry;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 mod schedule;
+mod summary;
 mod suppress;
 mod throttle;

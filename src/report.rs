@@ -275,6 +275,17 @@ pub struct Progress {
     /// Batches whose attempt in this run left them in a state that needs
     /// attention (rejected, failed, uncertain).
     attention: u64,
+    tally: RunTally,
+}
+
+/// What this run's attempts did, for its summary and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct RunTally {
+    pub attempts: u64,
+    /// Attempts by the batch state they left (retries leave `pending`).
+    pub outcomes: std::collections::BTreeMap<&'static str, u64>,
+    /// Attempts to be tried again, by why (`HTTP 503`, `no reply`).
+    pub retries: std::collections::BTreeMap<String, u64>,
 }
 
 impl Default for Progress {
@@ -293,10 +304,22 @@ impl Progress {
             accepted_orders: 0,
             shown_batches: 0,
             attention: 0,
+            tally: RunTally::default(),
         }
     }
 
     pub fn on_event(&mut self, event: Event) {
+        if let Event::Attempted(report) = &event {
+            self.tally.attempts += 1;
+            *self
+                .tally
+                .outcomes
+                .entry(report.state.as_str())
+                .or_default() += 1;
+            if report.retry_in.is_some() {
+                *self.tally.retries.entry(report.reason()).or_default() += 1;
+            }
+        }
         match event {
             Event::ClockCorrected { offset_ms } => {
                 eprintln!("clock: the server's clock is {offset_ms} ms from ours; correcting ts and retrying")
@@ -313,6 +336,11 @@ impl Progress {
                 eprintln!("{}", describe_attempt(&report))
             }
         }
+    }
+
+    /// What this run's attempts did.
+    pub fn tally(&self) -> &RunTally {
+        &self.tally
     }
 
     /// Batches this run left needing attention (rejected, failed,

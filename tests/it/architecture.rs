@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Top to bottom, as ARCHITECTURE.md draws them.
 const LAYERS: &[&[&str]] = &[
     &["app"],
-    &["demo", "check"],
+    &["demo", "check", "summary"],
     &["suppress"],
     &["campaign"],
     &["cli"],

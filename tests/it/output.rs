@@ -129,3 +129,97 @@ async fn a_cron_rerun_with_nothing_new_exits_0_without_colour_codes() {
     assert_eq!(exit_code(&news), 1, "{}", stderr(&news));
     assert_eq!(exit_code(&campaign.run().await), 0);
 }
+
+/// Schedulers read a run's summary and metrics files: written whole at
+/// every ending, the time of the last successful run carried over a
+/// failed one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_leaves_a_json_summary_and_prometheus_metrics_whatever_its_ending() {
+    let sandbox = start_sandbox(Faults {
+        http503: 0.3,
+        seed: 7,
+        ..Faults::default()
+    })
+    .await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(500));
+    let summary = campaign.dir.path().join("summary.json");
+    let metrics = campaign.dir.path().join("nxcampaign.prom");
+    let flags = [
+        "--summary-json",
+        summary.to_str().unwrap(),
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+    ];
+    let run = campaign.run_with_flags(&flags).await;
+    assert_eq!(exit_code(&run), 0, "{}", stderr(&run));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(json["exit_code"], 0);
+    assert_eq!(json["ending"], "finished");
+    assert_eq!(json["campaign"], "spring");
+    assert_eq!(json["orders"]["accepted"], 500);
+    assert_eq!(json["read"]["rows"], 500);
+    let attempts = json["attempts"].as_u64().unwrap();
+    let retried = json["retries_by_reason"]["HTTP 503"].as_u64().unwrap_or(0);
+    assert_eq!(attempts, 5 + retried, "{json}");
+    assert!(retried > 0, "the sandbox answered 503 to some: {json}");
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        text.contains("nxcampaign_last_run_exit_code{campaign=\"spring\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("nxcampaign_orders{campaign=\"spring\",state=\"accepted\"} 500"),
+        "{text}"
+    );
+    let success_line = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("nxcampaign_last_success_timestamp_seconds"))
+            .map(str::to_owned)
+    };
+    let succeeded = success_line(&text).expect("a last success");
+
+    // A failed run: its exit and error are told, the last success kept.
+    campaign.append_contacts(Mix::valid(10));
+    let failed = nxcampaign(&campaign.db())
+        .env("NXLINK_ACCESS_KEY", nxcampaign::sandbox::DEFAULT_ACCESS_KEY)
+        .env("NXLINK_ACCESS_SECRET", "wrong")
+        .arg("run")
+        .args(flags)
+        .arg(campaign.job_path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(exit_code(&failed), 3);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(json["exit_code"], 3);
+    assert_eq!(json["ending"], "stopped");
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        text.contains("nxcampaign_last_run_exit_code{campaign=\"spring\"} 3"),
+        "{text}"
+    );
+    assert_eq!(success_line(&text), Some(succeeded));
+
+    // A run that cannot start (no credentials) still says so.
+    let unset = nxcampaign(&campaign.db())
+        .arg("run")
+        .args(flags)
+        .arg(campaign.job_path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(exit_code(&unset), 2);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(json["exit_code"], 2);
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("NXLINK_ACCESS_KEY"),
+        "{json}"
+    );
+}
