@@ -596,6 +596,7 @@ async fn open_job_ledger(db: Option<&str>, job: &Job) -> Result<Ledger, Error> {
     let ledger =
         Ledger::open_with(&ledger_location(db, Some(job)), OpenMode::CreateIfMissing).await?;
     let shown = ledger.shown();
+    tracing::info!(ledger = %shown, created = ledger.created(), "ledger open");
     if ledger.created() {
         eprintln!(
             "NOTE: created a NEW, empty ledger at {shown}: if campaign {:?} ran before with another ledger, stop now, or everyone in it is called again (name the ledger with --db, NXCAMPAIGN_DB or the job's `ledger` key)",

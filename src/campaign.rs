@@ -435,6 +435,12 @@ fn dispatch_for(
 ) -> Result<Dispatch, Error> {
     let client =
         Client::new(&job.api.base_url, credentials, job.api.timeout).map_err(Error::Client)?;
+    tracing::info!(
+        gateway = %job.api.base_url,
+        requests_per_second = job.limits.requests_per_second,
+        max_in_flight = job.limits.max_in_flight.get(),
+        "sending"
+    );
     Ok(Dispatch {
         fence: fence.clone(),
         client: Arc::new(client),

@@ -22,6 +22,25 @@ pub struct Cli {
     #[arg(long, global = true, env = "NXCAMPAIGN_DB", value_name = "FILE|URL")]
     pub db: Option<String>,
 
+    /// Only errors and results: no progress lines, no warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// More log: -v what a run does (ledger, gateway, each batch), -vv
+    /// details, -vvv everything (SQL included). NXCAMPAIGN_LOG, a
+    /// tracing filter, wins.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Colour in logs: auto (only on a terminal, and not with NO_COLOR),
+    /// always or never.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+
+    /// Logs as text lines, or as one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -190,6 +209,21 @@ pub enum Command {
     /// Run the example campaign against an in-process sandbox.
     #[cfg(feature = "sandbox")]
     Demo,
+}
+
+/// When logs are coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// What `suppress` does.

@@ -506,6 +506,15 @@ async fn attempt(
     ctx.ledger
         .finish_attempt(&ctx.fence, batch.seq, batch.attempt, &result)
         .await?;
+    tracing::info!(
+        batch = batch.seq.get(),
+        country = %batch.country,
+        orders = batch.orders.len(),
+        attempt = batch.attempt,
+        state = step.batch_state.as_str(),
+        code = ?code,
+        "attempt recorded"
+    );
     drop(in_flight);
     Ok(Finished {
         decision,

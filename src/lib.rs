@@ -63,3 +63,8 @@ mod schedule;
 mod summary;
 mod suppress;
 mod throttle;
+
+/// Leaves progress lines out from now on (`-q`).
+pub fn report_quietly() {
+    report::set_quiet();
+}

@@ -6,23 +6,15 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use nxcampaign::cli::Cli;
+use nxcampaign::cli::{Cli, Color, LogFormat};
 use nxcampaign::{app, campaign};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("NXCAMPAIGN_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour only for a person at a terminal: never in cron's mail or
-        // a log file, and never when NO_COLOR asks.
-        .with_ansi(
-            std::io::IsTerminal::is_terminal(&std::io::stderr())
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        )
-        .init();
+    init_logs(&cli);
+    if cli.quiet {
+        nxcampaign::report_quietly();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -40,4 +32,36 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(exit.code())
+}
+
+/// Logs on stderr: the level from -q/-v (or `NXCAMPAIGN_LOG`, a tracing
+/// filter, which wins), coloured per --color, as text or JSON lines.
+fn init_logs(cli: &Cli) {
+    use std::io::IsTerminal as _;
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "nxcampaign=info,warn",
+        (false, 2) => "nxcampaign=debug,info",
+        (false, _) => "trace",
+    };
+    let filter =
+        EnvFilter::try_from_env("NXCAMPAIGN_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let ansi = match cli.color {
+        Color::Always => true,
+        Color::Never => false,
+        // Only for a person at a terminal: never in cron's mail or a log
+        // file, and never when NO_COLOR asks.
+        Color::Auto => {
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.with_ansi(ansi).init(),
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
 }

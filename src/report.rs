@@ -321,19 +321,19 @@ impl Progress {
             }
         }
         match event {
-            Event::ClockCorrected { offset_ms } => {
-                eprintln!("clock: the server's clock is {offset_ms} ms from ours; correcting ts and retrying")
-            }
+            Event::ClockCorrected { offset_ms } => say(&format!(
+                "clock: the server's clock is {offset_ms} ms from ours; correcting ts and retrying"
+            )),
             Event::Attempted(report) if report.state == BatchState::Accepted => {
                 self.accepted_batches += 1;
                 self.accepted_orders += report.orders as u64;
-                if self.last_shown.elapsed() >= Duration::from_secs(1) {
+                if self.last_shown.elapsed() >= progress_every() {
                     self.show_count();
                 }
             }
             Event::Attempted(report) => {
                 self.attention += u64::from(report.state.needs_attention());
-                eprintln!("{}", describe_attempt(&report))
+                say(&describe_attempt(&report))
             }
         }
     }
@@ -359,12 +359,47 @@ impl Progress {
     fn show_count(&mut self) {
         self.last_shown = Instant::now();
         self.shown_batches = self.accepted_batches;
-        eprintln!(
+        say(&format!(
             "progress: {} batch(es), {} order(s) accepted in {:.1}s",
             self.accepted_batches,
             self.accepted_orders,
             self.started.elapsed().as_secs_f64()
-        );
+        ));
+    }
+}
+
+/// Whether progress lines are left out (`-q`).
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Leaves progress lines out from now on (`-q`): errors and the final
+/// status still show.
+pub fn set_quiet() {
+    QUIET.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// One line of progress on stderr. Off a terminal (cron's mail, a log
+/// file) each line starts with its time, so one run's lines can be told
+/// from the next one's.
+fn say(line: &str) {
+    use std::io::IsTerminal as _;
+    if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    if io::stderr().is_terminal() {
+        eprintln!("{line}");
+    } else {
+        eprintln!("{} {line}", rfc3339(crate::clock::now_ms()));
+    }
+}
+
+/// How often the running count is shown: every second to a person at a
+/// terminal, every ten seconds to a log.
+fn progress_every() -> Duration {
+    use std::io::IsTerminal as _;
+    if io::stderr().is_terminal() {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(10)
     }
 }
 

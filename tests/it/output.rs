@@ -223,3 +223,82 @@ async fn a_run_leaves_a_json_summary_and_prometheus_metrics_whatever_its_ending(
         "{json}"
     );
 }
+
+/// -q, -v, --color and --log-format do what they say; off a terminal,
+/// every progress line starts with its time.
+#[tokio::test(flavor = "multi_thread")]
+async fn quiet_verbose_colour_and_json_logs_and_timestamped_progress_off_a_terminal() {
+    let sandbox = start_sandbox(Faults {
+        http503: 0.2,
+        seed: 3,
+        ..Faults::default()
+    })
+    .await;
+    let run = |campaign: &Campaign, flags: &[&str]| {
+        nxcampaign(&campaign.db())
+            .env("NXLINK_ACCESS_KEY", nxcampaign::sandbox::DEFAULT_ACCESS_KEY)
+            .env(
+                "NXLINK_ACCESS_SECRET",
+                nxcampaign::sandbox::DEFAULT_ACCESS_SECRET,
+            )
+            .env_remove("NXCAMPAIGN_LOG")
+            .env_remove("NO_COLOR")
+            .args(flags)
+            .arg("run")
+            .arg(campaign.job_path())
+            .output()
+    };
+    let fresh = |n| {
+        let mut campaign = Campaign::new(&sandbox);
+        campaign.write_contacts(Mix::valid(n));
+        campaign
+    };
+
+    // Default, off a terminal: timestamped progress lines, no colour.
+    let plain = run(&fresh(300), &[]).await.unwrap();
+    assert!([0, 1].contains(&exit_code(&plain)), "{}", stderr(&plain));
+    let progress: Vec<String> = stderr(&plain)
+        .lines()
+        .filter(|l| l.contains("progress:") || l.contains("retry in"))
+        .map(str::to_owned)
+        .collect();
+    assert!(!progress.is_empty(), "{}", stderr(&plain));
+    for line in &progress {
+        let time = line.split(' ').next().unwrap();
+        assert!(time.parse::<jiff::Timestamp>().is_ok(), "{line}");
+    }
+    assert!(!plain.stderr.contains(&0x1b));
+
+    // -q: no progress, the status table still on stdout.
+    let quiet = run(&fresh(300), &["-q"]).await.unwrap();
+    assert!([0, 1].contains(&exit_code(&quiet)), "{}", stderr(&quiet));
+    assert!(!stderr(&quiet).contains("progress:"), "{}", stderr(&quiet));
+    assert!(String::from_utf8_lossy(&quiet.stdout).contains("accepted"));
+
+    // -v: what the run does, batch by batch, and no SQL.
+    let verbose = run(&fresh(300), &["-v"]).await.unwrap();
+    let text = stderr(&verbose);
+    assert!(text.contains("attempt recorded"), "{text}");
+    assert!(text.contains("sending"), "{text}");
+    assert!(!text.to_ascii_uppercase().contains("SELECT "), "{text}");
+
+    // JSON lines, and colour when asked for.
+    let json = run(&fresh(100), &["-v", "--log-format", "json"])
+        .await
+        .unwrap();
+    let logs: Vec<serde_json::Value> = stderr(&json)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("a JSON log line"))
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|l| l["fields"]["message"] == "attempt recorded"),
+        "{}",
+        stderr(&json)
+    );
+    let coloured = run(&fresh(100), &["-v", "--color", "always"])
+        .await
+        .unwrap();
+    assert!(coloured.stderr.contains(&0x1b));
+}

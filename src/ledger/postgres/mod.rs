@@ -81,7 +81,9 @@ impl Postgres {
                     &format!("{}ms", IDLE_IN_TRANSACTION.as_millis()),
                 ),
             ])
-            .log_slow_statements(log::LevelFilter::Warn, LOCK_TIMEOUT);
+            .log_slow_statements(log::LevelFilter::Warn, LOCK_TIMEOUT)
+            // SQL only at trace (-vvv): -vv is for what the run does.
+            .log_statements(log::LevelFilter::Trace);
         let pool = PgPoolOptions::new()
             .max_connections(6)
             .acquire_slow_threshold(LOCK_TIMEOUT)
