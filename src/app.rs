@@ -99,6 +99,17 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             sent_anyway,
         } => forget(db, &campaign, sent_anyway).await,
         Command::Suppress { action } => suppress_command(db, action).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "nxcampaign", &mut io::stdout());
+            Ok(Exit::Done)
+        }
+        Command::Man => {
+            use clap::CommandFactory as _;
+            clap_mangen::Man::new(Cli::command()).render(&mut io::stdout())?;
+            Ok(Exit::Done)
+        }
         Command::Migrate { job } => {
             let job = job.map(|path| Job::load(&path, None)).transpose()?;
             let ledger = Ledger::open_with(

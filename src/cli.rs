@@ -191,6 +191,14 @@ pub enum Command {
         /// A job file (`*.toml`) whose ledger to migrate; default: `--db`.
         job: Option<PathBuf>,
     },
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish,
+    /// powershell), e.g. `nxcampaign completions bash > /etc/bash_completion.d/nxcampaign`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `nxcampaign man | man -l -`.
+    Man,
     /// Serve a local NXLink stand-in (for trials and tests; it calls no one).
     #[cfg(feature = "sandbox")]
     Sandbox {

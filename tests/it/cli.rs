@@ -7,7 +7,23 @@ use crate::support::{exit_code, nxcampaign, start_sandbox, stderr, Campaign, Mix
 #[tokio::test]
 async fn every_command_has_help() {
     let dir = tempfile::tempdir().unwrap();
-    for command in ["run", "status", "orders", "resend", "sandbox", "demo"] {
+    for command in [
+        "run",
+        "check",
+        "ingest",
+        "status",
+        "orders",
+        "resend",
+        "cancel",
+        "campaigns",
+        "forget",
+        "suppress",
+        "migrate",
+        "completions",
+        "man",
+        "sandbox",
+        "demo",
+    ] {
         let output = nxcampaign(&dir.path().join("l.db"))
             .args([command, "--help"])
             .output()
@@ -19,6 +35,32 @@ async fn every_command_has_help() {
             "{command}"
         );
     }
+}
+
+/// Shell completions and the manual page come from the same command line,
+/// so every command is in them.
+#[tokio::test]
+async fn completions_and_the_manual_page_know_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("l.db");
+    for shell in ["bash", "zsh", "fish"] {
+        let output = nxcampaign(&db)
+            .args(["completions", shell])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(exit_code(&output), 0, "{shell}");
+        let script = String::from_utf8_lossy(&output.stdout);
+        for command in ["check", "suppress", "forget", "--confirm-above"] {
+            assert!(script.contains(command), "{shell}: {command}");
+        }
+    }
+    let man = nxcampaign(&db).arg("man").output().await.unwrap();
+    assert_eq!(exit_code(&man), 0);
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(page.contains(".TH nxcampaign 1"), "{page}");
+    assert!(page.contains("suppress"), "{page}");
+    assert!(!db.exists(), "no ledger is made for them");
 }
 
 #[tokio::test]
