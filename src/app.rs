@@ -22,7 +22,7 @@ use crate::ledger::{Forgotten, Ledger, LedgerError, OpenMode, Resend, Scope, Sup
 use crate::outcome::{BatchState, OrderState};
 use crate::phone::Country;
 use crate::rejects::write_rejects;
-use crate::report::{self, OrderWriter, Progress};
+use crate::report::{self, OrderWriter, OrdersFormat, Progress};
 #[cfg(feature = "sandbox")]
 use crate::sandbox::{Faults, Sandbox};
 use crate::summary::{write_atomically, RunSummary};
@@ -55,25 +55,63 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
         }
         Command::Check { job, rejects } => dry_run(db, &job, rejects.as_deref()).await,
         Command::Ingest { job } => ingest_only(db, &job).await,
-        Command::Status { campaign, json } => status(db, campaign.as_deref(), json).await,
+        Command::Status {
+            campaign,
+            json,
+            format,
+        } => {
+            let json = json || format == OrdersFormat::Json;
+            if format == OrdersFormat::Csv {
+                return Err(Error::Usage(
+                    "status --format: table or jsonl (csv is for `orders`)".into(),
+                ));
+            }
+            status(db, campaign.as_deref(), json).await
+        }
         Command::Orders {
             campaign,
             state,
             format,
+            output,
+            since,
         } => {
             let state = state
-                .map(|s| s.parse::<OrderState>())
+                .map(|s| s.trim().to_ascii_lowercase().parse::<OrderState>())
                 .transpose()
                 .map_err(|e| Error::Usage(format!("--state: {e}")))?;
             let (ledger, campaign) = open_for(db, &campaign).await?;
             let id = ledger.campaign(&campaign).await?;
-            let stdout = io::stdout();
-            let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-            let mut writer = OrderWriter::new(format, &mut out)?;
-            tokio::task::block_in_place(|| {
-                ledger.for_each_order(id, state, &mut |line| writer.write(line))
-            })?;
-            writer.finish()?;
+            let export = |out: &mut dyn Write| -> Result<(), Error> {
+                let mut writer = OrderWriter::new(format, out)?;
+                tokio::task::block_in_place(|| {
+                    ledger.for_each_order(id, state, &mut |line| match since {
+                        Some(since) if line.updated_at_ms.is_none_or(|at| at < since) => Ok(()),
+                        _ => writer.write(line),
+                    })
+                })?;
+                writer.finish()?;
+                Ok(())
+            };
+            match output {
+                None => export(&mut io::BufWriter::with_capacity(
+                    1 << 16,
+                    io::stdout().lock(),
+                ))?,
+                Some(path) => {
+                    let mut partial = path.as_os_str().to_owned();
+                    partial.push(".partial");
+                    let partial = PathBuf::from(partial);
+                    let file = std::fs::File::create(&partial)
+                        .map_err(|e| report_file_error(&partial, e))?;
+                    let mut out = io::BufWriter::with_capacity(1 << 16, file);
+                    export(&mut out)?;
+                    let file = out
+                        .into_inner()
+                        .map_err(|e| report_file_error(&path, e.into_error()))?;
+                    file.sync_all().map_err(|e| report_file_error(&path, e))?;
+                    std::fs::rename(&partial, &path).map_err(|e| report_file_error(&path, e))?;
+                }
+            }
             Ok(Exit::Done)
         }
         Command::Resend {

@@ -113,9 +113,12 @@ pub enum Command {
         /// Only this campaign (default: every campaign in the ledger); a job
         /// file (`*.toml`) names its campaign and its ledger.
         campaign: Option<String>,
-        /// One JSON object per campaign, one per line.
+        /// One JSON object per campaign, one per line (`--format jsonl`).
         #[arg(long)]
         json: bool,
+        /// table, or jsonl (one JSON object per line; `json` works too).
+        #[arg(long, value_enum, default_value_t = OrdersFormat::Table)]
+        format: OrdersFormat,
     },
     /// Per-order outcomes, in input order.
     Orders {
@@ -123,11 +126,20 @@ pub enum Command {
         /// ledger too.
         campaign: String,
         /// Only orders in this state (pending, sending, accepted, rejected,
-        /// failed, uncertain, invalid, duplicate, suppressed).
+        /// failed, uncertain, cancelled, invalid, duplicate, suppressed;
+        /// any case).
         #[arg(long)]
         state: Option<String>,
         #[arg(long, value_enum, default_value_t = OrdersFormat::Table)]
         format: OrdersFormat,
+        /// Write to FILE instead of stdout (it appears whole, when done).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Only orders whose batch changed at or after TIME (a date, from
+        /// its start, UTC, or an RFC 3339 time); orders set aside at
+        /// ingest have no such time and are left out.
+        #[arg(long, value_name = "TIME", value_parser = crate::clock::parse_since_ms)]
+        since: Option<i64>,
     },
     /// Put uncertain or failed batches back to pending; the next run sends them.
     ///

@@ -89,6 +89,23 @@ pub fn parse_until_ms(raw: &str) -> Result<i64, String> {
         .map_err(|_| format!("{raw:?} is not a date (2026-12-31) or a time (2026-12-31T18:00:00Z)"))
 }
 
+/// `--since`: a date (from its start, UTC) or an RFC 3339 time, as Unix
+/// milliseconds.
+pub fn parse_since_ms(raw: &str) -> Result<i64, String> {
+    let raw = raw.trim();
+    if raw.len() == "2026-12-31".len() {
+        if let Ok(date) = raw.parse::<jiff::civil::Date>() {
+            return date
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .map(|start| start.timestamp().as_millisecond())
+                .map_err(|e| format!("{raw:?}: {e}"));
+        }
+    }
+    raw.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| format!("{raw:?} is not a date (2026-12-31) or a time (2026-12-31T18:00:00Z)"))
+}
+
 /// `2h 05m`, `3m 20s`, `45s`, `< 1s`.
 pub fn human_duration(duration: std::time::Duration) -> String {
     let seconds = duration.as_secs();

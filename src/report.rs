@@ -21,7 +21,8 @@ pub enum OrdersFormat {
     Table,
     /// CSV with a header row.
     Csv,
-    /// One JSON object per line.
+    /// One JSON object per line (`json` works too).
+    #[value(name = "jsonl", alias = "json")]
     Json,
 }
 

@@ -171,6 +171,9 @@ pub struct OrderLine<'a> {
     pub code: Option<i64>,
     pub message: Option<Cow<'a, str>>,
     pub line: u64,
+    /// When its batch last changed (Unix ms); `None` for an order set
+    /// aside.
+    pub updated_at_ms: Option<i64>,
 }
 
 /// Something that takes order lines one at a time (a writer to stdout).

@@ -302,3 +302,71 @@ async fn quiet_verbose_colour_and_json_logs_and_timestamped_progress_off_a_termi
         .unwrap();
     assert!(coloured.stderr.contains(&0x1b));
 }
+
+/// `orders` writes to a file whole, in JSON lines (`json` still works),
+/// filters by state in any case and by when the batch last changed;
+/// `status --format jsonl` is `status --json`.
+#[tokio::test(flavor = "multi_thread")]
+async fn orders_export_to_a_file_by_state_and_since_and_formats_share_their_words() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix {
+        valid: 120,
+        invalid: 3,
+        duplicates: 0,
+    });
+    campaign.run().await;
+    let out = campaign.dir.path().join("accepted.jsonl");
+    let export = |extra: Vec<String>| {
+        let mut args = vec!["orders".to_owned(), campaign.name.clone()];
+        args.extend(extra);
+        nxcampaign(&campaign.db()).args(args).output()
+    };
+    let written = export(vec![
+        "--state".into(),
+        "Accepted".into(),
+        "--format".into(),
+        "jsonl".into(),
+        "--output".into(),
+        out.display().to_string(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(exit_code(&written), 0, "{}", stderr(&written));
+    assert!(written.stdout.is_empty());
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 120);
+    assert!(lines.iter().all(|l| l["state"] == "accepted"));
+    assert!(!campaign.dir.path().join("accepted.jsonl.partial").exists());
+
+    let count_lines = |output: std::process::Output| {
+        assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+        String::from_utf8_lossy(&output.stdout).lines().count()
+    };
+    let all = ["--format".to_owned(), "json".to_owned()];
+    let since = |time: &str| {
+        let mut args = all.to_vec();
+        args.extend(["--since".to_owned(), time.to_owned()]);
+        args
+    };
+    assert_eq!(count_lines(export(since("2000-01-01")).await.unwrap()), 120);
+    assert_eq!(
+        count_lines(export(since("2999-01-01T00:00:00Z")).await.unwrap()),
+        0
+    );
+    assert_eq!(count_lines(export(all.to_vec()).await.unwrap()), 123);
+
+    let status = |flags: &[&str]| {
+        nxcampaign(&campaign.db())
+            .args(["status", &campaign.name])
+            .args(flags)
+            .output()
+    };
+    let by_flag = status(&["--json"]).await.unwrap();
+    let by_format = status(&["--format", "jsonl"]).await.unwrap();
+    assert_eq!(by_flag.stdout, by_format.stdout);
+}

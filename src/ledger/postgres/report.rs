@@ -102,24 +102,24 @@ impl Postgres {
             .execute(&mut *tx)
             .await
             .map_err(e)?;
-            let mut batches: HashMap<i64, (BatchState, Option<i64>, Option<String>)> =
+            let mut batches: HashMap<i64, (BatchState, Option<i64>, Option<String>, i64)> =
                 HashMap::new();
             let rows =
-                sqlx::query("SELECT seq, state, code, message FROM batches WHERE campaign_id = $1")
+                sqlx::query("SELECT seq, state, code, message, updated_at_ms FROM batches WHERE campaign_id = $1")
                     .bind(campaign.0)
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(e)?;
             for row in rows {
                 let state: BatchState = self.parse_state(row.get::<&str, _>(1))?;
-                batches.insert(row.get(0), (state, row.get(2), row.get(3)));
+                batches.insert(row.get(0), (state, row.get(2), row.get(3), row.get(4)));
             }
             let filter = match state {
                 None => String::new(),
                 Some(OrderState::InBatch(wanted)) => {
                     let seqs: Vec<String> = batches
                         .iter()
-                        .filter(|(_, (state, _, _))| *state == wanted)
+                        .filter(|(_, (state, _, _, _))| *state == wanted)
                         .map(|(seq, _)| seq.to_string())
                         .collect();
                     format!(
@@ -149,7 +149,7 @@ impl Postgres {
                     let set_aside: Option<&str> = row.get(2);
                     let state = match (set_aside, outcome) {
                         (Some(set_aside), _) => self.parse_state(set_aside)?,
-                        (None, Some((state, _, _))) => OrderState::InBatch(*state),
+                        (None, Some((state, _, _, _))) => OrderState::InBatch(*state),
                         (None, None) => OrderState::InBatch(BatchState::Pending),
                     };
                     let line = OrderLine {
@@ -157,16 +157,17 @@ impl Postgres {
                         phone: Cow::Borrowed(row.get::<&str, _>(1)),
                         state,
                         batch: batch.map(|seq| seq as u32),
-                        code: outcome.and_then(|(_, code, _)| *code),
+                        code: outcome.and_then(|(_, code, _, _)| *code),
                         message: row
                             .get::<Option<&str>, _>(4)
                             .map(Cow::Borrowed)
                             .or_else(|| {
-                                outcome.and_then(|(_, _, message)| {
+                                outcome.and_then(|(_, _, message, _)| {
                                     message.as_deref().map(Cow::Borrowed)
                                 })
                             }),
                         line: row.get::<i64, _>(5) as u64,
+                        updated_at_ms: outcome.map(|(_, _, _, at)| *at),
                     };
                     sink(&line).map_err(LedgerError::Output)?;
                 }

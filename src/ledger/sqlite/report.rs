@@ -80,10 +80,11 @@ impl Sqlite {
         let snapshot = conn.transaction().map_err(e)?;
         // Orders in a batch take its state and last answer: the batches are
         // few, so they are read once instead of joined to every order.
-        let mut batches: HashMap<u32, (BatchState, Option<i64>, Option<String>)> = HashMap::new();
+        let mut batches: HashMap<u32, (BatchState, Option<i64>, Option<String>, i64)> =
+            HashMap::new();
         {
             let mut statement = snapshot
-                .prepare("SELECT seq, state, code, message FROM batches WHERE campaign_id = ?1")
+                .prepare("SELECT seq, state, code, message, updated_at_ms FROM batches WHERE campaign_id = ?1")
                 .map_err(e)?;
             let mut rows = statement.query([campaign.0]).map_err(e)?;
             while let Some(row) = rows.next().map_err(e)? {
@@ -91,7 +92,12 @@ impl Sqlite {
                 let state: BatchState = self.parse_state(&state)?;
                 batches.insert(
                     row.get(0).map_err(e)?,
-                    (state, row.get(2).map_err(e)?, row.get(3).map_err(e)?),
+                    (
+                        state,
+                        row.get(2).map_err(e)?,
+                        row.get(3).map_err(e)?,
+                        row.get(4).map_err(e)?,
+                    ),
                 );
             }
         }
@@ -100,7 +106,7 @@ impl Sqlite {
             Some(OrderState::InBatch(wanted)) => {
                 let seqs: Vec<u32> = batches
                     .iter()
-                    .filter(|(_, (state, _, _))| *state == wanted)
+                    .filter(|(_, (state, _, _, _))| *state == wanted)
                     .map(|(seq, _)| *seq)
                     .collect();
                 format!(
@@ -126,7 +132,7 @@ impl Sqlite {
             let batch_outcome = batch.and_then(|seq| batches.get(&seq));
             let state = match (text(2)?, batch_outcome) {
                 (Some(set_aside), _) => self.parse_state(set_aside)?,
-                (None, Some((state, _, _))) => OrderState::InBatch(*state),
+                (None, Some((state, _, _, _))) => OrderState::InBatch(*state),
                 // Neither a batch nor a reason: staged, so pending.
                 (None, None) => OrderState::InBatch(BatchState::Pending),
             };
@@ -135,11 +141,13 @@ impl Sqlite {
                 phone: Cow::Borrowed(text(1)?.unwrap_or_default()),
                 state,
                 batch,
-                code: batch_outcome.and_then(|(_, code, _)| *code),
+                code: batch_outcome.and_then(|(_, code, _, _)| *code),
                 message: text(4)?.map(Cow::Borrowed).or_else(|| {
-                    batch_outcome.and_then(|(_, _, message)| message.as_deref().map(Cow::Borrowed))
+                    batch_outcome
+                        .and_then(|(_, _, message, _)| message.as_deref().map(Cow::Borrowed))
                 }),
                 line: row.get(5).map_err(e)?,
+                updated_at_ms: batch_outcome.map(|(_, _, _, at)| *at),
             };
             sink(&line).map_err(LedgerError::Output)?;
         }
