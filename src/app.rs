@@ -20,6 +20,7 @@ use crate::job::{Job, LedgerLocation};
 use crate::lease;
 use crate::ledger::{Forgotten, Ledger, LedgerError, OpenMode, Resend, Scope, SuppressionEntry};
 use crate::outcome::{BatchState, OrderState};
+use crate::overview;
 use crate::phone::Country;
 use crate::rejects::write_rejects;
 use crate::report::{self, OrderWriter, OrdersFormat, Progress};
@@ -131,6 +132,20 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             resend(db, &campaign, from, &batches).await
         }
         Command::Cancel { campaign, batches } => cancel(db, &campaign, &batches).await,
+        Command::Report { campaign, html } => {
+            let (ledger, campaign) = open_for(db, &campaign).await?;
+            let id = ledger.campaign(&campaign).await?;
+            let page = overview::gather(&ledger, id, &campaign).await?;
+            let mut out = io::stdout().lock();
+            page.write_text(&mut out)?;
+            out.flush()?;
+            if let Some(path) = html {
+                write_atomically(&path, page.html().as_bytes())
+                    .map_err(|e| report_file_error(&path, e))?;
+                eprintln!("report: {}", path.display());
+            }
+            Ok(Exit::Done)
+        }
         Command::Campaigns { json } => campaigns(db, json).await,
         Command::Forget {
             campaign,

@@ -164,6 +164,17 @@ pub enum Command {
         #[arg(long = "batch", value_name = "SEQ")]
         batches: Vec<crate::batch::BatchSeq>,
     },
+    /// One campaign on one page: counts by state, requests over time,
+    /// attempts by outcome, the slowest attempts, the batches that need a
+    /// look, why rows were set aside.
+    Report {
+        /// The campaign's name, or its job file (`*.toml`).
+        campaign: String,
+        /// Also write the page as self-contained HTML (inline SVG charts,
+        /// nothing fetched) to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
     /// Cancel pending batches: they are never sent (a final state).
     Cancel {
         /// The campaign's name, or its job file (`*.toml`).

@@ -50,6 +50,7 @@ mod lease;
 pub mod ledger;
 pub mod nxlink;
 mod outcome;
+mod overview;
 pub mod phone;
 mod plan;
 #[doc(hidden)]

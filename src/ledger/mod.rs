@@ -18,8 +18,8 @@ use std::path::PathBuf;
 
 pub use model::{
     AttemptResult, BatchToSend, CampaignStatus, CampaignSummary, Checkpoint, Claim, Fence,
-    Forgotten, KeyKind, LeaseGrant, LeaseHolder, OrderLine, OrderStream, Planned, Preview, Resend,
-    Resent, Scope, StagedChunk, StagedRow, Suppression, SuppressionEntry,
+    Forgotten, KeyKind, LeaseGrant, LeaseHolder, OrderLine, OrderStream, Planned, Preview,
+    ReportData, Resend, Resent, Scope, StagedChunk, StagedRow, Suppression, SuppressionEntry,
 };
 
 use crate::batch::BatchSeq;
@@ -223,6 +223,11 @@ impl Ledger {
             Ledger::Postgres(l) => l.runners(campaign).await,
             Ledger::Sqlite(_) => Err(self.one_runner_only()),
         }
+    }
+
+    /// The numbers behind `report`, from one snapshot: see [`ReportData`].
+    pub async fn report_data(&self, campaign: CampaignId) -> Result<ReportData, LedgerError> {
+        each!(self, l => l.report_data(campaign).await)
     }
 
     /// Moves the campaign's planned pending batches (all, or `only`) to

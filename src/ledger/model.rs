@@ -378,3 +378,52 @@ pub enum Forgotten {
     /// Refused: a run holds it now.
     Busy,
 }
+
+/// The numbers behind `report`, besides the status.
+#[derive(Debug, Clone, Default)]
+pub struct ReportData {
+    /// Attempts started per interval of `bucket_ms`, from `first_ms`.
+    pub first_ms: i64,
+    pub bucket_ms: i64,
+    pub timeline: Vec<u64>,
+    /// Attempts by what was decided, HTTP status and code, most first.
+    pub attempts: Vec<AttemptGroup>,
+    /// The slowest attempts.
+    pub slowest: Vec<SlowAttempt>,
+    /// Batches that need attention, in order.
+    pub troubled: Vec<TroubledBatch>,
+}
+
+/// One attempt, by how long it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlowAttempt {
+    pub batch: u32,
+    pub attempt: u32,
+    pub duration_ms: i64,
+    pub decision: String,
+}
+
+/// A batch rejected, failed or uncertain, with the answer that decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TroubledBatch {
+    pub batch: u32,
+    pub country: String,
+    pub state: String,
+    pub code: Option<i64>,
+    pub message: Option<String>,
+}
+
+/// Attempts that ended alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptGroup {
+    pub decision: String,
+    pub http_status: Option<i64>,
+    pub code: Option<i64>,
+    pub count: u64,
+}
+
+/// Buckets of the attempts' timeline.
+pub(super) const TIMELINE_BUCKETS: i64 = 48;
+
+/// How many slowest attempts and troubled batches a report lists.
+pub(super) const REPORT_ROWS: i64 = 10;

@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["suppress"],
     &["campaign"],
     &["cli"],
+    &["overview"],
     &["report", "rejects"],
     &["ingest", "lease", "dispatch"],
     &["ledger"],

@@ -12,6 +12,7 @@ mod files;
 mod guards;
 mod input;
 mod output;
+mod report;
 mod run;
 mod runners;
 mod safety;

@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use sqlx::Row as _;
 
 use super::Postgres;
-use crate::ledger::model::{CampaignStatus, KeyKind, OrderLine, OrderStream};
+use crate::ledger::model::{
+    AttemptGroup, CampaignStatus, KeyKind, OrderLine, OrderStream, ReportData, SlowAttempt,
+    TroubledBatch, REPORT_ROWS, TIMELINE_BUCKETS,
+};
 use crate::ledger::{CampaignId, LedgerError};
 use crate::outcome::{BatchState, OrderState};
 
@@ -177,5 +180,110 @@ impl Postgres {
             }
             tx.commit().await.map_err(e)
         })
+    }
+}
+
+impl Postgres {
+    /// The numbers behind `report`: see [`ReportData`].
+    pub async fn report_data(&self, campaign: CampaignId) -> Result<ReportData, LedgerError> {
+        let e = |source| self.query_error(source);
+        let mut tx = self.pool.begin().await.map_err(e)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+        let mut data = ReportData::default();
+        let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT MIN(started_at_ms), MAX(started_at_ms) FROM attempts WHERE campaign_id = $1",
+        )
+        .bind(campaign.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(e)?;
+        if let (Some(first), Some(last)) = (first, last) {
+            data.first_ms = first;
+            data.bucket_ms = ((last - first) / TIMELINE_BUCKETS + 1).max(1);
+            data.timeline = vec![0; TIMELINE_BUCKETS as usize];
+            let rows: Vec<(i64, i64)> = sqlx::query_as(
+                "SELECT (started_at_ms - $2) / $3, COUNT(*) FROM attempts WHERE campaign_id = $1 GROUP BY 1",
+            )
+            .bind(campaign.0)
+            .bind(first)
+            .bind(data.bucket_ms)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(e)?;
+            for (bucket, count) in rows {
+                if let Some(slot) = data.timeline.get_mut(bucket as usize) {
+                    *slot += count as u64;
+                }
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT COALESCE(decision, 'in flight'), http_status::BIGINT, code, COUNT(*) FROM attempts
+             WHERE campaign_id = $1 GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1",
+        )
+        .bind(campaign.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(e)?;
+        data.attempts = rows
+            .iter()
+            .map(|row| AttemptGroup {
+                decision: row.get(0),
+                http_status: row.get(1),
+                code: row.get(2),
+                count: row.get::<i64, _>(3) as u64,
+            })
+            .collect();
+        let rows = sqlx::query(
+            "SELECT batch_seq, number, duration_ms, COALESCE(decision, 'in flight') FROM attempts
+             WHERE campaign_id = $1 AND duration_ms IS NOT NULL
+             ORDER BY duration_ms DESC, batch_seq LIMIT $2",
+        )
+        .bind(campaign.0)
+        .bind(REPORT_ROWS)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(e)?;
+        data.slowest = rows
+            .iter()
+            .map(|row| SlowAttempt {
+                batch: row.get::<i64, _>(0) as u32,
+                attempt: row.get::<i32, _>(1) as u32,
+                duration_ms: row.get(2),
+                decision: row.get(3),
+            })
+            .collect();
+        let rows = sqlx::query(
+            "SELECT seq, country, state, code, message FROM batches
+             WHERE campaign_id = $1 AND state = ANY($2) ORDER BY seq LIMIT $3",
+        )
+        .bind(campaign.0)
+        .bind(
+            [
+                BatchState::Rejected,
+                BatchState::Failed,
+                BatchState::Uncertain,
+            ]
+            .map(|s| s.as_str().to_owned())
+            .to_vec(),
+        )
+        .bind(REPORT_ROWS)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(e)?;
+        data.troubled = rows
+            .iter()
+            .map(|row| TroubledBatch {
+                batch: row.get::<i64, _>(0) as u32,
+                country: row.get(1),
+                state: row.get(2),
+                code: row.get(3),
+                message: row.get(4),
+            })
+            .collect();
+        tx.commit().await.map_err(e)?;
+        Ok(data)
     }
 }

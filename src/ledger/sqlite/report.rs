@@ -7,8 +7,12 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::{CampaignId, LedgerError, Sqlite};
-use crate::ledger::model::{CampaignStatus, OrderLine, OrderStream};
+use crate::ledger::model::{
+    AttemptGroup, CampaignStatus, OrderLine, OrderStream, ReportData, SlowAttempt, TroubledBatch,
+    REPORT_ROWS, TIMELINE_BUCKETS,
+};
 use crate::outcome::{BatchState, OrderState};
+use rusqlite::params;
 
 impl Sqlite {
     pub async fn status(
@@ -152,5 +156,110 @@ impl Sqlite {
             sink(&line).map_err(LedgerError::Output)?;
         }
         Ok(())
+    }
+}
+
+impl Sqlite {
+    /// The numbers behind `report`: see [`ReportData`].
+    pub async fn report_data(&self, campaign: CampaignId) -> Result<ReportData, LedgerError> {
+        self.read(move |this, conn| {
+            let e = this.error();
+            let snapshot = conn.unchecked_transaction().map_err(e)?;
+            let mut data = ReportData::default();
+            let (first, last): (Option<i64>, Option<i64>) = snapshot
+                .query_row(
+                    "SELECT MIN(started_at_ms), MAX(started_at_ms) FROM attempts WHERE campaign_id = ?",
+                    [campaign.0],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .map_err(e)?;
+            if let (Some(first), Some(last)) = (first, last) {
+                data.first_ms = first;
+                data.bucket_ms = ((last - first) / TIMELINE_BUCKETS + 1).max(1);
+                data.timeline = vec![0; TIMELINE_BUCKETS as usize];
+                let mut statement = snapshot
+                    .prepare(
+                        "SELECT (started_at_ms - ?2) / ?3, COUNT(*) FROM attempts WHERE campaign_id = ?1 GROUP BY 1",
+                    )
+                    .map_err(e)?;
+                let mut rows = statement
+                    .query(params![campaign.0, first, data.bucket_ms])
+                    .map_err(e)?;
+                while let Some(row) = rows.next().map_err(e)? {
+                    let bucket: i64 = row.get(0).map_err(e)?;
+                    let count: i64 = row.get(1).map_err(e)?;
+                    if let Some(slot) = data.timeline.get_mut(bucket as usize) {
+                        *slot += count as u64;
+                    }
+                }
+            }
+            let mut statement = snapshot
+                .prepare(
+                    "SELECT COALESCE(decision, 'in flight'), http_status, code, COUNT(*) FROM attempts
+                     WHERE campaign_id = ? GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1",
+                )
+                .map_err(e)?;
+            data.attempts = statement
+                .query_map([campaign.0], |row| {
+                    Ok(AttemptGroup {
+                        decision: row.get(0)?,
+                        http_status: row.get(1)?,
+                        code: row.get(2)?,
+                        count: row.get::<_, i64>(3)? as u64,
+                    })
+                })
+                .map_err(e)?
+                .collect::<Result<_, _>>()
+                .map_err(e)?;
+            let mut statement = snapshot
+                .prepare(
+                    "SELECT batch_seq, number, duration_ms, COALESCE(decision, 'in flight') FROM attempts
+                     WHERE campaign_id = ? AND duration_ms IS NOT NULL
+                     ORDER BY duration_ms DESC, batch_seq LIMIT ?",
+                )
+                .map_err(e)?;
+            data.slowest = statement
+                .query_map(params![campaign.0, REPORT_ROWS], |row| {
+                    Ok(SlowAttempt {
+                        batch: row.get(0)?,
+                        attempt: row.get(1)?,
+                        duration_ms: row.get(2)?,
+                        decision: row.get(3)?,
+                    })
+                })
+                .map_err(e)?
+                .collect::<Result<_, _>>()
+                .map_err(e)?;
+            let mut statement = snapshot
+                .prepare(
+                    "SELECT seq, country, state, code, message FROM batches
+                     WHERE campaign_id = ?1 AND state IN (?2, ?3, ?4) ORDER BY seq LIMIT ?5",
+                )
+                .map_err(e)?;
+            data.troubled = statement
+                .query_map(
+                    params![
+                        campaign.0,
+                        BatchState::Rejected.as_str(),
+                        BatchState::Failed.as_str(),
+                        BatchState::Uncertain.as_str(),
+                        REPORT_ROWS
+                    ],
+                    |row| {
+                        Ok(TroubledBatch {
+                            batch: row.get(0)?,
+                            country: row.get(1)?,
+                            state: row.get(2)?,
+                            code: row.get(3)?,
+                            message: row.get(4)?,
+                        })
+                    },
+                )
+                .map_err(e)?
+                .collect::<Result<_, _>>()
+                .map_err(e)?;
+            Ok(data)
+        })
+        .await
     }
 }
