@@ -94,7 +94,13 @@ async fn a_crash_loop_of_kill_9_never_sends_anyone_twice_and_loses_nothing() {
     // Finish, then re-send only what provably never arrived.
     sandbox.set_faults(Faults::default());
     let finished = campaign.run().await;
-    assert_eq!(exit_code(&finished), 1, "{}", stderr(&finished));
+    // 1 when the last kill left a batch `sending` (news to this run), else
+    // 0: the uncertain batches of earlier runs are not news.
+    assert!(
+        [0, 1].contains(&exit_code(&finished)),
+        "{}",
+        stderr(&finished)
+    );
     let accepted = sandbox.accepted_orders();
     let rows = campaign.orders_csv().await;
     let uncertain: Vec<&Vec<String>> = rows.iter().filter(|row| row[2] == "uncertain").collect();
@@ -120,8 +126,10 @@ async fn a_crash_loop_of_kill_9_never_sends_anyone_twice_and_loses_nothing() {
         }
         let output = resend.output().await.unwrap();
         assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+        // The re-queued batches go out; the uncertain ones that did arrive
+        // are old news.
         let rerun = campaign.run().await;
-        assert_eq!(exit_code(&rerun), 1, "{}", stderr(&rerun));
+        assert_eq!(exit_code(&rerun), 0, "{}", stderr(&rerun));
     }
 
     let accepted = sandbox.accepted_orders();
