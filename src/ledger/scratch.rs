@@ -52,14 +52,7 @@ impl Scratch {
         known: &Ledger,
         known_campaign: CampaignId,
     ) -> Result<u64, LedgerError> {
-        let mut after = 0;
-        let mut total = 0;
-        loop {
-            let chunk = self.sqlite.live_orders_after(campaign, after).await?;
-            let Some(last) = chunk.last() else {
-                return Ok(total);
-            };
-            after = last.0;
+        self.set_aside_where(campaign, OrderState::Duplicate, |chunk| async move {
             let lookup = |kind, keys: Vec<String>| known.known_keys(known_campaign, kind, keys);
             let phones: HashMap<String, u64> = lookup(
                 KeyKind::Phone,
@@ -75,7 +68,7 @@ impl Scratch {
             .await?
             .into_iter()
             .collect();
-            let found: Vec<(i64, String)> = chunk
+            Ok(chunk
                 .iter()
                 .filter_map(|(id, phone, order)| {
                     let (what, line) = match (phones.get(phone), order_ids.get(order)) {
@@ -88,14 +81,9 @@ impl Scratch {
                         format!("same {what} as line {line}, already in the ledger"),
                     ))
                 })
-                .collect();
-            total += found.len() as u64;
-            if !found.is_empty() {
-                self.sqlite
-                    .set_aside_as(found, OrderState::Duplicate)
-                    .await?;
-            }
-        }
+                .collect())
+        })
+        .await
     }
 
     /// Sets aside, as suppressed, the live orders whose number `known`'s
@@ -108,6 +96,35 @@ impl Scratch {
         known_campaign: Option<CampaignId>,
         now_ms: i64,
     ) -> Result<u64, LedgerError> {
+        self.set_aside_where(campaign, OrderState::Suppressed, |chunk| async move {
+            let phones = chunk.iter().map(|(_, phone, _)| phone.clone()).collect();
+            let listed: HashSet<String> = known
+                .suppressed_among(known_campaign, phones, now_ms)
+                .await?
+                .into_iter()
+                .collect();
+            Ok(chunk
+                .iter()
+                .filter(|(_, phone, _)| listed.contains(phone))
+                .map(|(id, _, _)| (*id, "on the ledger's do-not-call list".to_owned()))
+                .collect())
+        })
+        .await
+    }
+
+    /// Goes through the live orders a chunk at a time; `choose` says which
+    /// of a chunk's (row id, phone, order id) to set aside in `state`, and
+    /// why. Returns how many it set aside.
+    async fn set_aside_where<F, Fut>(
+        &self,
+        campaign: CampaignId,
+        state: OrderState,
+        mut choose: F,
+    ) -> Result<u64, LedgerError>
+    where
+        F: FnMut(Vec<(i64, String, String)>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<(i64, String)>, LedgerError>>,
+    {
         let mut after = 0;
         let mut total = 0;
         loop {
@@ -116,22 +133,10 @@ impl Scratch {
                 return Ok(total);
             };
             after = last.0;
-            let phones = chunk.iter().map(|(_, phone, _)| phone.clone()).collect();
-            let listed: HashSet<String> = known
-                .suppressed_among(known_campaign, phones, now_ms)
-                .await?
-                .into_iter()
-                .collect();
-            let found: Vec<(i64, String)> = chunk
-                .iter()
-                .filter(|(_, phone, _)| listed.contains(phone))
-                .map(|(id, _, _)| (*id, "on the ledger's do-not-call list".to_owned()))
-                .collect();
-            total += found.len() as u64;
-            if !found.is_empty() {
-                self.sqlite
-                    .set_aside_as(found, OrderState::Suppressed)
-                    .await?;
+            let chosen = choose(chunk).await?;
+            total += chosen.len() as u64;
+            if !chosen.is_empty() {
+                self.sqlite.set_aside_as(chosen, state).await?;
             }
         }
     }

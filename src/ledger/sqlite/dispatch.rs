@@ -100,14 +100,6 @@ impl Sqlite {
                     "INSERT INTO attempts (campaign_id, batch_seq, number, started_at_ms) VALUES (?, ?, ?, ?)",
                 )
                 .map_err(e)?;
-            let mut orders_of = tx
-                .prepare_cached(
-                    "SELECT order_id, phone, other FROM orders
-                     WHERE campaign_id = ?1 AND batch_seq = ?2 AND set_aside IS NULL
-                       AND id <= (SELECT planned_through FROM campaigns WHERE id = ?1)
-                     ORDER BY id",
-                )
-                .map_err(e)?;
             let mut batches = Vec::with_capacity(taken.len());
             for (seq, country, attempts, attempts_before_resend, last_code) in taken {
                 let seq = this.batch_seq(seq)?;
@@ -115,17 +107,7 @@ impl Sqlite {
                 record_attempt
                     .execute(params![campaign.0, seq, attempt, now_ms])
                     .map_err(e)?;
-                let orders = orders_of
-                    .query_map(params![campaign.0, seq], |row| {
-                        Ok(BatchOrder {
-                            order_id: row.get(0)?,
-                            phone: row.get(1)?,
-                            other: row.get(2)?,
-                        })
-                    })
-                    .map_err(e)?
-                    .collect::<Result<_, _>>()
-                    .map_err(e)?;
+                let orders = orders_of_batch(tx, campaign.0, seq).map_err(e)?;
                 batches.push(BatchToSend {
                     seq,
                     country,
@@ -315,6 +297,29 @@ const EMPTIED: &str = "UPDATE batches SET state = ?3, attempts = attempts - 1, u
         message = 'every order in it was put on the do-not-call list before it was sent; not sent'
     WHERE campaign_id = ?1 AND seq IN (SELECT value FROM json_each(?2)) AND size = 0
     RETURNING seq";
+
+/// The planned, live orders of batch `seq` of campaign `campaign`, in file
+/// order: what its request carries.
+pub(super) fn orders_of_batch(
+    conn: &rusqlite::Connection,
+    campaign: i64,
+    seq: impl rusqlite::ToSql,
+) -> rusqlite::Result<Vec<BatchOrder>> {
+    conn.prepare_cached(
+        "SELECT order_id, phone, other FROM orders
+         WHERE campaign_id = ?1 AND batch_seq = ?2 AND set_aside IS NULL
+           AND id <= (SELECT planned_through FROM campaigns WHERE id = ?1)
+         ORDER BY id",
+    )?
+    .query_map(params![campaign, seq], |row| {
+        Ok(BatchOrder {
+            order_id: row.get(0)?,
+            phone: row.get(1)?,
+            other: row.get(2)?,
+        })
+    })?
+    .collect()
+}
 
 /// A country filter as a JSON array for `json_each`; `None` for all.
 fn countries_json(only: Option<&[String]>) -> Option<String> {

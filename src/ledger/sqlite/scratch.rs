@@ -5,7 +5,6 @@
 use rusqlite::params;
 
 use super::{CampaignId, LedgerError, Sqlite};
-use crate::batch::BatchOrder;
 use crate::ledger::model::{KeyKind, Preview};
 use crate::outcome::OrderState;
 
@@ -133,23 +132,7 @@ impl Sqlite {
                 })
                 .map_err(e)?;
             if let Some((seq, country)) = first {
-                let mut statement = conn
-                    .prepare(
-                        "SELECT order_id, phone, other FROM orders
-                         WHERE campaign_id = ?1 AND batch_seq = ?2 AND set_aside IS NULL ORDER BY id",
-                    )
-                    .map_err(e)?;
-                let orders = statement
-                    .query_map(params![campaign.0, seq], |row| {
-                        Ok(BatchOrder {
-                            order_id: row.get(0)?,
-                            phone: row.get(1)?,
-                            other: row.get(2)?,
-                        })
-                    })
-                    .map_err(e)?
-                    .collect::<Result<_, _>>()
-                    .map_err(e)?;
+                let orders = super::dispatch::orders_of_batch(conn, campaign.0, seq).map_err(e)?;
                 preview.first_batch = Some((this.batch_seq(seq)?, country, orders));
             }
             Ok(preview)
