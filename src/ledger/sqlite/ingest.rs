@@ -133,6 +133,10 @@ impl IngestWriter {
         let campaign = self.campaign;
         self.suspects_complete &= chunk.repeats_marked;
         let note_suspects = self.suspects_complete;
+        // The handle's write turn (see `Sqlite::write`): dispatch's writes
+        // of this process queue for it instead of polling SQLite's busy
+        // handler while chunks commit back to back.
+        let _turn = self.ledger.write_turn();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -242,6 +246,7 @@ impl IngestWriter {
         self.conn
             .pragma_update(None, "threads", helpers)
             .map_err(e)?;
+        let turn = self.ledger.write_turn();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -378,6 +383,7 @@ impl IngestWriter {
         tx.execute("DELETE FROM temp.plan_suspects", [])
             .map_err(e)?;
         tx.commit().map_err(e)?;
+        drop(turn);
         // A big plan leaves a WAL as big as what it wrote; the commit
         // copied it into the database. Truncating it now spares the next
         // process reading all of it back when it opens the ledger (SQLite

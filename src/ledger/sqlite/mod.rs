@@ -370,7 +370,7 @@ impl Sqlite {
     {
         self.on_connection(move |this, conn| {
             this.check_file()?;
-            let _turn = this.write_turn.lock().unwrap_or_else(|p| p.into_inner());
+            let _turn = this.write_turn();
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(this.error())?;
@@ -420,6 +420,15 @@ impl Sqlite {
         result
             .await
             .unwrap_or_else(|_| panic!("a ledger connection thread panicked"))
+    }
+
+    /// The turn every write transaction of this process takes first, its
+    /// own connections' and ingest's alike: they queue here, in turn,
+    /// rather than in SQLite's busy handler, which polls with sleeps of up
+    /// to 100 ms and lets a writer that commits back to back starve the
+    /// others.
+    fn write_turn(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write_turn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Ingest's own connection, for bulk writes on one blocking thread.
