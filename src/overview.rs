@@ -350,12 +350,21 @@ fn timeline(page: &mut String, data: &ReportData) {
         page,
         "<line x1=\"10\" y1=\"190\" x2=\"890\" y2=\"190\" stroke=\"#4a5568\"/>\
          <text x=\"10\" y=\"210\">{}</text><text x=\"890\" y=\"210\" text-anchor=\"end\">{}</text>\
-         <text x=\"10\" y=\"226\">most in one interval of {:.1} s: {}</text></svg>",
+         <text x=\"10\" y=\"226\">most in one interval of {}: {}</text></svg>",
         rfc3339(data.first_ms),
         rfc3339(last),
-        data.bucket_ms as f64 / 1000.0,
+        interval(data.bucket_ms),
         most as u64
     );
+}
+
+/// An interval as people say it: `250 ms`, `4.5 s`, `3m 20s`.
+fn interval(ms: i64) -> String {
+    match ms {
+        ..=999 => format!("{ms} ms"),
+        1_000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => crate::clock::human_duration(std::time::Duration::from_millis(ms as u64)),
+    }
 }
 
 /// A table, or a note that there is nothing to list.
@@ -410,5 +419,8 @@ mod tests {
             "same phone as line N"
         );
         assert_eq!(escape("<script>&\"'"), "&lt;script&gt;&amp;&quot;&#39;");
+        assert_eq!(interval(2), "2 ms");
+        assert_eq!(interval(4_500), "4.5 s");
+        assert_eq!(interval(200_000), "3m 20s");
     }
 }

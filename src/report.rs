@@ -83,7 +83,7 @@ pub fn write_campaigns(
     }
     writeln!(
         out,
-        "{:<24} {:<20} {:<20} {:>10} {:>10} {:>10} {:>10}  job file / contact file",
+        "{:<24} {:<24} {:<24} {:>10} {:>10} {:>10} {:>10}  job file / contact file",
         "campaign", "created", "last run", "rows", "pending", "accepted", "attention"
     )?;
     for c in campaigns {
@@ -95,7 +95,7 @@ pub fn write_campaigns(
             .sum();
         writeln!(
             out,
-            "{:<24} {:<20} {:<20} {:>10} {:>10} {:>10} {:>10}  {} / {}",
+            "{:<24} {:<24} {:<24} {:>10} {:>10} {:>10} {:>10}  {} / {}",
             status.campaign,
             when(Some(c.created_at_ms)),
             when(c.last_run_at_ms),
