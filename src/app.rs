@@ -377,7 +377,9 @@ async fn ingest_only(db: Option<&str>, job_path: &Path) -> Result<Exit, Error> {
     let ledger = open_job_ledger(db, &job).await?;
     start_campaign(&ledger, &job, job_path).await?;
     let (campaign, held) = hold_to_read(&ledger, &job).await?;
+    let mut progress = Progress::new();
     let ingested = ingest_until(&ledger, &job, held.fence(), graceful_shutdown()).await;
+    progress.finish();
     held.release().await?;
     let (ingested, stopped) = ingested?;
     let status = ledger.status(campaign, job.name.as_str()).await?;

@@ -18,6 +18,7 @@ use crate::job::{ApiSettings, Job, JobError, RateScope};
 use crate::lease::{Acquired, Lease, LeaseSettings, OnPresumedDead, Runner, TakenOver};
 use crate::ledger::{CampaignId, CampaignStatus, Fence, LeaseHolder, Ledger, LedgerError};
 use crate::nxlink::{Client, Credentials};
+use crate::outcome::{BatchState, OrderState};
 use crate::report::{self, Progress};
 use crate::throttle::{self, Throttle};
 
@@ -549,6 +550,11 @@ async fn read_and_send(
         reading,
         stop: stop_reading,
     } = reading;
+    if progress.shows_totals() {
+        // Before reading plans anything: the orders left from before.
+        let status = ledger.status(campaign, job.name.as_str()).await?;
+        progress.expect(status.orders_in(OrderState::InBatch(BatchState::Pending)));
+    }
     let stop_sending = tokio::sync::Notify::new();
     let mut on_event = |event| progress.on_event(event);
     // Stop sending on a shutdown, or if another run took the campaign over

@@ -65,6 +65,7 @@ pub async fn check(
         .await?;
     load_job_lists(scratch.ledger(), in_scratch, job).await?;
     let (campaign, held) = hold_to_read(scratch.ledger(), job).await?;
+    let mut progress = crate::report::Progress::new();
     let ingested = ingest::ingest(
         scratch.ledger(),
         job,
@@ -74,6 +75,7 @@ pub async fn check(
         None,
     )
     .await;
+    progress.finish();
     held.release().await?;
     let ingest = ingested?;
     let already_known = match known_campaign {

@@ -307,6 +307,12 @@ impl ContactReader {
 
     /// The header row's fields, as text (bytes that are not UTF-8 become
     /// U+FFFD).
+    /// Where reading starts and where what may be read now ends, in bytes
+    /// of (decompressed) data.
+    pub fn span(&self) -> (u64, u64) {
+        (self.boundary.offset, self.data_end)
+    }
+
     pub fn header(&self) -> &[String] {
         &self.header
     }

@@ -14,6 +14,7 @@ use std::sync::{mpsc, Arc};
 
 use crate::contacts::{ContactReader, ContactsError, Resume, Row};
 use crate::job::{CampaignName, Job};
+use crate::meter;
 use crate::ledger::{Checkpoint, Fence, IngestWriter, Ledger, LedgerError, StagedChunk, StagedRow};
 use crate::phone::Country;
 use crate::plan::{self, Batcher, Contact, InvalidRow};
@@ -98,7 +99,11 @@ pub async fn ingest(
     // Opening here reports a missing file or column before anything else.
     let (reader, waiting) = match ContactReader::open(&job.contacts, &job.columns, resume.as_ref())
     {
-        Ok(reader) => (Some(reader), None),
+        Ok(reader) => {
+            let (start, end) = reader.span();
+            meter::READING.opened(start, end);
+            (Some(reader), None)
+        }
         Err(e @ ContactsError::NotReady { .. }) => (None, Some(e.to_string())),
         Err(e) => return Err(e.into()),
     };
@@ -124,6 +129,7 @@ pub async fn ingest(
     });
     let written = writing.await;
     let ended = reading.await;
+    meter::READING.finished();
     let mut report = written?;
     report.waiting = waiting.or(ended.waiting);
     report.interrupted = ended.interrupted;
@@ -182,7 +188,10 @@ fn write_chunks(
     let mut unplanned = 0;
     for chunk in chunks {
         let before = report.rows;
-        stage(&mut writer, chunk?, &mut batcher, &mut report, now_ms)?;
+        let chunk = chunk?;
+        let at = chunk.checkpoint.offset;
+        stage(&mut writer, chunk, &mut batcher, &mut report, now_ms)?;
+        meter::READING.advanced(at, report.rows - before);
         unplanned += report.rows - before;
         let early = report.rows - unplanned < PLAN_AS_IT_GOES_UP_TO;
         if let Some(feed) = feed.as_ref().filter(|_| early && unplanned >= plan_after) {
@@ -219,6 +228,7 @@ fn plan(
         seconds = started.elapsed().as_secs_f64(),
         "planned"
     );
+    meter::READING.planned(planned.orders);
     report.orders += planned.orders;
     report.duplicates += planned.duplicates;
     report.suppressed += planned.suppressed;

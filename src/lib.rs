@@ -47,6 +47,7 @@ mod dispatch;
 mod ingest;
 mod job;
 mod lease;
+mod meter;
 pub mod ledger;
 pub mod nxlink;
 mod outcome;

@@ -267,6 +267,8 @@ pub fn terminal_safe(text: &str) -> Cow<'_, str> {
 /// Shows a run's progress on stderr: every attempt that did not simply
 /// succeed, and a running count of accepted batches at most once a second.
 pub struct Progress {
+    /// Bars for reading and sending, when stderr is a terminal.
+    bars: Option<Bars>,
     started: Instant,
     last_shown: Instant,
     accepted_batches: u64,
@@ -299,6 +301,7 @@ impl Progress {
     pub fn new() -> Progress {
         let now = Instant::now();
         Progress {
+            bars: Bars::start(),
             started: now,
             last_shown: now,
             accepted_batches: 0,
@@ -309,8 +312,24 @@ impl Progress {
         }
     }
 
+    /// Sending will take `orders` already planned, besides those that
+    /// reading plans: the total the sending bar counts to.
+    /// Whether [`Progress::expect`] is worth a query: bars are shown.
+    pub fn shows_totals(&self) -> bool {
+        self.bars.is_some()
+    }
+
+    pub fn expect(&mut self, orders: u64) {
+        if let Some(bars) = &mut self.bars {
+            bars.expect(orders);
+        }
+    }
+
     pub fn on_event(&mut self, event: Event) {
         if let Event::Attempted(report) = &event {
+            if let (Some(bars), false) = (&self.bars, report.state == BatchState::Pending) {
+                bars.sent(report.orders as u64);
+            }
             self.tally.attempts += 1;
             *self
                 .tally
@@ -352,6 +371,9 @@ impl Progress {
 
     /// The final count, once the run is over.
     pub fn finish(&mut self) {
+        if let Some(bars) = self.bars.take() {
+            bars.finish();
+        }
         if self.accepted_batches != self.shown_batches {
             self.show_count();
         }
@@ -359,6 +381,11 @@ impl Progress {
 
     fn show_count(&mut self) {
         self.last_shown = Instant::now();
+        if self.bars.is_some() {
+            // The bar shows the count already.
+            self.shown_batches = self.accepted_batches;
+            return;
+        }
         self.shown_batches = self.accepted_batches;
         say(&format!(
             "progress: {} batch(es), {} order(s) accepted in {:.1}s",
@@ -387,9 +414,135 @@ fn say(line: &str) {
         return;
     }
     if io::stderr().is_terminal() {
-        eprintln!("{line}");
+        match SHOWN_BARS.lock().ok().and_then(|bars| bars.clone()) {
+            // Above the bars, which are drawn again below it.
+            Some(bars) => drop(bars.println(line)),
+            None => eprintln!("{line}"),
+        }
     } else {
         eprintln!("{} {line}", rfc3339(crate::clock::now_ms()));
+    }
+}
+
+/// The bars on screen, if any: lines of progress go above them.
+static SHOWN_BARS: std::sync::Mutex<Option<indicatif::MultiProgress>> = std::sync::Mutex::new(None);
+
+/// Progress bars on a terminal: one for reading the contact file (bytes,
+/// rows), one for sending (orders that ended, of those planned), each with
+/// its percentage, rate and time left. Reading's numbers come from
+/// [`crate::meter::READING`], which a thread copies into the bars.
+struct Bars {
+    multi: indicatif::MultiProgress,
+    reading: indicatif::ProgressBar,
+    /// Shown once sending is expected.
+    sending: indicatif::ProgressBar,
+    /// Orders planned before this run: the sending total is these and
+    /// those reading plans.
+    expected: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::mpsc::Sender<()>,
+    copier: std::thread::JoinHandle<()>,
+}
+
+impl Bars {
+    /// Bars, when stderr is a terminal and progress is shown.
+    fn start() -> Option<Bars> {
+        use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+        use std::io::IsTerminal as _;
+        if QUIET.load(std::sync::atomic::Ordering::Relaxed) || !io::stderr().is_terminal() {
+            return None;
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let reading = multi.add(ProgressBar::new(0).with_prefix("reading").with_style(
+            ProgressStyle::with_template(
+                "{prefix:>8} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {msg} {bytes_per_sec} ETA {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        ));
+        let sending = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden())
+            .with_prefix("sending")
+            .with_style(
+                ProgressStyle::with_template(
+                    "{prefix:>8} [{bar:30}] {percent:>3}% {pos}/{len} orders {rate} ETA {eta}",
+                )
+                .expect("a valid template")
+                .with_key("rate", |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                    let _ = write!(out, "{:.0}/s", state.per_sec());
+                })
+                .progress_chars("=> "),
+            );
+        let expected = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (stop, stopped) = std::sync::mpsc::channel();
+        let copier = {
+            let reading = reading.clone();
+            let sending = sending.clone();
+            let expected = std::sync::Arc::clone(&expected);
+            std::thread::spawn(move || loop {
+                Bars::copy(&reading, &sending, &expected);
+                if stopped.recv_timeout(Duration::from_millis(100)).is_ok() {
+                    return;
+                }
+            })
+        };
+        if let Ok(mut shown) = SHOWN_BARS.lock() {
+            *shown = Some(multi.clone());
+        }
+        Some(Bars {
+            multi,
+            reading,
+            sending,
+            expected,
+            stop,
+            copier,
+        })
+    }
+
+    /// Copies where reading has got to into the bars.
+    fn copy(
+        reading: &indicatif::ProgressBar,
+        sending: &indicatif::ProgressBar,
+        expected: &std::sync::atomic::AtomicU64,
+    ) {
+        let now = crate::meter::READING.snapshot();
+        let total = expected.load(std::sync::atomic::Ordering::Relaxed) + now.planned;
+        sending.set_length(total.max(sending.position()));
+        reading.set_length(now.bytes_total);
+        reading.set_position(now.bytes);
+        reading.set_message(format!("{} rows", now.rows));
+        if now.done && !reading.is_finished() {
+            reading.finish();
+        }
+    }
+
+    /// Adds the sending bar, counting to `orders` and what reading plans.
+    fn expect(&mut self, orders: u64) {
+        self.expected.store(orders, std::sync::atomic::Ordering::Relaxed);
+        self.sending.set_length(orders + crate::meter::READING.snapshot().planned);
+        self.sending.reset_elapsed();
+        self.multi.add(self.sending.clone());
+    }
+
+    /// `orders` were sent and ended (in any state but pending).
+    fn sent(&self, orders: u64) {
+        self.sending.inc(orders);
+    }
+
+    /// Leaves the bars on screen as they ended.
+    fn finish(self) {
+        let _ = self.stop.send(());
+        let _ = self.copier.join();
+        Bars::copy(&self.reading, &self.sending, &self.expected);
+        if self.reading.length().unwrap_or(0) > 0 {
+            self.reading.finish();
+        } else {
+            self.reading.finish_and_clear();
+        }
+        if !self.sending.is_hidden() {
+            self.sending.abandon();
+        }
+        if let Ok(mut shown) = SHOWN_BARS.lock() {
+            *shown = None;
+        }
     }
 }
 

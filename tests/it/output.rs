@@ -374,3 +374,56 @@ async fn orders_export_to_a_file_by_state_and_since_and_formats_share_their_word
     let by_format = status(&["--format", "jsonl"]).await.unwrap();
     assert_eq!(by_flag.stdout, by_format.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_reading_and_sending_show_bars_with_totals_rate_and_eta() {
+    // `script` gives the run a terminal of its own (util-linux).
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` (util-linux) to give the run a terminal");
+        return;
+    }
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(300));
+    let on_terminal = |subcommand: &str| {
+        let line = format!(
+            "{} {subcommand} {}",
+            env!("CARGO_BIN_EXE_nxcampaign"),
+            campaign.job_path().display()
+        );
+        let mut command = tokio::process::Command::new("script");
+        command
+            .args(["-qec", &line, "/dev/null"])
+            .env("NXCAMPAIGN_DB", campaign.db())
+            .env("NXLINK_ACCESS_KEY", nxcampaign::sandbox::DEFAULT_ACCESS_KEY)
+            .env(
+                "NXLINK_ACCESS_SECRET",
+                nxcampaign::sandbox::DEFAULT_ACCESS_SECRET,
+            )
+            .env_remove("NO_COLOR")
+            .kill_on_drop(true);
+        command
+    };
+
+    let run = on_terminal("run").output().await.unwrap();
+    let screen = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert_eq!(exit_code(&run), 0, "{screen}");
+    // The bars' last drawing: all the file read, every order sent.
+    assert!(screen.contains("reading ["), "{screen}");
+    assert!(screen.contains("100%"), "{screen}");
+    assert!(screen.contains("300 rows"), "{screen}");
+    assert!(screen.contains("sending ["), "{screen}");
+    assert!(screen.contains("300/300 orders"), "{screen}");
+    assert!(screen.contains("ETA"), "{screen}");
+    assert!(screen.contains("/s"), "{screen}");
+
+    // Off a terminal the same run draws no bar.
+    let mut again = Campaign::new(&sandbox);
+    again.write_contacts(Mix::valid(30));
+    let plain = again.run().await;
+    assert!(!stderr(&plain).contains("sending ["), "{}", stderr(&plain));
+}
