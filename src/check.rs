@@ -200,6 +200,24 @@ impl CheckReport {
         )?;
         if let Some(schedule) = &job.schedule {
             let now = now_ms();
+            let batches: Vec<(String, u64)> = self
+                .preview
+                .countries
+                .iter()
+                .map(|(country, _, batches)| (country.clone(), *batches))
+                .collect();
+            match schedule.last_send(&batches, rate, now) {
+                Some(last) => writeln!(
+                    out,
+                    "  within the calling windows, the last request would go at about {} (in {})",
+                    rfc3339(last),
+                    human_duration(Duration::from_millis((last - now).max(0) as u64))
+                )?,
+                None => writeln!(
+                    out,
+                    "  within the calling windows, not every request could go: a window never opens again"
+                )?,
+            }
             for (country, _, _) in &self.preview.countries {
                 match (schedule.open_until(country, now), schedule.next_open(country, now)) {
                     (Some(until), _) => writeln!(

@@ -92,6 +92,55 @@ impl Schedule {
         None
     }
 
+    /// When the last of `batches` (country, how many) would be sent, at
+    /// `per_second` requests shared by the countries whose window is open,
+    /// starting at `now_ms`: the time sending takes, folded into the
+    /// calling windows. `None` when some country's window never opens
+    /// again. An estimate, as a check reports it: open countries share the
+    /// rate in proportion to what each has left.
+    pub fn last_send(&self, batches: &[(String, u64)], per_second: f64, now_ms: i64) -> Option<i64> {
+        let mut left: Vec<(&str, f64)> = batches
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(country, n)| (country.as_str(), *n as f64))
+            .collect();
+        let mut at = now_ms;
+        // Each turn ends at a window's edge, or with a country done.
+        for _ in 0..100_000 {
+            left.retain(|(_, n)| *n > 1e-9);
+            if left.is_empty() {
+                return Some(at);
+            }
+            let open: Vec<(usize, i64)> = left
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (country, _))| self.open_until(country, at).map(|until| (i, until)))
+                .collect();
+            if open.is_empty() {
+                at = left
+                    .iter()
+                    .map(|(country, _)| self.next_open(country, at))
+                    .collect::<Option<Vec<_>>>()?
+                    .into_iter()
+                    .min()?;
+                continue;
+            }
+            let waiting: f64 = open.iter().map(|(i, _)| left[*i].1).sum();
+            let edge = open.iter().map(|(_, until)| *until).min()?;
+            let room = (edge - at) as f64 / 1000.0 * per_second;
+            let (sent, until) = if room >= waiting {
+                (waiting, at + (waiting / per_second * 1000.0).ceil() as i64)
+            } else {
+                (room, edge)
+            };
+            for (i, _) in &open {
+                left[*i].1 -= left[*i].1 / waiting * sent;
+            }
+            at = until.max(at + 1);
+        }
+        None
+    }
+
     fn day_allowed(&self, day: Date) -> bool {
         self.days.contains(&day.weekday()) && !self.holidays.contains(&day)
     }
@@ -174,6 +223,41 @@ mod tests {
             not_before: None,
             not_after: Some("2027-01-31T00:00:00Z".parse().unwrap()),
         }
+    }
+
+    #[test]
+    fn sending_time_is_folded_into_the_windows() {
+        let s = hong_kong_office_hours();
+        let hk = |n: u64| vec![("HK".to_owned(), n)];
+        // Monday 19:00 in Hong Kong: an hour of the window is left.
+        let monday_7pm = ms("2026-11-30T11:00:00Z");
+        // Half an hour of requests at one a second ends inside it.
+        assert_eq!(
+            s.last_send(&hk(1800), 1.0, monday_7pm),
+            Some(ms("2026-11-30T11:30:00Z"))
+        );
+        // Two hours of them: one tonight, one from 09:00 on Tuesday.
+        assert_eq!(
+            s.last_send(&hk(7200), 1.0, monday_7pm),
+            Some(ms("2026-12-01T02:00:00Z"))
+        );
+        // Five hours: an hour tonight, three on Tuesday morning, an hour
+        // after lunch.
+        assert_eq!(
+            s.last_send(&hk(18000), 1.0, monday_7pm),
+            Some(ms("2026-12-01T07:00:00Z"))
+        );
+        // Hong Kong and New York share the rate only while both are open:
+        // at 19:00 in Hong Kong it is 06:00 in New York, closed until 09:00
+        // (14:00 UTC), so the hour in Hong Kong is Hong Kong's alone.
+        let both = vec![("HK".to_owned(), 3600), ("US".to_owned(), 1800)];
+        assert_eq!(
+            s.last_send(&both, 1.0, monday_7pm),
+            Some(ms("2026-11-30T14:30:00Z"))
+        );
+        // After `not_after`, nothing opens again.
+        assert_eq!(s.last_send(&hk(1), 1.0, ms("2027-02-01T02:00:00Z")), None);
+        assert_eq!(s.last_send(&[], 1.0, monday_7pm), Some(monday_7pm));
     }
 
     #[test]

@@ -104,3 +104,53 @@ async fn a_schedule_with_a_wrong_zone_or_window_is_refused_naming_the_key() {
     }
     assert_eq!(sandbox.stats().requests, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_folds_the_sending_time_into_the_calling_windows() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let check = |campaign: &Campaign| {
+        nxcampaign(&campaign.db())
+            .env("NXLINK_ACCESS_KEY", nxcampaign::sandbox::DEFAULT_ACCESS_KEY)
+            .env(
+                "NXLINK_ACCESS_SECRET",
+                nxcampaign::sandbox::DEFAULT_ACCESS_SECRET,
+            )
+            .arg("check")
+            .arg(campaign.job_path())
+            .output()
+    };
+    // Three requests at one every 100 s, from a window three hours away.
+    let opens = in_(Duration::from_secs(3 * 3600));
+    let window = "timezone = \"Asia/Hong_Kong\"\nwindow = [\"00:00-12:00\", \"12:00-23:59:59\"]";
+    let mut open_ended = Campaign::new(&sandbox)
+        .with("schedule", &format!("{window}\nnot_before = \"{opens}\""))
+        .with("limits", "requests_per_second = 0.01");
+    open_ended.write_contacts(Mix::valid(300));
+    let report = check(&open_ended).await.unwrap();
+    let text = String::from_utf8_lossy(&report.stdout).into_owned();
+    assert_eq!(exit_code(&report), 0, "{text}{}", stderr(&report));
+    let last = opens.parse::<jiff::Timestamp>().unwrap() + jiff::SignedDuration::from_secs(300);
+    // To the second: the estimate rounds up to the millisecond.
+    let said = &last.to_string()[..19];
+    assert!(
+        text.contains(&format!("the last request would go at about {said}")),
+        "{said} in {text}"
+    );
+
+    // The same with the campaign ending 200 s after it opens: not all fit.
+    let ends = in_(Duration::from_secs(3 * 3600 + 200));
+    let mut cut_short = Campaign::new(&sandbox)
+        .with(
+            "schedule",
+            &format!("{window}\nnot_before = \"{opens}\"\nnot_after = \"{ends}\""),
+        )
+        .with("limits", "requests_per_second = 0.01");
+    cut_short.write_contacts(Mix::valid(300));
+    let report = check(&cut_short).await.unwrap();
+    let text = String::from_utf8_lossy(&report.stdout).into_owned();
+    assert!(
+        text.contains("not every request could go: a window never opens again"),
+        "{text}"
+    );
+    assert_eq!(sandbox.stats().requests, 0);
+}
