@@ -9,13 +9,14 @@
 
 mod seen;
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
 use crate::contacts::{ContactReader, ContactsError, Resume, Row};
 use crate::job::{CampaignName, Job};
-use crate::meter;
 use crate::ledger::{Checkpoint, Fence, IngestWriter, Ledger, LedgerError, StagedChunk, StagedRow};
+use crate::meter;
 use crate::phone::Country;
 use crate::plan::{self, Batcher, Contact, InvalidRow};
 use seen::SeenKeys;
@@ -138,11 +139,15 @@ pub async fn ingest(
 
 /// Where reading the job's contact file goes on after `checkpoint`: at
 /// its start (`None`) for a campaign never read, or when the checkpoint
-/// names another file.
+/// names another file. A checkpoint that names the same file another way
+/// (relative to the folder an older version was run from) still names it;
+/// the checkpoint's digest of what was read vouches for the content.
 pub fn resume_point(checkpoint: &Checkpoint, job: &Job) -> Option<Resume> {
     let source = job.contacts.to_string_lossy();
+    let same_file =
+        |read: &str| *read == source || names_the_same_file(Path::new(read), &job.contacts);
     match (&checkpoint.fingerprint, &checkpoint.source) {
-        (Some(_), Some(read)) if *read != source => None,
+        (Some(_), Some(read)) if !same_file(read) => None,
         (Some(fingerprint), _) => Some(Resume {
             offset: checkpoint.offset,
             line: checkpoint.line,
@@ -150,6 +155,24 @@ pub fn resume_point(checkpoint: &Checkpoint, job: &Job) -> Option<Resume> {
         }),
         (None, _) => None,
     }
+}
+
+/// Whether `recorded`, a path as an earlier run recorded it, names
+/// `contacts`: the same path, or a relative one that does from the current
+/// folder or from a folder above the file.
+fn names_the_same_file(recorded: &Path, contacts: &Path) -> bool {
+    let Ok(file) = std::fs::canonicalize(contacts) else {
+        return false;
+    };
+    let is_it = |candidate: &Path| std::fs::canonicalize(candidate).is_ok_and(|c| c == file);
+    if recorded.is_absolute() {
+        return is_it(recorded);
+    }
+    is_it(recorded)
+        || contacts
+            .ancestors()
+            .skip(1)
+            .any(|folder| is_it(&folder.join(recorded)))
 }
 
 /// Runs `work` on a thread of its own, named for profilers and debuggers;

@@ -199,7 +199,13 @@ pub enum JobError {
 impl Job {
     /// Reads and validates a job file. `base_url_override` is the value of
     /// `NXLINK_BASE_URL`, which wins over the file's `region` and `base_url`.
+    ///
+    /// The paths of the job (its own, the contact file's, the ledger's)
+    /// are made absolute, so that every message names the file for sure;
+    /// symbolic links are left as they are.
     pub fn load(path: &Path, base_url_override: Option<&str>) -> Result<Job, JobError> {
+        let absolute = std::path::absolute(path);
+        let path = absolute.as_deref().unwrap_or(path);
         let text = std::fs::read_to_string(path).map_err(|source| JobError::Read {
             path: path.to_owned(),
             source,

@@ -466,9 +466,12 @@ impl Bars {
                     "{prefix:>8} [{bar:30}] {percent:>3}% {pos}/{len} orders {rate} ETA {eta}",
                 )
                 .expect("a valid template")
-                .with_key("rate", |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
-                    let _ = write!(out, "{:.0}/s", state.per_sec());
-                })
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                        let _ = write!(out, "{:.0}/s", state.per_sec());
+                    },
+                )
                 .progress_chars("=> "),
             );
         let expected = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -516,8 +519,10 @@ impl Bars {
 
     /// Adds the sending bar, counting to `orders` and what reading plans.
     fn expect(&mut self, orders: u64) {
-        self.expected.store(orders, std::sync::atomic::Ordering::Relaxed);
-        self.sending.set_length(orders + crate::meter::READING.snapshot().planned);
+        self.expected
+            .store(orders, std::sync::atomic::Ordering::Relaxed);
+        self.sending
+            .set_length(orders + crate::meter::READING.snapshot().planned);
         self.sending.reset_elapsed();
         self.multi.add(self.sending.clone());
     }

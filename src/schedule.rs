@@ -98,7 +98,12 @@ impl Schedule {
     /// calling windows. `None` when some country's window never opens
     /// again. An estimate, as a check reports it: open countries share the
     /// rate in proportion to what each has left.
-    pub fn last_send(&self, batches: &[(String, u64)], per_second: f64, now_ms: i64) -> Option<i64> {
+    pub fn last_send(
+        &self,
+        batches: &[(String, u64)],
+        per_second: f64,
+        now_ms: i64,
+    ) -> Option<i64> {
         let mut left: Vec<(&str, f64)> = batches
             .iter()
             .filter(|(_, n)| *n > 0)
@@ -114,7 +119,9 @@ impl Schedule {
             let open: Vec<(usize, i64)> = left
                 .iter()
                 .enumerate()
-                .filter_map(|(i, (country, _))| self.open_until(country, at).map(|until| (i, until)))
+                .filter_map(|(i, (country, _))| {
+                    self.open_until(country, at).map(|until| (i, until))
+                })
                 .collect();
             if open.is_empty() {
                 at = left

@@ -357,3 +357,65 @@ async fn semicolons_tabs_and_gzip_named_csv_are_read_and_a_header_only_file_warn
         stderr(&run)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_file_named_from_another_folder_or_relatively_reads_on_from_its_checkpoint() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    std::fs::write(
+        campaign.contacts_path(),
+        format!("name,phone\n{}", rows(0, 100)),
+    )
+    .unwrap();
+    campaign.write_job();
+    let folder = campaign.job_path().parent().unwrap().to_owned();
+    let run_in = |cwd: &std::path::Path, job: &std::path::Path| {
+        nxcampaign(&campaign.db())
+            .current_dir(cwd)
+            .env("NXLINK_ACCESS_KEY", nxcampaign::sandbox::DEFAULT_ACCESS_KEY)
+            .env(
+                "NXLINK_ACCESS_SECRET",
+                nxcampaign::sandbox::DEFAULT_ACCESS_SECRET,
+            )
+            .arg("run")
+            .arg(job)
+            .output()
+    };
+    // From the job's folder, named relatively.
+    let first = run_in(&folder, std::path::Path::new("job.toml"))
+        .await
+        .unwrap();
+    assert_eq!(exit_code(&first), 0, "{}", stderr(&first));
+    if campaign.on_sqlite() {
+        // As versions before this one recorded it: the path as given.
+        let ledger = rusqlite::Connection::open(campaign.db()).unwrap();
+        ledger
+            .execute("UPDATE campaigns SET source_path = './contacts.csv'", [])
+            .unwrap();
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(campaign.contacts_path())
+        .unwrap();
+    file.write_all(rows(100, 50).as_bytes()).unwrap();
+    drop(file);
+    // From elsewhere, named absolutely: only the new rows are read.
+    let second = run_in(&std::env::temp_dir(), &campaign.job_path())
+        .await
+        .unwrap();
+    assert_eq!(exit_code(&second), 0, "{}", stderr(&second));
+    assert!(
+        !stderr(&second).contains("another contact file"),
+        "{}",
+        stderr(&second)
+    );
+    assert!(
+        stderr(&second).contains("50 new row(s)"),
+        "{}",
+        stderr(&second)
+    );
+    let status = campaign.status().await;
+    assert_eq!(count(&status, "orders", "accepted"), 150);
+    assert_eq!(sandbox.stats().orders_accepted, 150);
+    assert_eq!(sandbox.stats().orders_accepted_twice, 0);
+}
