@@ -192,6 +192,11 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             )
             .await
         }
+        Command::Webhook {
+            listen,
+            token_env,
+            job,
+        } => receive_calls(db, listen, token_env.as_deref(), job.as_deref()).await,
         #[cfg(feature = "sandbox")]
         Command::Demo => demo::run().await,
     }
@@ -411,7 +416,9 @@ async fn status(db: Option<&str>, campaign: Option<&str>, json: bool) -> Result<
     let mut statuses = Vec::with_capacity(names.len());
     for name in names {
         let id = ledger.campaign(&name).await?;
-        statuses.push(ledger.status(id, &name).await?);
+        let mut status = ledger.status(id, &name).await?;
+        status.calls = Some(ledger.call_stats(id).await?);
+        statuses.push(status);
     }
     let mut out = io::stdout().lock();
     if json {
@@ -688,6 +695,56 @@ async fn open_for(db: Option<&str>, campaign: &str) -> Result<(Ledger, String), 
         Ledger::open_with(&location, OpenMode::MustExist).await?,
         name,
     ))
+}
+
+/// The variable `webhook` reads its token from unless told another.
+const WEBHOOK_TOKEN_VAR: &str = "NXCAMPAIGN_WEBHOOK_TOKEN";
+
+/// `webhook`: receives calls until SIGINT or SIGTERM, then lets the
+/// deliveries in progress be stored.
+async fn receive_calls(
+    db: Option<&str>,
+    listen: std::net::SocketAddr,
+    token_env: Option<&str>,
+    job: Option<&Path>,
+) -> Result<Exit, Error> {
+    let token = match token_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| {
+            Error::Usage(format!(
+                "--token-env {var}: the environment variable {var} is not set (it must hold the webhook's token)"
+            ))
+        })?),
+        None => std::env::var(WEBHOOK_TOKEN_VAR).ok(),
+    }
+    .filter(|token| !token.is_empty());
+    let job = job.map(|path| Job::load(path, None)).transpose()?;
+    let ledger = Ledger::open_with(&ledger_location(db, job.as_ref()), OpenMode::MustExist).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Error::Usage(format!("--listen {listen}: {e}")))?;
+    let receiver = crate::webhook::Receiver::start(
+        listener,
+        ledger.clone(),
+        crate::webhook::Settings {
+            token: token.clone(),
+        },
+    )?;
+    if token.is_none() {
+        eprintln!(
+            "warning: no token: calls are taken from anyone who can reach this address (set {WEBHOOK_TOKEN_VAR}, or name a variable with --token-env)"
+        );
+    }
+    eprintln!(
+        "webhook: receiving calls at http://{}{} into {}; Ctrl-C stops it",
+        receiver.addr(),
+        crate::webhook::CALLS_PATH,
+        ledger.shown()
+    );
+    crate::campaign::shutdown_signal().await;
+    eprintln!("webhook: stopping; deliveries in progress are stored first");
+    receiver.stop().await;
+    ledger.close().await;
+    Ok(Exit::Done)
 }
 
 #[cfg(feature = "sandbox")]

@@ -222,6 +222,24 @@ pub enum Command {
     },
     /// Print the manual page (roff), e.g. `nxcampaign man | man -l -`.
     Man,
+    /// Receive NXLink's call-log webhook: each call POSTed to
+    /// `/nxlink/calls` is stored in the ledger (once per callId) before it
+    /// is answered 200. `GET /healthz` says it runs. Paste
+    /// `<public base URL>/nxlink/calls` into the console.
+    Webhook {
+        /// Where to listen, e.g. 127.0.0.1:8090 behind a reverse proxy.
+        #[arg(long, value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// The environment variable holding the secret the vendor sends in
+        /// the `token` header (default NXCAMPAIGN_WEBHOOK_TOKEN). A variable
+        /// named here must be set; without one, tokens are not checked.
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
+        /// A job file: its ledger is the one written (else --db, or
+        /// nxcampaign.db in the current folder).
+        #[arg(long, value_name = "JOB")]
+        job: Option<PathBuf>,
+    },
     /// Serve a local NXLink stand-in (for trials and tests; it calls no one).
     #[cfg(feature = "sandbox")]
     Sandbox {

@@ -65,6 +65,7 @@ mod schedule;
 mod summary;
 mod suppress;
 mod throttle;
+mod webhook;
 
 /// Leaves progress lines out from now on (`-q`).
 pub fn report_quietly() {

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::clock::rfc3339;
 use crate::dispatch::{AttemptReport, Event};
-use crate::ledger::{CampaignStatus, CampaignSummary, OrderLine};
+use crate::ledger::{CallStats, CampaignStatus, CampaignSummary, OrderLine};
 use crate::outcome::{BatchState, OrderState};
 
 /// How `orders` prints.
@@ -59,6 +59,70 @@ pub fn write_status_table(out: &mut dyn Write, statuses: &[CampaignStatus]) -> i
             write!(out, " {n:>10}")?;
         }
         writeln!(out)?;
+    }
+    write_call_outcomes(out, statuses, width)
+}
+
+/// The call outcomes of the campaigns that have any.
+fn write_call_outcomes(
+    out: &mut dyn Write,
+    statuses: &[CampaignStatus],
+    width: usize,
+) -> io::Result<()> {
+    let called: Vec<(&str, &CallStats)> = statuses
+        .iter()
+        .filter_map(|s| s.calls.as_ref().map(|calls| (s.campaign.as_str(), calls)))
+        .filter(|(_, calls)| calls.records + calls.unknown_records > 0)
+        .collect();
+    if called.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<width$} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "calls", "records", "called", "answered", "rate", "avg talk"
+    )?;
+    for (campaign, calls) in &called {
+        let rate = if calls.orders_called == 0 {
+            "-".to_owned()
+        } else {
+            format!(
+                "{:.1}%",
+                100.0 * calls.answered as f64 / calls.orders_called as f64
+            )
+        };
+        let talk = if calls.answered == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.0}s", calls.talk_seconds as f64 / calls.answered as f64)
+        };
+        writeln!(
+            out,
+            "{campaign:<width$} {:>10} {:>10} {:>10} {rate:>10} {talk:>10}",
+            calls.records, calls.orders_called, calls.answered
+        )?;
+    }
+    for (campaign, calls) in &called {
+        if !calls.intents.is_empty() {
+            let intents: Vec<String> = calls
+                .intents
+                .iter()
+                .map(|(intent, n)| format!("{} {n}", terminal_safe(intent)))
+                .collect();
+            writeln!(
+                out,
+                "intents of {campaign}'s answered calls: {}",
+                intents.join(", ")
+            )?;
+        }
+    }
+    if let Some((_, calls)) = called.iter().find(|(_, calls)| calls.unknown_records > 0) {
+        writeln!(
+            out,
+            "{} call record(s) are of orders this ledger does not know (kept; see the webhook's senders)",
+            calls.unknown_records
+        )?;
     }
     Ok(())
 }
@@ -122,12 +186,25 @@ fn status_object(status: &CampaignStatus) -> serde_json::Value {
         .iter()
         .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
         .collect();
-    json!({
+    let mut object = json!({
         "campaign": status.campaign,
         "rows_read": status.rows_read,
         "orders": orders,
         "batches": batches,
-    })
+    });
+    if let Some(calls) = &status.calls {
+        object["calls"] = json!({
+            // Records of this campaign's orders, and those of orders the
+            // ledger does not know.
+            "records": calls.records + calls.unknown_records,
+            "unknown_order_records": calls.unknown_records,
+            "orders_called": calls.orders_called,
+            "answered": calls.answered,
+            "talk_seconds": calls.talk_seconds,
+            "intents": calls.intents.iter().map(|(intent, n)| json!({"intent": intent, "calls": n})).collect::<Vec<_>>(),
+        });
+    }
+    object
 }
 
 /// Prints one JSON object per campaign, one per line.

@@ -17,9 +17,10 @@ mod sqlite;
 use std::path::PathBuf;
 
 pub use model::{
-    AttemptResult, BatchToSend, CampaignStatus, CampaignSummary, Checkpoint, Claim, Fence,
-    Forgotten, KeyKind, LeaseGrant, LeaseHolder, OrderLine, OrderStream, Planned, Preview,
-    ReportData, Resend, Resent, Scope, StagedChunk, StagedRow, Suppression, SuppressionEntry,
+    AttemptResult, BatchToSend, CallStats, CampaignStatus, CampaignSummary, Checkpoint, Claim,
+    Fence, Forgotten, KeyKind, LeaseGrant, LeaseHolder, OrderCalls, OrderLine, OrderStream,
+    Planned, Preview, ReportData, Resend, Resent, Scope, StagedChunk, StagedRow, StoredCalls,
+    Suppression, SuppressionEntry, UncertainBatch,
 };
 
 use crate::batch::BatchSeq;
@@ -499,6 +500,49 @@ impl Ledger {
         })
     }
 
+    /// Stores calls (from the webhook or the call records), each once per
+    /// callId (a later report replaces the earlier), matched to their
+    /// orders; in one transaction, durable when this returns.
+    pub async fn store_calls(
+        &self,
+        calls: Vec<crate::nxlink::calls::Call>,
+        source: &'static str,
+        now_ms: i64,
+    ) -> Result<StoredCalls, LedgerError> {
+        // In one order everywhere, so that receivers storing at once on a
+        // server lock rows in the same order (no deadlock); stable, so that
+        // the later of two reports of one call still wins.
+        let mut calls = calls;
+        calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+        each!(self, l => l.store_calls(calls, source, now_ms).await)
+    }
+
+    /// The campaign's call outcomes.
+    pub async fn call_stats(&self, campaign: CampaignId) -> Result<CallStats, LedgerError> {
+        each!(self, l => l.call_stats(campaign).await)
+    }
+
+    /// The campaign's `uncertain` batches, their orders, and how many of
+    /// those have a call in the ledger.
+    pub async fn uncertain_batches(
+        &self,
+        campaign: CampaignId,
+    ) -> Result<Vec<UncertainBatch>, LedgerError> {
+        each!(self, l => l.uncertain_batches(campaign).await)
+    }
+
+    /// Marks an `uncertain` batch `accepted` because the vendor has calls
+    /// of its orders; false when it was no longer uncertain.
+    pub async fn accept_reconciled(
+        &self,
+        campaign: CampaignId,
+        seq: BatchSeq,
+        message: String,
+        now_ms: i64,
+    ) -> Result<bool, LedgerError> {
+        each!(self, l => l.accept_reconciled(campaign, seq, message, now_ms).await)
+    }
+
     /// Counts of the campaign's orders and batches by state.
     pub async fn status(
         &self,
@@ -519,6 +563,21 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         each!(self, l => l.for_each_order(campaign, state, sink))
     }
+}
+
+/// A caller's number as orders hold numbers (digits, country code first),
+/// for matching a call without a known orderId; `None` for what is not a
+/// phone number (a SIP address).
+pub(crate) fn caller_digits(raw: &str) -> Option<String> {
+    if raw.contains('@') {
+        return None;
+    }
+    let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+    let digits = digits
+        .strip_prefix("00")
+        .map(str::to_owned)
+        .unwrap_or(digits);
+    (digits.len() >= 6).then_some(digits)
 }
 
 /// Calls the same method on whichever backend the writer is.

@@ -110,6 +110,8 @@ pub struct CampaignStatus {
     pub orders: Vec<(OrderState, u64)>,
     /// Every batch state with its count, zeros included, in `BatchState::ALL` order.
     pub batches: Vec<(BatchState, u64)>,
+    /// Call outcomes, where the caller asked for them.
+    pub calls: Option<CallStats>,
 }
 
 impl CampaignStatus {
@@ -143,6 +145,7 @@ impl CampaignStatus {
             rows_read,
             orders,
             batches,
+            calls: None,
         }
     }
 
@@ -427,3 +430,54 @@ pub(super) const TIMELINE_BUCKETS: i64 = 48;
 
 /// How many slowest attempts and troubled batches a report lists.
 pub(super) const REPORT_ROWS: i64 = 10;
+
+/// What storing a delivery of calls did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoredCalls {
+    /// Calls not stored before.
+    pub new: u64,
+    /// Calls stored before, replaced by this later report.
+    pub replaced: u64,
+    /// Calls matched to no order of the ledger (kept all the same).
+    pub unknown: u64,
+}
+
+/// A campaign's call outcomes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CallStats {
+    /// Call records of the campaign's orders.
+    pub records: u64,
+    /// Call records of orders the ledger does not know (any campaign's).
+    pub unknown_records: u64,
+    /// Orders with at least one call.
+    pub orders_called: u64,
+    /// Orders with at least one answered call.
+    pub answered: u64,
+    /// Seconds talked, over every answered call.
+    pub talk_seconds: u64,
+    /// The most frequent intents of answered calls, with their counts.
+    pub intents: Vec<(String, u64)>,
+}
+
+/// An order's calls, as `orders` shows them: its last call, and whether
+/// any was answered.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OrderCalls {
+    pub any_answered: bool,
+    pub last_answered: bool,
+    pub last_talk_seconds: Option<i64>,
+    pub last_hangup_reason: Option<String>,
+    pub last_intent: Option<String>,
+}
+
+/// A batch held `uncertain`, as reconciliation sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UncertainBatch {
+    pub seq: BatchSeq,
+    /// When its last attempt was recorded (Unix ms).
+    pub updated_at_ms: i64,
+    /// Its orders' ids.
+    pub order_ids: Vec<String>,
+    /// How many of its orders have a call in the ledger.
+    pub orders_with_calls: u64,
+}

@@ -3,6 +3,7 @@
 //!
 //! Nothing outside this module spells a vendor URL, header or field name.
 
+pub mod calls;
 pub mod client;
 pub mod sign;
 pub mod wire;

@@ -27,7 +27,12 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
+mod calls;
+
+pub use calls::{CallSim, MOST_SECONDS_PER_QUERY};
+
 use crate::clock::vendor_now_ms;
+use crate::nxlink::calls::{CDR_BY_ORDER_PATH, CDR_PAGE_PATH};
 use crate::nxlink::sign::{sign, Credentials, SignedParts};
 use crate::nxlink::wire::{code, ApiReply, CreateAndCall};
 use crate::nxlink::{ACTION_CC, BIZ_TYPE_CC, CREATE_AND_CALL_PATH};
@@ -126,6 +131,21 @@ pub struct Stats {
     pub orders_accepted_twice: u64,
     /// Task names seen more than once.
     pub duplicate_task_names: u64,
+    /// Calls made up for accepted orders (redials included).
+    #[serde(default)]
+    pub calls: u64,
+    /// Orders with an answered call.
+    #[serde(default)]
+    pub orders_answered: u64,
+    /// Calls the webhook answered 200.
+    #[serde(default)]
+    pub webhook_delivered: u64,
+    /// Posts the webhook answered otherwise (or not at all).
+    #[serde(default)]
+    pub webhook_refused: u64,
+    /// Calls given up on after every delivery failed.
+    #[serde(default)]
+    pub webhook_given_up: u64,
 }
 
 /// A running sandbox.
@@ -146,9 +166,14 @@ impl Sandbox {
     ) -> std::io::Result<Sandbox> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
+        let (deliveries, queue) = tokio::sync::mpsc::unbounded_channel();
+        let delivered = Arc::new(calls::Delivered::default());
+        tokio::spawn(calls::deliver(queue, Arc::clone(&delivered)));
         let state = Arc::new(Shared {
             credentials,
             inner: Mutex::new(Inner::new(faults)),
+            deliveries,
+            delivered,
         });
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(serve(listener, Arc::clone(&state), stopped));
@@ -170,7 +195,17 @@ impl Sandbox {
     }
 
     pub fn stats(&self) -> Stats {
-        self.state.lock().stats()
+        self.state.stats()
+    }
+
+    /// How calls are made up and delivered from now on.
+    pub fn set_calls(&self, sim: CallSim) {
+        self.state.lock().sim = sim;
+    }
+
+    /// Every call made up so far, as the vendor would report it.
+    pub fn calls(&self) -> Vec<serde_json::Value> {
+        self.state.lock().calls.clone()
     }
 
     /// How many times each orderID was accepted.
@@ -202,9 +237,22 @@ impl Sandbox {
 struct Shared {
     credentials: Credentials,
     inner: Mutex<Inner>,
+    /// Calls to post to the webhook.
+    deliveries: tokio::sync::mpsc::UnboundedSender<(CallSim, serde_json::Value)>,
+    delivered: Arc<calls::Delivered>,
 }
 
 impl Shared {
+    fn stats(&self) -> Stats {
+        use std::sync::atomic::Ordering::Relaxed;
+        Stats {
+            webhook_delivered: self.delivered.delivered.load(Relaxed),
+            webhook_refused: self.delivered.refused.load(Relaxed),
+            webhook_given_up: self.delivered.given_up.load(Relaxed),
+            ..self.lock().stats()
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner
             .lock()
@@ -222,6 +270,9 @@ struct Inner {
     task_names: Vec<String>,
     seen_task_names: HashSet<String>,
     duplicate_task_names: u64,
+    sim: CallSim,
+    /// Every call made up, in the order made.
+    calls: Vec<serde_json::Value>,
 }
 
 impl Inner {
@@ -236,6 +287,8 @@ impl Inner {
             task_names: Vec::new(),
             seen_task_names: HashSet::new(),
             duplicate_task_names: 0,
+            sim: CallSim::default(),
+            calls: Vec::new(),
         }
     }
 
@@ -256,6 +309,15 @@ impl Inner {
             orders_accepted: self.accepted.len() as u64,
             orders_accepted_twice: self.accepted.values().filter(|n| **n > 1).count() as u64,
             duplicate_task_names: self.duplicate_task_names,
+            calls: self.calls.len() as u64,
+            orders_answered: self
+                .calls
+                .iter()
+                .filter(|call| call["answered"] == true)
+                .filter_map(|call| call["orderId"].as_str())
+                .collect::<HashSet<_>>()
+                .len() as u64,
+            ..Stats::default()
         }
     }
 
@@ -263,7 +325,16 @@ impl Inner {
         *self.replies.entry(what.into()).or_default() += 1;
     }
 
-    fn accept(&mut self, task: &CreateAndCall) {
+    /// Records an accepted task; returns the calls it makes, for the
+    /// webhook.
+    fn accept(&mut self, task: &CreateAndCall) -> Vec<serde_json::Value> {
+        let made = calls::calls_for(
+            &self.sim,
+            task,
+            self.task_names.len() as u64 + 1,
+            vendor_now_ms(),
+        );
+        self.calls.extend(made.iter().cloned());
         for item in &task.call_list {
             *self.accepted.entry(item.order_id.clone()).or_default() += 1;
         }
@@ -271,6 +342,7 @@ impl Inner {
             self.duplicate_task_names += 1;
         }
         self.task_names.push(task.task_name.clone());
+        made
     }
 }
 
@@ -281,7 +353,10 @@ struct DropConnection(Arc<Notify>);
 async fn serve(listener: TcpListener, state: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     let router = Router::new()
         .route(CREATE_AND_CALL_PATH, post(create_and_call))
+        .route(CDR_PAGE_PATH, post(cdr_page))
+        .route(CDR_BY_ORDER_PATH, post(cdr_by_order))
         .route("/_sandbox/stats", get(stats))
+        .route("/_sandbox/calls", post(set_calls).get(get_calls))
         .route("/_sandbox/faults", post(set_faults).get(get_faults))
         .with_state(state);
     let mut connections = tokio::task::JoinSet::new();
@@ -320,7 +395,100 @@ async fn serve(listener: TcpListener, state: Arc<Shared>, mut stopped: watch::Re
 }
 
 async fn stats(State(state): State<Arc<Shared>>) -> Json<Stats> {
-    Json(state.lock().stats())
+    Json(state.stats())
+}
+
+async fn get_calls(State(state): State<Arc<Shared>>) -> Json<CallSim> {
+    Json(state.lock().sim.clone())
+}
+
+async fn set_calls(State(state): State<Arc<Shared>>, Json(sim): Json<CallSim>) -> Json<CallSim> {
+    state.lock().sim = sim.clone();
+    Json(sim)
+}
+
+/// An NXLink reply with `data`.
+fn data_reply(code: i64, msg: &str, data: serde_json::Value) -> Response {
+    Json(ApiReply {
+        req_id: Some(format!("sandbox-{:x}", vendor_now_ms())),
+        code,
+        msg: Some(msg.to_owned()),
+        data,
+    })
+    .into_response()
+}
+
+/// Checks a call-record query as the gateway checks every request.
+fn check_query(state: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+    let window = state.lock().faults.ts_window_ms;
+    check_signed(&state.credentials, headers, body, vendor_now_ms(), window)
+        .map_err(|(code, msg)| data_reply(code, &msg, serde_json::Value::Null))
+}
+
+async fn cdr_page(State(state): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(refused) = check_query(&state, &headers, &body) {
+        return refused;
+    }
+    let query: calls::PageQuery = match serde_json::from_slice(&body) {
+        Ok(query) => query,
+        Err(e) => {
+            return data_reply(
+                code::PARAMETER_ERROR,
+                &format!("parameter error: {e}"),
+                serde_json::Value::Null,
+            )
+        }
+    };
+    let page = calls::page(&state.lock().calls, &query);
+    match page {
+        Ok(records) => data_reply(code::SUCCESS, "success", serde_json::Value::Array(records)),
+        Err(why) => data_reply(
+            code::PARAMETER_ERROR,
+            &format!("parameter error: {why}"),
+            serde_json::Value::Null,
+        ),
+    }
+}
+
+async fn cdr_by_order(
+    State(state): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = check_query(&state, &headers, &body) {
+        return refused;
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ByOrder {
+        tenant_id: i64,
+        order_id: String,
+    }
+    let query: ByOrder = match serde_json::from_slice(&body) {
+        Ok(query) => query,
+        Err(e) => {
+            return data_reply(
+                code::PARAMETER_ERROR,
+                &format!("parameter error: {e}"),
+                serde_json::Value::Null,
+            )
+        }
+    };
+    if query.tenant_id <= 0 {
+        return data_reply(
+            code::PARAMETER_ERROR,
+            "parameter error: tenantId",
+            serde_json::Value::Null,
+        );
+    }
+    let records: Vec<serde_json::Value> = state
+        .lock()
+        .calls
+        .iter()
+        .filter(|call| call["orderId"] == query.order_id.as_str())
+        .cloned()
+        .collect();
+    data_reply(code::SUCCESS, "success", serde_json::Value::Array(records))
 }
 
 async fn get_faults(State(state): State<Arc<Shared>>) -> Json<Faults> {
@@ -475,7 +643,9 @@ async fn create_and_call(
     };
     {
         let mut inner = state.lock();
-        inner.accept(&task);
+        for call in inner.accept(&task) {
+            let _ = state.deliveries.send((inner.sim.clone(), call));
+        }
         let what = match (drop_after, then) {
             (true, _) => "drop_after".to_owned(),
             (false, Some(Then::Code(code))) => format!("{code}_processed"),
@@ -514,6 +684,23 @@ fn check(
     ts_window_ms: i64,
     max_list: Option<usize>,
 ) -> Result<CreateAndCall, (i64, String)> {
+    check_signed(credentials, headers, body, now_ms, ts_window_ms)?;
+    let task: CreateAndCall = serde_json::from_slice(body)
+        .map_err(|e| (code::PARAMETER_ERROR, format!("parameter error: {e}")))?;
+    check_task(&task, max_list)
+        .map_err(|msg| (code::PARAMETER_ERROR, format!("parameter error: {msg}")))?;
+    Ok(task)
+}
+
+/// The checks every request of the API gets: headers, bizType/action,
+/// content type, clock, key, signature.
+fn check_signed(
+    credentials: &Credentials,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_ms: i64,
+    ts_window_ms: i64,
+) -> Result<(), (i64, String)> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let mut values = Vec::with_capacity(5);
     for name in ["accessKey", "ts", "bizType", "action", "sign"] {
@@ -558,11 +745,7 @@ fn check(
     if signature != expected {
         return Err((code::INVALID_SIGNATURE, "invalid signature".into()));
     }
-    let task: CreateAndCall = serde_json::from_slice(body)
-        .map_err(|e| (code::PARAMETER_ERROR, format!("parameter error: {e}")))?;
-    check_task(&task, max_list)
-        .map_err(|msg| (code::PARAMETER_ERROR, format!("parameter error: {msg}")))?;
-    Ok(task)
+    Ok(())
 }
 
 fn check_task(task: &CreateAndCall, max_list: Option<usize>) -> Result<(), String> {

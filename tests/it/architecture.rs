@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
     &["overview"],
     &["report", "rejects"],
-    &["ingest", "lease", "dispatch"],
+    &["ingest", "lease", "dispatch", "webhook"],
     &["ledger"],
     &["plan", "retry", "throttle", "sandbox"],
     &["contacts"],

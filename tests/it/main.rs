@@ -4,6 +4,7 @@
 //! the PostgreSQL server `NXCAMPAIGN_TEST_POSTGRES` names (README, "Tests").
 
 mod architecture;
+mod calls;
 mod check;
 mod cli;
 mod crash;

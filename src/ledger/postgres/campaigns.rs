@@ -123,6 +123,7 @@ impl Postgres {
             "DELETE FROM resends WHERE campaign_id = $1",
             "DELETE FROM order_keys WHERE campaign_id = $1",
             "DELETE FROM batches WHERE campaign_id = $1",
+            "DELETE FROM calls WHERE campaign_id = $1",
             "DELETE FROM leases WHERE campaign_id = $1",
             "DELETE FROM suppressions WHERE scope = $1",
             "DELETE FROM campaigns WHERE id = $1",

@@ -11,6 +11,7 @@
 //! read by one runner at a time, the holder of the campaign's ingest lease
 //! (`leases`).
 
+mod calls;
 mod campaigns;
 mod dispatch;
 mod ingest;

@@ -136,7 +136,7 @@ impl Sqlite {
             let orders = tx
                 .execute("DELETE FROM orders WHERE campaign_id = ?", [campaign.0])
                 .map_err(e)?;
-            for table in ["attempts", "resends", "order_keys", "batches"] {
+            for table in ["attempts", "resends", "order_keys", "batches", "calls"] {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE campaign_id = ?"),
                     [campaign.0],

@@ -46,6 +46,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(6, "source path", "0006_source_path.sql"),
     migration!(7, "suppressions", "0007_suppressions.sql"),
     migration!(8, "campaign runs", "0008_campaign_runs.sql"),
+    migration!(9, "calls", "0009_calls.sql"),
 ];
 
 impl Migration {

@@ -11,6 +11,7 @@
 //! every thread's (13 MiB more at the peak of a 1M-row run when
 //! connections moved between tokio's blocking threads).
 
+mod calls;
 mod campaigns;
 mod dispatch;
 mod ingest;
