@@ -75,6 +75,7 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             format,
             output,
             since,
+            call,
         } => {
             let state = state
                 .map(|s| s.trim().to_ascii_lowercase().parse::<OrderState>())
@@ -85,10 +86,15 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             let export = |out: &mut dyn Write| -> Result<(), Error> {
                 let mut writer = OrderWriter::new(format, out)?;
                 tokio::task::block_in_place(|| {
-                    ledger.for_each_order(id, state, &mut |line| match since {
-                        Some(since) if line.updated_at_ms.is_none_or(|at| at < since) => Ok(()),
-                        _ => writer.write(line),
-                    })
+                    ledger.for_each_order(
+                        id,
+                        state,
+                        call.map(Into::into),
+                        &mut |line| match since {
+                            Some(since) if line.updated_at_ms.is_none_or(|at| at < since) => Ok(()),
+                            _ => writer.write(line),
+                        },
+                    )
                 })?;
                 writer.finish()?;
                 Ok(())

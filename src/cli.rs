@@ -140,6 +140,10 @@ pub enum Command {
         /// ingest have no such time and are left out.
         #[arg(long, value_name = "TIME", value_parser = crate::clock::parse_since_ms)]
         since: Option<i64>,
+        /// Only orders with an answered call, with calls none answered, or
+        /// with no call recorded.
+        #[arg(long, value_enum)]
+        call: Option<CallArg>,
     },
     /// Put uncertain or failed batches back to pending; the next run sends them.
     ///
@@ -258,6 +262,24 @@ pub enum Command {
     /// Run the example campaign against an in-process sandbox.
     #[cfg(feature = "sandbox")]
     Demo,
+}
+
+/// `orders --call`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CallArg {
+    Answered,
+    Unanswered,
+    None,
+}
+
+impl From<CallArg> for crate::ledger::CallFilter {
+    fn from(arg: CallArg) -> Self {
+        match arg {
+            CallArg::Answered => crate::ledger::CallFilter::Answered,
+            CallArg::Unanswered => crate::ledger::CallFilter::Unanswered,
+            CallArg::None => crate::ledger::CallFilter::None,
+        }
+    }
 }
 
 /// When logs are coloured.

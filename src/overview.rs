@@ -42,7 +42,7 @@ pub async fn gather(
             continue;
         }
         tokio::task::block_in_place(|| {
-            ledger.for_each_order(campaign, Some(state), &mut |order| {
+            ledger.for_each_order(campaign, Some(state), None, &mut |order| {
                 let mut general = generalize(order.message.as_deref().unwrap_or("(no reason)"));
                 if reasons.len() >= REASONS
                     && !reasons.contains_key(&(state.as_str(), general.clone()))

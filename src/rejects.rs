@@ -54,7 +54,7 @@ pub fn write_rejects(
     let mut seen = 0u64;
     let mut written = 0u64;
     ledger
-        .for_each_order(campaign, None, &mut |order| {
+        .for_each_order(campaign, None, None, &mut |order| {
             seen += 1;
             let set_aside = matches!(
                 order.state,

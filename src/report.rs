@@ -216,8 +216,18 @@ pub fn write_status_json(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io
 }
 
 /// The CSV header of `orders --format csv`.
-pub const ORDERS_CSV_HEADER: [&str; 7] = [
-    "order_id", "phone", "state", "batch", "code", "message", "line",
+pub const ORDERS_CSV_HEADER: [&str; 11] = [
+    "order_id",
+    "phone",
+    "state",
+    "batch",
+    "code",
+    "message",
+    "line",
+    "answered",
+    "talk_seconds",
+    "hangup_reason",
+    "intent",
 ];
 
 /// Writes order lines one at a time in the chosen format.
@@ -234,8 +244,8 @@ impl<'w> OrderWriter<'w> {
             OrdersFormat::Table => {
                 writeln!(
                     out,
-                    "{:<32}  {:<16}  {:<10}  {:>6}  {:>6}  {:>8}  message",
-                    "order_id", "phone", "state", "batch", "code", "line"
+                    "{:<32}  {:<16}  {:<10}  {:>6}  {:>6}  {:>8}  {:<8}  {:>6}  message",
+                    "order_id", "phone", "state", "batch", "code", "line", "answered", "talk"
                 )?;
                 OrderWriter::Table(out)
             }
@@ -252,22 +262,34 @@ impl<'w> OrderWriter<'w> {
         match self {
             OrderWriter::Table(out) => writeln!(
                 out,
-                "{:<32}  {:<16}  {:<10}  {:>6}  {:>6}  {:>8}  {}",
+                "{:<32}  {:<16}  {:<10}  {:>6}  {:>6}  {:>8}  {:<8}  {:>6}  {}",
                 terminal_safe(order.order_id.as_deref().unwrap_or("-")),
                 terminal_safe(&order.phone),
                 order.state.as_str(),
                 order.batch.map(|b| b.to_string()).unwrap_or_default(),
                 order.code.map(|c| c.to_string()).unwrap_or_default(),
                 order.line,
+                order
+                    .last_call
+                    .as_ref()
+                    .map_or("", |c| if c.answered { "yes" } else { "no" }),
+                order
+                    .last_call
+                    .as_ref()
+                    .and_then(|c| c.talk_seconds)
+                    .map(|t| format!("{t}s"))
+                    .unwrap_or_default(),
                 terminal_safe(order.message.as_deref().unwrap_or(""))
             ),
             OrderWriter::Csv(csv) => {
                 // Numbers are formatted on the stack: this runs per order.
-                let (mut batch, mut code, mut line) = (
+                let (mut batch, mut code, mut line, mut talk) = (
+                    itoa::Buffer::new(),
                     itoa::Buffer::new(),
                     itoa::Buffer::new(),
                     itoa::Buffer::new(),
                 );
+                let call = order.last_call.as_ref();
                 csv.write_record([
                     spreadsheet_safe(order.order_id.as_deref().unwrap_or("")).as_bytes(),
                     spreadsheet_safe(&order.phone).as_bytes(),
@@ -276,6 +298,15 @@ impl<'w> OrderWriter<'w> {
                     order.code.map_or("", |c| code.format(c)).as_bytes(),
                     spreadsheet_safe(order.message.as_deref().unwrap_or("")).as_bytes(),
                     line.format(order.line).as_bytes(),
+                    call.map_or("", |c| if c.answered { "true" } else { "false" })
+                        .as_bytes(),
+                    call.and_then(|c| c.talk_seconds)
+                        .map_or("", |t| talk.format(t))
+                        .as_bytes(),
+                    spreadsheet_safe(call.and_then(|c| c.hangup_reason.as_deref()).unwrap_or(""))
+                        .as_bytes(),
+                    spreadsheet_safe(call.and_then(|c| c.intent.as_deref()).unwrap_or(""))
+                        .as_bytes(),
                 ])
                 // Keep the I/O error's kind: a closed pipe is not a failure.
                 .map_err(|e| match e.into_kind() {
@@ -292,6 +323,10 @@ impl<'w> OrderWriter<'w> {
                     "code": order.code,
                     "message": order.message,
                     "line": order.line,
+                    "answered": order.last_call.as_ref().map(|c| c.answered),
+                    "talk_seconds": order.last_call.as_ref().and_then(|c| c.talk_seconds),
+                    "hangup_reason": order.last_call.as_ref().and_then(|c| c.hangup_reason.as_deref()),
+                    "intent": order.last_call.as_ref().and_then(|c| c.intent.as_deref()),
                 });
                 writeln!(out, "{object}")
             }

@@ -17,8 +17,8 @@ mod sqlite;
 use std::path::PathBuf;
 
 pub use model::{
-    AttemptResult, BatchToSend, CallStats, CampaignStatus, CampaignSummary, Checkpoint, Claim,
-    Fence, Forgotten, KeyKind, LeaseGrant, LeaseHolder, OrderCalls, OrderLine, OrderStream,
+    AttemptResult, BatchToSend, CallFilter, CallStats, CampaignStatus, CampaignSummary, Checkpoint,
+    Claim, Fence, Forgotten, KeyKind, LastCall, LeaseGrant, LeaseHolder, OrderLine, OrderStream,
     Planned, Preview, ReportData, Resend, Resent, Scope, StagedChunk, StagedRow, StoredCalls,
     Suppression, SuppressionEntry, UncertainBatch,
 };
@@ -559,9 +559,10 @@ impl Ledger {
         &self,
         campaign: CampaignId,
         state: Option<OrderState>,
+        call: Option<CallFilter>,
         sink: OrderStream<'_>,
     ) -> Result<(), LedgerError> {
-        each!(self, l => l.for_each_order(campaign, state, sink))
+        each!(self, l => l.for_each_order(campaign, state, call, sink))
     }
 }
 

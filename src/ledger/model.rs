@@ -177,7 +177,45 @@ pub struct OrderLine<'a> {
     /// When its batch last changed (Unix ms); `None` for an order set
     /// aside.
     pub updated_at_ms: Option<i64>,
+    /// Its last call, if it had any.
+    pub last_call: Option<LastCall<'a>>,
 }
+
+/// An order's last call, as `orders` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastCall<'a> {
+    pub answered: bool,
+    pub talk_seconds: Option<i64>,
+    pub hangup_reason: Option<Cow<'a, str>>,
+    pub intent: Option<Cow<'a, str>>,
+}
+
+/// Which orders `orders --call` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallFilter {
+    /// At least one call answered.
+    Answered,
+    /// Called, never answered.
+    Unanswered,
+    /// Never called (no record yet).
+    None,
+}
+
+impl CallFilter {
+    /// The condition on `o` (an order) that keeps these orders.
+    pub(super) fn sql(self) -> &'static str {
+        match self {
+            CallFilter::Answered => "AND EXISTS (SELECT 1 FROM calls a WHERE a.campaign_id = o.campaign_id AND a.matched_order_id = o.order_id AND a.answered)",
+            CallFilter::Unanswered => "AND EXISTS (SELECT 1 FROM calls a WHERE a.campaign_id = o.campaign_id AND a.matched_order_id = o.order_id) AND NOT EXISTS (SELECT 1 FROM calls a WHERE a.campaign_id = o.campaign_id AND a.matched_order_id = o.order_id AND a.answered)",
+            CallFilter::None => "AND NOT EXISTS (SELECT 1 FROM calls a WHERE a.campaign_id = o.campaign_id AND a.matched_order_id = o.order_id)",
+        }
+    }
+}
+
+/// The columns of an order's last call, joined as `lc` to orders `o`.
+pub(super) const LAST_CALL_JOIN: &str = "LEFT JOIN calls lc ON lc.call_id = (
+    SELECT c.call_id FROM calls c WHERE c.campaign_id = o.campaign_id AND c.matched_order_id = o.order_id
+    ORDER BY COALESCE(c.start_ms, c.received_at_ms) DESC, c.call_id DESC LIMIT 1)";
 
 /// Something that takes order lines one at a time (a writer to stdout).
 pub type OrderStream<'a> = &'a mut dyn FnMut(&OrderLine<'_>) -> std::io::Result<()>;
@@ -457,17 +495,6 @@ pub struct CallStats {
     pub talk_seconds: u64,
     /// The most frequent intents of answered calls, with their counts.
     pub intents: Vec<(String, u64)>,
-}
-
-/// An order's calls, as `orders` shows them: its last call, and whether
-/// any was answered.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct OrderCalls {
-    pub any_answered: bool,
-    pub last_answered: bool,
-    pub last_talk_seconds: Option<i64>,
-    pub last_hangup_reason: Option<String>,
-    pub last_intent: Option<String>,
 }
 
 /// A batch held `uncertain`, as reconciliation sees it.

@@ -226,4 +226,53 @@ async fn the_sandboxs_calls_reach_status_through_the_webhook() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("answered"), "{text}");
     assert!(text.contains("intents of"), "{text}");
+
+    // `orders`: the last call's columns, and the filter by calls.
+    let orders = |filter: &'static str| {
+        let campaign = &campaign;
+        async move {
+            let out = nxcampaign(&campaign.db())
+                .args([
+                    "orders",
+                    &campaign.name,
+                    "--format",
+                    "csv",
+                    "--call",
+                    filter,
+                ])
+                .output()
+                .await
+                .unwrap();
+            assert_success(&out);
+            let mut reader = csv::Reader::from_reader(&out.stdout[..]);
+            let header: Vec<String> = reader
+                .headers()
+                .unwrap()
+                .iter()
+                .map(str::to_owned)
+                .collect();
+            let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+            (header, rows)
+        }
+    };
+    let (header, answered) = orders("answered").await;
+    assert_eq!(
+        header[7..],
+        ["answered", "talk_seconds", "hangup_reason", "intent"]
+    );
+    assert_eq!(answered.len() as u64, sandbox.stats().orders_answered);
+    for row in &answered {
+        // The last call of an answered order is the answered one (the
+        // sandbox redials only unanswered orders).
+        assert_eq!(&row[7], "true", "{row:?}");
+        assert!(row[8].parse::<u64>().unwrap() > 0, "{row:?}");
+        assert!(!row[10].is_empty(), "{row:?}");
+    }
+    let (_, unanswered) = orders("unanswered").await;
+    assert_eq!(answered.len() + unanswered.len(), 300);
+    assert!(unanswered
+        .iter()
+        .all(|row| &row[7] == "false" && &row[9] == "no answer"));
+    let (_, none) = orders("none").await;
+    assert!(none.is_empty());
 }

@@ -9,8 +9,8 @@ use sqlx::Row as _;
 
 use super::Postgres;
 use crate::ledger::model::{
-    AttemptGroup, CampaignStatus, KeyKind, OrderLine, OrderStream, ReportData, SlowAttempt,
-    TroubledBatch, REPORT_ROWS, TIMELINE_BUCKETS,
+    AttemptGroup, CallFilter, CampaignStatus, KeyKind, LastCall, OrderLine, OrderStream,
+    ReportData, SlowAttempt, TroubledBatch, LAST_CALL_JOIN, REPORT_ROWS, TIMELINE_BUCKETS,
 };
 use crate::ledger::{CampaignId, LedgerError};
 use crate::outcome::{BatchState, OrderState};
@@ -90,6 +90,7 @@ impl Postgres {
         &self,
         campaign: CampaignId,
         state: Option<OrderState>,
+        call: Option<CallFilter>,
         sink: OrderStream<'_>,
     ) -> Result<(), LedgerError> {
         let e = |source| self.query_error(source);
@@ -132,10 +133,13 @@ impl Postgres {
                 }
                 Some(set_aside) => format!("AND set_aside = '{}'", set_aside.as_str()),
             };
+            let calls = call.map_or("", CallFilter::sql);
             sqlx::query(&format!(
                 "DECLARE orders_out NO SCROLL CURSOR FOR
-                 SELECT order_id, phone, set_aside, batch_seq, reason, line FROM orders
-                 WHERE campaign_id = $1 {filter} ORDER BY id"
+                 SELECT o.order_id, o.phone, o.set_aside, o.batch_seq, o.reason, o.line,
+                        lc.answered, lc.call_seconds, lc.hangup_reason, lc.intent, lc.call_id
+                 FROM orders o {LAST_CALL_JOIN}
+                 WHERE o.campaign_id = $1 {filter} {calls} ORDER BY o.id"
             ))
             .bind(campaign.0)
             .execute(&mut *tx)
@@ -171,6 +175,12 @@ impl Postgres {
                             }),
                         line: row.get::<i64, _>(5) as u64,
                         updated_at_ms: outcome.map(|(_, _, _, at)| *at),
+                        last_call: row.get::<Option<&str>, _>(10).map(|_| LastCall {
+                            answered: row.get(6),
+                            talk_seconds: row.get(7),
+                            hangup_reason: row.get::<Option<&str>, _>(8).map(Cow::Borrowed),
+                            intent: row.get::<Option<&str>, _>(9).map(Cow::Borrowed),
+                        }),
                     };
                     sink(&line).map_err(LedgerError::Output)?;
                 }

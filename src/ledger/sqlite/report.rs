@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use super::{CampaignId, LedgerError, Sqlite};
 use crate::ledger::model::{
-    AttemptGroup, CampaignStatus, OrderLine, OrderStream, ReportData, SlowAttempt, TroubledBatch,
-    REPORT_ROWS, TIMELINE_BUCKETS,
+    AttemptGroup, CallFilter, CampaignStatus, LastCall, OrderLine, OrderStream, ReportData,
+    SlowAttempt, TroubledBatch, LAST_CALL_JOIN, REPORT_ROWS, TIMELINE_BUCKETS,
 };
 use crate::outcome::{BatchState, OrderState};
 use rusqlite::params;
@@ -77,6 +77,7 @@ impl Sqlite {
         &self,
         campaign: CampaignId,
         state: Option<OrderState>,
+        call: Option<CallFilter>,
         sink: OrderStream<'_>,
     ) -> Result<(), LedgerError> {
         let e = self.error();
@@ -120,10 +121,13 @@ impl Sqlite {
             }
             Some(set_aside) => format!("AND set_aside = '{}'", set_aside.as_str()),
         };
+        let calls = call.map_or("", CallFilter::sql);
         let mut statement = snapshot
             .prepare(&format!(
-                "SELECT order_id, phone, set_aside, batch_seq, reason, line FROM orders
-                 WHERE campaign_id = ?1 {filter} ORDER BY id"
+                "SELECT o.order_id, o.phone, o.set_aside, o.batch_seq, o.reason, o.line,
+                        lc.answered, lc.call_seconds, lc.hangup_reason, lc.intent, lc.call_id
+                 FROM orders o {LAST_CALL_JOIN}
+                 WHERE o.campaign_id = ?1 {filter} {calls} ORDER BY o.id"
             ))
             .map_err(e)?;
         let mut rows = statement.query([campaign.0]).map_err(e)?;
@@ -152,6 +156,15 @@ impl Sqlite {
                 }),
                 line: row.get(5).map_err(e)?,
                 updated_at_ms: batch_outcome.map(|(_, _, _, at)| *at),
+                last_call: match text(10)? {
+                    None => None,
+                    Some(_) => Some(LastCall {
+                        answered: row.get(6).map_err(e)?,
+                        talk_seconds: row.get(7).map_err(e)?,
+                        hangup_reason: text(8)?.map(Cow::Borrowed),
+                        intent: text(9)?.map(Cow::Borrowed),
+                    }),
+                },
             };
             sink(&line).map_err(LedgerError::Output)?;
         }
