@@ -97,6 +97,9 @@ pub struct ApiSettings {
     /// accepted (the vendor documents 60 s): a request held up longer than
     /// this is refused, which is what fences a run that lost its lease.
     pub clock_window: Duration,
+    /// The team id shown in the console (`api.tenant_id`): the call
+    /// records of one order (`cdr/queryByOrderId`) need it.
+    pub tenant_id: Option<u64>,
 }
 
 /// Which CSV columns hold what.
@@ -432,6 +435,7 @@ impl Job {
                 credentials_file: api.credentials_file.map(|file| folder.join(file)),
                 timeout: Duration::from_millis(api.timeout_ms),
                 clock_window: Duration::from_millis(api.clock_window_ms),
+                tenant_id: api.tenant_id,
             },
             default_country: country,
             task: TaskSettings {
@@ -729,6 +733,7 @@ struct ApiFile {
     #[serde(default = "default_clock_window_ms")]
     clock_window_ms: u64,
     credentials_file: Option<String>,
+    tenant_id: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -27,6 +27,7 @@ pub const MAX_MESSAGE_BYTES: usize = 1024;
 #[derive(Debug)]
 pub struct Client {
     http: reqwest::Client,
+    base_url: String,
     create_and_call_url: String,
     credentials: Credentials,
     /// Added to the local clock for `ts`: the server's clock minus ours, as
@@ -56,6 +57,17 @@ pub struct Reply {
     /// Where a redirect pointed (never followed).
     pub location: Option<String>,
     pub elapsed: Duration,
+}
+
+/// Why a query of the API has no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum QueryError {
+    #[error("no reply: {0}")]
+    Transport(String),
+    #[error("HTTP {status}, not the vendor's JSON: {body}")]
+    Http { status: u16, body: String },
+    #[error("the vendor refused it: code {code}: {msg}")]
+    Refused { code: i64, msg: String },
 }
 
 /// A request that got no HTTP reply.
@@ -131,6 +143,7 @@ impl Client {
             .build()?;
         Ok(Client {
             http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
             create_and_call_url: format!(
                 "{}{CREATE_AND_CALL_PATH}",
                 base_url.trim_end_matches('/')
@@ -150,42 +163,12 @@ impl Client {
 
     /// Sends one `createandcall` signed with `ts` over exactly `body`.
     pub async fn create_and_call(&self, body: Vec<u8>, ts: i64) -> Exchange {
-        let signature = sign(
-            &self.credentials,
-            &SignedParts {
-                biz_type: BIZ_TYPE_CC,
-                action: ACTION_CC,
-                ts,
-                body: &body,
-            },
-        );
         let started = Instant::now();
-        let request = self
-            .http
-            .post(&self.create_and_call_url)
-            .header(CONTENT_TYPE, "application/json")
-            .header("accessKey", self.credentials.access_key())
-            .header("ts", ts.to_string())
-            .header("bizType", BIZ_TYPE_CC)
-            .header("action", ACTION_CC)
-            .header("sign", signature)
-            .body(body);
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => return Exchange::Transport(transport_error(&e, started.elapsed())),
-        };
-        let http_status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = match read_bounded(response).await {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => {
-                return Exchange::Transport(TransportError::TooLarge {
-                    http_status,
-                    elapsed: started.elapsed(),
-                })
-            }
-            Err(e) => return Exchange::Transport(transport_error(&e, started.elapsed())),
-        };
+        let (http_status, headers, bytes) =
+            match self.post_signed(&self.create_and_call_url, body, ts).await {
+                Ok(answer) => answer,
+                Err(e) => return Exchange::Transport(e),
+            };
         let now = crate::clock::now();
         let parsed: Option<ApiReply> = serde_json::from_slice(&bytes).ok();
         let msg = match &parsed {
@@ -215,6 +198,84 @@ impl Client {
             }),
             elapsed: started.elapsed(),
         })
+    }
+
+    /// POSTs `body` to `url`, signed with `ts`; the reply's status,
+    /// headers and body (at most [`MAX_REPLY_BYTES`]).
+    async fn post_signed(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        ts: i64,
+    ) -> Result<(u16, HeaderMap, Vec<u8>), TransportError> {
+        let signature = sign(
+            &self.credentials,
+            &SignedParts {
+                biz_type: BIZ_TYPE_CC,
+                action: ACTION_CC,
+                ts,
+                body: &body,
+            },
+        );
+        let started = Instant::now();
+        let request = self
+            .http
+            .post(url)
+            .header(CONTENT_TYPE, "application/json")
+            .header("accessKey", self.credentials.access_key())
+            .header("ts", ts.to_string())
+            .header("bizType", BIZ_TYPE_CC)
+            .header("action", ACTION_CC)
+            .header("sign", signature)
+            .body(body);
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_error(&e, started.elapsed()))?;
+        let http_status = response.status().as_u16();
+        let headers = response.headers().clone();
+        match read_bounded(response).await {
+            Ok(Some(bytes)) => Ok((http_status, headers, bytes)),
+            Ok(None) => Err(TransportError::TooLarge {
+                http_status,
+                elapsed: started.elapsed(),
+            }),
+            Err(e) => Err(transport_error(&e, started.elapsed())),
+        }
+    }
+
+    /// One read-only query of the API (the call records): its `data`, an
+    /// array (`null` is an empty one), or why there is none. A query
+    /// changes nothing at the vendor, so any failure may simply be tried
+    /// again later.
+    pub async fn query(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Vec<serde_json::Value>, QueryError> {
+        let url = format!("{}{path}", self.base_url);
+        let (status, _, bytes) = self
+            .post_signed(&url, body.to_string().into_bytes(), self.ts_now())
+            .await
+            .map_err(|e| QueryError::Transport(format!("{e:?}")))?;
+        let reply: ApiReply = serde_json::from_slice(&bytes).map_err(|_| QueryError::Http {
+            status,
+            body: cut(String::from_utf8_lossy(&bytes).into_owned(), 200),
+        })?;
+        if reply.code != 0 {
+            return Err(QueryError::Refused {
+                code: reply.code,
+                msg: cut(reply.msg.unwrap_or_default(), MAX_MESSAGE_BYTES),
+            });
+        }
+        match reply.data {
+            serde_json::Value::Null => Ok(Vec::new()),
+            serde_json::Value::Array(items) => Ok(items),
+            other => Err(QueryError::Http {
+                status,
+                body: cut(format!("`data` is not an array: {other}"), 200),
+            }),
+        }
     }
 
     /// Makes later `ts` values follow the server's clock.

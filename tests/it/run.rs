@@ -214,7 +214,19 @@ async fn a_rejected_batch_keeps_the_vendor_code_on_every_order() {
     let rows = campaign.orders_csv().await;
     assert_eq!(
         rows[0],
-        ["order_id", "phone", "state", "batch", "code", "message", "line"]
+        [
+            "order_id",
+            "phone",
+            "state",
+            "batch",
+            "code",
+            "message",
+            "line",
+            "answered",
+            "talk_seconds",
+            "hangup_reason",
+            "intent"
+        ]
     );
     assert_eq!(rows.len(), 121);
     for row in &rows[1..] {
