@@ -198,6 +198,12 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             )
             .await
         }
+        Command::Sync { job, since } => sync_calls(db, &job, since).await,
+        Command::Reconcile {
+            job,
+            lost_after,
+            resend_lost,
+        } => reconcile(db, &job, lost_after, resend_lost).await,
         Command::Webhook {
             listen,
             token_env,
@@ -701,6 +707,123 @@ async fn open_for(db: Option<&str>, campaign: &str) -> Result<(Ledger, String), 
         Ledger::open_with(&location, OpenMode::MustExist).await?,
         name,
     ))
+}
+
+/// What `sync` and `reconcile` work with: the job, its campaign in its
+/// existing ledger, and a client of its gateway under its rate limit
+/// (`None` when the credentials are missing and `need` is false: then it
+/// says so).
+struct Vendor {
+    job: Job,
+    ledger: Ledger,
+    campaign: crate::ledger::CampaignId,
+    client: Option<(crate::nxlink::Client, crate::throttle::Throttle)>,
+}
+
+async fn job_and_vendor(db: Option<&str>, job_path: &Path, need: bool) -> Result<Vendor, Error> {
+    let base_url = std::env::var("NXLINK_BASE_URL").ok();
+    let job = Job::load(job_path, base_url.as_deref())?;
+    let client = match credentials_from_env(&job.api) {
+        Ok(credentials) => Some((
+            crate::nxlink::Client::new(&job.api.base_url, credentials, job.api.timeout)
+                .map_err(Error::Client)?,
+            crate::throttle::Throttle::new(&job.limits),
+        )),
+        Err(e) if need => return Err(e),
+        Err(e) => {
+            eprintln!("warning: {e}; only the calls already in the ledger are looked at");
+            None
+        }
+    };
+    let ledger = Ledger::open_with(&ledger_location(db, Some(&job)), OpenMode::MustExist).await?;
+    let campaign = ledger.campaign(job.name.as_str()).await?;
+    Ok(Vendor {
+        job,
+        ledger,
+        campaign,
+        client,
+    })
+}
+
+/// `sync`: the vendor's call records into the ledger.
+async fn sync_calls(db: Option<&str>, job_path: &Path, since: Option<i64>) -> Result<Exit, Error> {
+    let Vendor {
+        ledger,
+        campaign,
+        client,
+        ..
+    } = job_and_vendor(db, job_path, true).await?;
+    let (client, throttle) = client.expect("credentials are needed, so there is a client");
+    let synced =
+        crate::outcomes::sync(&ledger, campaign, &client, &throttle, since, now_ms()).await;
+    ledger.close().await;
+    let synced = synced?;
+    println!(
+        "sync: {} record(s) from {} to {} ({} window(s), {} page(s)): {} new, {} again, {} of orders this ledger does not know{}",
+        synced.records,
+        crate::clock::rfc3339(synced.from_ms),
+        crate::clock::rfc3339(synced.to_ms),
+        synced.windows,
+        synced.pages,
+        synced.stored.new,
+        synced.stored.replaced,
+        synced.stored.unknown,
+        if synced.unreadable > 0 {
+            format!(", {} without a callId (not kept)", synced.unreadable)
+        } else {
+            String::new()
+        }
+    );
+    Ok(Exit::Done)
+}
+
+/// `reconcile`: settles uncertain batches from call records.
+async fn reconcile(
+    db: Option<&str>,
+    job_path: &Path,
+    lost_after: Duration,
+    resend_lost: bool,
+) -> Result<Exit, Error> {
+    use crate::outcomes::{Decision, Reconciling};
+    let Vendor {
+        job,
+        ledger,
+        campaign,
+        client,
+    } = job_and_vendor(db, job_path, false).await?;
+    let requested_by = requested_by();
+    let decided = crate::outcomes::reconcile(&Reconciling {
+        ledger: &ledger,
+        job: &job,
+        campaign,
+        vendor: client.as_ref().map(|(client, throttle)| (client, throttle)),
+        lost_after,
+        resend_lost,
+        requested_by: &requested_by,
+        now_ms: now_ms(),
+    })
+    .await;
+    ledger.close().await;
+    let decided = decided?;
+    let mut out = io::stdout().lock();
+    crate::outcomes::write_decisions(&mut out, &decided, lost_after)?;
+    out.flush()?;
+    let any = |wanted: fn(&Decision) -> bool| decided.iter().any(|(_, d)| wanted(d));
+    Ok(if any(|d| matches!(d, Decision::NotAsked { .. })) {
+        Exit::TryLater
+    } else if any(|d| {
+        matches!(
+            d,
+            Decision::ProbablyLost {
+                requeued: false,
+                ..
+            }
+        )
+    }) {
+        Exit::Attention
+    } else {
+        Exit::Done
+    })
 }
 
 /// The variable `webhook` reads its token from unless told another.

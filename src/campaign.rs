@@ -74,6 +74,8 @@ pub enum Error {
     Sandbox(io::Error),
     #[error("cannot write the output: {0}")]
     Output(#[from] io::Error),
+    #[error("call records: {0}")]
+    Outcomes(#[from] crate::outcomes::OutcomesError),
 }
 
 impl Error {
@@ -99,6 +101,8 @@ impl Error {
             }
             Error::Ledger(LedgerError::LeaseLost { .. }) => Exit::TryLater,
             Error::CampaignBusy { .. } => Exit::TryLater,
+            Error::Outcomes(e) if e.retrying_helps() => Exit::TryLater,
+            Error::Outcomes(_) => Exit::Stopped,
             Error::Ledger(_) | Error::Client(_) | Error::Sandbox(_) | Error::Output(_) => {
                 Exit::Stopped
             }

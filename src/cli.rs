@@ -226,6 +226,43 @@ pub enum Command {
     },
     /// Print the manual page (roff), e.g. `nxcampaign man | man -l -`.
     Man,
+    /// Read the vendor's call records (`cdr/page`: AI outbound calls, a day
+    /// at a time, 100 a page, under the job's rate limit) into the ledger,
+    /// as the webhook would deliver them: a backstop for missed
+    /// deliveries, safe to run from cron.
+    ///
+    /// Exit codes: 0 done, 2 bad job, 3 refused (credentials), 75 try
+    /// again later (no reply).
+    Sync {
+        /// The job file (TOML): gateway, credentials, campaign, ledger.
+        job: PathBuf,
+        /// Read from TIME (a date, from its start, UTC, or an RFC 3339
+        /// time). Default: six hours before where the last sync ended, or
+        /// just before the campaign's first request.
+        #[arg(long, value_name = "TIME", value_parser = crate::clock::parse_since_ms)]
+        since: Option<i64>,
+    },
+    /// Settle `uncertain` batches from call records: a call for any of a
+    /// batch's orders (in the ledger, or at the vendor now) proves it
+    /// arrived, so it becomes accepted. One without any call long after it
+    /// was sent is reported "probably lost", and re-queued only with
+    /// --resend-lost. Safe to run from cron.
+    ///
+    /// Exit codes: 0 done, 1 some batch is probably lost and was not
+    /// re-queued, 75 the vendor could not be asked about some batch.
+    Reconcile {
+        /// The job file (TOML).
+        job: PathBuf,
+        /// A batch with no call this long after it was sent is probably
+        /// lost (startupType 3 calls start within minutes).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
+        lost_after: Duration,
+        /// Re-queue the batches that are probably lost (the next run sends
+        /// them). Never inside the vendor's window of a request that may
+        /// still arrive.
+        #[arg(long)]
+        resend_lost: bool,
+    },
     /// Receive NXLink's call-log webhook: each call POSTed to
     /// `/nxlink/calls` is stored in the ledger (once per callId) before it
     /// is answered 200. `GET /healthz` says it runs. Paste

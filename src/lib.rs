@@ -51,6 +51,7 @@ pub mod ledger;
 mod meter;
 pub mod nxlink;
 mod outcome;
+mod outcomes;
 mod overview;
 pub mod phone;
 mod plan;

@@ -32,3 +32,6 @@ CREATE TABLE calls (
 ) WITHOUT ROWID;
 
 CREATE INDEX calls_by_order ON calls (campaign_id, matched_order_id);
+
+-- Up to when `sync` has read the vendor's call records (Unix ms).
+ALTER TABLE campaigns ADD COLUMN calls_synced_ms INTEGER;

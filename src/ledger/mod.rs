@@ -543,6 +543,21 @@ impl Ledger {
         each!(self, l => l.accept_reconciled(campaign, seq, message, now_ms).await)
     }
 
+    /// When the campaign's first attempt started, and up to when `sync`
+    /// has read the vendor's call records.
+    pub async fn sync_span(
+        &self,
+        campaign: CampaignId,
+    ) -> Result<(Option<i64>, Option<i64>), LedgerError> {
+        each!(self, l => l.sync_span(campaign).await)
+    }
+
+    /// Records that `sync` has read call records up to `ms` (never moves
+    /// back).
+    pub async fn set_calls_synced(&self, campaign: CampaignId, ms: i64) -> Result<(), LedgerError> {
+        each!(self, l => l.set_calls_synced(campaign, ms).await)
+    }
+
     /// Counts of the campaign's orders and batches by state.
     pub async fn status(
         &self,

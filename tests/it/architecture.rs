@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
     &["overview"],
     &["report", "rejects"],
-    &["ingest", "lease", "dispatch", "webhook"],
+    &["ingest", "lease", "dispatch", "webhook", "outcomes"],
     &["ledger"],
     &["plan", "retry", "throttle", "sandbox"],
     &["contacts"],

@@ -276,3 +276,150 @@ async fn the_sandboxs_calls_reach_status_through_the_webhook() {
     let (_, none) = orders("none").await;
     assert!(none.is_empty());
 }
+
+/// `nxcampaign <command> <job> <flags>` with the sandbox's credentials.
+async fn with_credentials(
+    campaign: &Campaign,
+    command: &str,
+    flags: &[&str],
+) -> std::process::Output {
+    nxcampaign(&campaign.db())
+        .env("NXLINK_ACCESS_KEY", nxcampaign::sandbox::DEFAULT_ACCESS_KEY)
+        .env(
+            "NXLINK_ACCESS_SECRET",
+            nxcampaign::sandbox::DEFAULT_ACCESS_SECRET,
+        )
+        .arg(command)
+        .arg(campaign.job_path())
+        .args(flags)
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_pages_through_two_days_of_records_and_repeats_harmlessly() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    // Calls spread over the two days before their tasks.
+    sandbox.set_calls(CallSim {
+        backdate_ms: 2 * 24 * 3600 * 1000,
+        seed: 11,
+        ..CallSim::default()
+    });
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(250));
+    assert_success(&campaign.run().await);
+    let made = sandbox.calls().len() as u64;
+    assert!(made > 250, "{made}");
+    let three_days_ago =
+        (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(72)).to_string();
+
+    let first = with_credentials(&campaign, "sync", &["--since", &three_days_ago]).await;
+    assert_success(&first);
+    let said = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(said.contains(&format!("sync: {made} record(s)")), "{said}");
+    assert!(
+        said.contains(&format!("{made} new, 0 again, 0 of orders")),
+        "{said}"
+    );
+    // Three full days and a bit: four windows of at most a day (the
+    // sandbox refuses longer ones), and several pages.
+    assert!(said.contains("(4 window(s)"), "{said}");
+    let status = campaign.status().await;
+    assert_eq!(calls_of(&status)["records"], made, "{status}");
+    assert_eq!(calls_of(&status)["orders_called"], 250, "{status}");
+    assert_eq!(
+        calls_of(&status)["answered"],
+        sandbox.stats().orders_answered,
+        "{status}"
+    );
+
+    // Again: the same records, one row each.
+    let again = with_credentials(&campaign, "sync", &["--since", &three_days_ago]).await;
+    assert_success(&again);
+    let said = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert!(said.contains(&format!("0 new, {made} again")), "{said}");
+    assert_eq!(calls_of(&campaign.status().await)["records"], made);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_accepts_batches_with_calls_and_resends_lost_ones_only_when_asked() {
+    // A third of the requests create their task and still answer 88; a
+    // third are refused with 88 before anything is created. Both leave
+    // their batches uncertain.
+    let sandbox = start_sandbox(Faults {
+        code88_processed: 0.35,
+        code88: 0.35,
+        seed: 7,
+        ..Faults::default()
+    })
+    .await;
+    let mut campaign = Campaign::new(&sandbox).with("api", "clock_window_ms = 1000");
+    campaign.write_contacts(Mix::valid(1000));
+    assert_eq!(exit_code(&campaign.run().await), 1);
+    let status = campaign.status().await;
+    let uncertain = count(&status, "batches", "uncertain");
+    let received = sandbox.stats().tasks_accepted - count(&status, "batches", "accepted");
+    assert!(received > 0 && uncertain > received, "{status}");
+    sandbox.set_faults(Faults::default());
+
+    // Batches whose orders have calls are accepted; the others wait.
+    let first = with_credentials(&campaign, "reconcile", &[]).await;
+    let said = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert_eq!(exit_code(&first), 0, "{said}{}", stderr(&first));
+    assert_eq!(
+        said.matches(": accepted: the vendor has calls").count() as u64,
+        received,
+        "{said}"
+    );
+    assert_eq!(
+        said.matches("still uncertain: no call yet").count() as u64,
+        uncertain - received,
+        "{said}"
+    );
+    let status = campaign.status().await;
+    assert_eq!(count(&status, "batches", "uncertain"), uncertain - received);
+    assert_eq!(
+        count(&status, "orders", "accepted"),
+        sandbox.stats().orders_accepted
+    );
+
+    // Past --lost-after they are probably lost, and stay uncertain unless
+    // --resend-lost is given.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let lost = with_credentials(&campaign, "reconcile", &["--lost-after", "1s"]).await;
+    let said = String::from_utf8_lossy(&lost.stdout).into_owned();
+    assert_eq!(exit_code(&lost), 1, "{said}");
+    assert_eq!(
+        said.matches("probably lost: no call").count() as u64,
+        uncertain - received,
+        "{said}"
+    );
+    assert_eq!(
+        count(&campaign.status().await, "batches", "uncertain"),
+        uncertain - received
+    );
+
+    let resent = with_credentials(
+        &campaign,
+        "reconcile",
+        &["--lost-after", "1s", "--resend-lost"],
+    )
+    .await;
+    let said = String::from_utf8_lossy(&resent.stdout).into_owned();
+    assert_eq!(exit_code(&resent), 0, "{said}");
+    assert_eq!(
+        said.matches("re-queued; the next run sends it").count() as u64,
+        uncertain - received,
+        "{said}"
+    );
+
+    // The next run sends them: everyone was received exactly once.
+    assert_success(&campaign.run().await);
+    let stats = sandbox.stats();
+    assert_eq!(stats.orders_accepted, 1000);
+    assert_eq!(stats.orders_accepted_twice, 0);
+    let status = campaign.status().await;
+    assert_eq!(count(&status, "orders", "accepted"), 1000, "{status}");
+    assert_eq!(count(&status, "batches", "uncertain"), 0, "{status}");
+}

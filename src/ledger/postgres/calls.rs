@@ -213,4 +213,30 @@ impl Postgres {
         .map_err(|e| self.query_error(e))?;
         Ok(changed.rows_affected() == 1)
     }
+
+    pub async fn sync_span(
+        &self,
+        campaign: CampaignId,
+    ) -> Result<(Option<i64>, Option<i64>), LedgerError> {
+        sqlx::query_as(
+            "SELECT (SELECT MIN(started_at_ms) FROM attempts WHERE campaign_id = $1),
+                    (SELECT calls_synced_ms FROM campaigns WHERE id = $1)",
+        )
+        .bind(campaign.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))
+    }
+
+    pub async fn set_calls_synced(&self, campaign: CampaignId, ms: i64) -> Result<(), LedgerError> {
+        sqlx::query(
+            "UPDATE campaigns SET calls_synced_ms = GREATEST(COALESCE(calls_synced_ms, 0), $2) WHERE id = $1",
+        )
+        .bind(campaign.0)
+        .bind(ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        Ok(())
+    }
 }

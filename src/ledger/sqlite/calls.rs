@@ -246,4 +246,34 @@ impl Sqlite {
         })
         .await
     }
+
+    /// When the campaign's first attempt started, and up to when `sync`
+    /// has read call records.
+    pub async fn sync_span(
+        &self,
+        campaign: CampaignId,
+    ) -> Result<(Option<i64>, Option<i64>), LedgerError> {
+        self.read(move |this, conn| {
+            conn.query_row(
+                "SELECT (SELECT MIN(started_at_ms) FROM attempts WHERE campaign_id = ?1),
+                        (SELECT calls_synced_ms FROM campaigns WHERE id = ?1)",
+                [campaign.0],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .map_err(this.error())
+        })
+        .await
+    }
+
+    pub async fn set_calls_synced(&self, campaign: CampaignId, ms: i64) -> Result<(), LedgerError> {
+        self.write(move |this, tx| {
+            tx.execute(
+                "UPDATE campaigns SET calls_synced_ms = MAX(COALESCE(calls_synced_ms, 0), ?2) WHERE id = ?1",
+                params![campaign.0, ms],
+            )
+            .map_err(this.error())?;
+            Ok(())
+        })
+        .await
+    }
 }
