@@ -9,7 +9,10 @@ use crate::campaign::{self, Error, Exit};
 use crate::job::Job;
 use crate::ledger::Ledger;
 use crate::report::Progress;
-use crate::sandbox::{Faults, Sandbox};
+use crate::sandbox::{CallSim, Faults, Sandbox};
+
+/// The token the demo's sandbox sends and its webhook expects.
+const DEMO_TOKEN: &str = "demo-webhook-token";
 
 /// The example job and contacts, compiled in so the demo runs from anywhere.
 const EXAMPLE_JOB: &str = include_str!("../jobs/example.toml");
@@ -42,6 +45,29 @@ pub async fn run() -> Result<Exit, Error> {
     let job = Job::load(&job_path, Some(&sandbox.base_url()))?;
     let db = dir.join("ledger.db");
     let ledger = Ledger::open(&crate::job::LedgerLocation::File(db.clone())).await?;
+    // The call-log webhook, as a campaign owner runs it beside the runner:
+    // the sandbox posts each call it makes up for an accepted order.
+    let receiver = crate::webhook::Receiver::start(
+        tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(Error::Sandbox)?,
+        ledger.clone(),
+        crate::webhook::Settings {
+            token: Some(DEMO_TOKEN.to_owned()),
+        },
+    )
+    .map_err(Error::Sandbox)?;
+    sandbox.set_calls(CallSim {
+        webhook_url: Some(format!(
+            "http://{}{}",
+            receiver.addr(),
+            crate::webhook::CALLS_PATH
+        )),
+        webhook_token: Some(DEMO_TOKEN.to_owned()),
+        webhook_retry_ms: 200,
+        seed: 7,
+        ..CallSim::default()
+    });
 
     eprintln!(
         "demo: campaign {:?} from {} against a local NXLink sandbox on {} (10% of requests get 503 and are retried; 5% get code 99, which may follow a created task, so their batches are held uncertain, never re-sent on their own)",
@@ -74,13 +100,58 @@ pub async fn run() -> Result<Exit, Error> {
         "\nsandbox: {} request(s), {} task(s) created, {} order(s) accepted, {} accepted more than once",
         stats.requests, stats.tasks_accepted, stats.orders_accepted, stats.orders_accepted_twice
     )?;
+    out.flush()?;
+
+    // The calls, as the webhook received them.
+    let made = sandbox.calls().len() as u64;
+    eprintln!("\ndemo: the sandbox made up {made} call(s) for the accepted orders and posts them to the webhook at http://{}{}", receiver.addr(), crate::webhook::CALLS_PATH);
+    let waited = std::time::Instant::now();
+    while sandbox.stats().webhook_delivered + sandbox.stats().webhook_given_up < made
+        && waited.elapsed() < std::time::Duration::from_secs(60)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let campaign = ledger.campaign(job.name.as_str()).await?;
+    let mut status = ledger.status(campaign, job.name.as_str()).await?;
+    status.calls = Some(ledger.call_stats(campaign).await?);
+    let stats = sandbox.stats();
     writeln!(
         out,
-        "\nthe ledger is {db}; look inside with\n  nxcampaign --db {db} status\n  nxcampaign --db {db} orders {name} --state invalid\n  nxcampaign --db {db} orders {name} --state uncertain\n  nxcampaign --db {db} orders {name} --state duplicate --format csv",
+        "\nwebhook: {} of {made} call(s) received; call outcomes in the ledger:",
+        stats.webhook_delivered
+    )?;
+    crate::report::write_call_outcomes(&mut out, std::slice::from_ref(&status))?;
+    writeln!(
+        out,
+        "sandbox: {} order(s) answered (the ledger counts {})",
+        stats.orders_answered,
+        status.calls.as_ref().map_or(0, |calls| calls.answered)
+    )?;
+    // Uncertain batches are settled from calls; the demo's had a code 99
+    // before any task was created, so it has none.
+    let lost_after = std::time::Duration::from_secs(3600);
+    let requested_by = "demo".to_owned();
+    let decided = crate::outcomes::reconcile(&crate::outcomes::Reconciling {
+        ledger: &ledger,
+        job: &job,
+        campaign,
+        vendor: None,
+        lost_after,
+        resend_lost: false,
+        requested_by: &requested_by,
+        now_ms: crate::clock::now_ms(),
+    })
+    .await?;
+    writeln!(out, "\nreconcile (from the calls in the ledger):")?;
+    crate::outcomes::write_decisions(&mut out, &decided, lost_after)?;
+    writeln!(
+        out,
+        "\nthe ledger is {db}; look inside with\n  nxcampaign --db {db} status\n  nxcampaign --db {db} orders {name} --call answered\n  nxcampaign --db {db} orders {name} --state invalid\n  nxcampaign --db {db} orders {name} --state uncertain\n  nxcampaign --db {db} orders {name} --state duplicate --format csv",
         db = db.display(),
         name = job.name
     )?;
     out.flush()?;
+    receiver.stop().await;
     ledger.close().await;
     sandbox.stop().await;
     Ok(exit)

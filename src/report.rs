@@ -60,15 +60,17 @@ pub fn write_status_table(out: &mut dyn Write, statuses: &[CampaignStatus]) -> i
         }
         writeln!(out)?;
     }
-    write_call_outcomes(out, statuses, width)
+    write_call_outcomes(out, statuses)
 }
 
-/// The call outcomes of the campaigns that have any.
-fn write_call_outcomes(
-    out: &mut dyn Write,
-    statuses: &[CampaignStatus],
-    width: usize,
-) -> io::Result<()> {
+/// The call outcomes of the campaigns that have any (after a blank line).
+pub fn write_call_outcomes(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io::Result<()> {
+    let width = statuses
+        .iter()
+        .map(|s| s.campaign.len())
+        .chain(["campaign".len()])
+        .max()
+        .unwrap_or(8);
     let called: Vec<(&str, &CallStats)> = statuses
         .iter()
         .filter_map(|s| s.calls.as_ref().map(|calls| (s.campaign.as_str(), calls)))

@@ -176,7 +176,11 @@ async fn serve(
             },
             _ = stopped.changed() => break,
         };
+        // Answers are small: send them at once, not after the client's
+        // delayed acknowledgement.
+        let _ = stream.set_nodelay(true);
         let router = router.clone();
+        let mut stopping = stopped.clone();
         connections.spawn(async move {
             let service = hyper::service::service_fn(
                 move |request: hyper::Request<hyper::body::Incoming>| {
@@ -193,11 +197,19 @@ async fn serve(
                     }
                 },
             );
-            let _ = hyper::server::conn::http1::Builder::new()
+            let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(REQUEST_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+                .serve_connection(TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = stopping.changed() => {}
+            }
+            // Stopping: the request in progress is answered, an idle
+            // kept-alive connection is closed now.
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
         });
         while connections.try_join_next().is_some() {}
     }

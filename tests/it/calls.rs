@@ -14,7 +14,7 @@ use crate::support::*;
 
 /// A running `nxcampaign webhook` and the URL it receives calls at.
 struct Webhook {
-    _child: Child,
+    child: Child,
     url: String,
     base: String,
 }
@@ -54,11 +54,7 @@ async fn start_webhook(campaign: &Campaign, token: Option<&str>) -> Webhook {
     // Keep reading its stderr, so that it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let base = url.trim_end_matches("/nxlink/calls").to_owned();
-    Webhook {
-        _child: child,
-        url,
-        base,
-    }
+    Webhook { child, url, base }
 }
 
 async fn post(url: &str, token: Option<&str>, body: impl Into<reqwest::Body>) -> (u16, String) {
@@ -422,4 +418,46 @@ async fn reconcile_accepts_batches_with_calls_and_resends_lost_ones_only_when_as
     let status = campaign.status().await;
     assert_eq!(count(&status, "orders", "accepted"), 1000, "{status}");
     assert_eq!(count(&status, "batches", "uncertain"), 0, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_ends_with_the_call_outcomes_its_webhook_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = nxcampaign(&dir.path().join("unused.db"))
+        .env_remove("NXCAMPAIGN_DB")
+        .env("TMPDIR", dir.path())
+        .current_dir(dir.path())
+        .arg("demo")
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&demo.stdout).into_owned();
+    assert_eq!(exit_code(&demo), 0, "{said}{}", stderr(&demo));
+    // Every call the sandbox made up reached the ledger through the webhook...
+    let received = said
+        .lines()
+        .find_map(|l| l.strip_prefix("webhook: "))
+        .unwrap_or_else(|| panic!("no webhook line in {said}"));
+    let numbers: Vec<&str> = received.split_whitespace().collect();
+    assert_eq!(numbers[0], numbers[2], "{received}");
+    // ...and the ledger counts the answered orders the sandbox simulated.
+    let answered = said
+        .lines()
+        .find(|l| l.starts_with("sandbox: ") && l.contains("answered"))
+        .unwrap_or_else(|| panic!("no answered line in {said}"));
+    let figures: Vec<u64> = answered
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(figures.len(), 2, "{answered}");
+    assert_eq!(figures[0], figures[1], "{answered}");
+    assert!(figures[0] > 1000, "{answered}");
+    assert!(
+        said.contains("intents of example's answered calls"),
+        "{said}"
+    );
+    assert!(
+        said.contains("reconcile (from the calls in the ledger):"),
+        "{said}"
+    );
 }

@@ -23,6 +23,9 @@ async fn every_command_has_help() {
         "man",
         "sandbox",
         "demo",
+        "sync",
+        "reconcile",
+        "webhook",
     ] {
         let output = nxcampaign(&dir.path().join("l.db"))
             .args([command, "--help"])
