@@ -26,7 +26,11 @@
 //! - `dispatch`: the run loop: take, send, classify, record.
 //! - [`ledger`]: all SQL: campaigns, orders, batches, attempts, re-sends.
 //! - `outcome`: the states of orders and batches.
-//! - `report`: status tables, order lists and run progress.
+//! - `report`: status tables, order lists and run progress (bars on a
+//!   terminal); `meter`: how far reading has got, for the bars.
+//! - `webhook`: the call-log receiver (`POST /nxlink/calls`).
+//! - `outcomes`: call records read (`sync`), uncertain batches settled
+//!   (`reconcile`).
 //! - `sandbox`: a local NXLink stand-in with fault injection (cargo
 //!   feature `sandbox`, on by default).
 //! - `demo`: the example campaign against an in-process sandbox (same
