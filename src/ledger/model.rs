@@ -212,10 +212,25 @@ impl CallFilter {
     }
 }
 
-/// The columns of an order's last call, joined as `lc` to orders `o`.
-pub(super) const LAST_CALL_JOIN: &str = "LEFT JOIN calls lc ON lc.call_id = (
-    SELECT c.call_id FROM calls c WHERE c.campaign_id = o.campaign_id AND c.matched_order_id = o.order_id
-    ORDER BY COALESCE(c.start_ms, c.received_at_ms) DESC, c.call_id DESC LIMIT 1)";
+/// The columns of an order's last call (answered, call_seconds,
+/// hangup_reason, intent, call_id) and the join to orders `o` that gives
+/// them; a campaign without calls skips the join (an export of millions of
+/// orders would look up each one for nothing).
+pub(super) fn last_call_columns(any_calls: bool) -> (&'static str, &'static str) {
+    if any_calls {
+        (
+            "lc.answered, lc.call_seconds, lc.hangup_reason, lc.intent, lc.call_id",
+            "LEFT JOIN calls lc ON lc.call_id = (
+                SELECT c.call_id FROM calls c WHERE c.campaign_id = o.campaign_id AND c.matched_order_id = o.order_id
+                ORDER BY COALESCE(c.start_ms, c.received_at_ms) DESC, c.call_id DESC LIMIT 1)",
+        )
+    } else {
+        (
+            "CAST(NULL AS BOOLEAN), CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT)",
+            "",
+        )
+    }
+}
 
 /// Something that takes order lines one at a time (a writer to stdout).
 pub type OrderStream<'a> = &'a mut dyn FnMut(&OrderLine<'_>) -> std::io::Result<()>;

@@ -418,15 +418,17 @@ fn data_reply(code: i64, msg: &str, data: serde_json::Value) -> Response {
     .into_response()
 }
 
-/// Checks a call-record query as the gateway checks every request.
-fn check_query(state: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+/// Checks a call-record query as the gateway checks every request: the
+/// refusal, if it is refused.
+fn refuse_query(state: &Shared, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
     let window = state.lock().faults.ts_window_ms;
     check_signed(&state.credentials, headers, body, vendor_now_ms(), window)
-        .map_err(|(code, msg)| data_reply(code, &msg, serde_json::Value::Null))
+        .err()
+        .map(|(code, msg)| data_reply(code, &msg, serde_json::Value::Null))
 }
 
 async fn cdr_page(State(state): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = check_query(&state, &headers, &body) {
+    if let Some(refused) = refuse_query(&state, &headers, &body) {
         return refused;
     }
     let query: calls::PageQuery = match serde_json::from_slice(&body) {
@@ -455,7 +457,7 @@ async fn cdr_by_order(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = check_query(&state, &headers, &body) {
+    if let Some(refused) = refuse_query(&state, &headers, &body) {
         return refused;
     }
     #[derive(Deserialize)]

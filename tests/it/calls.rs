@@ -148,6 +148,24 @@ async fn the_webhook_checks_its_token_stores_each_call_once_and_refuses_bad_bodi
         .await
         .unwrap();
     assert_eq!(healthz.status().as_u16(), 200);
+
+    // SIGTERM stops it promptly, kept-alive connections and all.
+    let client = reqwest::Client::new();
+    let kept = client
+        .get(format!("{}/healthz", hook.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.status().as_u16(), 200);
+    let stopping = std::time::Instant::now();
+    sigterm(&hook.child);
+    let status = tokio::time::timeout(Duration::from_secs(10), hook.child.wait_with_output())
+        .await
+        .expect("the webhook stops within seconds")
+        .unwrap();
+    assert_eq!(exit_code(&status), 0);
+    assert!(stopping.elapsed() < Duration::from_secs(5));
+    drop(client);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -361,7 +361,7 @@ async fn semicolons_tabs_and_gzip_named_csv_are_read_and_a_header_only_file_warn
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_file_named_from_another_folder_or_relatively_reads_on_from_its_checkpoint() {
     let sandbox = start_sandbox(Faults::default()).await;
-    let mut campaign = Campaign::new(&sandbox);
+    let campaign = Campaign::new(&sandbox);
     std::fs::write(
         campaign.contacts_path(),
         format!("name,phone\n{}", rows(0, 100)),

@@ -9,8 +9,8 @@ use sqlx::Row as _;
 
 use super::Postgres;
 use crate::ledger::model::{
-    AttemptGroup, CallFilter, CampaignStatus, KeyKind, LastCall, OrderLine, OrderStream,
-    ReportData, SlowAttempt, TroubledBatch, LAST_CALL_JOIN, REPORT_ROWS, TIMELINE_BUCKETS,
+    last_call_columns, AttemptGroup, CallFilter, CampaignStatus, KeyKind, LastCall, OrderLine,
+    OrderStream, ReportData, SlowAttempt, TroubledBatch, REPORT_ROWS, TIMELINE_BUCKETS,
 };
 use crate::ledger::{CampaignId, LedgerError};
 use crate::outcome::{BatchState, OrderState};
@@ -133,12 +133,19 @@ impl Postgres {
                 }
                 Some(set_aside) => format!("AND set_aside = '{}'", set_aside.as_str()),
             };
+            let any_calls: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM calls WHERE campaign_id = $1)")
+                    .bind(campaign.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(e)?;
             let calls = call.map_or("", CallFilter::sql);
+            let (columns, join) = last_call_columns(any_calls);
             sqlx::query(&format!(
                 "DECLARE orders_out NO SCROLL CURSOR FOR
                  SELECT o.order_id, o.phone, o.set_aside, o.batch_seq, o.reason, o.line,
-                        lc.answered, lc.call_seconds, lc.hangup_reason, lc.intent, lc.call_id
-                 FROM orders o {LAST_CALL_JOIN}
+                        {columns}
+                 FROM orders o {join}
                  WHERE o.campaign_id = $1 {filter} {calls} ORDER BY o.id"
             ))
             .bind(campaign.0)

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use super::{CampaignId, LedgerError, Sqlite};
 use crate::ledger::model::{
-    AttemptGroup, CallFilter, CampaignStatus, LastCall, OrderLine, OrderStream, ReportData,
-    SlowAttempt, TroubledBatch, LAST_CALL_JOIN, REPORT_ROWS, TIMELINE_BUCKETS,
+    last_call_columns, AttemptGroup, CallFilter, CampaignStatus, LastCall, OrderLine, OrderStream,
+    ReportData, SlowAttempt, TroubledBatch, REPORT_ROWS, TIMELINE_BUCKETS,
 };
 use crate::outcome::{BatchState, OrderState};
 use rusqlite::params;
@@ -121,12 +121,20 @@ impl Sqlite {
             }
             Some(set_aside) => format!("AND set_aside = '{}'", set_aside.as_str()),
         };
+        let any_calls: bool = snapshot
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM calls WHERE campaign_id = ?1)",
+                [campaign.0],
+                |row| row.get(0),
+            )
+            .map_err(e)?;
         let calls = call.map_or("", CallFilter::sql);
+        let (columns, join) = last_call_columns(any_calls);
         let mut statement = snapshot
             .prepare(&format!(
                 "SELECT o.order_id, o.phone, o.set_aside, o.batch_seq, o.reason, o.line,
-                        lc.answered, lc.call_seconds, lc.hangup_reason, lc.intent, lc.call_id
-                 FROM orders o {LAST_CALL_JOIN}
+                        {columns}
+                 FROM orders o {join}
                  WHERE o.campaign_id = ?1 {filter} {calls} ORDER BY o.id"
             ))
             .map_err(e)?;
