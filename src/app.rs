@@ -208,7 +208,17 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             listen,
             token_env,
             job,
-        } => receive_calls(db, listen, token_env.as_deref(), job.as_deref()).await,
+            request_timeout,
+        } => {
+            receive_calls(
+                db,
+                listen,
+                token_env.as_deref(),
+                job.as_deref(),
+                request_timeout,
+            )
+            .await
+        }
         #[cfg(feature = "sandbox")]
         Command::Demo => demo::run().await,
     }
@@ -836,6 +846,7 @@ async fn receive_calls(
     listen: std::net::SocketAddr,
     token_env: Option<&str>,
     job: Option<&Path>,
+    request_timeout: Duration,
 ) -> Result<Exit, Error> {
     let token = match token_env {
         Some(var) => Some(std::env::var(var).map_err(|_| {
@@ -856,6 +867,7 @@ async fn receive_calls(
         ledger.clone(),
         crate::webhook::Settings {
             token: token.clone(),
+            request_timeout,
         },
     )?;
     if token.is_none() {

@@ -54,6 +54,7 @@ pub async fn run() -> Result<Exit, Error> {
         ledger.clone(),
         crate::webhook::Settings {
             token: Some(DEMO_TOKEN.to_owned()),
+            request_timeout: crate::webhook::REQUEST_TIMEOUT,
         },
     )
     .map_err(Error::Sandbox)?;

@@ -6,7 +6,8 @@
 //!   constant time) when one is set: 401 otherwise.
 //! - A malformed body gets 400 with the reason, and nothing is kept.
 //! - Bodies are capped ([`BODY_LIMIT`]); a client that takes longer than
-//!   [`REQUEST_TIMEOUT`] to send its request gets 408.
+//!   [`REQUEST_TIMEOUT`] (or the configured time) to send its request
+//!   gets 408, or its connection closed.
 //! - Deliveries that arrive together are written in one transaction (a
 //!   group commit), so a burst of hundreds costs a few transactions, not
 //!   hundreds of waits for the ledger's write lock; each is answered when
@@ -37,7 +38,7 @@ use crate::nxlink::calls::Call;
 pub const CALLS_PATH: &str = "/nxlink/calls";
 /// The largest body taken: a call record is a few kilobytes.
 pub const BODY_LIMIT: usize = 1024 * 1024;
-/// How long a client may take to send its whole request.
+/// How long a client may take to send its whole request, by default.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most calls written in one transaction.
 const GROUP_MOST: usize = 1000;
@@ -47,6 +48,8 @@ const GROUP_MOST: usize = 1000;
 pub struct Settings {
     /// The secret the `token` header must carry; `None`: not checked.
     pub token: Option<String>,
+    /// How long a client may take to send its whole request.
+    pub request_timeout: Duration,
 }
 
 /// One delivery waiting for its transaction.
@@ -83,7 +86,7 @@ impl Receiver {
             deliveries,
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(serve(listener, shared, stopped));
+        let server = tokio::spawn(serve(listener, shared, stopped, settings.request_timeout));
         Ok(Receiver {
             addr,
             stop,
@@ -158,6 +161,7 @@ async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
+    request_timeout: Duration,
 ) {
     let router = Router::new()
         .route(CALLS_PATH, post(receive))
@@ -186,7 +190,7 @@ async fn serve(
                 move |request: hyper::Request<hyper::body::Incoming>| {
                     let router = router.clone();
                     async move {
-                        match tokio::time::timeout(REQUEST_TIMEOUT, router.oneshot(request)).await {
+                        match tokio::time::timeout(request_timeout, router.oneshot(request)).await {
                             Ok(response) => response,
                             Err(_) => Ok((
                                 StatusCode::REQUEST_TIMEOUT,
@@ -199,7 +203,7 @@ async fn serve(
             );
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(REQUEST_TIMEOUT)
+                .header_read_timeout(request_timeout)
                 .serve_connection(TokioIo::new(stream), service);
             let mut connection = std::pin::pin!(connection);
             tokio::select! {

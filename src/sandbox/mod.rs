@@ -146,6 +146,11 @@ pub struct Stats {
     /// Calls given up on after every delivery failed.
     #[serde(default)]
     pub webhook_given_up: u64,
+    /// Queries of `cdr/page` and of `cdr/queryByOrderId` answered.
+    #[serde(default)]
+    pub cdr_page_queries: u64,
+    #[serde(default)]
+    pub cdr_order_queries: u64,
 }
 
 /// A running sandbox.
@@ -205,7 +210,7 @@ impl Sandbox {
 
     /// Every call made up so far, as the vendor would report it.
     pub fn calls(&self) -> Vec<serde_json::Value> {
-        self.state.lock().calls.clone()
+        self.state.lock().calls().to_vec()
     }
 
     /// How many times each orderID was accepted.
@@ -271,8 +276,14 @@ struct Inner {
     seen_task_names: HashSet<String>,
     duplicate_task_names: u64,
     sim: CallSim,
-    /// Every call made up, in the order made.
-    calls: Vec<serde_json::Value>,
+    /// Every task accepted, with how its calls are made up and when it was
+    /// accepted: its calls are made from these when they are asked for
+    /// (a benchmark's million orders never are).
+    tasks: Vec<(CallSim, CreateAndCall, i64)>,
+    /// The calls of the first `made.0` tasks.
+    made: (usize, Vec<serde_json::Value>),
+    cdr_page_queries: u64,
+    cdr_order_queries: u64,
 }
 
 impl Inner {
@@ -288,7 +299,10 @@ impl Inner {
             seen_task_names: HashSet::new(),
             duplicate_task_names: 0,
             sim: CallSim::default(),
-            calls: Vec::new(),
+            tasks: Vec::new(),
+            made: (0, Vec::new()),
+            cdr_page_queries: 0,
+            cdr_order_queries: 0,
         }
     }
 
@@ -301,7 +315,18 @@ impl Inner {
         probability > 0.0 && self.dice.gen::<f64>() < probability
     }
 
-    fn stats(&self) -> Stats {
+    /// Every call made up so far, in the order of their tasks.
+    fn calls(&mut self) -> &[serde_json::Value] {
+        while self.made.0 < self.tasks.len() {
+            let (sim, task, accepted_ms) = &self.tasks[self.made.0];
+            let calls = calls::calls_for(sim, task, self.made.0 as u64 + 1, *accepted_ms);
+            self.made.1.extend(calls);
+            self.made.0 += 1;
+        }
+        &self.made.1
+    }
+
+    fn stats(&mut self) -> Stats {
         Stats {
             requests: self.requests,
             replies: self.replies.clone(),
@@ -309,14 +334,16 @@ impl Inner {
             orders_accepted: self.accepted.len() as u64,
             orders_accepted_twice: self.accepted.values().filter(|n| **n > 1).count() as u64,
             duplicate_task_names: self.duplicate_task_names,
-            calls: self.calls.len() as u64,
+            calls: self.calls().len() as u64,
             orders_answered: self
-                .calls
+                .calls()
                 .iter()
                 .filter(|call| call["answered"] == true)
                 .filter_map(|call| call["orderId"].as_str())
                 .collect::<HashSet<_>>()
                 .len() as u64,
+            cdr_page_queries: self.cdr_page_queries,
+            cdr_order_queries: self.cdr_order_queries,
             ..Stats::default()
         }
     }
@@ -325,16 +352,20 @@ impl Inner {
         *self.replies.entry(what.into()).or_default() += 1;
     }
 
-    /// Records an accepted task; returns the calls it makes, for the
-    /// webhook.
-    fn accept(&mut self, task: &CreateAndCall) -> Vec<serde_json::Value> {
-        let made = calls::calls_for(
-            &self.sim,
-            task,
-            self.task_names.len() as u64 + 1,
-            vendor_now_ms(),
-        );
-        self.calls.extend(made.iter().cloned());
+    /// Records an accepted task; returns what its calls are made from
+    /// when they are to be posted to a webhook.
+    fn accept(&mut self, task: &CreateAndCall) -> Option<(CallSim, CreateAndCall, u64, i64)> {
+        let accepted_ms = vendor_now_ms();
+        self.tasks
+            .push((self.sim.clone(), task.clone(), accepted_ms));
+        let to_post = self.sim.webhook_url.is_some().then(|| {
+            (
+                self.sim.clone(),
+                task.clone(),
+                self.tasks.len() as u64,
+                accepted_ms,
+            )
+        });
         for item in &task.call_list {
             *self.accepted.entry(item.order_id.clone()).or_default() += 1;
         }
@@ -342,7 +373,7 @@ impl Inner {
             self.duplicate_task_names += 1;
         }
         self.task_names.push(task.task_name.clone());
-        made
+        to_post
     }
 }
 
@@ -441,7 +472,11 @@ async fn cdr_page(State(state): State<Arc<Shared>>, headers: HeaderMap, body: By
             )
         }
     };
-    let page = calls::page(&state.lock().calls, &query);
+    let page = {
+        let mut inner = state.lock();
+        inner.cdr_page_queries += 1;
+        calls::page(inner.calls(), &query)
+    };
     match page {
         Ok(records) => data_reply(code::SUCCESS, "success", serde_json::Value::Array(records)),
         Err(why) => data_reply(
@@ -483,13 +518,15 @@ async fn cdr_by_order(
             serde_json::Value::Null,
         );
     }
-    let records: Vec<serde_json::Value> = state
-        .lock()
-        .calls
+    let mut inner = state.lock();
+    inner.cdr_order_queries += 1;
+    let records: Vec<serde_json::Value> = inner
+        .calls()
         .iter()
         .filter(|call| call["orderId"] == query.order_id.as_str())
         .cloned()
         .collect();
+    drop(inner);
     data_reply(code::SUCCESS, "success", serde_json::Value::Array(records))
 }
 
@@ -643,11 +680,9 @@ async fn create_and_call(
             return reply(StatusCode::OK, code, &msg);
         }
     };
-    {
+    let to_post = {
         let mut inner = state.lock();
-        for call in inner.accept(&task) {
-            let _ = state.deliveries.send((inner.sim.clone(), call));
-        }
+        let to_post = inner.accept(&task);
         let what = match (drop_after, then) {
             (true, _) => "drop_after".to_owned(),
             (false, Some(Then::Code(code))) => format!("{code}_processed"),
@@ -655,6 +690,13 @@ async fn create_and_call(
             (false, None) => "0".to_owned(),
         };
         inner.count_reply(what);
+        to_post
+    };
+    // Made up outside the lock: other requests need not wait for them.
+    if let Some((sim, task, task_id, accepted_ms)) = to_post {
+        for call in calls::calls_for(&sim, &task, task_id, accepted_ms) {
+            let _ = state.deliveries.send((sim.clone(), call));
+        }
     }
     if drop_after {
         return drop_connection_now(drop_connection).await;

@@ -22,6 +22,11 @@ struct Webhook {
 /// Starts `nxcampaign webhook` on the campaign's ledger (made first if
 /// need be), with `token` in its environment when given.
 async fn start_webhook(campaign: &Campaign, token: Option<&str>) -> Webhook {
+    start_webhook_with(campaign, token, &["--listen", "127.0.0.1:0"]).await
+}
+
+/// The same, with these flags.
+async fn start_webhook_with(campaign: &Campaign, token: Option<&str>, flags: &[&str]) -> Webhook {
     let migrate = nxcampaign(&campaign.db())
         .arg("migrate")
         .output()
@@ -30,7 +35,8 @@ async fn start_webhook(campaign: &Campaign, token: Option<&str>) -> Webhook {
     assert_success(&migrate);
     let mut command = nxcampaign(&campaign.db());
     command
-        .args(["webhook", "--listen", "127.0.0.1:0"])
+        .arg("webhook")
+        .args(flags)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -358,6 +364,17 @@ async fn sync_pages_through_two_days_of_records_and_repeats_harmlessly() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reconcile_accepts_batches_with_calls_and_resends_lost_ones_only_when_asked() {
+    reconcile_case(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_asks_for_each_orders_calls_when_the_job_has_the_team_id() {
+    reconcile_case(Some(4242)).await;
+}
+
+/// Reconciliation from start to end; with a team id the vendor is asked
+/// order by order (`cdr/queryByOrderId`), without one through `cdr/page`.
+async fn reconcile_case(tenant_id: Option<u64>) {
     // A third of the requests create their task and still answer 88; a
     // third are refused with 88 before anything is created. Both leave
     // their batches uncertain.
@@ -368,7 +385,11 @@ async fn reconcile_accepts_batches_with_calls_and_resends_lost_ones_only_when_as
         ..Faults::default()
     })
     .await;
-    let mut campaign = Campaign::new(&sandbox).with("api", "clock_window_ms = 1000");
+    let api = match tenant_id {
+        Some(id) => format!("clock_window_ms = 1000\ntenant_id = {id}"),
+        None => "clock_window_ms = 1000".to_owned(),
+    };
+    let mut campaign = Campaign::new(&sandbox).with("api", &api);
     campaign.write_contacts(Mix::valid(1000));
     assert_eq!(exit_code(&campaign.run().await), 1);
     let status = campaign.status().await;
@@ -478,4 +499,115 @@ async fn the_demo_ends_with_the_call_outcomes_its_webhook_received() {
         said.contains("reconcile (from the calls in the ledger):"),
         "{said}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_client_is_timed_out() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let sandbox = start_sandbox(Faults::default()).await;
+    let campaign = Campaign::new(&sandbox);
+    let hook = start_webhook_with(
+        &campaign,
+        None,
+        &["--listen", "127.0.0.1:0", "--request-timeout", "1s"],
+    )
+    .await;
+    let addr = hook.base.trim_start_matches("http://").to_owned();
+    // Headers sent, the body promised and never finished: 408.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"POST /nxlink/calls HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"callId\"")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "no answer within 10 s");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    // Headers never finished: the connection is closed.
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(b"POST /nxlink/calls HTTP/1.1\r\nHost:")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(10), stalled.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the connection stays open");
+    // The receiver still takes calls.
+    let (status, _) = post(&hook.url, None, json!({"callId": "after"}).to_string()).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_receivers_on_one_ledger_store_each_call_once() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(200));
+    assert_success(&campaign.run().await);
+    let (one, two) = (
+        start_webhook(&campaign, None).await,
+        start_webhook(&campaign, None).await,
+    );
+    let made = sandbox.calls();
+    // Every call to both at once, as a vendor retrying through a load
+    // balancer would deliver it.
+    let client = reqwest::Client::new();
+    let posts = made.iter().flat_map(|call| {
+        [one.url.clone(), two.url.clone()].map(|url| {
+            let (client, body) = (client.clone(), call.to_string());
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .map(|reply| reply.status().as_u16())
+            })
+        })
+    });
+    let answers: Vec<u16> = futures_util::future::join_all(posts)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap().expect("answered"))
+        .collect();
+    assert!(answers.iter().all(|s| *s == 200), "{answers:?}");
+    let status = campaign.status().await;
+    assert_eq!(calls_of(&status)["records"], made.len() as u64, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sandbox_delivers_a_call_again_until_the_webhook_takes_it() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(100));
+    // A port nothing listens on yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    sandbox.set_calls(CallSim {
+        webhook_url: Some(format!("http://127.0.0.1:{port}/nxlink/calls")),
+        webhook_retry_ms: 50,
+        ..CallSim::default()
+    });
+    assert_success(&campaign.run().await);
+    let made = sandbox.calls().len() as u64;
+    wait_until(Duration::from_secs(20), "deliveries are refused", || {
+        sandbox.stats().webhook_refused >= made
+    })
+    .await;
+    let _hook =
+        start_webhook_with(&campaign, None, &["--listen", &format!("127.0.0.1:{port}")]).await;
+    wait_until(Duration::from_secs(30), "every call is delivered", || {
+        sandbox.stats().webhook_delivered == made
+    })
+    .await;
+    let status = campaign.status().await;
+    assert_eq!(calls_of(&status)["records"], made, "{status}");
+    assert_eq!(sandbox.stats().webhook_given_up, 0);
 }

@@ -5,7 +5,7 @@
 use sqlx::{PgConnection, Row as _};
 
 use super::Postgres;
-use crate::ledger::model::{CallStats, StoredCalls, UncertainBatch};
+use crate::ledger::model::{CallStats, StoredCalls, UncertainBatch, UPSERT_CALL};
 use crate::ledger::{CampaignId, LedgerError};
 use crate::nxlink::calls::Call;
 use crate::outcome::BatchState;
@@ -59,58 +59,40 @@ impl Postgres {
         let e = |source| self.query_error(source);
         let mut tx = self.pool.begin().await.map_err(e)?;
         let mut stored = StoredCalls::default();
+        // `xmax = 0` only for a row this statement inserted.
+        let upsert = format!("{UPSERT_CALL} RETURNING (xmax = 0)");
         for call in &calls {
             let matched = match_order(&mut tx, call).await.map_err(e)?;
             stored.unknown += u64::from(matched.is_none());
             let (campaign, order) = matched.unzip();
-            // `xmax = 0` only for a row this statement inserted.
-            let inserted: bool = sqlx::query_scalar(
-                "INSERT INTO calls (call_id, order_id, campaign_id, matched_order_id, task_id,
-                     caller, callee, answered, start_ms, answer_ms, end_ms, ring_ms, ring_seconds,
-                     call_seconds, hangup_by, hangup_code, hangup_reason, call_status, intent,
-                     record_url, price, raw, source, received_at_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                     $17, $18, $19, $20, $21, $22, $23, $24)
-                 ON CONFLICT (call_id) DO UPDATE SET order_id = excluded.order_id,
-                     campaign_id = excluded.campaign_id, matched_order_id = excluded.matched_order_id,
-                     task_id = excluded.task_id, caller = excluded.caller, callee = excluded.callee,
-                     answered = excluded.answered, start_ms = excluded.start_ms,
-                     answer_ms = excluded.answer_ms, end_ms = excluded.end_ms,
-                     ring_ms = excluded.ring_ms, ring_seconds = excluded.ring_seconds,
-                     call_seconds = excluded.call_seconds, hangup_by = excluded.hangup_by,
-                     hangup_code = excluded.hangup_code, hangup_reason = excluded.hangup_reason,
-                     call_status = excluded.call_status, intent = excluded.intent,
-                     record_url = excluded.record_url, price = excluded.price, raw = excluded.raw,
-                     source = excluded.source, received_at_ms = excluded.received_at_ms
-                 RETURNING (xmax = 0)",
-            )
-            .bind(&call.call_id)
-            .bind(&call.order_id)
-            .bind(campaign)
-            .bind(order)
-            .bind(&call.task_id)
-            .bind(&call.caller)
-            .bind(&call.callee)
-            .bind(call.answered)
-            .bind(call.start_ms)
-            .bind(call.answer_ms)
-            .bind(call.end_ms)
-            .bind(call.ring_ms)
-            .bind(call.ring_seconds)
-            .bind(call.call_seconds)
-            .bind(call.hangup_by)
-            .bind(&call.hangup_code)
-            .bind(&call.hangup_reason)
-            .bind(&call.call_status)
-            .bind(&call.intent)
-            .bind(&call.record_url)
-            .bind(call.price)
-            .bind(&call.raw)
-            .bind(source)
-            .bind(now_ms)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(e)?;
+            let inserted: bool = sqlx::query_scalar(&upsert)
+                .bind(&call.call_id)
+                .bind(&call.order_id)
+                .bind(campaign)
+                .bind(order)
+                .bind(&call.task_id)
+                .bind(&call.caller)
+                .bind(&call.callee)
+                .bind(call.answered)
+                .bind(call.start_ms)
+                .bind(call.answer_ms)
+                .bind(call.end_ms)
+                .bind(call.ring_ms)
+                .bind(call.ring_seconds)
+                .bind(call.call_seconds)
+                .bind(call.hangup_by)
+                .bind(&call.hangup_code)
+                .bind(&call.hangup_reason)
+                .bind(&call.call_status)
+                .bind(&call.intent)
+                .bind(&call.record_url)
+                .bind(call.price)
+                .bind(&call.raw)
+                .bind(source)
+                .bind(now_ms)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(e)?;
             if inserted {
                 stored.new += 1;
             } else {

@@ -4,7 +4,7 @@
 use rusqlite::{params, OptionalExtension as _, Transaction};
 
 use super::{LedgerError, Sqlite};
-use crate::ledger::model::{CallStats, StoredCalls, UncertainBatch};
+use crate::ledger::model::{CallStats, StoredCalls, UncertainBatch, UPSERT_CALL};
 use crate::ledger::CampaignId;
 use crate::nxlink::calls::Call;
 use crate::outcome::BatchState;
@@ -74,23 +74,7 @@ impl Sqlite {
                 stored.unknown += u64::from(matched.is_none());
                 let (campaign, order) = matched.unzip();
                 tx.execute(
-                    "INSERT INTO calls (call_id, order_id, campaign_id, matched_order_id, task_id,
-                         caller, callee, answered, start_ms, answer_ms, end_ms, ring_ms, ring_seconds,
-                         call_seconds, hangup_by, hangup_code, hangup_reason, call_status, intent,
-                         record_url, price, raw, source, received_at_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                         ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
-                     ON CONFLICT (call_id) DO UPDATE SET order_id = excluded.order_id,
-                         campaign_id = excluded.campaign_id, matched_order_id = excluded.matched_order_id,
-                         task_id = excluded.task_id, caller = excluded.caller, callee = excluded.callee,
-                         answered = excluded.answered, start_ms = excluded.start_ms,
-                         answer_ms = excluded.answer_ms, end_ms = excluded.end_ms,
-                         ring_ms = excluded.ring_ms, ring_seconds = excluded.ring_seconds,
-                         call_seconds = excluded.call_seconds, hangup_by = excluded.hangup_by,
-                         hangup_code = excluded.hangup_code, hangup_reason = excluded.hangup_reason,
-                         call_status = excluded.call_status, intent = excluded.intent,
-                         record_url = excluded.record_url, price = excluded.price, raw = excluded.raw,
-                         source = excluded.source, received_at_ms = excluded.received_at_ms",
+                    UPSERT_CALL,
                     params![
                         call.call_id,
                         call.order_id,
