@@ -125,7 +125,7 @@ pub async fn run() -> Result<Exit, Error> {
     writeln!(
         out,
         "sandbox: {} order(s) answered (the ledger counts {})",
-        stats.orders_answered,
+        sandbox.orders_answered(),
         status.calls.as_ref().map_or(0, |calls| calls.answered)
     )?;
     // Uncertain batches are settled from calls; the demo's had a code 99

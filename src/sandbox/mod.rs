@@ -131,12 +131,6 @@ pub struct Stats {
     pub orders_accepted_twice: u64,
     /// Task names seen more than once.
     pub duplicate_task_names: u64,
-    /// Calls made up for accepted orders (redials included).
-    #[serde(default)]
-    pub calls: u64,
-    /// Orders with an answered call.
-    #[serde(default)]
-    pub orders_answered: u64,
     /// Calls the webhook answered 200.
     #[serde(default)]
     pub webhook_delivered: u64,
@@ -211,6 +205,18 @@ impl Sandbox {
     /// Every call made up so far, as the vendor would report it.
     pub fn calls(&self) -> Vec<serde_json::Value> {
         self.state.lock().calls().to_vec()
+    }
+
+    /// Orders with an answered call among those made up so far.
+    pub fn orders_answered(&self) -> u64 {
+        self.state
+            .lock()
+            .calls()
+            .iter()
+            .filter(|call| call["answered"] == true)
+            .filter_map(|call| call["orderId"].as_str())
+            .collect::<HashSet<_>>()
+            .len() as u64
     }
 
     /// How many times each orderID was accepted.
@@ -326,7 +332,7 @@ impl Inner {
         &self.made.1
     }
 
-    fn stats(&mut self) -> Stats {
+    fn stats(&self) -> Stats {
         Stats {
             requests: self.requests,
             replies: self.replies.clone(),
@@ -334,14 +340,6 @@ impl Inner {
             orders_accepted: self.accepted.len() as u64,
             orders_accepted_twice: self.accepted.values().filter(|n| **n > 1).count() as u64,
             duplicate_task_names: self.duplicate_task_names,
-            calls: self.calls().len() as u64,
-            orders_answered: self
-                .calls()
-                .iter()
-                .filter(|call| call["answered"] == true)
-                .filter_map(|call| call["orderId"].as_str())
-                .collect::<HashSet<_>>()
-                .len() as u64,
             cdr_page_queries: self.cdr_page_queries,
             cdr_order_queries: self.cdr_order_queries,
             ..Stats::default()
