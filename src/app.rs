@@ -215,7 +215,7 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
                 listen,
                 token_env.as_deref(),
                 job.as_deref(),
-                request_timeout,
+                request_timeout.unwrap_or(crate::webhook::REQUEST_TIMEOUT),
             )
             .await
         }

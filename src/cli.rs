@@ -281,9 +281,9 @@ pub enum Command {
         #[arg(long, value_name = "JOB")]
         job: Option<PathBuf>,
         /// A client that takes longer to send its request gets 408 (or,
-        /// still sending its headers, its connection closed).
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
-        request_timeout: Duration,
+        /// still sending its headers, its connection closed). Default 30s.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        request_timeout: Option<Duration>,
     },
     /// Serve a local NXLink stand-in (for trials and tests; it calls no one).
     #[cfg(feature = "sandbox")]

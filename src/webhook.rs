@@ -133,26 +133,37 @@ async fn write_deliveries(ledger: Ledger, mut queue: mpsc::Receiver<Delivery>) {
             }
         }
         let all: Vec<Call> = group.iter().flat_map(|d| d.calls.iter().cloned()).collect();
-        let stored = ledger.store_calls(all, "webhook", now_ms()).await;
-        match &stored {
-            Ok(stored) => tracing::debug!(
-                deliveries = group.len(),
-                new = stored.new,
-                replaced = stored.replaced,
-                unknown = stored.unknown,
-                "calls stored"
-            ),
-            Err(e) => {
-                tracing::error!(error = %e, "calls not stored; the vendor will deliver them again")
+        match ledger.store_calls(all, "webhook", now_ms()).await {
+            Ok(stored) => {
+                tracing::debug!(
+                    deliveries = group.len(),
+                    new = stored.new,
+                    replaced = stored.replaced,
+                    unknown = stored.unknown,
+                    "calls stored"
+                );
+                for delivery in group {
+                    // The group's counts: a delivery only needs to know it is durable.
+                    let _ = delivery.done.send(Ok(stored));
+                }
             }
-        }
-        for delivery in group {
-            let answer = match &stored {
-                // The group's counts: each delivery only needs to know it is durable.
-                Ok(stored) => Ok(*stored),
-                Err(e) => Err(e.to_string()),
-            };
-            let _ = delivery.done.send(answer);
+            // One delivery the ledger refuses must not hold back the
+            // others that arrived with it: each is tried alone.
+            Err(e) if group.len() > 1 => {
+                tracing::warn!(error = %e, "calls not stored together; storing each delivery alone");
+                for delivery in group {
+                    let stored = ledger
+                        .store_calls(delivery.calls, "webhook", now_ms())
+                        .await;
+                    let _ = delivery.done.send(stored.map_err(|e| e.to_string()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "calls not stored; the vendor will deliver them again");
+                for delivery in group {
+                    let _ = delivery.done.send(Err(e.to_string()));
+                }
+            }
         }
     }
 }

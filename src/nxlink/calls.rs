@@ -84,7 +84,9 @@ impl Call {
             match object.get(field) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+                // PostgreSQL's text holds no NUL: one would refuse the call
+                // for ever (and the vendor would deliver it for an hour).
+                Some(Value::String(s)) => Ok(Some(s.trim().replace('\0', "\u{fffd}"))),
                 Some(Value::Number(n)) => Ok(Some(n.to_string())),
                 Some(other) => Err(CallError::Field {
                     field,
@@ -217,6 +219,10 @@ mod tests {
                 ..
             })
         ));
+        // A NUL in a text is replaced, so that every ledger can keep it.
+        let nul = Call::parse_body(b"{\"callId\":\"c\\u0000d\",\"intent\":\"x\\u0000\"}").unwrap();
+        assert_eq!(nul[0].call_id, "c\u{fffd}d");
+        assert_eq!(nul[0].intent.as_deref(), Some("x\u{fffd}"));
         // An array of calls is several calls; an unanswered one is fine.
         let two = Call::parse_body(br#"[{"callId":"a"},{"callId":"b","answered":false}]"#).unwrap();
         assert_eq!(two.len(), 2);
