@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::clock::rfc3339;
-use crate::ledger::{CampaignId, CampaignStatus, Ledger, LedgerError, ReportData};
+use crate::ledger::{CallStats, CampaignId, CampaignStatus, Ledger, LedgerError, ReportData};
 use crate::outcome::OrderState;
 use crate::report::terminal_safe;
 
@@ -30,7 +30,8 @@ pub async fn gather(
     campaign: CampaignId,
     name: &str,
 ) -> Result<Overview, LedgerError> {
-    let status = ledger.status(campaign, name).await?;
+    let mut status = ledger.status(campaign, name).await?;
+    status.calls = Some(ledger.call_stats(campaign).await?);
     let data = ledger.report_data(campaign).await?;
     let mut reasons: BTreeMap<(&'static str, String), u64> = BTreeMap::new();
     for state in [
@@ -170,6 +171,18 @@ impl Overview {
                 terminal_safe(batch.message.as_deref().unwrap_or(""))
             )?;
         }
+        writeln!(out, "\ncall outcomes")?;
+        match status.calls.as_ref().filter(|c| c.records > 0) {
+            None => writeln!(out, "  no call recorded yet (webhook or sync)")?,
+            Some(calls) => {
+                for (what, value) in call_figures(calls) {
+                    writeln!(out, "  {what:<24} {value:>10}")?;
+                }
+                for (intent, n) in &calls.intents {
+                    writeln!(out, "    {n:>8}  {}", terminal_safe(intent))?;
+                }
+            }
+        }
         writeln!(out, "\nrows set aside, by reason")?;
         if self.set_aside.is_empty() {
             writeln!(out, "  none")?;
@@ -267,6 +280,25 @@ impl Overview {
                     .collect(),
             );
         });
+        section(&mut page, "calls", "Call outcomes", |page| {
+            match status.calls.as_ref().filter(|c| c.records > 0) {
+                None => page.push_str("<p>No call recorded yet (webhook or sync).</p>"),
+                Some(calls) => {
+                    table(
+                        page,
+                        &["outcome", "value"],
+                        call_figures(calls)
+                            .into_iter()
+                            .map(|(what, value)| vec![what.to_owned(), value])
+                            .collect(),
+                    );
+                    if !calls.intents.is_empty() {
+                        page.push_str("<h3>Intents of answered calls</h3>");
+                        bars(page, &calls.intents);
+                    }
+                }
+            }
+        });
         section(
             &mut page,
             "set-aside",
@@ -294,6 +326,30 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;border-bottom:2px solid
 h3{font-size:1em;color:#4a5568}.lead{color:#4a5568}table{border-collapse:collapse;width:100%}\
 td,th{text-align:left;padding:.25em .6em;border-bottom:1px solid #e6e9f0}th{background:#f3f5f9}\
 svg text{font:12px system-ui,sans-serif;fill:#1d2430}.none{color:#718096}";
+
+/// The call outcomes, as label and value.
+fn call_figures(calls: &CallStats) -> Vec<(&'static str, String)> {
+    let rate = if calls.orders_called == 0 {
+        "-".to_owned()
+    } else {
+        format!(
+            "{:.1}%",
+            100.0 * calls.answered as f64 / calls.orders_called as f64
+        )
+    };
+    let talk = if calls.answered == 0 {
+        "-".to_owned()
+    } else {
+        format!("{:.0} s", calls.talk_seconds as f64 / calls.answered as f64)
+    };
+    vec![
+        ("call records", calls.records.to_string()),
+        ("orders called", calls.orders_called.to_string()),
+        ("orders answered", calls.answered.to_string()),
+        ("answer rate", rate),
+        ("average talk", talk),
+    ]
+}
 
 /// A section with its heading.
 fn section(page: &mut String, id: &str, title: &str, body: impl FnOnce(&mut String)) {

@@ -288,6 +288,32 @@ async fn the_sandboxs_calls_reach_status_through_the_webhook() {
         .all(|row| &row[7] == "false" && &row[9] == "no answer"));
     let (_, none) = orders("none").await;
     assert!(none.is_empty());
+
+    // `report` shows them too, as text and in its HTML page.
+    let page = campaign.job_path().with_extension("html");
+    let report = nxcampaign(&campaign.db())
+        .args(["report", &campaign.name, "--html"])
+        .arg(&page)
+        .output()
+        .await
+        .unwrap();
+    assert_success(&report);
+    let text = String::from_utf8_lossy(&report.stdout).into_owned();
+    let answered_line = format!("{:<24} {:>10}", "orders answered", answered.len());
+    assert!(text.contains("call outcomes"), "{text}");
+    assert!(text.contains(&answered_line), "{answered_line:?} in {text}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("<section id=\"calls\"><h2>Call outcomes</h2>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(
+            "<td>orders answered</td><td>{}</td>",
+            answered.len()
+        )),
+        "{html}"
+    );
 }
 
 /// `nxcampaign <command> <job> <flags>` with the sandbox's credentials.

@@ -107,6 +107,7 @@ async fn the_report_has_its_sections_as_text_and_as_a_page_chromium_renders() {
         "attempts",
         "slowest",
         "troubled",
+        "calls",
         "set-aside",
     ] {
         assert!(
