@@ -144,8 +144,8 @@ pub(super) struct Delivered {
     pub given_up: std::sync::atomic::AtomicU64,
 }
 
-/// Posts each call it is handed to its webhook, several at a time, each
-/// again after `webhook_retry_ms` until it is answered 200.
+/// Posts each call it is handed to its webhook, 16 at a time, each again
+/// after `webhook_retry_ms` until it is answered 200.
 pub(super) async fn deliver(
     mut queue: tokio::sync::mpsc::UnboundedReceiver<(CallSim, Value)>,
     counts: Arc<Delivered>,
@@ -161,14 +161,12 @@ pub(super) async fn deliver(
         let Some(url) = sim.webhook_url.clone() else {
             continue;
         };
-        let slot = Arc::clone(&slots)
-            .acquire_owned()
-            .await
-            .expect("never closed");
-        let (client, counts) = (client.clone(), Arc::clone(&counts));
+        let (client, counts, slots) = (client.clone(), Arc::clone(&counts), Arc::clone(&slots));
         posting.spawn(async move {
-            let _slot = slot;
             for attempt in 1..=sim.webhook_attempts.max(1) {
+                // A slot per attempt, not per call: a call waiting to be
+                // delivered again holds none.
+                let slot = slots.acquire().await.expect("never closed");
                 let mut request = client
                     .post(&url)
                     .header("content-type", "application/json")
@@ -176,7 +174,9 @@ pub(super) async fn deliver(
                 if let Some(token) = &sim.webhook_token {
                     request = request.header("token", token);
                 }
-                match request.send().await {
+                let answer = request.send().await;
+                drop(slot);
+                match answer {
                     Ok(reply) if reply.status() == reqwest::StatusCode::OK => {
                         counts.delivered.fetch_add(1, Relaxed);
                         return;
