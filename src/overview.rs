@@ -329,25 +329,12 @@ svg text{font:12px system-ui,sans-serif;fill:#1d2430}.none{color:#718096}";
 
 /// The call outcomes, as label and value.
 fn call_figures(calls: &CallStats) -> Vec<(&'static str, String)> {
-    let rate = if calls.orders_called == 0 {
-        "-".to_owned()
-    } else {
-        format!(
-            "{:.1}%",
-            100.0 * calls.answered as f64 / calls.orders_called as f64
-        )
-    };
-    let talk = if calls.answered == 0 {
-        "-".to_owned()
-    } else {
-        format!("{:.0} s", calls.talk_seconds as f64 / calls.answered as f64)
-    };
     vec![
         ("call records", calls.records.to_string()),
         ("orders called", calls.orders_called.to_string()),
         ("orders answered", calls.answered.to_string()),
-        ("answer rate", rate),
-        ("average talk", talk),
+        ("answer rate", calls.answer_rate()),
+        ("average talk", calls.average_talk()),
     ]
 }
 

@@ -28,12 +28,7 @@ pub enum OrdersFormat {
 
 /// Prints status as aligned tables: orders by state, then batches by state.
 pub fn write_status_table(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io::Result<()> {
-    let width = statuses
-        .iter()
-        .map(|s| s.campaign.len())
-        .chain(["campaign".len()])
-        .max()
-        .unwrap_or(8);
+    let width = name_width(statuses);
     write!(out, "{:<width$} {:>10}", "orders", "rows")?;
     for state in OrderState::ALL {
         write!(out, " {:>10}", state.as_str())?;
@@ -63,14 +58,19 @@ pub fn write_status_table(out: &mut dyn Write, statuses: &[CampaignStatus]) -> i
     write_call_outcomes(out, statuses)
 }
 
-/// The call outcomes of the campaigns that have any (after a blank line).
-pub fn write_call_outcomes(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io::Result<()> {
-    let width = statuses
+/// The width of the campaign column of a status table.
+fn name_width(statuses: &[CampaignStatus]) -> usize {
+    statuses
         .iter()
         .map(|s| s.campaign.len())
         .chain(["campaign".len()])
         .max()
-        .unwrap_or(8);
+        .unwrap_or(8)
+}
+
+/// The call outcomes of the campaigns that have any (after a blank line).
+pub fn write_call_outcomes(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io::Result<()> {
+    let width = name_width(statuses);
     let called: Vec<(&str, &CallStats)> = statuses
         .iter()
         .filter_map(|s| s.calls.as_ref().map(|calls| (s.campaign.as_str(), calls)))
@@ -86,19 +86,7 @@ pub fn write_call_outcomes(out: &mut dyn Write, statuses: &[CampaignStatus]) -> 
         "calls", "records", "called", "answered", "rate", "avg talk"
     )?;
     for (campaign, calls) in &called {
-        let rate = if calls.orders_called == 0 {
-            "-".to_owned()
-        } else {
-            format!(
-                "{:.1}%",
-                100.0 * calls.answered as f64 / calls.orders_called as f64
-            )
-        };
-        let talk = if calls.answered == 0 {
-            "-".to_owned()
-        } else {
-            format!("{:.0}s", calls.talk_seconds as f64 / calls.answered as f64)
-        };
+        let (rate, talk) = (calls.answer_rate(), calls.average_talk());
         writeln!(
             out,
             "{campaign:<width$} {:>10} {:>10} {:>10} {rate:>10} {talk:>10}",

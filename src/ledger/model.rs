@@ -181,6 +181,28 @@ pub struct OrderLine<'a> {
     pub last_call: Option<LastCall<'a>>,
 }
 
+impl CallStats {
+    /// Orders answered of those called, in percent, as people read it
+    /// (`-` before any call).
+    pub fn answer_rate(&self) -> String {
+        if self.orders_called == 0 {
+            return "-".to_owned();
+        }
+        format!(
+            "{:.1}%",
+            100.0 * self.answered as f64 / self.orders_called as f64
+        )
+    }
+
+    /// Seconds talked per answered order, as people read it.
+    pub fn average_talk(&self) -> String {
+        if self.answered == 0 {
+            return "-".to_owned();
+        }
+        format!("{:.0}s", self.talk_seconds as f64 / self.answered as f64)
+    }
+}
+
 /// An order's last call, as `orders` shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LastCall<'a> {

@@ -447,28 +447,32 @@ fn data_reply(code: i64, msg: &str, data: serde_json::Value) -> Response {
     .into_response()
 }
 
-/// Checks a call-record query as the gateway checks every request: the
-/// refusal, if it is refused.
-fn refuse_query(state: &Shared, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+/// A call-record query, checked as the gateway checks every request and
+/// read, or the reply that refuses it.
+fn read_query<T: serde::de::DeserializeOwned>(
+    state: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, Box<Response>> {
     let window = state.lock().faults.ts_window_ms;
     check_signed(&state.credentials, headers, body, vendor_now_ms(), window)
-        .err()
-        .map(|(code, msg)| data_reply(code, &msg, serde_json::Value::Null))
+        .map_err(|(code, msg)| Box::new(data_reply(code, &msg, serde_json::Value::Null)))?;
+    serde_json::from_slice(body).map_err(|e| Box::new(parameter_error(&e.to_string())))
+}
+
+/// The vendor's refusal of a query's parameters.
+fn parameter_error(why: &str) -> Response {
+    data_reply(
+        code::PARAMETER_ERROR,
+        &format!("parameter error: {why}"),
+        serde_json::Value::Null,
+    )
 }
 
 async fn cdr_page(State(state): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refused) = refuse_query(&state, &headers, &body) {
-        return refused;
-    }
-    let query: calls::PageQuery = match serde_json::from_slice(&body) {
+    let query: calls::PageQuery = match read_query(&state, &headers, &body) {
         Ok(query) => query,
-        Err(e) => {
-            return data_reply(
-                code::PARAMETER_ERROR,
-                &format!("parameter error: {e}"),
-                serde_json::Value::Null,
-            )
-        }
+        Err(refused) => return *refused,
     };
     let page = {
         let mut inner = state.lock();
@@ -477,11 +481,7 @@ async fn cdr_page(State(state): State<Arc<Shared>>, headers: HeaderMap, body: By
     };
     match page {
         Ok(records) => data_reply(code::SUCCESS, "success", serde_json::Value::Array(records)),
-        Err(why) => data_reply(
-            code::PARAMETER_ERROR,
-            &format!("parameter error: {why}"),
-            serde_json::Value::Null,
-        ),
+        Err(why) => parameter_error(&why),
     }
 }
 
@@ -490,24 +490,15 @@ async fn cdr_by_order(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = refuse_query(&state, &headers, &body) {
-        return refused;
-    }
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct ByOrder {
         tenant_id: i64,
         order_id: String,
     }
-    let query: ByOrder = match serde_json::from_slice(&body) {
+    let query: ByOrder = match read_query(&state, &headers, &body) {
         Ok(query) => query,
-        Err(e) => {
-            return data_reply(
-                code::PARAMETER_ERROR,
-                &format!("parameter error: {e}"),
-                serde_json::Value::Null,
-            )
-        }
+        Err(refused) => return *refused,
     };
     if query.tenant_id <= 0 {
         return data_reply(

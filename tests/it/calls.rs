@@ -78,6 +78,28 @@ async fn post(url: &str, token: Option<&str>, body: impl Into<reqwest::Body>) ->
     )
 }
 
+/// Posts every `(url, body)` at once; the HTTP status of each.
+async fn post_at_once(posts: Vec<(String, String)>) -> Vec<u16> {
+    let client = reqwest::Client::new();
+    let posting = posts.into_iter().map(|(url, body)| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map(|reply| reply.status().as_u16())
+        })
+    });
+    futures_util::future::join_all(posting)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap().expect("answered"))
+        .collect()
+}
+
 fn calls_of(status: &Value) -> &Value {
     &status["calls"]
 }
@@ -180,25 +202,12 @@ async fn a_burst_of_500_concurrent_deliveries_is_stored_whole() {
     let hook = start_webhook(&campaign, None).await;
     let made: Vec<Value> = sandbox.calls().into_iter().take(500).collect();
     assert_eq!(made.len(), 500);
-    let client = reqwest::Client::new();
-    let posts = made.into_iter().map(|call| {
-        let client = client.clone();
-        let url = hook.url.clone();
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .header("content-type", "application/json")
-                .body(call.to_string())
-                .send()
-                .await
-                .map(|reply| reply.status().as_u16())
-        })
-    });
-    let answers: Vec<u16> = futures_util::future::join_all(posts)
-        .await
-        .into_iter()
-        .map(|joined| joined.unwrap().expect("answered"))
-        .collect();
+    let answers = post_at_once(
+        made.iter()
+            .map(|call| (hook.url.clone(), call.to_string()))
+            .collect(),
+    )
+    .await;
     assert!(answers.iter().all(|s| *s == 200), "{answers:?}");
     let status = campaign.status().await;
     assert_eq!(calls_of(&status)["records"], 500, "{status}");
@@ -573,26 +582,12 @@ async fn two_receivers_on_one_ledger_store_each_call_once() {
     let made = sandbox.calls();
     // Every call to both at once, as a vendor retrying through a load
     // balancer would deliver it.
-    let client = reqwest::Client::new();
-    let posts = made.iter().flat_map(|call| {
-        [one.url.clone(), two.url.clone()].map(|url| {
-            let (client, body) = (client.clone(), call.to_string());
-            tokio::spawn(async move {
-                client
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .map(|reply| reply.status().as_u16())
-            })
-        })
-    });
-    let answers: Vec<u16> = futures_util::future::join_all(posts)
-        .await
-        .into_iter()
-        .map(|joined| joined.unwrap().expect("answered"))
-        .collect();
+    let answers = post_at_once(
+        made.iter()
+            .flat_map(|call| [one.url.clone(), two.url.clone()].map(|url| (url, call.to_string())))
+            .collect(),
+    )
+    .await;
     assert!(answers.iter().all(|s| *s == 200), "{answers:?}");
     let status = campaign.status().await;
     assert_eq!(calls_of(&status)["records"], made.len() as u64, "{status}");
