@@ -800,7 +800,7 @@ async fn reconcile(
         ledger,
         campaign,
         client,
-    } = job_and_vendor(db, job_path, false).await?;
+    } = job_and_vendor(db, job_path, resend_lost).await?;
     let requested_by = requested_by();
     let decided = crate::outcomes::reconcile(&Reconciling {
         ledger: &ledger,

@@ -259,7 +259,8 @@ pub enum Command {
         lost_after: Duration,
         /// Re-queue the batches that are probably lost (the next run sends
         /// them). Never inside the vendor's window of a request that may
-        /// still arrive.
+        /// still arrive. Needs the credentials: a batch is re-sent only
+        /// after the vendor's call records were asked too.
         #[arg(long)]
         resend_lost: bool,
     },

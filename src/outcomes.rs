@@ -59,7 +59,10 @@ impl OutcomesError {
             OutcomesError::Vendor {
                 source: QueryError::Refused { code, .. },
                 ..
-            } => !crate::nxlink::wire::code::AUTH_RANGE.contains(code) && *code != 41000,
+            } => {
+                use crate::nxlink::wire::code;
+                !code::AUTH_RANGE.contains(code) && *code != code::PARAMETER_ERROR
+            }
             OutcomesError::Vendor { .. } => true,
             OutcomesError::Ledger(_) => false,
         }

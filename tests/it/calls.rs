@@ -463,6 +463,25 @@ async fn reconcile_case(tenant_id: Option<u64>) {
         uncertain - received
     );
 
+    // Without credentials it may look at the ledger's calls, but never
+    // re-send: the vendor's records were not asked.
+    let blind = nxcampaign(&campaign.db())
+        .args(["reconcile", "--lost-after", "1s", "--resend-lost"])
+        .arg(campaign.job_path())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(exit_code(&blind), 2, "{}", stderr(&blind));
+    assert!(
+        stderr(&blind).contains("NXLINK_ACCESS_KEY"),
+        "{}",
+        stderr(&blind)
+    );
+    assert_eq!(
+        count(&campaign.status().await, "batches", "uncertain"),
+        uncertain - received
+    );
+
     let resent = with_credentials(
         &campaign,
         "reconcile",
