@@ -644,3 +644,31 @@ async fn the_sandbox_delivers_a_call_again_until_the_webhook_takes_it() {
     assert_eq!(calls_of(&status)["records"], made, "{status}");
     assert_eq!(sandbox.stats().webhook_given_up, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_batch_is_not_resent_while_its_request_may_still_arrive() {
+    // Every request is refused with 88 before any task is created: no
+    // call will ever come, but the vendor's clock window (ten minutes
+    // here) is not over.
+    let sandbox = start_sandbox(Faults {
+        code88: 1.0,
+        ..Faults::default()
+    })
+    .await;
+    let mut campaign = Campaign::new(&sandbox).with("api", "clock_window_ms = 600000");
+    campaign.write_contacts(Mix::valid(200));
+    let run = campaign.run().await;
+    assert_eq!(exit_code(&run), 1, "{}", stderr(&run));
+    assert_eq!(count(&campaign.status().await, "batches", "uncertain"), 2);
+    let early = with_credentials(
+        &campaign,
+        "reconcile",
+        &["--lost-after", "1ms", "--resend-lost"],
+    )
+    .await;
+    let said = String::from_utf8_lossy(&early.stdout).into_owned();
+    assert_eq!(exit_code(&early), 1, "{said}{}", stderr(&early));
+    assert_eq!(said.matches("may still arrive until").count(), 2, "{said}");
+    assert_eq!(count(&campaign.status().await, "batches", "uncertain"), 2);
+    assert_eq!(sandbox.stats().orders_accepted, 0);
+}
