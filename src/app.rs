@@ -26,12 +26,14 @@ use crate::rejects::write_rejects;
 use crate::report::{self, OrderWriter, OrdersFormat, Progress};
 #[cfg(feature = "sandbox")]
 use crate::sandbox::{Faults, Sandbox};
-use crate::summary::{write_atomically, RunSummary};
+use crate::outfile::{self, Protected};
+use crate::summary::RunSummary;
 use crate::suppress;
 
 /// Runs one parsed command line.
 pub async fn execute(cli: Cli) -> Result<Exit, Error> {
-    let db = cli.db.as_deref();
+    // An empty `--db ''` or `NXCAMPAIGN_DB=` is no ledger named.
+    let db = cli.db.as_deref().filter(|db| !db.trim().is_empty());
     match cli.command {
         Command::Run {
             job,
@@ -61,13 +63,8 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             json,
             format,
         } => {
-            let json = json || format == OrdersFormat::Json;
-            if format == OrdersFormat::Csv {
-                return Err(Error::Usage(
-                    "status --format: table or jsonl (csv is for `orders`)".into(),
-                ));
-            }
-            status(db, campaign.as_deref(), json).await
+            let format = if json { OrdersFormat::Json } else { format };
+            status(db, campaign.as_deref(), format).await
         }
         Command::Orders {
             campaign,
@@ -82,6 +79,9 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
                 .transpose()
                 .map_err(|e| Error::Usage(format!("--state: {e}")))?;
             let (ledger, campaign) = open_for(db, &campaign).await?;
+            if let Some(path) = &output {
+                protected_by(&ledger, db, None).await?.check("--output", path)?;
+            }
             let id = ledger.campaign(&campaign).await?;
             let export = |out: &mut dyn Write| -> Result<(), Error> {
                 let mut writer = OrderWriter::new(format, out)?;
@@ -105,18 +105,9 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
                     io::stdout().lock(),
                 ))?,
                 Some(path) => {
-                    let mut partial = path.as_os_str().to_owned();
-                    partial.push(".partial");
-                    let partial = PathBuf::from(partial);
-                    let file = std::fs::File::create(&partial)
-                        .map_err(|e| report_file_error(&partial, e))?;
-                    let mut out = io::BufWriter::with_capacity(1 << 16, file);
+                    let mut out = outfile::Partial::create(&path)?;
                     export(&mut out)?;
-                    let file = out
-                        .into_inner()
-                        .map_err(|e| report_file_error(&path, e.into_error()))?;
-                    file.sync_all().map_err(|e| report_file_error(&path, e))?;
-                    std::fs::rename(&partial, &path).map_err(|e| report_file_error(&path, e))?;
+                    out.commit()?;
                 }
             }
             Ok(Exit::Done)
@@ -140,14 +131,16 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
         Command::Cancel { campaign, batches } => cancel(db, &campaign, &batches).await,
         Command::Report { campaign, html } => {
             let (ledger, campaign) = open_for(db, &campaign).await?;
+            if let Some(path) = &html {
+                protected_by(&ledger, db, None).await?.check("--html", path)?;
+            }
             let id = ledger.campaign(&campaign).await?;
             let page = overview::gather(&ledger, id, &campaign).await?;
             let mut out = io::stdout().lock();
             page.write_text(&mut out)?;
             out.flush()?;
             if let Some(path) = html {
-                write_atomically(&path, page.html().as_bytes())
-                    .map_err(|e| report_file_error(&path, e))?;
+                outfile::write_whole(&path, page.html().as_bytes())?;
                 eprintln!("report: {}", path.display());
             }
             Ok(Exit::Done)
@@ -157,7 +150,7 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             campaign,
             sent_anyway,
         } => forget(db, &campaign, sent_anyway).await,
-        Command::Suppress { action } => suppress_command(db, action).await,
+        Command::Suppress { job, action } => suppress_command(db, job.as_deref(), action).await,
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             let mut command = Cli::command();
@@ -247,6 +240,21 @@ async fn run(
     reports: Reports,
 ) -> Result<Exit, Error> {
     let started_at_ms = now_ms();
+    // Before anything else: no output may replace a file the campaign
+    // depends on.
+    if rejects.is_some() || reports.summary_json.is_some() || reports.metrics_file.is_some() {
+        let job = Job::load(job_path, None)?;
+        let protected = protected_files(db, job_path, &job);
+        for (flag, path) in [
+            ("--rejects", rejects),
+            ("--summary-json", reports.summary_json.as_deref()),
+            ("--metrics-file", reports.metrics_file.as_deref()),
+        ] {
+            if let Some(path) = path {
+                protected.check(flag, path)?;
+            }
+        }
+    }
     let mut progress = Progress::new();
     let result = run_job(db, job_path, max_runtime, rejects, guards, &mut progress).await;
     if reports.summary_json.is_none() && reports.metrics_file.is_none() {
@@ -277,20 +285,14 @@ async fn run(
     if let Some(path) = &reports.summary_json {
         let mut text = serde_json::to_vec_pretty(&summary.json()).expect("JSON serializes");
         text.push(b'\n');
-        write_atomically(path, &text).map_err(|e| report_file_error(path, e))?;
+        outfile::write_whole(path, &text)?;
     }
     if let Some(path) = &reports.metrics_file {
         let previous = std::fs::read_to_string(path).ok();
         let text = summary.prometheus(previous.as_deref());
-        write_atomically(path, text.as_bytes()).map_err(|e| report_file_error(path, e))?;
+        outfile::write_whole(path, text.as_bytes())?;
     }
     result.map(|(exit, _, _)| exit)
-}
-
-/// A summary or metrics file that cannot be written: the scheduler would
-/// be blind, so the run says so and fails.
-fn report_file_error(path: &Path, e: io::Error) -> Error {
-    Error::Output(io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 /// The run itself: its exit code, what it did, and its campaign's name.
@@ -349,7 +351,7 @@ async fn run_job(
         let written = tokio::task::block_in_place(|| {
             write_rejects(&ledger, id, &job, from.as_ref(), skip, path)
         })
-        .map_err(|e| Error::Usage(e.to_string()))?;
+        .map_err(|e| Error::Output(io::Error::other(e.to_string())))?;
         eprintln!("rejects: {written} row(s) written to {}", path.display());
     }
     ledger.close().await;
@@ -377,6 +379,9 @@ async fn orders_a_run_would_send(
 async fn dry_run(db: Option<&str>, job_path: &Path, rejects: Option<&Path>) -> Result<Exit, Error> {
     let base_url = std::env::var("NXLINK_BASE_URL").ok();
     let job = Job::load(job_path, base_url.as_deref())?;
+    if let Some(path) = rejects {
+        protected_files(db, job_path, &job).check("--rejects", path)?;
+    }
     let location = ledger_location(db, Some(&job));
     let real = match Ledger::open_with(&location, OpenMode::MustExist).await {
         Ok(ledger) => {
@@ -423,7 +428,11 @@ async fn ingest_only(db: Option<&str>, job_path: &Path) -> Result<Exit, Error> {
     })
 }
 
-async fn status(db: Option<&str>, campaign: Option<&str>, json: bool) -> Result<Exit, Error> {
+async fn status(
+    db: Option<&str>,
+    campaign: Option<&str>,
+    format: OrdersFormat,
+) -> Result<Exit, Error> {
     let (ledger, names) = match campaign {
         Some(campaign) => {
             let (ledger, name) = open_for(db, campaign).await?;
@@ -443,10 +452,10 @@ async fn status(db: Option<&str>, campaign: Option<&str>, json: bool) -> Result<
         statuses.push(status);
     }
     let mut out = io::stdout().lock();
-    if json {
-        report::write_status_json(&mut out, &statuses)?;
-    } else {
-        report::write_status_table(&mut out, &statuses)?;
+    match format {
+        OrdersFormat::Json => report::write_status_json(&mut out, &statuses)?,
+        OrdersFormat::Csv => report::write_status_csv(&mut out, &statuses)?,
+        OrdersFormat::Table => report::write_status_table(&mut out, &statuses)?,
     }
     out.flush()?;
     Ok(Exit::Done)
@@ -460,6 +469,7 @@ async fn resend(
 ) -> Result<Exit, Error> {
     let (ledger, campaign) = open_for(db, campaign).await?;
     let id = ledger.campaign(&campaign).await?;
+    refuse_unknown_batches(&ledger, id, &campaign, only, "re-queued").await?;
     let requested_by = requested_by();
     let now = now_ms();
     let resent = ledger
@@ -507,6 +517,7 @@ async fn resend(
 async fn cancel(db: Option<&str>, campaign: &str, only: &[BatchSeq]) -> Result<Exit, Error> {
     let (ledger, campaign) = open_for(db, campaign).await?;
     let id = ledger.campaign(&campaign).await?;
+    refuse_unknown_batches(&ledger, id, &campaign, only, "cancelled").await?;
     let cancelled = ledger.cancel(id, only, now_ms(), &requested_by()).await?;
     println!(
         "cancelled {} pending batch(es) of campaign {campaign:?}{}; they will never be sent",
@@ -527,6 +538,33 @@ async fn cancel(db: Option<&str>, campaign: &str, only: &[BatchSeq]) -> Result<E
     } else {
         Exit::Attention
     })
+}
+
+/// Refuses a command naming batches the campaign does not have, before
+/// it changes anything.
+async fn refuse_unknown_batches(
+    ledger: &Ledger,
+    campaign: crate::ledger::CampaignId,
+    name: &str,
+    named: &[BatchSeq],
+    done: &str,
+) -> Result<(), Error> {
+    if named.is_empty() {
+        return Ok(());
+    }
+    let existing = ledger.existing_batches(campaign, named).await?;
+    let unknown: Vec<BatchSeq> = named
+        .iter()
+        .filter(|seq| !existing.contains(seq))
+        .copied()
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "campaign {name:?} has no batch{}; nothing was {done} (`nxcampaign report {name}` lists its batches)",
+        listed(&unknown).trim_start_matches(':')
+    )))
 }
 
 /// `: #1, #2, …` for up to 20 batches; nothing for none.
@@ -571,11 +609,22 @@ async fn forget(db: Option<&str>, campaign: &str, sent_anyway: bool) -> Result<E
     }
 }
 
-/// `suppress add|import|remove|list`, on the ledger `--db` names (else
-/// `nxcampaign.db` here). Adding may create the ledger: a do-not-call list
-/// loaded before the first campaign is a list kept.
-async fn suppress_command(db: Option<&str>, action: SuppressAction) -> Result<Exit, Error> {
-    let location = ledger_location(db, None);
+/// `suppress add|import|remove|list`, on the ledger `--db` names, else the
+/// job's; never a ledger guessed from the current folder. Adding may
+/// create the ledger: a do-not-call list loaded before the first campaign
+/// is a list kept.
+async fn suppress_command(
+    db: Option<&str>,
+    job: Option<&Path>,
+    action: SuppressAction,
+) -> Result<Exit, Error> {
+    let job = job.map(|path| Job::load(path, None)).transpose()?;
+    if db.is_none() && job.is_none() {
+        return Err(Error::Usage(
+            "suppress: which ledger? pass --job JOB (the job's ledger), or --db FILE|URL (or set NXCAMPAIGN_DB): the list must be in the ledger the campaigns read".into(),
+        ));
+    }
+    let location = ledger_location(db, job.as_ref());
     let country = |raw: Option<String>| {
         raw.map(|cc| Country::parse(&cc).map_err(|e| Error::Usage(format!("--country: {e}"))))
             .transpose()
@@ -630,8 +679,9 @@ async fn suppress_command(db: Option<&str>, action: SuppressAction) -> Result<Ex
     };
     let tally = suppress::add(&ledger, &inputs, reading, &entry).await?;
     println!(
-        "{} number(s) on the do-not-call list for every campaign{}{}",
+        "{} number(s) on the do-not-call list for every campaign of ledger {}{}{}",
         tally.done,
+        ledger.shown(),
         entry
             .until_ms
             .map(|until| format!(" until {}", rfc3339(until)))
@@ -664,6 +714,43 @@ async fn start_campaign(ledger: &Ledger, job: &Job, job_path: &Path) -> Result<(
         eprintln!("do-not-call: {listed} number(s) in the job's list files");
     }
     Ok(())
+}
+
+/// The files no output of a command on `job` may replace: its ledger (and
+/// what SQLite keeps beside it), its contact file, the job file and its
+/// list files.
+fn protected_files(db: Option<&str>, job_path: &Path, job: &Job) -> Protected {
+    let mut protected = Protected::default();
+    if let LedgerLocation::File(path) = ledger_location(db, Some(job)) {
+        protected.add_ledger_file(&path);
+    }
+    protected.add(&job.contacts, "the campaign's contact file");
+    protected.add(job_path, "the job file");
+    for list in &job.suppression_files {
+        protected.add(list, "one of the job's do-not-call lists");
+    }
+    if let Some(credentials) = &job.api.credentials_file {
+        protected.add(credentials, "the credentials file");
+    }
+    protected
+}
+
+/// The files no output of a reading command may replace: the ledger's,
+/// and every campaign's job and contact files the ledger knows of.
+async fn protected_by(ledger: &Ledger, db: Option<&str>, job: Option<&Job>) -> Result<Protected, Error> {
+    let mut protected = Protected::default();
+    if let LedgerLocation::File(path) = ledger_location(db, job) {
+        protected.add_ledger_file(&path);
+    }
+    for campaign in ledger.campaigns().await? {
+        if let Some(job_file) = &campaign.job_file {
+            protected.add(Path::new(job_file), format!("campaign {:?}'s job file", campaign.status.campaign));
+        }
+        if let Some(contacts) = &campaign.contacts {
+            protected.add(Path::new(contacts), format!("campaign {:?}'s contact file", campaign.status.campaign));
+        }
+    }
+    Ok(protected)
 }
 
 /// Who asked, as the ledger records it: `user@host`.
@@ -768,6 +855,12 @@ async fn sync_calls(db: Option<&str>, job_path: &Path, since: Option<i64>) -> Re
         crate::outcomes::sync(&ledger, campaign, &client, &throttle, since, now_ms()).await;
     ledger.close().await;
     let synced = synced?;
+    if let Some(from) = synced.clamped_from {
+        eprintln!(
+            "sync: --since is earlier than any call of this campaign can be: reading from {} (an hour before the campaign's first request)",
+            crate::clock::rfc3339(from)
+        );
+    }
     println!(
         "sync: {} record(s) from {} to {} ({} window(s), {} page(s)): {} new, {} again, {} of orders this ledger does not know{}",
         synced.records,
@@ -779,7 +872,7 @@ async fn sync_calls(db: Option<&str>, job_path: &Path, since: Option<i64>) -> Re
         synced.stored.replaced,
         synced.stored.unknown,
         if synced.unreadable > 0 {
-            format!(", {} without a callId (not kept)", synced.unreadable)
+            format!(", {} not readable as calls (not kept)", synced.unreadable)
         } else {
             String::new()
         }
@@ -802,22 +895,23 @@ async fn reconcile(
         client,
     } = job_and_vendor(db, job_path, resend_lost).await?;
     let requested_by = requested_by();
-    let decided = crate::outcomes::reconcile(&Reconciling {
-        ledger: &ledger,
-        job: &job,
-        campaign,
-        vendor: client.as_ref().map(|(client, throttle)| (client, throttle)),
-        lost_after,
-        resend_lost,
-        requested_by: &requested_by,
-        now_ms: now_ms(),
-    })
+    let mut out = io::stdout().lock();
+    let decided = crate::outcomes::reconcile(
+        &Reconciling {
+            ledger: &ledger,
+            job: &job,
+            campaign,
+            vendor: client.as_ref().map(|(client, throttle)| (client, throttle)),
+            lost_after,
+            resend_lost,
+            requested_by: &requested_by,
+            now_ms: now_ms(),
+        },
+        &mut out,
+    )
     .await;
     ledger.close().await;
     let decided = decided?;
-    let mut out = io::stdout().lock();
-    crate::outcomes::write_decisions(&mut out, &decided, lost_after)?;
-    out.flush()?;
     let any = |wanted: fn(&Decision) -> bool| decided.iter().any(|(_, d)| wanted(d));
     Ok(if any(|d| matches!(d, Decision::NotAsked { .. })) {
         Exit::TryLater
@@ -827,7 +921,7 @@ async fn reconcile(
             Decision::ProbablyLost {
                 requeued: false,
                 ..
-            }
+            } | Decision::CannotTell { .. }
         )
     }) {
         Exit::Attention

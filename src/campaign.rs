@@ -76,6 +76,8 @@ pub enum Error {
     Output(#[from] io::Error),
     #[error("call records: {0}")]
     Outcomes(#[from] crate::outcomes::OutcomesError),
+    #[error(transparent)]
+    Refused(#[from] crate::outfile::Refused),
 }
 
 impl Error {
@@ -95,6 +97,7 @@ impl Error {
             Error::Job(_)
             | Error::Contacts(_)
             | Error::MissingCredential { .. }
+            | Error::Refused(_)
             | Error::Usage(_) => Exit::BadInput,
             Error::Ledger(LedgerError::UnknownCampaign { .. } | LedgerError::Missing { .. }) => {
                 Exit::BadInput
@@ -133,19 +136,32 @@ pub struct CampaignRun {
 
 impl CampaignRun {
     /// The exit code cron should see.
+    /// News wins: a run that found something needing attention exits 1
+    /// whether or not it finished, so cron shows it; the summary says both.
     pub fn exit(&self) -> Exit {
         match self.ending {
             Ending::Stopped(_) => Exit::Stopped,
+            _ if self.has_news() => Exit::Attention,
             Ending::Interrupted
-            | Ending::TimeUp
+            | Ending::TimeUp { .. }
             | Ending::VendorFailing { .. }
             | Ending::OutsideWindows { .. }
             | Ending::LimitReached { .. } => Exit::TryLater,
-            Ending::Finished if self.new_trouble > 0 || self.ingest.invalid > 0 => Exit::Attention,
             // Part of the file waits to be written: cron should come back.
             Ending::Finished if self.ingest.waiting.is_some() => Exit::TryLater,
             Ending::Finished => Exit::Done,
         }
+    }
+
+    /// Whether this run found something new that needs a person: batches
+    /// that ended rejected, failed or uncertain, or new invalid rows.
+    pub fn has_news(&self) -> bool {
+        self.new_trouble > 0 || self.ingest.invalid > 0
+    }
+
+    /// Whether the campaign has nothing left for a later run.
+    pub fn is_done(&self) -> bool {
+        self.ending == Ending::Finished && self.ingest.waiting.is_none()
     }
 }
 
@@ -758,8 +774,15 @@ pub fn finish_run(run: &CampaignRun, job_file: &Path, out: &mut dyn Write) -> Re
         Ending::Interrupted => {
             eprintln!("interrupted: in-flight attempts were recorded; run again to send the rest")
         }
-        Ending::TimeUp => eprintln!(
+        Ending::TimeUp { next_due_ms: None } => eprintln!(
             "time is up (--max-runtime): in-flight attempts were recorded, the rest stays pending for the next run"
+        ),
+        Ending::TimeUp {
+            next_due_ms: Some(due),
+        } => eprintln!(
+            "time is up (--max-runtime) before the next retry is due at {} (in {}; the vendor may have asked to wait that long): the rest stays pending: run again then",
+            rfc3339(*due),
+            human_duration(Duration::from_millis((*due - now_ms()).max(0) as u64))
         ),
         Ending::VendorFailing { failures, window } => eprintln!(
             "the vendor is failing ({failures} of the last {window} attempts failed), try later: the rest stays pending"
@@ -782,6 +805,12 @@ pub fn finish_run(run: &CampaignRun, job_file: &Path, out: &mut dyn Write) -> Re
             job_file.display()
         ),
         Ending::Finished => {}
+    }
+    if run.has_news() && run.ending != Ending::Finished {
+        eprintln!(
+            "this run also left orders that need attention (exit 1): see `nxcampaign orders {} --state <state>`",
+            job_file.display()
+        );
     }
     Ok(run.exit())
 }

@@ -31,6 +31,8 @@ pub struct CheckReport {
     pub status: CampaignStatus,
     /// Valid rows whose phone or order id the real ledger's campaign holds.
     pub already_known: u64,
+    /// Orders whose id (from the file) another campaign of the ledger holds.
+    pub used_elsewhere: u64,
     pub preview: Preview,
     /// Rows written to the rejects file, when one was asked for.
     pub rejects: Option<u64>,
@@ -82,8 +84,14 @@ pub async fn check(
         Some((real, id)) => scratch.set_aside_known(campaign, real, id).await?,
         None => 0,
     };
+    let mut used_elsewhere = 0;
     if let Some(real) = real {
         let id = known_campaign.map(|(_, id)| id);
+        if job.columns.order_id.is_some() {
+            used_elsewhere = scratch
+                .set_aside_used_elsewhere(campaign, real, id)
+                .await?;
+        }
         scratch
             .set_aside_listed(campaign, real, id, now_ms())
             .await?;
@@ -116,6 +124,7 @@ pub async fn check(
         ingest,
         status,
         already_known,
+        used_elsewhere,
         preview,
         rejects,
         problems,
@@ -172,9 +181,16 @@ impl CheckReport {
         writeln!(
             out,
             "  duplicates in the file {:>10}",
-            duplicates - self.already_known
+            duplicates - self.already_known - self.used_elsewhere
         )?;
         writeln!(out, "  already in the ledger  {:>10}", self.already_known)?;
+        if self.used_elsewhere > 0 {
+            writeln!(
+                out,
+                "  order id of another campaign {:>4} (order ids are the vendor's, one call each in the whole ledger)",
+                self.used_elsewhere
+            )?;
+        }
         writeln!(
             out,
             "  on do-not-call lists   {:>10}",

@@ -116,7 +116,8 @@ pub enum Command {
         /// One JSON object per campaign, one per line (`--format jsonl`).
         #[arg(long)]
         json: bool,
-        /// table, or jsonl (one JSON object per line; `json` works too).
+        /// table; csv (a row of counts per campaign); or jsonl (one JSON
+        /// object per line; `json` works too).
         #[arg(long, value_enum, default_value_t = OrdersFormat::Table)]
         format: OrdersFormat,
     },
@@ -208,6 +209,11 @@ pub enum Command {
     /// ledger. It applies when orders are planned and again just before
     /// each batch is sent.
     Suppress {
+        /// A job file (`*.toml`) whose ledger holds the list; or name the
+        /// ledger with --db (or NXCAMPAIGN_DB). One of them is needed: a
+        /// list in a ledger no campaign reads protects no one.
+        #[arg(long, value_name = "JOB")]
+        job: Option<PathBuf>,
         #[command(subcommand)]
         action: SuppressAction,
     },
@@ -486,6 +492,7 @@ impl From<FaultArgs> for sandbox::Faults {
             reply_status: args.reply_status,
             stall_ms: args.stall_ms,
             omit_date: args.omit_date,
+            queries_answered: None,
             ts_window_ms: args.ts_window_ms,
             seed: args.seed,
         }

@@ -368,10 +368,20 @@ fn lock(feed: &Mutex<Feed>) -> MutexGuard<'_, Feed> {
 }
 
 /// A record's fields as text, whatever their bytes.
+/// A record's fields as text, without the `\r` a CRLF line leaves on its
+/// last field (only `\n` ends a record here).
 fn lossy_fields(record: &csv::ByteRecord) -> Vec<String> {
+    let last = record.len().saturating_sub(1);
     record
         .iter()
-        .map(|field| String::from_utf8_lossy(field).into_owned())
+        .enumerate()
+        .map(|(index, field)| {
+            let field = match field.strip_suffix(b"\r") {
+                Some(stripped) if index == last => stripped,
+                _ => field,
+            };
+            String::from_utf8_lossy(field).into_owned()
+        })
         .collect()
 }
 

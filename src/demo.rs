@@ -132,19 +132,21 @@ pub async fn run() -> Result<Exit, Error> {
     // before any task was created, so it has none.
     let lost_after = std::time::Duration::from_secs(3600);
     let requested_by = "demo".to_owned();
-    let decided = crate::outcomes::reconcile(&crate::outcomes::Reconciling {
-        ledger: &ledger,
-        job: &job,
-        campaign,
-        vendor: None,
-        lost_after,
-        resend_lost: false,
-        requested_by: &requested_by,
-        now_ms: crate::clock::now_ms(),
-    })
-    .await?;
     writeln!(out, "\nreconcile (from the calls in the ledger):")?;
-    crate::outcomes::write_decisions(&mut out, &decided, lost_after)?;
+    crate::outcomes::reconcile(
+        &crate::outcomes::Reconciling {
+            ledger: &ledger,
+            job: &job,
+            campaign,
+            vendor: None,
+            lost_after,
+            resend_lost: false,
+            requested_by: &requested_by,
+            now_ms: crate::clock::now_ms(),
+        },
+        &mut out,
+    )
+    .await?;
     writeln!(
         out,
         "\nthe ledger is {db}; look inside with\n  nxcampaign --db {db} status\n  nxcampaign --db {db} orders {name} --call answered\n  nxcampaign --db {db} orders {name} --state invalid\n  nxcampaign --db {db} orders {name} --state uncertain\n  nxcampaign --db {db} orders {name} --state duplicate --format csv",

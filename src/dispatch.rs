@@ -77,6 +77,8 @@ pub struct AttemptReport {
     /// The HTTP status of the reply; `None` when none came.
     pub http_status: Option<u16>,
     pub message: Option<String>,
+    /// The vendor's id of its reply.
+    pub req_id: Option<String>,
     /// For a batch back to `pending`: how long until it is tried again.
     pub retry_in: Option<Duration>,
 }
@@ -101,8 +103,9 @@ pub enum Ending {
     /// The shutdown signal came: in-flight attempts were recorded, the rest
     /// is still pending.
     Interrupted,
-    /// The deadline came, or every batch left waits for a retry past it.
-    TimeUp,
+    /// The deadline came, or every batch left waits for a retry past it
+    /// (the first due then, Unix ms).
+    TimeUp { next_due_ms: Option<i64> },
     /// Too many recent attempts failed with retryable errors: the vendor is
     /// failing, so the rest waits for a later run.
     VendorFailing { failures: usize, window: usize },
@@ -154,7 +157,7 @@ impl Dispatch {
         let stop = async move {
             tokio::select! {
                 () = shutdown => Ending::Interrupted,
-                () = sleep_until_deadline(deadline) => Ending::TimeUp,
+                () = sleep_until_deadline(deadline) => Ending::TimeUp { next_due_ms: None },
             }
         }
         .fuse();
@@ -182,7 +185,7 @@ impl Dispatch {
             }
             if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 // No batch starts after the deadline, whatever else is ready.
-                flight.ending = Some(Ending::TimeUp);
+                flight.ending = Some(Ending::TimeUp { next_due_ms: None });
                 break;
             }
             let probing = !flight.vendor_confirmed && !flight.in_flight.is_empty();
@@ -289,8 +292,11 @@ impl Dispatch {
                 };
                 let wait = Duration::from_millis((due_ms - now_ms()).max(1) as u64);
                 if deadline.is_some_and(|deadline| Instant::now() + wait > deadline) {
-                    // The next retry falls after the deadline: leave it pending.
-                    flight.ending = Some(Ending::TimeUp);
+                    // The next retry falls after the deadline: leave it
+                    // pending, and say when it is due.
+                    flight.ending = Some(Ending::TimeUp {
+                        next_due_ms: Some(due_ms),
+                    });
                     continue;
                 }
                 tokio::select! {
@@ -497,7 +503,7 @@ async fn attempt(
         http_status,
         code,
         message: message.clone(),
-        req_id,
+        req_id: req_id.clone(),
         decision: step.verdict,
         batch_state: step.batch_state,
         not_before_ms: finished_at_ms + step.wait.as_millis() as i64,
@@ -513,6 +519,7 @@ async fn attempt(
         attempt = batch.attempt,
         state = step.batch_state.as_str(),
         code = ?code,
+        req_id = req_id.as_deref().unwrap_or(""),
         "attempt recorded"
     );
     drop(in_flight);
@@ -528,6 +535,7 @@ async fn attempt(
             code,
             http_status,
             message,
+            req_id,
             retry_in: (step.batch_state == BatchState::Pending && step.verdict == Verdict::Retry)
                 .then_some(step.wait),
         },

@@ -121,10 +121,14 @@ pub async fn ingest(
     });
     let ledger = ledger.clone();
     let fence = fence.clone();
+    let ids_from_file = job.columns.order_id.is_some();
     let writing = thread("ingest-writer", move || {
         let mut writer = ledger.ingest_writer(&fence)?;
         if feed.is_some() {
             writer.beside_dispatch();
+        }
+        if ids_from_file {
+            writer.ids_from_file();
         }
         write_chunks(writer, &rx, batcher, now_ms, feed)
     });

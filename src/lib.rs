@@ -29,6 +29,8 @@
 //! - `report`: status tables, order lists and run progress (bars on a
 //!   terminal); `meter`: how far reading has got, for the bars.
 //! - `webhook`: the call-log receiver (`POST /nxlink/calls`).
+//! - `outfile`: the files commands write (rejects, exports, reports,
+//!   summaries): never over a campaign's own files, owner-only, whole.
 //! - `outcomes`: call records read (`sync`), uncertain batches settled
 //!   (`reconcile`).
 //! - `sandbox`: a local NXLink stand-in with fault injection (cargo
@@ -56,6 +58,7 @@ mod meter;
 pub mod nxlink;
 mod outcome;
 mod outcomes;
+mod outfile;
 mod overview;
 pub mod phone;
 mod plan;

@@ -160,7 +160,7 @@ impl Overview {
         for batch in &data.troubled {
             writeln!(
                 out,
-                "  #{} {} {}{}: {}",
+                "  #{} {} {}{}: {}{}",
                 batch.batch,
                 batch.country,
                 batch.state,
@@ -168,7 +168,12 @@ impl Overview {
                     .code
                     .map(|c| format!(" (code {c})"))
                     .unwrap_or_default(),
-                terminal_safe(batch.message.as_deref().unwrap_or(""))
+                terminal_safe(batch.message.as_deref().unwrap_or("")),
+                batch
+                    .req_id
+                    .as_deref()
+                    .map(|id| format!(" (reqId {})", terminal_safe(id)))
+                    .unwrap_or_default()
             )?;
         }
         writeln!(out, "\ncall outcomes")?;
@@ -265,7 +270,7 @@ impl Overview {
         section(&mut page, "troubled", "Batches that need a look", |page| {
             table(
                 page,
-                &["batch", "country", "state", "code", "message"],
+                &["batch", "country", "state", "code", "message", "reqId"],
                 data.troubled
                     .iter()
                     .map(|b| {
@@ -275,6 +280,7 @@ impl Overview {
                             b.state.clone(),
                             b.code.map(|c| c.to_string()).unwrap_or_default(),
                             b.message.clone().unwrap_or_default(),
+                            b.req_id.clone().unwrap_or_default(),
                         ]
                     })
                     .collect(),

@@ -8,12 +8,13 @@
 //! second pass over the contact file, so memory holds one row, whatever
 //! the file's size; it appears whole (written beside, then renamed).
 
-use std::io::{self, Write as _};
+use std::io;
 use std::path::Path;
 
 use crate::contacts::{ContactReader, Resume, Row};
 use crate::job::Job;
 use crate::ledger::{CampaignId, Ledger, LedgerError};
+use crate::outfile::Partial;
 use crate::outcome::OrderState;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,13 +42,10 @@ pub fn write_rejects(
         path: path.display().to_string(),
         source,
     };
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = std::path::PathBuf::from(partial);
     let mut reader = ContactReader::open(&job.contacts, &job.columns, from)
         .map_err(|e| failed(io::Error::other(e)))?;
-    let file = std::fs::File::create(&partial).map_err(failed)?;
-    let mut out = csv::Writer::from_writer(io::BufWriter::new(file));
+    let file = Partial::create(path).map_err(failed)?;
+    let mut out = csv::Writer::from_writer(file);
     let mut header = reader.header().to_vec();
     header.extend(["line".to_owned(), "reason".to_owned()]);
     out.write_record(&header).map_err(|e| failed(e.into()))?;
@@ -77,11 +75,8 @@ pub fn write_rejects(
             LedgerError::Output(e) => failed(e),
             e => e.into(),
         })?;
-    let mut buffered = out.into_inner().map_err(|e| failed(e.into_error()))?;
-    buffered.flush().map_err(failed)?;
-    let file = buffered.into_inner().map_err(|e| failed(e.into_error()))?;
-    file.sync_all().map_err(failed)?;
-    std::fs::rename(&partial, path).map_err(failed)?;
+    let file = out.into_inner().map_err(|e| failed(e.into_error()))?;
+    file.commit().map_err(failed)?;
     Ok(written)
 }
 

@@ -197,6 +197,44 @@ fn status_object(status: &CampaignStatus) -> serde_json::Value {
     object
 }
 
+/// Prints one CSV row per campaign: its counts of orders and batches by
+/// state, and of calls.
+pub fn write_status_csv(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io::Result<()> {
+    let mut csv = csv::Writer::from_writer(out);
+    let mut header = vec!["campaign".to_owned(), "rows_read".to_owned()];
+    header.extend(OrderState::ALL.iter().map(|s| format!("orders_{}", s.as_str())));
+    header.extend(BatchState::ALL.iter().map(|s| format!("batches_{}", s.as_str())));
+    header.extend(
+        [
+            "call_records",
+            "call_records_of_unknown_orders",
+            "orders_called",
+            "orders_answered",
+            "talk_seconds",
+        ]
+        .map(str::to_owned),
+    );
+    csv.write_record(&header)?;
+    for status in statuses {
+        let calls = status.calls.clone().unwrap_or_default();
+        let mut row = vec![status.campaign.clone(), status.rows_read.to_string()];
+        row.extend(status.orders.iter().map(|(_, n)| n.to_string()));
+        row.extend(status.batches.iter().map(|(_, n)| n.to_string()));
+        row.extend(
+            [
+                calls.records,
+                calls.unknown_records,
+                calls.orders_called,
+                calls.answered,
+                calls.talk_seconds,
+            ]
+            .map(|n| n.to_string()),
+        );
+        csv.write_record(&row)?;
+    }
+    csv.flush()
+}
+
 /// Prints one JSON object per campaign, one per line.
 pub fn write_status_json(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io::Result<()> {
     for status in statuses {
@@ -206,7 +244,7 @@ pub fn write_status_json(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io
 }
 
 /// The CSV header of `orders --format csv`.
-pub const ORDERS_CSV_HEADER: [&str; 11] = [
+pub const ORDERS_CSV_HEADER: [&str; 12] = [
     "order_id",
     "phone",
     "state",
@@ -218,6 +256,7 @@ pub const ORDERS_CSV_HEADER: [&str; 11] = [
     "talk_seconds",
     "hangup_reason",
     "intent",
+    "req_id",
 ];
 
 /// Writes order lines one at a time in the chosen format.
@@ -269,7 +308,11 @@ impl<'w> OrderWriter<'w> {
                     .and_then(|c| c.talk_seconds)
                     .map(|t| format!("{t}s"))
                     .unwrap_or_default(),
-                terminal_safe(order.message.as_deref().unwrap_or(""))
+                terminal_safe(&match (&order.message, &order.req_id) {
+                    (Some(message), Some(req_id)) => format!("{message} (reqId {req_id})"),
+                    (None, Some(req_id)) => format!("(reqId {req_id})"),
+                    (message, None) => message.as_deref().unwrap_or("").to_owned(),
+                })
             ),
             OrderWriter::Csv(csv) => {
                 // Numbers are formatted on the stack: this runs per order.
@@ -297,6 +340,7 @@ impl<'w> OrderWriter<'w> {
                         .as_bytes(),
                     spreadsheet_safe(call.and_then(|c| c.intent.as_deref()).unwrap_or(""))
                         .as_bytes(),
+                    spreadsheet_safe(order.req_id.as_deref().unwrap_or("")).as_bytes(),
                 ])
                 // Keep the I/O error's kind: a closed pipe is not a failure.
                 .map_err(|e| match e.into_kind() {
@@ -317,6 +361,7 @@ impl<'w> OrderWriter<'w> {
                     "talk_seconds": order.last_call.as_ref().and_then(|c| c.talk_seconds),
                     "hangup_reason": order.last_call.as_ref().and_then(|c| c.hangup_reason.as_deref()),
                     "intent": order.last_call.as_ref().and_then(|c| c.intent.as_deref()),
+                    "req_id": order.req_id,
                 });
                 writeln!(out, "{object}")
             }
@@ -679,8 +724,15 @@ fn describe_attempt(report: &AttemptReport) -> String {
         .as_deref()
         .map(|m| format!(": {}", terminal_safe(m)))
         .unwrap_or_default();
+    // What the vendor's support asks for, where a person may ask them.
+    let req_id = report
+        .req_id
+        .as_deref()
+        .filter(|_| report.state.needs_attention())
+        .map(|id| format!(" (reqId {})", terminal_safe(id)))
+        .unwrap_or_default();
     format!(
-        "batch #{} {} ({} orders) attempt {}: {what}{code}{message}",
+        "batch #{} {} ({} orders) attempt {}: {what}{code}{message}{req_id}",
         report.seq, report.country, report.orders, report.attempt
     )
 }

@@ -114,34 +114,44 @@ pub fn classify(exchange: &Exchange, after_clock_fix: bool) -> Decision {
 
 fn classify_reply(reply: &Reply, after_clock_fix: bool) -> Decision {
     let success = (200..300).contains(&reply.http_status);
-    match (reply.http_status, reply.code) {
-        // Refused before processing, as the HTTP standard has it.
-        (429 | 503, _) => Decision::Retry {
+    let refused_unprocessed = matches!(reply.http_status, 429 | 503);
+    // A body that carries an NXLink code is the vendor's word, whatever the
+    // HTTP status around it: code 0 means the task exists (a retry would
+    // create a second one), 88 and 99 that it may.
+    match (reply.code, reply.http_status) {
+        (Some(code::SUCCESS), _) => Decision::Accepted,
+        (Some(code::REQUEST_FAILED | code::SYSTEM_ERROR), _) => Decision::Uncertain,
+        (Some(code::TIMESTAMP_EXPIRED), _) if after_clock_fix => Decision::Stop(StopCause::Clock {
+            server_offset_ms: reply.server_clock_offset_ms,
+        }),
+        (Some(code::TIMESTAMP_EXPIRED), _) => Decision::FixClock {
+            server_offset_ms: reply.server_clock_offset_ms,
+        },
+        (Some(code), _) if code::AUTH_RANGE.contains(&code) => {
+            Decision::Stop(StopCause::Auth { code })
+        }
+        (Some(code::PARAMETER_ERROR), _) => Decision::Rejected,
+        // A code we do not know under a refusal that says nothing was
+        // processed: as the refusal says.
+        (Some(_), _) if refused_unprocessed => Decision::Retry {
+            after: reply.retry_after,
+        },
+        (Some(_), 500..=599) => Decision::Uncertain,
+        (Some(_), _) => Decision::Rejected,
+        // No vendor body: the HTTP status alone. 429 and 503 are refused
+        // before processing, as the HTTP standard has it.
+        (None, _) if refused_unprocessed => Decision::Retry {
             after: reply.retry_after,
         },
         // Any other server error may come after the task was created.
-        (500..=599, _) => Decision::Uncertain,
-        (300..=399, _) => Decision::Stop(StopCause::Redirect {
+        (None, 500..=599) => Decision::Uncertain,
+        (None, 300..=399) => Decision::Stop(StopCause::Redirect {
             status: reply.http_status,
             location: reply.location.clone().unwrap_or_default(),
         }),
-        (_, Some(code::SUCCESS)) if success => Decision::Accepted,
-        // Success said with a failure status: what happened is unknown.
-        (_, Some(code::SUCCESS)) => Decision::Uncertain,
-        (_, Some(code::REQUEST_FAILED | code::SYSTEM_ERROR)) => Decision::Uncertain,
-        (_, Some(code::TIMESTAMP_EXPIRED)) if after_clock_fix => Decision::Stop(StopCause::Clock {
-            server_offset_ms: reply.server_clock_offset_ms,
-        }),
-        (_, Some(code::TIMESTAMP_EXPIRED)) => Decision::FixClock {
-            server_offset_ms: reply.server_clock_offset_ms,
-        },
-        (_, Some(code)) if code::AUTH_RANGE.contains(&code) => {
-            Decision::Stop(StopCause::Auth { code })
-        }
-        (_, Some(_)) => Decision::Rejected,
         // A success we cannot read: it may have been processed.
-        (_, None) if success => Decision::Uncertain,
-        (status, None) => Decision::Stop(StopCause::Http { status }),
+        (None, _) if success => Decision::Uncertain,
+        (None, status) => Decision::Stop(StopCause::Http { status }),
     }
 }
 
@@ -252,8 +262,8 @@ pub fn may_retry(policy: &RetryPolicy, attempts_made: u32) -> bool {
 /// How long to wait after try number `attempts_made` (1-based) failed.
 ///
 /// Full jitter: a uniform share (`jitter` in `[0, 1)`) of the capped
-/// exponential ceiling `base * 2^(n-1)`. A server's `Retry-After` is a
-/// floor, and `max_delay` caps everything.
+/// exponential ceiling `base * 2^(n-1)`, at most `max_delay`. A server's
+/// `Retry-After` is a floor that nothing caps: the vendor said when.
 pub fn delay(
     policy: &RetryPolicy,
     attempts_made: u32,
@@ -263,8 +273,8 @@ pub fn delay(
     let ceiling = exponential_ceiling(policy, attempts_made);
     let jittered = ceiling.mul_f64(jitter.clamp(0.0, 1.0));
     jittered
-        .max(retry_after.unwrap_or(Duration::ZERO))
         .min(policy.max_delay)
+        .max(retry_after.unwrap_or(Duration::ZERO))
 }
 
 fn exponential_ceiling(policy: &RetryPolicy, attempts_made: u32) -> Duration {
@@ -317,16 +327,24 @@ mod tests {
         check(reply(204, Some(0)), Decision::Accepted);
         check(reply(200, Some(41000)), Decision::Rejected);
         check(reply(400, Some(41000)), Decision::Rejected);
-        check(reply(400, Some(0)), Decision::Uncertain);
+        // Code 0 is the vendor's word under any status: the task exists.
+        check(reply(400, Some(0)), Decision::Accepted);
+        check(reply(429, Some(0)), Decision::Accepted);
+        check(reply(503, Some(0)), Decision::Accepted);
+        check(reply(503, Some(99)), Decision::Uncertain);
+        check(reply(429, Some(88)), Decision::Uncertain);
+        check(reply(503, Some(41000)), Decision::Rejected);
+        check(reply(503, Some(12345)), Decision::Retry { after });
+        check(reply(500, Some(12345)), Decision::Uncertain);
         // 88, 99 and 5xx other than 503 may follow a created task.
         check(reply(200, Some(88)), Decision::Uncertain);
         check(reply(200, Some(99)), Decision::Uncertain);
         check(reply(429, None), Decision::Retry { after });
         check(reply(503, None), Decision::Retry { after });
-        check(reply(503, Some(0)), Decision::Retry { after });
         for status in [500, 501, 502, 504, 505, 599] {
             check(reply(status, None), Decision::Uncertain);
-            check(reply(status, Some(0)), Decision::Uncertain);
+            check(reply(status, Some(0)), Decision::Accepted);
+            check(reply(status, Some(99)), Decision::Uncertain);
         }
         check(reply(200, None), Decision::Uncertain);
         check(reply(299, None), Decision::Uncertain);
@@ -437,7 +455,7 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_a_floor_and_the_cap_still_holds() {
+    fn retry_after_is_a_floor_the_cap_does_not_cut() {
         let p = policy(10, 100, 1000);
         assert_eq!(
             delay(&p, 1, Some(Duration::from_millis(700)), 0.1),
@@ -445,8 +463,9 @@ mod tests {
         );
         assert_eq!(
             delay(&p, 1, Some(Duration::from_secs(3600)), 0.1),
-            Duration::from_millis(1000)
+            Duration::from_secs(3600)
         );
+        assert_eq!(delay(&p, 8, None, 1.0), Duration::from_millis(1000));
     }
 
     #[test]

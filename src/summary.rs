@@ -3,7 +3,6 @@
 //! node_exporter's textfile collector), each written beside its place and
 //! renamed over it, so a reader never sees half a file.
 
-use std::io::{self, Write as _};
 use std::path::Path;
 
 use serde_json::json;
@@ -31,7 +30,7 @@ fn ending_word(ending: &Ending) -> &'static str {
     match ending {
         Ending::Finished => "finished",
         Ending::Interrupted => "interrupted",
-        Ending::TimeUp => "time_up",
+        Ending::TimeUp { .. } => "time_up",
         Ending::VendorFailing { .. } => "vendor_failing",
         Ending::Stopped(_) => "stopped",
         Ending::OutsideWindows { .. } => "outside_windows",
@@ -58,6 +57,10 @@ impl RunSummary<'_> {
             "elapsed_seconds": self.elapsed_seconds(),
             "exit_code": self.exit.code(),
             "ending": run.map(|r| ending_word(&r.ending)).unwrap_or("error"),
+            // Both at once when a run stopped early with news: exit 1 says
+            // the first, `campaign_done` the second.
+            "needs_attention": run.is_some_and(CampaignRun::has_news),
+            "campaign_done": run.is_some_and(CampaignRun::is_done),
             "error": self.error,
             "read": run.map(|r| json!({
                 "rows": r.ingest.rows,
@@ -163,15 +166,4 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-/// Writes `bytes` beside `path` and renames the result over it.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(format!(".{}.partial", std::process::id()));
-    let partial = std::path::PathBuf::from(partial);
-    let mut file = std::fs::File::create(&partial)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&partial, path)
 }

@@ -80,7 +80,48 @@ pub enum DbError {
     Postgres(#[from] sqlx::Error),
 }
 
+impl LedgerError {
+    /// Whether the failure may pass by itself: the server restarting or
+    /// unreachable, a connection reset, a lock held too long. A ledger that
+    /// is not a ledger, or a statement the schema refuses, is not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LedgerError::Open { source, .. } | LedgerError::Query { source, .. } => {
+                source.is_transient()
+            }
+            LedgerError::LeaseLost { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 impl DbError {
+    /// See [`LedgerError::is_transient`].
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DbError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            DbError::Postgres(sqlx::Error::Database(e)) => e.code().is_some_and(|code| {
+                // Connection exceptions, the server shutting down or not
+                // yet taking connections, too many of them, a transaction
+                // the server cancelled to break a conflict.
+                code.starts_with("08")
+                    || code.starts_with("57P")
+                    || matches!(code.as_ref(), "53300" | "40001" | "40P01")
+            }),
+            DbError::Postgres(
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Protocol(_),
+            ) => true,
+            DbError::Postgres(_) => false,
+        }
+    }
+
     /// SQLite's primary result code, if SQLite failed.
     fn sqlite_code(&self) -> Option<rusqlite::ErrorCode> {
         match self {
@@ -259,8 +300,10 @@ impl Ledger {
         let records = each!(self, l => l.campaign_records().await)?;
         let mut summaries = Vec::with_capacity(records.len());
         for record in records {
+            let mut status = self.status(record.id, &record.name).await?;
+            status.calls = Some(self.call_stats(record.id).await?);
             summaries.push(CampaignSummary {
-                status: self.status(record.id, &record.name).await?,
+                status,
                 created_at_ms: record.created_at_ms,
                 last_run_at_ms: record.last_run_at_ms,
                 job_file: record.job_file,
@@ -339,6 +382,24 @@ impl Ledger {
         keys: Vec<String>,
     ) -> Result<Vec<(String, u64)>, LedgerError> {
         each!(self, l => l.known_keys(campaign, kind, keys).await)
+    }
+
+    /// Each statement that a call, a delivery, a reconciliation or an
+    /// export runs per item, with the database's plan for it: the tests
+    /// hold each to an index.
+    #[doc(hidden)]
+    pub async fn explain_hot_statements(&self) -> Result<Vec<(String, String)>, LedgerError> {
+        each!(self, l => l.explain_hot_statements().await)
+    }
+
+    /// Which of the order ids `ids` a campaign other than `except` holds,
+    /// with that campaign's name; read only.
+    pub async fn order_ids_elsewhere(
+        &self,
+        except: Option<CampaignId>,
+        ids: Vec<String>,
+    ) -> Result<Vec<(String, String)>, LedgerError> {
+        each!(self, l => l.order_ids_elsewhere(except, ids).await)
     }
 
     /// Presumes runner `gone` dead if it is still exactly as watched: it
@@ -448,6 +509,21 @@ impl Ledger {
         only: Option<&[String]>,
     ) -> Result<Option<i64>, LedgerError> {
         each!(self, l => l.next_due_at(campaign, only).await)
+    }
+
+    /// Which of `seqs` are batches of the campaign.
+    pub async fn existing_batches(
+        &self,
+        campaign: CampaignId,
+        seqs: &[BatchSeq],
+    ) -> Result<Vec<BatchSeq>, LedgerError> {
+        let raw: Vec<i64> = seqs.iter().map(|s| i64::from(s.get())).collect();
+        let found = each!(self, l => l.existing_batches(campaign, raw).await)?;
+        Ok(seqs
+            .iter()
+            .filter(|seq| found.contains(&i64::from(seq.get())))
+            .copied()
+            .collect())
     }
 
     /// The countries of the campaign's planned pending batches.
@@ -617,6 +693,12 @@ impl IngestWriter {
     /// Says that a dispatch works on the ledger meanwhile (`run`).
     pub fn beside_dispatch(&mut self) {
         each_writer!(self, w => w.beside_dispatch())
+    }
+
+    /// Says that the order ids come from the contact file, so each is
+    /// checked against every other campaign's.
+    pub fn ids_from_file(&mut self) {
+        each_writer!(self, w => w.ids_from_file())
     }
 
     /// Appends rows as staged orders (invalid ones set aside at once) and

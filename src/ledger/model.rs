@@ -164,6 +164,30 @@ impl CampaignStatus {
     }
 }
 
+/// A batch as the orders export sees it: the state its orders take, the
+/// last answer, when it changed, and the reply's `reqId` where a person
+/// may need it.
+#[derive(Debug, Clone)]
+pub(super) struct BatchOutcome {
+    pub state: BatchState,
+    pub code: Option<i64>,
+    pub message: Option<String>,
+    pub updated_at_ms: i64,
+    pub req_id: Option<String>,
+}
+
+impl BatchOutcome {
+    /// The `reqId` to show: only for a batch that needs attention.
+    pub fn shown_req_id(&self) -> Option<Cow<'_, str>> {
+        matches!(
+            self.state,
+            BatchState::Rejected | BatchState::Failed | BatchState::Uncertain
+        )
+        .then(|| self.req_id.as_deref().map(Cow::Borrowed))
+        .flatten()
+    }
+}
+
 /// One order's outcome, as `orders` lists it (borrowed from a page).
 #[derive(Debug, Clone)]
 pub struct OrderLine<'a> {
@@ -179,6 +203,9 @@ pub struct OrderLine<'a> {
     pub updated_at_ms: Option<i64>,
     /// Its last call, if it had any.
     pub last_call: Option<LastCall<'a>>,
+    /// The vendor's `reqId` of the reply that left its batch rejected,
+    /// failed or uncertain (what the vendor's support asks for).
+    pub req_id: Option<Cow<'a, str>>,
 }
 
 impl CallStats {
@@ -224,54 +251,130 @@ pub enum CallFilter {
 }
 
 impl CallFilter {
-    /// The condition on `o` (an order) that keeps these orders.
-    pub(super) fn sql(self) -> &'static str {
+    /// Whether an order with these calls is kept: `called` when it has
+    /// any, `answered` when one of them was answered.
+    pub fn keeps(self, called: bool, answered: bool) -> bool {
         match self {
-            CallFilter::Answered => "AND EXISTS (SELECT 1 FROM calls a WHERE a.campaign_id = o.campaign_id AND a.matched_order_id = o.order_id AND a.answered)",
-            CallFilter::Unanswered => "AND EXISTS (SELECT 1 FROM calls a WHERE a.campaign_id = o.campaign_id AND a.matched_order_id = o.order_id) AND NOT EXISTS (SELECT 1 FROM calls a WHERE a.campaign_id = o.campaign_id AND a.matched_order_id = o.order_id AND a.answered)",
-            CallFilter::None => "AND NOT EXISTS (SELECT 1 FROM calls a WHERE a.campaign_id = o.campaign_id AND a.matched_order_id = o.order_id)",
+            CallFilter::Answered => answered,
+            CallFilter::Unanswered => called && !answered,
+            CallFilter::None => !called,
         }
     }
 }
 
-/// Stores one call, replacing an earlier report of it (parameters `$1`
-/// to `$24` in the order of the columns; SQLite reads `$N` as the Nth).
+/// How a stored call was tied to an order of the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchedBy {
+    /// The call names the order (`orderId`), whose batch was sent before
+    /// the call began: proof that the vendor received the batch.
+    OrderId,
+    /// The call names no order, and its number is the order's: counted
+    /// in the campaign's outcomes, never proof of anything.
+    Phone,
+}
+
+impl MatchedBy {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            MatchedBy::OrderId => "order_id",
+            MatchedBy::Phone => "phone",
+        }
+    }
+}
+
+/// The order a call belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct CallOwner {
+    pub campaign: i64,
+    /// The order's row.
+    pub order_row: i64,
+    pub order_id: String,
+    pub by: MatchedBy,
+}
+
+/// How far a call's own times may come before the request that made its
+/// task, by this machine's clock: the vendor refuses a request whose `ts`
+/// is more than this from its own clock, so a task it created was sent
+/// within this much of its clock, by which its calls are timed.
+pub(super) const CLOCKS_APART_MS: i64 = 60_000;
+
+/// The latest start of a batch's first request for a call to be one of its
+/// orders' calls: a call that ended before its order was ever sent is
+/// another's (another ledger's orders with the same ids). A call with no
+/// time at all can only be checked for having been sent.
+pub(super) fn sent_by_for(call: &crate::nxlink::calls::Call) -> i64 {
+    call.earliest_ms()
+        .map_or(i64::MAX, |at| at.saturating_add(CLOCKS_APART_MS))
+}
+
+/// `sql` with its parameters `<mark>1`, `<mark>2`, … replaced by `values`
+/// (SQL literals), for `EXPLAIN`.
+pub(super) fn with_values(sql: &str, mark: char, values: &[&str]) -> String {
+    let mut sql = sql.to_owned();
+    // The highest first: `$1` is a prefix of `$10`.
+    for (index, value) in values.iter().enumerate().rev() {
+        sql = sql.replace(&format!("{mark}{}", index + 1), value);
+    }
+    sql
+}
+
+/// Stores one call (parameters `$1` to `$26` in the order of the columns;
+/// SQLite reads `$N` as the Nth). A later report never makes a call less
+/// complete: answered stays answered, the later end and the longer
+/// durations win, and a filled field is not erased by an empty one. A
+/// match by order id is never replaced by a weaker one.
 pub(super) const UPSERT_CALL: &str =
-    "INSERT INTO calls (call_id, order_id, campaign_id, matched_order_id, task_id,
-        caller, callee, answered, start_ms, answer_ms, end_ms, ring_ms, ring_seconds,
+    "INSERT INTO calls (call_id, order_id, campaign_id, order_row, matched_order_id, matched_by,
+        task_id, caller, callee, answered, start_ms, answer_ms, end_ms, ring_ms, ring_seconds,
         call_seconds, hangup_by, hangup_code, hangup_reason, call_status, intent,
         record_url, price, raw, source, received_at_ms)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-        $17, $18, $19, $20, $21, $22, $23, $24)
-    ON CONFLICT (call_id) DO UPDATE SET order_id = excluded.order_id,
-        campaign_id = excluded.campaign_id, matched_order_id = excluded.matched_order_id,
-        task_id = excluded.task_id, caller = excluded.caller, callee = excluded.callee,
-        answered = excluded.answered, start_ms = excluded.start_ms,
-        answer_ms = excluded.answer_ms, end_ms = excluded.end_ms,
-        ring_ms = excluded.ring_ms, ring_seconds = excluded.ring_seconds,
-        call_seconds = excluded.call_seconds, hangup_by = excluded.hangup_by,
-        hangup_code = excluded.hangup_code, hangup_reason = excluded.hangup_reason,
-        call_status = excluded.call_status, intent = excluded.intent,
-        record_url = excluded.record_url, price = excluded.price, raw = excluded.raw,
+        $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)
+    ON CONFLICT (call_id) DO UPDATE SET
+        order_id = CASE WHEN excluded.matched_by = 'order_id' OR calls.matched_by IS NULL OR calls.matched_by = excluded.matched_by
+            THEN excluded.order_id ELSE calls.order_id END,
+        campaign_id = CASE WHEN excluded.matched_by = 'order_id' OR calls.matched_by IS NULL OR calls.matched_by = excluded.matched_by
+            THEN excluded.campaign_id ELSE calls.campaign_id END,
+        order_row = CASE WHEN excluded.matched_by = 'order_id' OR calls.matched_by IS NULL OR calls.matched_by = excluded.matched_by
+            THEN excluded.order_row ELSE calls.order_row END,
+        matched_order_id = CASE WHEN excluded.matched_by = 'order_id' OR calls.matched_by IS NULL OR calls.matched_by = excluded.matched_by
+            THEN excluded.matched_order_id ELSE calls.matched_order_id END,
+        matched_by = CASE WHEN excluded.matched_by = 'order_id' OR calls.matched_by IS NULL OR calls.matched_by = excluded.matched_by
+            THEN excluded.matched_by ELSE calls.matched_by END,
+        task_id = COALESCE(excluded.task_id, calls.task_id),
+        caller = COALESCE(excluded.caller, calls.caller),
+        callee = COALESCE(excluded.callee, calls.callee),
+        answered = (calls.answered OR excluded.answered),
+        start_ms = COALESCE(excluded.start_ms, calls.start_ms),
+        answer_ms = COALESCE(excluded.answer_ms, calls.answer_ms),
+        end_ms = CASE WHEN calls.end_ms IS NULL OR excluded.end_ms > calls.end_ms THEN excluded.end_ms ELSE calls.end_ms END,
+        ring_ms = CASE WHEN calls.ring_ms IS NULL OR excluded.ring_ms > calls.ring_ms THEN excluded.ring_ms ELSE calls.ring_ms END,
+        ring_seconds = CASE WHEN calls.ring_seconds IS NULL OR excluded.ring_seconds > calls.ring_seconds
+            THEN excluded.ring_seconds ELSE calls.ring_seconds END,
+        call_seconds = CASE WHEN calls.call_seconds IS NULL OR excluded.call_seconds > calls.call_seconds
+            THEN excluded.call_seconds ELSE calls.call_seconds END,
+        hangup_by = COALESCE(excluded.hangup_by, calls.hangup_by),
+        hangup_code = COALESCE(excluded.hangup_code, calls.hangup_code),
+        hangup_reason = COALESCE(excluded.hangup_reason, calls.hangup_reason),
+        call_status = COALESCE(excluded.call_status, calls.call_status),
+        intent = COALESCE(excluded.intent, calls.intent),
+        record_url = COALESCE(excluded.record_url, calls.record_url),
+        price = COALESCE(excluded.price, calls.price),
+        raw = CASE WHEN calls.raw IS NULL OR calls.end_ms IS NULL OR excluded.end_ms >= calls.end_ms
+            THEN COALESCE(excluded.raw, calls.raw) ELSE calls.raw END,
         source = excluded.source, received_at_ms = excluded.received_at_ms";
 
-/// The columns of an order's last call (answered, call_seconds,
-/// hangup_reason, intent, call_id) and the join to orders `o` that gives
-/// them; a campaign without calls skips the join (an export of millions of
-/// orders would look up each one for nothing).
-pub(super) fn last_call_columns(any_calls: bool) -> (&'static str, &'static str) {
-    if any_calls {
-        (
-            "lc.answered, lc.call_seconds, lc.hangup_reason, lc.intent, lc.call_id",
-            "LEFT JOIN calls lc ON lc.call_id = (
-                SELECT c.call_id FROM calls c WHERE c.campaign_id = o.campaign_id AND c.matched_order_id = o.order_id
-                ORDER BY COALESCE(c.start_ms, c.received_at_ms) DESC, c.call_id DESC LIMIT 1)",
-        )
-    } else {
-        (
-            "CAST(NULL AS BOOLEAN), CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT)",
-            "",
-        )
+/// The call as the ledger keeps it: whole for a call of one of its orders;
+/// for any other, its callId alone (a repeat is not counted twice), with
+/// none of its numbers or texts.
+pub(super) struct CallRow<'a> {
+    pub owner: Option<&'a CallOwner>,
+}
+
+impl CallRow<'_> {
+    /// `value` when the call is the ledger's, else nothing.
+    pub fn kept<T>(&self, value: Option<T>) -> Option<T> {
+        self.owner.and(value)
     }
 }
 
@@ -510,6 +613,8 @@ pub struct TroubledBatch {
     pub state: String,
     pub code: Option<i64>,
     pub message: Option<String>,
+    /// The vendor's id of the reply, for its support.
+    pub req_id: Option<String>,
 }
 
 /// Attempts that ended alike.
@@ -559,10 +664,14 @@ pub struct CallStats {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UncertainBatch {
     pub seq: BatchSeq,
-    /// When its last attempt was recorded (Unix ms).
-    pub updated_at_ms: i64,
+    /// When its first and its last attempt started (Unix ms): the real
+    /// send times, whatever happened to the batch since (a takeover, a
+    /// re-queue).
+    pub first_attempt_ms: i64,
+    pub last_attempt_ms: i64,
     /// Its orders' ids.
     pub order_ids: Vec<String>,
-    /// How many of its orders have a call in the ledger.
+    /// How many of its orders have a call in the ledger that names them
+    /// (a call matched by number alone proves nothing).
     pub orders_with_calls: u64,
 }

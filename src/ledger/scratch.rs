@@ -86,6 +86,34 @@ impl Scratch {
         .await
     }
 
+    /// Sets aside, as duplicates, the live orders whose order id a campaign
+    /// of `known` other than `known_campaign` holds (what a run would set
+    /// aside when the ids come from the file); returns how many.
+    pub async fn set_aside_used_elsewhere(
+        &self,
+        campaign: CampaignId,
+        known: &Ledger,
+        known_campaign: Option<CampaignId>,
+    ) -> Result<u64, LedgerError> {
+        self.set_aside_where(campaign, OrderState::Duplicate, |chunk| async move {
+            let ids = chunk.iter().map(|(_, _, order)| order.clone()).collect();
+            let used: HashMap<String, String> = known
+                .order_ids_elsewhere(known_campaign, ids)
+                .await?
+                .into_iter()
+                .collect();
+            Ok(chunk
+                .iter()
+                .filter_map(|(id, _, order)| {
+                    used.get(order).map(|other| {
+                        (*id, format!("order id already used by campaign {other:?}"))
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+
     /// Sets aside, as suppressed, the live orders whose number `known`'s
     /// do-not-call list holds at `now_ms` for `known_campaign` (what a run
     /// there would set aside); returns how many.

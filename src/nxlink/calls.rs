@@ -99,18 +99,20 @@ impl Call {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
                 Some(Value::Number(n)) => Ok(n.as_f64()),
-                Some(Value::String(s)) => {
-                    s.trim().parse().map(Some).map_err(|_| CallError::Field {
+                Some(Value::String(s)) => match s.trim().parse::<f64>() {
+                    Ok(n) if n.is_finite() => Ok(Some(n)),
+                    _ => Err(CallError::Field {
                         field,
                         problem: format!("expected a number, got {s:?}"),
-                    })
-                }
+                    }),
+                },
                 Some(other) => Err(CallError::Field {
                     field,
                     problem: format!("expected a number, got {other}"),
                 }),
             }
         };
+        // A float beyond i64 saturates, and is then refused by its range.
         let whole = |field: &'static str| number(field).map(|n| n.map(|n| n.round() as i64));
         let time = |field: &'static str| -> Result<Option<i64>, CallError> {
             if let Some(Value::String(s)) = object.get(field) {
@@ -120,11 +122,18 @@ impl Call {
             }
             Ok(whole(field)?.filter(|n| *n > 0).map(unix_ms))
         };
+        // The vendor's own push example leaves `answered` out of an answered
+        // call: without the key, a call with an answer time or a duration
+        // was answered. A key that is there says it.
         let answered = match object.get("answered") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0),
-            Some(Value::String(s)) => matches!(s.trim(), "true" | "1" | "yes"),
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::Number(n)) => Some(n.as_f64().is_some_and(|n| n != 0.0)),
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            Some(Value::String(s)) => Some(matches!(
+                s.trim().to_ascii_lowercase().as_str(),
+                "true" | "1" | "yes"
+            )),
             Some(other) => {
                 return Err(CallError::Field {
                     field: "answered",
@@ -133,7 +142,18 @@ impl Call {
             }
         };
         let call_id = text("callId")?.ok_or(CallError::NoCallId)?;
-        Ok(Call {
+        if call_id.chars().count() > MOST_CALL_ID_CHARS {
+            return Err(CallError::Field {
+                field: "callId",
+                problem: format!(
+                    "{} characters, more than a call id has ({MOST_CALL_ID_CHARS} at most)",
+                    call_id.chars().count()
+                ),
+            });
+        }
+        let answer_ms = within(time("answerTime")?, "answerTime", TIMES_MS)?;
+        let call_seconds = within(whole("callDuration")?, "callDuration", DURATION_S)?;
+        let call = Call {
             call_id,
             // The records spell it `orderId`; accept the request's spelling.
             order_id: match text("orderId")? {
@@ -143,22 +163,68 @@ impl Call {
             task_id: text("taskId")?,
             caller: text("caller")?,
             callee: text("callee")?,
-            answered,
-            start_ms: time("startTime")?,
-            answer_ms: time("answerTime")?,
-            end_ms: time("endTime")?,
-            ring_ms: whole("ringTime")?,
-            call_seconds: whole("callDuration")?,
-            ring_seconds: whole("ringDuration")?,
-            hangup_by: whole("hangupBy")?,
+            answered: answered.unwrap_or_else(|| {
+                answer_ms.is_some_and(|at| at > 0) || call_seconds.is_some_and(|s| s > 0)
+            }),
+            start_ms: within(time("startTime")?, "startTime", TIMES_MS)?,
+            answer_ms,
+            end_ms: within(time("endTime")?, "endTime", TIMES_MS)?,
+            ring_ms: within(whole("ringTime")?, "ringTime", DURATION_MS)?,
+            call_seconds,
+            ring_seconds: within(whole("ringDuration")?, "ringDuration", DURATION_S)?,
+            hangup_by: within(whole("hangupBy")?, "hangupBy", 0..=1_000)?,
             hangup_code: text("hangupCode")?,
             hangup_reason: text("hangupReason")?,
             call_status: text("callStatus")?,
             intent: text("intent")?,
             record_url: text("recordUrl")?,
-            price: number("totalCustomerPrice")?,
+            price: match number("totalCustomerPrice")? {
+                Some(price) if !price.is_finite() || price.abs() > MOST_PRICE => {
+                    return Err(CallError::Field {
+                        field: "totalCustomerPrice",
+                        problem: format!("{price} is not a price"),
+                    })
+                }
+                price => price,
+            },
             raw: value.to_string(),
-        })
+        };
+        Ok(call)
+    }
+
+    /// The earliest time the call says it happened (its start, else its
+    /// answer, else its end).
+    pub fn earliest_ms(&self) -> Option<i64> {
+        [self.start_ms, self.answer_ms, self.end_ms]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+/// The longest `callId` taken: the vendor's are UUIDs (36 characters).
+pub const MOST_CALL_ID_CHARS: usize = 128;
+/// Times a call can have: from 2000 to 2100, in Unix ms.
+const TIMES_MS: std::ops::RangeInclusive<i64> = 946_684_800_000..=4_102_444_800_000;
+/// Durations of one call: up to a day.
+const DURATION_S: std::ops::RangeInclusive<i64> = 0..=86_400;
+const DURATION_MS: std::ops::RangeInclusive<i64> = 0..=86_400_000;
+/// A call's price, in any currency, is far below this.
+const MOST_PRICE: f64 = 1e9;
+
+/// `value`, refused when outside `range`: one absurd number would break
+/// every sum the reports make.
+fn within(
+    value: Option<i64>,
+    field: &'static str,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<Option<i64>, CallError> {
+    match value {
+        Some(n) if !range.contains(&n) => Err(CallError::Field {
+            field,
+            problem: format!("{n} is out of range ({}..={})", range.start(), range.end()),
+        }),
+        value => Ok(value),
     }
 }
 

@@ -12,6 +12,9 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, DATE, LOCATION, RETR
 
 use crate::clock::{now_ms, system_time_ms};
 
+use super::calls::{
+    Call, CallError, CDR_BY_ORDER_PATH, CDR_FILTER_AI_OUTBOUND, CDR_PAGE_PATH, CDR_PAGE_SIZE,
+};
 use super::sign::{sign, Credentials, SignedParts};
 use super::wire::ApiReply;
 use super::{ACTION_CC, BIZ_TYPE_CC, CREATE_AND_CALL_PATH};
@@ -57,6 +60,41 @@ pub struct Reply {
     /// Where a redirect pointed (never followed).
     pub location: Option<String>,
     pub elapsed: Duration,
+}
+
+/// A span of call start times, in Unix seconds (`cdr/page` takes at most
+/// a day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordWindow {
+    pub start_s: i64,
+    pub end_s: i64,
+}
+
+/// The call records one query returned.
+#[derive(Debug, Default)]
+pub struct Records {
+    pub calls: Vec<Call>,
+    /// Records that are not calls as documented (no `callId`, a number out
+    /// of range): counted, not kept.
+    pub unreadable: Vec<CallError>,
+    /// Whether this was the last page of its window.
+    pub last: bool,
+}
+
+impl Records {
+    fn read(items: &[serde_json::Value], last: bool) -> Records {
+        let mut records = Records {
+            last,
+            ..Records::default()
+        };
+        for item in items {
+            match Call::from_json(item) {
+                Ok(call) => records.calls.push(call),
+                Err(e) => records.unreadable.push(e),
+            }
+        }
+        records
+    }
 }
 
 /// Why a query of the API has no answer.
@@ -113,18 +151,25 @@ impl Exchange {
                     (None, false) => text,
                 }
             }
-            Exchange::Transport(TransportError::NotSent { detail, .. }) => {
-                format!("not sent: {detail}")
+            Exchange::Transport(e) => e.to_string(),
+        };
+        Some(cut(message, MAX_MESSAGE_BYTES))
+    }
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransportError::NotSent { detail, .. } => write!(f, "not sent: {detail}"),
+            TransportError::NoAnswer { detail, .. } => {
+                write!(f, "no answer (it may have arrived): {detail}")
             }
-            Exchange::Transport(TransportError::NoAnswer { detail, .. }) => {
-                format!("no answer (it may have arrived): {detail}")
-            }
-            Exchange::Transport(TransportError::TooLarge { http_status, .. }) => format!(
+            TransportError::TooLarge { http_status, .. } => write!(
+                f,
                 "reply too large: HTTP {http_status} with a body over {} KiB (it may have arrived)",
                 MAX_REPLY_BYTES / 1024
             ),
-        };
-        Some(cut(message, MAX_MESSAGE_BYTES))
+        }
     }
 }
 
@@ -244,11 +289,45 @@ impl Client {
         }
     }
 
+    /// One page of the account's AI outbound call records that started in
+    /// `window` (`cdr/page`, at most [`CDR_PAGE_SIZE`] a page, pages from
+    /// 1). The records are the whole account's: every campaign's, every
+    /// tool's. A page shorter than the size is the window's last.
+    pub async fn call_records(
+        &self,
+        window: &RecordWindow,
+        page: u32,
+    ) -> Result<Records, QueryError> {
+        let query = serde_json::json!({
+            "startTime": window.start_s,
+            "endTime": window.end_s,
+            "page": page,
+            "size": CDR_PAGE_SIZE,
+            "direction": CDR_FILTER_AI_OUTBOUND,
+        });
+        let items = self.query(CDR_PAGE_PATH, &query).await?;
+        let last = items.len() < CDR_PAGE_SIZE as usize;
+        Ok(Records::read(&items, last))
+    }
+
+    /// The call records of one order (`cdr/queryByOrderId`), for the team
+    /// (`tenantId`) the console shows.
+    pub async fn calls_of_order(&self, tenant: u64, order_id: &str) -> Result<Records, QueryError> {
+        let query = serde_json::json!({ "tenantId": tenant, "orderId": order_id });
+        let items = self.query(CDR_BY_ORDER_PATH, &query).await?;
+        let mut records = Records::read(&items, true);
+        // Only what the vendor says is this order's.
+        records
+            .calls
+            .retain(|call| call.order_id.as_deref() == Some(order_id));
+        Ok(records)
+    }
+
     /// One read-only query of the API (the call records): its `data`, an
     /// array (`null` is an empty one), or why there is none. A query
     /// changes nothing at the vendor, so any failure may simply be tried
     /// again later.
-    pub async fn query(
+    async fn query(
         &self,
         path: &str,
         body: &serde_json::Value,
@@ -257,7 +336,7 @@ impl Client {
         let (status, _, bytes) = self
             .post_signed(&url, body.to_string().into_bytes(), self.ts_now())
             .await
-            .map_err(|e| QueryError::Transport(format!("{e:?}")))?;
+            .map_err(|e| QueryError::Transport(e.to_string()))?;
         let reply: ApiReply = serde_json::from_slice(&bytes).map_err(|_| QueryError::Http {
             status,
             body: cut(String::from_utf8_lossy(&bytes).into_owned(), 200),

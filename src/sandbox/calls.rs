@@ -25,9 +25,12 @@ pub struct CallSim {
     pub answered_share: f64,
     /// Share of unanswered orders dialled a second time.
     pub redial_share: f64,
-    /// Calls start up to this long before the task was accepted (spread
-    /// evenly), for call records that span days; 0: right after it.
-    pub backdate_ms: u64,
+    /// Every call of a task starts at least this long after the task was
+    /// accepted (a vendor queue, a task started late); 0: 1 to 30 s after.
+    pub delay_ms: u64,
+    /// And up to this much later still (spread evenly), for call records
+    /// that span days.
+    pub spread_ms: u64,
     /// Where to post each call (the receiver's `/nxlink/calls` URL).
     pub webhook_url: Option<String>,
     /// The `token` header of each post.
@@ -46,7 +49,8 @@ impl Default for CallSim {
         CallSim {
             answered_share: 0.6,
             redial_share: 0.3,
-            backdate_ms: 0,
+            delay_ms: 0,
+            spread_ms: 0,
             webhook_url: None,
             webhook_token: None,
             webhook_retry_ms: 60_000,
@@ -79,11 +83,9 @@ pub(super) fn calls_for(
         sim.seed.hash(&mut hasher);
         item.order_id.hash(&mut hasher);
         let mut dice = StdRng::seed_from_u64(hasher.finish());
-        let offset = if sim.backdate_ms > 0 {
-            -((dice.gen::<f64>() * sim.backdate_ms as f64) as i64)
-        } else {
-            dice.gen_range(1_000..30_000)
-        };
+        let offset = sim.delay_ms as i64
+            + dice.gen_range(1_000..30_000)
+            + (dice.gen::<f64>() * sim.spread_ms as f64) as i64;
         let mut start = accepted_ms + offset;
         for dial in 0..2 {
             let answered = dice.gen::<f64>() < sim.answered_share;
@@ -131,6 +133,54 @@ pub(super) fn calls_for(
         }
     }
     calls
+}
+
+/// Whether `call` has ended by `now_ms`: the vendor reports a call once
+/// it is over.
+pub(super) fn has_ended(call: &Value, now_ms: i64) -> bool {
+    call["endTime"].as_i64().unwrap_or(0) <= now_ms
+}
+
+/// `count` calls of other campaigns of the account (other tools, other
+/// ledgers): order ids this ledger never made, numbers of their own or
+/// `numbers` (the same people, called by someone else), starting evenly
+/// from `from_ms` to `to_ms`.
+pub(super) fn foreign_calls(
+    count: usize,
+    from_ms: i64,
+    to_ms: i64,
+    numbers: &[String],
+    seed: u64,
+) -> Vec<Value> {
+    let mut dice = StdRng::seed_from_u64(seed);
+    let span = (to_ms - from_ms).max(1);
+    (0..count)
+        .map(|i| {
+            let start = from_ms + span * i as i64 / count.max(1) as i64;
+            let number = match numbers.get(i % numbers.len().max(1)) {
+                Some(number) => number.clone(),
+                None => format!("8529{:07}", dice.gen_range(0..10_000_000)),
+            };
+            let answered = dice.gen_bool(0.5);
+            let talk: i64 = if answered { dice.gen_range(5..120) } else { 0 };
+            json!({
+                "callId": format!("foreign-{seed}-{i}"),
+                "orderId": format!("{:032X}", dice.gen::<u128>()),
+                "other": "another campaign's contact",
+                "taskId": 900_000 + i as u64 / 100,
+                "caller": number,
+                "callee": "sip:NX00000000000000@ai.sandbox",
+                "direction": 2,
+                "answered": answered,
+                "startTime": start,
+                "answerTime": if answered { Value::from(start + 3_000) } else { Value::Null },
+                "endTime": start + 3_000 + talk * 1000,
+                "callDuration": talk,
+                "hangupCode": if answered { "16" } else { "19" },
+                "intent": if answered { Value::from("someone else's business") } else { Value::Null },
+            })
+        })
+        .collect()
 }
 
 /// How the deliveries went.
@@ -209,16 +259,22 @@ pub(super) struct PageQuery {
     #[serde(default)]
     pub answered: Option<u8>,
     #[serde(default)]
-    pub order_id: Option<String>,
-    #[serde(default)]
     pub call_id: Option<String>,
+    // No `orderId`: the vendor documents no such filter, and a key the
+    // gateway does not know is ignored, as here.
 }
 
 /// Longest span of one `cdr/page` query the sandbox takes, in seconds.
 pub const MOST_SECONDS_PER_QUERY: i64 = 24 * 3600;
 
-/// One page of `calls` for `query`, or why the query is refused.
-pub(super) fn page(calls: &[Value], query: &PageQuery) -> Result<Vec<Value>, String> {
+/// One page of `calls` for `query`, or why the query is refused: the
+/// records of calls that started in its window and have ended by `now_ms`
+/// (a record appears when its call ends), oldest first.
+pub(super) fn page(
+    calls: &[&Value],
+    query: &PageQuery,
+    now_ms: i64,
+) -> Result<Vec<Value>, String> {
     if query.page == 0 || query.size == 0 || query.size > 100 {
         return Err(format!(
             "page {} size {}: page starts at 1, size is 1 to 100",
@@ -245,16 +301,14 @@ pub(super) fn page(calls: &[Value], query: &PageQuery) -> Result<Vec<Value>, Str
     };
     let mut chosen: Vec<&Value> = calls
         .iter()
+        .copied()
         .filter(|call| {
             let start_s = call["startTime"].as_i64().unwrap_or(0) / 1000;
             start_s >= query.start_time
                 && start_s < query.end_time
+                && has_ended(call, now_ms)
                 && direction_ok(call)
                 && answered_ok(call)
-                && query
-                    .order_id
-                    .as_ref()
-                    .is_none_or(|id| call["orderId"] == id.as_str())
                 && query
                     .call_id
                     .as_ref()

@@ -84,6 +84,9 @@ pub struct Faults {
     pub stall_ms: u64,
     /// Send no usable `Date` header.
     pub omit_date: bool,
+    /// Answer this many call-record queries, then refuse every later one
+    /// with HTTP 503 (a gateway that stops answering mid-way).
+    pub queries_answered: Option<u64>,
     /// How far a request's `ts` may be from the sandbox's clock (the vendor
     /// documents 60 000 ms).
     pub ts_window_ms: i64,
@@ -112,6 +115,7 @@ impl Default for Faults {
             reply_status: None,
             stall_ms: 0,
             omit_date: false,
+            queries_answered: None,
             ts_window_ms: 60_000,
             seed: 0,
         }
@@ -207,6 +211,16 @@ impl Sandbox {
         self.state.lock().calls().to_vec()
     }
 
+    /// Adds `count` calls of the account's other campaigns, starting evenly
+    /// from `from_ms` to `to_ms`, with the numbers in `numbers` (in turn)
+    /// or numbers of their own; `cdr/page` lists them with the rest.
+    pub fn add_foreign_calls(&self, count: usize, from_ms: i64, to_ms: i64, numbers: &[String]) {
+        let mut inner = self.state.lock();
+        let seed = inner.foreign.len() as u64;
+        let calls = calls::foreign_calls(count, from_ms, to_ms, numbers, seed);
+        inner.foreign.extend(calls);
+    }
+
     /// Orders with an answered call among those made up so far.
     pub fn orders_answered(&self) -> u64 {
         self.state
@@ -236,6 +250,13 @@ impl Sandbox {
 
     pub fn set_faults(&self, faults: Faults) {
         self.state.lock().set_faults(faults);
+    }
+
+    /// Moves the sandbox's clock `ms` ahead of the real one (behind when
+    /// negative), its other faults unchanged: calls it makes up from now
+    /// on are timed by it, and the records it lists are those ended by it.
+    pub fn set_clock_ahead(&self, ms: i64) {
+        self.state.lock().faults.skew_ms = ms;
     }
 
     /// Stops accepting connections and waits for the server task.
@@ -288,6 +309,8 @@ struct Inner {
     tasks: Vec<(CallSim, CreateAndCall, i64)>,
     /// The calls of the first `made.0` tasks.
     made: (usize, Vec<serde_json::Value>),
+    /// Calls of the account's other campaigns, listed beside these.
+    foreign: Vec<serde_json::Value>,
     cdr_page_queries: u64,
     cdr_order_queries: u64,
 }
@@ -307,6 +330,7 @@ impl Inner {
             sim: CallSim::default(),
             tasks: Vec::new(),
             made: (0, Vec::new()),
+            foreign: Vec::new(),
             cdr_page_queries: 0,
             cdr_order_queries: 0,
         }
@@ -332,6 +356,25 @@ impl Inner {
         &self.made.1
     }
 
+    /// Every record of the account: this tool's calls and the others'.
+    fn records(&mut self) -> Vec<&serde_json::Value> {
+        self.calls();
+        self.made.1.iter().chain(&self.foreign).collect()
+    }
+
+    /// The vendor's clock now (its skew included).
+    fn now_ms(&self) -> i64 {
+        vendor_now_ms() + self.faults.skew_ms
+    }
+
+    /// Whether the next call-record query is refused (the gateway has
+    /// stopped answering).
+    fn refuses_query(&self) -> bool {
+        self.faults
+            .queries_answered
+            .is_some_and(|most| self.cdr_page_queries + self.cdr_order_queries >= most)
+    }
+
     fn stats(&self) -> Stats {
         Stats {
             requests: self.requests,
@@ -353,7 +396,7 @@ impl Inner {
     /// Records an accepted task; returns what its calls are made from
     /// when they are to be posted to a webhook.
     fn accept(&mut self, task: &CreateAndCall) -> Option<(CallSim, CreateAndCall, u64, i64)> {
-        let accepted_ms = vendor_now_ms();
+        let accepted_ms = self.now_ms();
         self.tasks
             .push((self.sim.clone(), task.clone(), accepted_ms));
         let to_post = self.sim.webhook_url.is_some().then(|| {
@@ -454,8 +497,11 @@ fn read_query<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<T, Box<Response>> {
-    let window = state.lock().faults.ts_window_ms;
-    check_signed(&state.credentials, headers, body, vendor_now_ms(), window)
+    let (window, now_ms) = {
+        let inner = state.lock();
+        (inner.faults.ts_window_ms, inner.now_ms())
+    };
+    check_signed(&state.credentials, headers, body, now_ms, window)
         .map_err(|(code, msg)| Box::new(data_reply(code, &msg, serde_json::Value::Null)))?;
     serde_json::from_slice(body).map_err(|e| Box::new(parameter_error(&e.to_string())))
 }
@@ -476,8 +522,12 @@ async fn cdr_page(State(state): State<Arc<Shared>>, headers: HeaderMap, body: By
     };
     let page = {
         let mut inner = state.lock();
+        if inner.refuses_query() {
+            return (StatusCode::SERVICE_UNAVAILABLE, "sandbox: not answering").into_response();
+        }
         inner.cdr_page_queries += 1;
-        calls::page(inner.calls(), &query)
+        let now_ms = inner.now_ms();
+        calls::page(&inner.records(), &query, now_ms)
     };
     match page {
         Ok(records) => data_reply(code::SUCCESS, "success", serde_json::Value::Array(records)),
@@ -508,11 +558,16 @@ async fn cdr_by_order(
         );
     }
     let mut inner = state.lock();
+    if inner.refuses_query() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "sandbox: not answering").into_response();
+    }
     inner.cdr_order_queries += 1;
+    let now_ms = inner.now_ms();
     let records: Vec<serde_json::Value> = inner
-        .calls()
-        .iter()
+        .records()
+        .into_iter()
         .filter(|call| call["orderId"] == query.order_id.as_str())
+        .filter(|call| calls::has_ended(call, now_ms))
         .cloned()
         .collect();
     drop(inner);

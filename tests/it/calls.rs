@@ -325,44 +325,30 @@ async fn the_sandboxs_calls_reach_status_through_the_webhook() {
     );
 }
 
-/// `nxcampaign <command> <job> <flags>` with the sandbox's credentials.
-async fn with_credentials(
-    campaign: &Campaign,
-    command: &str,
-    flags: &[&str],
-) -> std::process::Output {
-    nxcampaign(&campaign.db())
-        .env("NXLINK_ACCESS_KEY", nxcampaign::sandbox::DEFAULT_ACCESS_KEY)
-        .env(
-            "NXLINK_ACCESS_SECRET",
-            nxcampaign::sandbox::DEFAULT_ACCESS_SECRET,
-        )
-        .arg(command)
-        .arg(campaign.job_path())
-        .args(flags)
-        .output()
-        .await
-        .unwrap()
-}
+const MINUTE_MS: i64 = 60_000;
+const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sync_pages_through_two_days_of_records_and_repeats_harmlessly() {
     let sandbox = start_sandbox(Faults::default()).await;
-    // Calls spread over the two days before their tasks.
+    // Sent three days ago; the calls spread over the two days after.
     sandbox.set_calls(CallSim {
-        backdate_ms: 2 * 24 * 3600 * 1000,
+        spread_ms: 2 * DAY_MS as u64,
         seed: 11,
         ..CallSim::default()
     });
     let mut campaign = Campaign::new(&sandbox);
     campaign.write_contacts(Mix::valid(250));
-    assert_success(&campaign.run().await);
+    assert_success(&campaign.at(&sandbox, -3 * DAY_MS, "run", &[]).await);
     let made = sandbox.calls().len() as u64;
     assert!(made > 250, "{made}");
-    let three_days_ago =
-        (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(72)).to_string();
+    let four_days_ago = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(96)).to_string();
 
-    let first = with_credentials(&campaign, "sync", &["--since", &three_days_ago]).await;
+    // A start before the campaign's first request can find none of its
+    // calls: it begins an hour before that request instead.
+    let first = campaign
+        .with_credentials("sync", &["--since", &four_days_ago])
+        .await;
     assert_success(&first);
     let said = String::from_utf8_lossy(&first.stdout).into_owned();
     assert!(said.contains(&format!("sync: {made} record(s)")), "{said}");
@@ -370,7 +356,8 @@ async fn sync_pages_through_two_days_of_records_and_repeats_harmlessly() {
         said.contains(&format!("{made} new, 0 again, 0 of orders")),
         "{said}"
     );
-    // Three full days and a bit: four windows of at most a day (the
+    assert!(stderr(&first).contains("an hour before the campaign's first request"), "{}", stderr(&first));
+    // Three full days and an hour: four windows of at most a day (the
     // sandbox refuses longer ones), and several pages.
     assert!(said.contains("(4 window(s)"), "{said}");
     let status = campaign.status().await;
@@ -383,10 +370,10 @@ async fn sync_pages_through_two_days_of_records_and_repeats_harmlessly() {
     );
 
     // Again: the same records, one row each.
-    let again = with_credentials(&campaign, "sync", &["--since", &three_days_ago]).await;
+    let again = campaign.with_credentials("sync", &[]).await;
     assert_success(&again);
     let said = String::from_utf8_lossy(&again.stdout).into_owned();
-    assert!(said.contains(&format!("0 new, {made} again")), "{said}");
+    assert!(said.contains("0 new"), "{said}");
     assert_eq!(calls_of(&campaign.status().await)["records"], made);
 }
 
@@ -426,8 +413,10 @@ async fn reconcile_case(tenant_id: Option<u64>) {
     assert!(received > 0 && uncertain > received, "{status}");
     sandbox.set_faults(Faults::default());
 
-    // Batches whose orders have calls are accepted; the others wait.
-    let first = with_credentials(&campaign, "reconcile", &[]).await;
+    // Ten minutes later, every call of an accepted task has been made:
+    // batches whose orders have calls are accepted; the others wait.
+    let later = 10 * MINUTE_MS;
+    let first = campaign.at(&sandbox, later, "reconcile", &[]).await;
     let said = String::from_utf8_lossy(&first.stdout).into_owned();
     assert_eq!(exit_code(&first), 0, "{said}{}", stderr(&first));
     assert_eq!(
@@ -449,8 +438,9 @@ async fn reconcile_case(tenant_id: Option<u64>) {
 
     // Past --lost-after they are probably lost, and stay uncertain unless
     // --resend-lost is given.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let lost = with_credentials(&campaign, "reconcile", &["--lost-after", "1s"]).await;
+    let lost = campaign
+        .at(&sandbox, later, "reconcile", &["--lost-after", "5m"])
+        .await;
     let said = String::from_utf8_lossy(&lost.stdout).into_owned();
     assert_eq!(exit_code(&lost), 1, "{said}");
     assert_eq!(
@@ -482,17 +472,29 @@ async fn reconcile_case(tenant_id: Option<u64>) {
         uncertain - received
     );
 
-    let resent = with_credentials(
-        &campaign,
-        "reconcile",
-        &["--lost-after", "1s", "--resend-lost"],
-    )
-    .await;
+    let resent = campaign
+        .at(
+            &sandbox,
+            later,
+            "reconcile",
+            &["--lost-after", "5m", "--resend-lost"],
+        )
+        .await;
     let said = String::from_utf8_lossy(&resent.stdout).into_owned();
     assert_eq!(exit_code(&resent), 0, "{said}");
     assert_eq!(
         said.matches("re-queued; the next run sends it").count() as u64,
         uncertain - received,
+        "{said}"
+    );
+    // Each says what it bets on before it is re-queued.
+    assert_eq!(
+        said.matches("betting it was lost").count() as u64,
+        uncertain - received,
+        "{said}"
+    );
+    assert!(
+        said.find("betting it was lost") < said.find("re-queued; the next run"),
         "{said}"
     );
 
@@ -660,12 +662,9 @@ async fn a_lost_batch_is_not_resent_while_its_request_may_still_arrive() {
     let run = campaign.run().await;
     assert_eq!(exit_code(&run), 1, "{}", stderr(&run));
     assert_eq!(count(&campaign.status().await, "batches", "uncertain"), 2);
-    let early = with_credentials(
-        &campaign,
-        "reconcile",
-        &["--lost-after", "1ms", "--resend-lost"],
-    )
-    .await;
+    let early = campaign
+        .with_credentials("reconcile", &["--lost-after", "1ms", "--resend-lost"])
+        .await;
     let said = String::from_utf8_lossy(&early.stdout).into_owned();
     assert_eq!(exit_code(&early), 1, "{said}{}", stderr(&early));
     assert_eq!(said.matches("may still arrive until").count(), 2, "{said}");

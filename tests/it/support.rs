@@ -443,6 +443,37 @@ max_delay_ms = 20
             .expect("resend runs")
     }
 
+    /// `nxcampaign <command> <job> <flags>` with the sandbox's credentials.
+    pub async fn with_credentials(&self, command: &str, flags: &[&str]) -> Output {
+        self.with_credentials_at(0, command, flags).await
+    }
+
+    /// The same in a world moved `ms` ahead (behind when negative): this
+    /// process's clock is shifted; the sandbox's must be moved with it
+    /// (see [`Campaign::at`]).
+    pub async fn with_credentials_at(&self, ms: i64, command: &str, flags: &[&str]) -> Output {
+        nxcampaign(&self.db())
+            .env("NXLINK_ACCESS_KEY", DEFAULT_ACCESS_KEY)
+            .env("NXLINK_ACCESS_SECRET", DEFAULT_ACCESS_SECRET)
+            .env(nxcampaign::clock::TEST_OFFSET_VAR, ms.to_string())
+            .arg(command)
+            .arg(self.job_path())
+            .args(flags)
+            .output()
+            .await
+            .expect("nxcampaign runs")
+    }
+
+    /// `nxcampaign <command> <job> <flags>` with the credentials, as if `ms`
+    /// had passed (or, negative, as if it were that long ago): the sandbox's
+    /// clock moves with this command's, and back after it.
+    pub async fn at(&self, sandbox: &Sandbox, ms: i64, command: &str, flags: &[&str]) -> Output {
+        sandbox.set_clock_ahead(ms);
+        let output = self.with_credentials_at(ms, command, flags).await;
+        sandbox.set_clock_ahead(0);
+        output
+    }
+
     /// `status <campaign> --json`, parsed.
     pub async fn status(&self) -> serde_json::Value {
         let output = nxcampaign(&self.db())

@@ -175,6 +175,19 @@ impl Postgres {
         .map_err(|e| self.query_error(e))
     }
 
+    pub async fn existing_batches(
+        &self,
+        campaign: CampaignId,
+        seqs: Vec<i64>,
+    ) -> Result<Vec<i64>, LedgerError> {
+        sqlx::query_scalar("SELECT seq FROM batches WHERE campaign_id = $1 AND seq = ANY($2)")
+            .bind(campaign.0)
+            .bind(&seqs)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.query_error(e))
+    }
+
     pub async fn pending_countries(
         &self,
         campaign: CampaignId,

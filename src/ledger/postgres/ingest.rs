@@ -74,6 +74,7 @@ impl Postgres {
             runtime: self.runtime.clone(),
             copy: String::new(),
             suspects_complete: !left_staged,
+            ids_from_file: false,
         })
     }
 }
@@ -90,11 +91,19 @@ pub struct IngestWriter {
     /// and every chunk marked its repeats. Then planning looks only at the
     /// suspects; otherwise it groups every staged row.
     suspects_complete: bool,
+    /// Whether the order ids come from the contact file: then each is
+    /// checked against every other campaign's.
+    ids_from_file: bool,
 }
 
 impl IngestWriter {
     /// Plans run beside a dispatch on their own connections anyway.
     pub fn beside_dispatch(&mut self) {}
+
+    /// Says that the order ids come from the contact file.
+    pub fn ids_from_file(&mut self) {
+        self.ids_from_file = true;
+    }
 
     pub fn stage_chunk(&mut self, chunk: &StagedChunk<'_>, now_ms: i64) -> Result<(), LedgerError> {
         self.copy.clear();
@@ -270,6 +279,20 @@ impl IngestWriter {
                 .await
                 .map_err(e)?;
             }
+            // 1b. A row whose order id another campaign holds is set
+            //     aside. Plans of campaigns whose ids come from their files
+            //     take turns, so that two of them never both take one id.
+            if self.ids_from_file {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(ORDER_IDS_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(e)?;
+                duplicates += staged
+                    .set_aside(&mut tx, USED_ELSEWHERE)
+                    .await
+                    .map_err(e)?;
+            }
             let suspects_complete = self.suspects_complete;
             let claims = if suspects_complete {
                 // 2. The rows that are not suspects claim their keys with a
@@ -282,16 +305,16 @@ impl IngestWriter {
                 for (kind, column) in KEYS {
                     claims[kind as usize] += staged
                         .execute(&mut tx, &format!(
-                        "INSERT INTO order_keys (campaign_id, kind, key, line)
-                         SELECT $1, {kind}, o.{column}, o.line FROM orders o
+                        "INSERT INTO order_keys (campaign_id, kind, key, line, order_row)
+                         SELECT $1, {kind}, o.{column}, o.line, o.id FROM orders o
                          WHERE {STAGED} AND o.suspect IS NULL ORDER BY o.{column}"
                     ))
                         .await
                         .map_err(e)?;
                     claims[kind as usize] += staged
                         .execute(&mut tx, &format!(
-                        "INSERT INTO order_keys (campaign_id, kind, key, line)
-                         SELECT $1, {kind}, o.{column}, o.line FROM orders o
+                        "INSERT INTO order_keys (campaign_id, kind, key, line, order_row)
+                         SELECT $1, {kind}, o.{column}, o.line, o.id FROM orders o
                          WHERE {STAGED} AND o.suspect ORDER BY o.id
                          ON CONFLICT DO NOTHING"
                     ))
@@ -356,8 +379,8 @@ impl IngestWriter {
                 for (kind, column) in KEYS {
                     claims[kind as usize] = staged
                         .execute(&mut tx, &format!(
-                        "INSERT INTO order_keys (campaign_id, kind, key, line)
-                         SELECT $1, {kind}, o.{column}, o.line FROM orders o WHERE {STAGED}
+                        "INSERT INTO order_keys (campaign_id, kind, key, line, order_row)
+                         SELECT $1, {kind}, o.{column}, o.line, o.id FROM orders o WHERE {STAGED}
                          ORDER BY o.{column}"
                     ))
                         .await
@@ -489,6 +512,21 @@ const MOVE: &str =
               shrunk AS (UPDATE batches b SET size = b.size - g.n
                          FROM (SELECT batch_seq, COUNT(*) AS n FROM moved GROUP BY batch_seq) g
                          WHERE b.campaign_id = $1 AND b.seq = g.batch_seq)";
+
+/// Staged rows (`$1` the campaign, `$2`..`$3` their ids) whose order id
+/// another campaign of the ledger holds, with the reason.
+pub(super) const USED_ELSEWHERE: &str = "SELECT o.id, o.batch_seq,
+        'order id already used by campaign \"' || c.name || '\"' AS reason
+     FROM orders o
+     JOIN LATERAL (SELECT k.campaign_id FROM order_keys k
+                   WHERE k.kind = 1 AND k.key = o.order_id AND k.campaign_id <> $1
+                   LIMIT 1) k ON TRUE
+     JOIN campaigns c ON c.id = k.campaign_id
+     WHERE o.campaign_id = $1 AND o.id > $2 AND o.id <= $3 AND o.set_aside IS NULL";
+
+/// The advisory lock plans hold while they check order ids against other
+/// campaigns' (any constant the ledger uses for nothing else).
+const ORDER_IDS_LOCK: i64 = 0x6e78_6f72_6469_6473;
 
 /// The keys a live order claims: kind in `order_keys`, column of `orders`.
 const KEYS: [(u8, &str); 2] = [(0, "phone"), (1, "order_id")];

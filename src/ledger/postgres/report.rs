@@ -9,11 +9,18 @@ use sqlx::Row as _;
 
 use super::Postgres;
 use crate::ledger::model::{
-    last_call_columns, AttemptGroup, CallFilter, CampaignStatus, KeyKind, LastCall, OrderLine,
+    AttemptGroup, BatchOutcome, CallFilter, CampaignStatus, KeyKind, LastCall, OrderLine,
     OrderStream, ReportData, SlowAttempt, TroubledBatch, REPORT_ROWS, TIMELINE_BUCKETS,
 };
 use crate::ledger::{CampaignId, LedgerError};
 use crate::outcome::{BatchState, OrderState};
+
+/// `$1` a campaign: each order's last call, and whether any was answered.
+pub(super) const CALLS_OF_ORDERS: &str =
+    "SELECT DISTINCT ON (order_row) order_row, answered, call_seconds, hangup_reason, intent,
+            bool_or(answered) OVER (PARTITION BY order_row) AS any_answered
+     FROM calls WHERE campaign_id = $1 AND order_row IS NOT NULL
+     ORDER BY order_row, COALESCE(start_ms, received_at_ms) DESC, call_id DESC";
 
 /// Orders fetched from the cursor at a time.
 const PAGE: usize = 5_000;
@@ -40,6 +47,23 @@ impl Postgres {
             .into_iter()
             .map(|(key, line)| (key, line as u64))
             .collect())
+    }
+
+    pub async fn order_ids_elsewhere(
+        &self,
+        except: Option<CampaignId>,
+        ids: Vec<String>,
+    ) -> Result<Vec<(String, String)>, LedgerError> {
+        sqlx::query_as(
+            "SELECT k.key, MIN(c.name) FROM order_keys k JOIN campaigns c ON c.id = k.campaign_id
+             WHERE k.kind = 1 AND k.key = ANY($2) AND k.campaign_id <> $1
+             GROUP BY k.key",
+        )
+        .bind(except.map_or(0, |c| c.0))
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))
     }
 
     pub async fn status(
@@ -106,24 +130,33 @@ impl Postgres {
             .execute(&mut *tx)
             .await
             .map_err(e)?;
-            let mut batches: HashMap<i64, (BatchState, Option<i64>, Option<String>, i64)> =
-                HashMap::new();
-            let rows =
-                sqlx::query("SELECT seq, state, code, message, updated_at_ms FROM batches WHERE campaign_id = $1")
-                    .bind(campaign.0)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(e)?;
+            let mut batches: HashMap<i64, BatchOutcome> = HashMap::new();
+            let rows = sqlx::query(
+                "SELECT seq, state, code, message, updated_at_ms, req_id FROM batches WHERE campaign_id = $1",
+            )
+            .bind(campaign.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(e)?;
             for row in rows {
                 let state: BatchState = self.parse_state(row.get::<&str, _>(1))?;
-                batches.insert(row.get(0), (state, row.get(2), row.get(3), row.get(4)));
+                batches.insert(
+                    row.get(0),
+                    BatchOutcome {
+                        state,
+                        code: row.get(2),
+                        message: row.get(3),
+                        updated_at_ms: row.get(4),
+                        req_id: row.get(5),
+                    },
+                );
             }
             let filter = match state {
                 None => String::new(),
                 Some(OrderState::InBatch(wanted)) => {
                     let seqs: Vec<String> = batches
                         .iter()
-                        .filter(|(_, (state, _, _, _))| *state == wanted)
+                        .filter(|(_, batch)| batch.state == wanted)
                         .map(|(seq, _)| seq.to_string())
                         .collect();
                     format!(
@@ -139,8 +172,30 @@ impl Postgres {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(e)?;
-            let calls = call.map_or("", CallFilter::sql);
-            let (columns, join) = last_call_columns(any_calls);
+            // Each order's last call and whether any was answered, joined
+            // set-wise (both sides in order-row order).
+            let (columns, join) = if any_calls {
+                (
+                    "lc.answered, lc.call_seconds, lc.hangup_reason, lc.intent, lc.order_row, lc.any_answered",
+                    format!("LEFT JOIN ({CALLS_OF_ORDERS}) lc ON lc.order_row = o.id AND o.set_aside IS NULL"),
+                )
+            } else {
+                (
+                    "CAST(NULL AS BOOLEAN), CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT),
+                     CAST(NULL AS BIGINT), CAST(NULL AS BOOLEAN)",
+                    String::new(),
+                )
+            };
+            let calls = match call {
+                None => "",
+                Some(CallFilter::Answered) if any_calls => "AND o.set_aside IS NULL AND lc.any_answered",
+                Some(CallFilter::Unanswered) if any_calls => {
+                    "AND o.set_aside IS NULL AND lc.order_row IS NOT NULL AND NOT lc.any_answered"
+                }
+                Some(CallFilter::None) if any_calls => "AND o.set_aside IS NULL AND lc.order_row IS NULL",
+                Some(CallFilter::None) => "AND o.set_aside IS NULL",
+                Some(CallFilter::Answered | CallFilter::Unanswered) => "AND FALSE",
+            };
             sqlx::query(&format!(
                 "DECLARE orders_out NO SCROLL CURSOR FOR
                  SELECT o.order_id, o.phone, o.set_aside, o.batch_seq, o.reason, o.line,
@@ -163,26 +218,29 @@ impl Postgres {
                     let set_aside: Option<&str> = row.get(2);
                     let state = match (set_aside, outcome) {
                         (Some(set_aside), _) => self.parse_state(set_aside)?,
-                        (None, Some((state, _, _, _))) => OrderState::InBatch(*state),
+                        (None, Some(batch)) => OrderState::InBatch(batch.state),
                         (None, None) => OrderState::InBatch(BatchState::Pending),
                     };
                     let line = OrderLine {
-                        order_id: row.get::<Option<&str>, _>(0).map(Cow::Borrowed),
+                        // A row set aside shows no order id (see SQLite's).
+                        order_id: row
+                            .get::<Option<&str>, _>(0)
+                            .filter(|_| set_aside.is_none())
+                            .map(Cow::Borrowed),
                         phone: Cow::Borrowed(row.get::<&str, _>(1)),
                         state,
                         batch: batch.map(|seq| seq as u32),
-                        code: outcome.and_then(|(_, code, _, _)| *code),
+                        code: outcome.and_then(|batch| batch.code),
                         message: row
                             .get::<Option<&str>, _>(4)
                             .map(Cow::Borrowed)
                             .or_else(|| {
-                                outcome.and_then(|(_, _, message, _)| {
-                                    message.as_deref().map(Cow::Borrowed)
-                                })
+                                outcome.and_then(|batch| batch.message.as_deref().map(Cow::Borrowed))
                             }),
                         line: row.get::<i64, _>(5) as u64,
-                        updated_at_ms: outcome.map(|(_, _, _, at)| *at),
-                        last_call: row.get::<Option<&str>, _>(10).map(|_| LastCall {
+                        updated_at_ms: outcome.map(|batch| batch.updated_at_ms),
+                        req_id: outcome.and_then(BatchOutcome::shown_req_id),
+                        last_call: row.get::<Option<i64>, _>(10).map(|_| LastCall {
                             answered: row.get(6),
                             talk_seconds: row.get(7),
                             hangup_reason: row.get::<Option<&str>, _>(8).map(Cow::Borrowed),
@@ -273,7 +331,7 @@ impl Postgres {
             })
             .collect();
         let rows = sqlx::query(
-            "SELECT seq, country, state, code, message FROM batches
+            "SELECT seq, country, state, code, message, req_id FROM batches
              WHERE campaign_id = $1 AND state = ANY($2) ORDER BY seq LIMIT $3",
         )
         .bind(campaign.0)
@@ -298,6 +356,7 @@ impl Postgres {
                 state: row.get(2),
                 code: row.get(3),
                 message: row.get(4),
+                req_id: row.get(5),
             })
             .collect();
         tx.commit().await.map_err(e)?;

@@ -1,30 +1,36 @@
-//! Calls on SQLite: stored once per callId, matched to their orders, and
-//! counted for `status`, `orders` and reconciliation.
+//! Calls on SQLite: stored once per callId, matched to the order that
+//! made them by index lookups alone, and counted for `status`, `orders`
+//! and reconciliation.
 
 use rusqlite::{params, OptionalExtension as _, Transaction};
 
 use super::{LedgerError, Sqlite};
-use crate::ledger::model::{CallStats, StoredCalls, UncertainBatch, UPSERT_CALL};
+use crate::ledger::model::{
+    sent_by_for, CallOwner, CallRow, CallStats, MatchedBy, StoredCalls, UncertainBatch,
+    UPSERT_CALL,
+};
 use crate::ledger::CampaignId;
 use crate::nxlink::calls::Call;
 use crate::outcome::BatchState;
 
-/// The order a call was made for: by its orderId among live orders, else
-/// by the caller's number among orders sent (the newest campaign first).
-fn match_order(tx: &Transaction<'_>, call: &Call) -> rusqlite::Result<Option<(i64, String)>> {
+/// The order `call` belongs to, if it is one of this ledger's: by its
+/// orderId, the order of that id whose batch was sent before the call
+/// began (the newest campaign's first); only a call that names no order
+/// is matched by its number, the same way.
+fn match_order(tx: &Transaction<'_>, call: &Call) -> rusqlite::Result<Option<CallOwner>> {
+    let sent_by = sent_by_for(call);
     if let Some(order_id) = &call.order_id {
-        let found = tx
-            .query_row(
-                "SELECT o.campaign_id, o.order_id FROM campaigns c
-                 CROSS JOIN orders o ON o.campaign_id = c.id AND o.order_id = ?1 AND o.set_aside IS NULL
-                 ORDER BY c.id DESC LIMIT 1",
-                [order_id],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-        if found.is_some() {
-            return Ok(found);
-        }
+        return tx
+            .prepare_cached(MATCH_BY_ORDER_ID)?
+            .query_row(params![order_id, sent_by], |row| {
+                Ok(CallOwner {
+                    campaign: row.get(0)?,
+                    order_row: row.get(1)?,
+                    order_id: order_id.clone(),
+                    by: MatchedBy::OrderId,
+                })
+            })
+            .optional();
     }
     let Some(phone) = call
         .caller
@@ -33,21 +39,145 @@ fn match_order(tx: &Transaction<'_>, call: &Call) -> rusqlite::Result<Option<(i6
     else {
         return Ok(None);
     };
-    tx.query_row(
-        "SELECT o.campaign_id, o.order_id FROM campaigns c
-         CROSS JOIN orders o ON o.campaign_id = c.id AND o.phone = ?1 AND o.set_aside IS NULL
-         CROSS JOIN batches b ON b.campaign_id = o.campaign_id AND b.seq = o.batch_seq AND b.state <> 'pending'
-         WHERE o.order_id IS NOT NULL
-         ORDER BY c.id DESC LIMIT 1",
-        [phone],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )
-    .optional()
+    tx.prepare_cached(MATCH_BY_PHONE)?
+        .query_row(params![phone, sent_by], |row| {
+            Ok(CallOwner {
+                campaign: row.get(0)?,
+                order_row: row.get(1)?,
+                order_id: row.get(2)?,
+                by: MatchedBy::Phone,
+            })
+        })
+        .optional()
+}
+
+/// `?1` an order id, `?2` the latest start of its batch's first request.
+const MATCH_BY_ORDER_ID: &str = "SELECT k.campaign_id, k.order_row FROM order_keys k
+     CROSS JOIN orders o ON o.id = k.order_row
+     WHERE k.kind = 1 AND k.key = ?1 AND o.batch_seq IS NOT NULL
+       AND EXISTS (SELECT 1 FROM attempts a
+                   WHERE a.campaign_id = k.campaign_id AND a.batch_seq = o.batch_seq AND a.started_at_ms <= ?2)
+     ORDER BY k.campaign_id DESC LIMIT 1";
+
+/// `?1` a number, `?2` as above; campaign by campaign, the newest first.
+const MATCH_BY_PHONE: &str = "SELECT k.campaign_id, k.order_row, o.order_id FROM campaigns c
+     CROSS JOIN order_keys k ON k.campaign_id = c.id AND k.kind = 0 AND k.key = ?1
+     CROSS JOIN orders o ON o.id = k.order_row
+     WHERE o.batch_seq IS NOT NULL AND o.order_id IS NOT NULL
+       AND EXISTS (SELECT 1 FROM attempts a
+                   WHERE a.campaign_id = k.campaign_id AND a.batch_seq = o.batch_seq AND a.started_at_ms <= ?2)
+     ORDER BY c.id DESC LIMIT 1";
+
+/// `?1` a campaign, `?2` a batch: its orders, each with whether a call
+/// names it.
+const ORDERS_OF_UNCERTAIN_BATCH: &str = "SELECT o.order_id, EXISTS (SELECT 1 FROM calls c
+         WHERE c.campaign_id = o.campaign_id AND c.order_row = o.id AND c.matched_by = 'order_id')
+     FROM orders o WHERE o.campaign_id = ?1 AND o.batch_seq = ?2 AND o.set_aside IS NULL
+       AND o.order_id IS NOT NULL ORDER BY o.id";
+
+/// `?1` a campaign: what `status` shows of its calls.
+const CALL_COUNTS: &str = "SELECT COUNT(*), COUNT(DISTINCT order_row),
+        COUNT(DISTINCT CASE WHEN answered THEN order_row END),
+        SUM(CASE WHEN answered THEN call_seconds END)
+     FROM calls WHERE campaign_id = ?1";
+const UNKNOWN_CALLS: &str = "SELECT COUNT(*) FROM calls WHERE campaign_id IS NULL";
+const TOP_INTENTS: &str = "SELECT intent, COUNT(*) AS n FROM calls
+     WHERE campaign_id = ?1 AND answered AND intent IS NOT NULL
+     GROUP BY intent ORDER BY n DESC, intent LIMIT 5";
+
+/// Every statement a call, a delivery, a reconciliation or an export of
+/// orders with calls runs per item, with values for its parameters: each
+/// must be an index lookup at any size (`explain_hot_statements`).
+const HOT_STATEMENTS: &[(&str, &[&str])] = &[
+    (MATCH_BY_ORDER_ID, &["'0123456789ABCDEF0123456789ABCDEF'", "1767225600000"]),
+    (MATCH_BY_PHONE, &["'85251234567'", "1767225600000"]),
+    ("SELECT 1 FROM calls WHERE call_id = ?1", &["'c-1'"]),
+    (ORDERS_OF_UNCERTAIN_BATCH, &["1", "7"]),
+    (CALL_COUNTS, &["1"]),
+    (UNKNOWN_CALLS, &[]),
+    (TOP_INTENTS, &["1"]),
+    (super::report::CALLS_OF_ORDERS, &["1", "1"]),
+    (super::ingest::USED_ELSEWHERE, &["2", "0", "100"]),
+];
+
+/// Stores one call in `tx`: says whether it was stored before, and whose
+/// it is.
+fn store_call(
+    tx: &Transaction<'_>,
+    call: &Call,
+    source: &str,
+    now_ms: i64,
+) -> rusqlite::Result<(bool, Option<CallOwner>)> {
+    let known = tx
+        .prepare_cached("SELECT 1 FROM calls WHERE call_id = ?1")?
+        .exists([&call.call_id])?;
+    let owner = match_order(tx, call)?;
+    let row = CallRow {
+        owner: owner.as_ref(),
+    };
+    tx.prepare_cached(UPSERT_CALL)?.execute(params![
+        call.call_id,
+        row.kept(call.order_id.as_deref()),
+        owner.as_ref().map(|o| o.campaign),
+        owner.as_ref().map(|o| o.order_row),
+        owner.as_ref().map(|o| &o.order_id),
+        owner.as_ref().map(|o| o.by.as_str()),
+        row.kept(call.task_id.as_deref()),
+        row.kept(call.caller.as_deref()),
+        row.kept(call.callee.as_deref()),
+        row.kept(Some(call.answered)).unwrap_or(false),
+        row.kept(call.start_ms),
+        row.kept(call.answer_ms),
+        row.kept(call.end_ms),
+        row.kept(call.ring_ms),
+        row.kept(call.ring_seconds),
+        row.kept(call.call_seconds),
+        row.kept(call.hangup_by),
+        row.kept(call.hangup_code.as_deref()),
+        row.kept(call.hangup_reason.as_deref()),
+        row.kept(call.call_status.as_deref()),
+        row.kept(call.intent.as_deref()),
+        row.kept(call.record_url.as_deref()),
+        row.kept(call.price),
+        row.kept(Some(call.raw.as_str())),
+        source,
+        now_ms,
+    ])?;
+    Ok((known, owner))
 }
 
 impl Sqlite {
+    /// Each hot statement with SQLite's plan for it (`EXPLAIN QUERY PLAN`),
+    /// one step a line.
+    pub async fn explain_hot_statements(&self) -> Result<Vec<(String, String)>, LedgerError> {
+        self.read(move |this, conn| {
+            let e = this.error();
+            // The plan's own temporary tables (ingest's) exist on its
+            // connection only; here, empty stand-ins.
+            conn.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS plan_duplicates (id INTEGER PRIMARY KEY, reason TEXT NOT NULL)",
+            )
+            .map_err(e)?;
+            let mut plans = Vec::new();
+            for (sql, values) in HOT_STATEMENTS {
+                let sql = crate::ledger::model::with_values(sql, '?', values);
+                let mut statement = conn
+                    .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .map_err(e)?;
+                let steps: Vec<String> = statement
+                    .query_map([], |row| row.get::<_, String>(3))
+                    .map_err(e)?
+                    .collect::<Result<_, _>>()
+                    .map_err(e)?;
+                plans.push((sql, steps.join("\n")));
+            }
+            Ok(plans)
+        })
+        .await
+    }
+
     /// Stores `calls` in one transaction: a callId stored before is
-    /// replaced (the later report wins).
+    /// completed by the later report (see `UPSERT_CALL`).
     pub async fn store_calls(
         &self,
         calls: Vec<Call>,
@@ -58,51 +188,13 @@ impl Sqlite {
             let e = this.error();
             let mut stored = StoredCalls::default();
             for call in &calls {
-                let known: bool = tx
-                    .query_row(
-                        "SELECT EXISTS (SELECT 1 FROM calls WHERE call_id = ?1)",
-                        [&call.call_id],
-                        |row| row.get(0),
-                    )
-                    .map_err(e)?;
-                let matched = match_order(tx, call).map_err(e)?;
+                let (known, owner) = store_call(tx, call, source, now_ms).map_err(e)?;
                 if known {
                     stored.replaced += 1;
                 } else {
                     stored.new += 1;
                 }
-                stored.unknown += u64::from(matched.is_none());
-                let (campaign, order) = matched.unzip();
-                tx.execute(
-                    UPSERT_CALL,
-                    params![
-                        call.call_id,
-                        call.order_id,
-                        campaign,
-                        order,
-                        call.task_id,
-                        call.caller,
-                        call.callee,
-                        call.answered,
-                        call.start_ms,
-                        call.answer_ms,
-                        call.end_ms,
-                        call.ring_ms,
-                        call.ring_seconds,
-                        call.call_seconds,
-                        call.hangup_by,
-                        call.hangup_code,
-                        call.hangup_reason,
-                        call.call_status,
-                        call.intent,
-                        call.record_url,
-                        call.price,
-                        call.raw,
-                        source,
-                        now_ms,
-                    ],
-                )
-                .map_err(e)?;
+                stored.unknown += u64::from(owner.is_none());
             }
             Ok(stored)
         })
@@ -116,27 +208,20 @@ impl Sqlite {
             let snapshot = conn.unchecked_transaction().map_err(e)?;
             let (records, orders_called, answered, talk): (i64, i64, i64, Option<i64>) = snapshot
                 .query_row(
-                    "SELECT COUNT(*), COUNT(DISTINCT matched_order_id),
-                            COUNT(DISTINCT CASE WHEN answered THEN matched_order_id END),
-                            SUM(CASE WHEN answered THEN call_seconds END)
-                     FROM calls WHERE campaign_id = ?1",
+                    CALL_COUNTS,
                     [campaign.0],
                     |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
                 )
                 .map_err(e)?;
             let unknown: i64 = snapshot
                 .query_row(
-                    "SELECT COUNT(*) FROM calls WHERE campaign_id IS NULL",
+                    UNKNOWN_CALLS,
                     [],
                     |row| row.get(0),
                 )
                 .map_err(e)?;
             let intents = snapshot
-                .prepare(
-                    "SELECT intent, COUNT(*) AS n FROM calls
-                     WHERE campaign_id = ?1 AND answered AND intent IS NOT NULL
-                     GROUP BY intent ORDER BY n DESC, intent LIMIT 5",
-                )
+                .prepare(TOP_INTENTS)
                 .map_err(e)?
                 .query_map([campaign.0], |row| {
                     Ok((row.get(0)?, row.get::<_, i64>(1)? as u64))
@@ -156,8 +241,9 @@ impl Sqlite {
         .await
     }
 
-    /// The campaign's `uncertain` batches, with their orders and how many
-    /// of those have a call in the ledger.
+    /// The campaign's `uncertain` batches, with their orders, when their
+    /// requests were sent, and how many of their orders have a call that
+    /// names them.
     pub async fn uncertain_batches(
         &self,
         campaign: CampaignId,
@@ -165,33 +251,37 @@ impl Sqlite {
         self.read(move |this, conn| {
             let e = this.error();
             let snapshot = conn.unchecked_transaction().map_err(e)?;
-            let batches: Vec<(i64, i64)> = snapshot
-                .prepare("SELECT seq, updated_at_ms FROM batches WHERE campaign_id = ?1 AND state = ?2 ORDER BY seq")
+            let batches: Vec<(i64, Option<i64>, Option<i64>)> = snapshot
+                .prepare(
+                    "SELECT b.seq,
+                            (SELECT MIN(a.started_at_ms) FROM attempts a WHERE a.campaign_id = b.campaign_id AND a.batch_seq = b.seq),
+                            (SELECT MAX(a.started_at_ms) FROM attempts a WHERE a.campaign_id = b.campaign_id AND a.batch_seq = b.seq)
+                     FROM batches b WHERE b.campaign_id = ?1 AND b.state = ?2 ORDER BY b.seq",
+                )
                 .map_err(e)?
                 .query_map(params![campaign.0, BatchState::Uncertain.as_str()], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                 })
                 .map_err(e)?
                 .collect::<Result<_, _>>()
                 .map_err(e)?;
             let mut found = Vec::with_capacity(batches.len());
-            let mut orders = snapshot
-                .prepare(
-                    "SELECT o.order_id, EXISTS (SELECT 1 FROM calls c
-                         WHERE c.campaign_id = o.campaign_id AND c.matched_order_id = o.order_id)
-                     FROM orders o WHERE o.campaign_id = ?1 AND o.batch_seq = ?2 AND o.set_aside IS NULL
-                       AND o.order_id IS NOT NULL ORDER BY o.id",
-                )
-                .map_err(e)?;
-            for (seq, updated_at_ms) in batches {
+            let mut orders = snapshot.prepare(ORDERS_OF_UNCERTAIN_BATCH).map_err(e)?;
+            for (seq, first, last) in batches {
                 let rows: Vec<(String, bool)> = orders
                     .query_map(params![campaign.0, seq], |row| Ok((row.get(0)?, row.get(1)?)))
                     .map_err(e)?
                     .collect::<Result<_, _>>()
                     .map_err(e)?;
+                // An uncertain batch was sent at least once; a ledger
+                // without its attempts says nothing of when.
+                let (Some(first), Some(last)) = (first, last) else {
+                    continue;
+                };
                 found.push(UncertainBatch {
                     seq: this.batch_seq(seq)?,
-                    updated_at_ms,
+                    first_attempt_ms: first,
+                    last_attempt_ms: last,
                     orders_with_calls: rows.iter().filter(|(_, called)| *called).count() as u64,
                     order_ids: rows.into_iter().map(|(id, _)| id).collect(),
                 });

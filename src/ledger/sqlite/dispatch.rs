@@ -146,6 +146,26 @@ impl Sqlite {
     }
 
     /// The countries of the campaign's planned pending batches.
+    pub async fn existing_batches(
+        &self,
+        campaign: CampaignId,
+        seqs: Vec<i64>,
+    ) -> Result<Vec<i64>, LedgerError> {
+        let seqs = serde_json::to_string(&seqs).expect("numbers serialize");
+        self.read(move |this, conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT seq FROM batches WHERE campaign_id = ?1 AND seq IN (SELECT value FROM json_each(?2))",
+                )
+                .map_err(this.error())?;
+            let rows = statement
+                .query_map(params![campaign.0, seqs], |row| row.get(0))
+                .map_err(this.error())?;
+            rows.collect::<Result<_, _>>().map_err(this.error())
+        })
+        .await
+    }
+
     pub async fn pending_countries(
         &self,
         campaign: CampaignId,

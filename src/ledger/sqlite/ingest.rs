@@ -79,6 +79,10 @@ pub struct IngestWriter {
     /// Whether a dispatch reads and writes the ledger while this writer
     /// plans (`run`): then a plan must not wait for its readers.
     beside_dispatch: bool,
+    /// Whether the order ids come from the contact file (`columns.order_id`):
+    /// then each is checked against every other campaign's, which an id
+    /// derived from the campaign's own name cannot repeat.
+    ids_from_file: bool,
 }
 
 impl Sqlite {
@@ -113,6 +117,7 @@ impl Sqlite {
             suspects_complete: !left_staged,
             claims_before,
             beside_dispatch: false,
+            ids_from_file: false,
         })
     }
 }
@@ -123,6 +128,11 @@ impl IngestWriter {
     /// (which waits for every reader to reach the newest snapshot).
     pub fn beside_dispatch(&mut self) {
         self.beside_dispatch = true;
+    }
+
+    /// Says that the order ids come from the contact file.
+    pub fn ids_from_file(&mut self) {
+        self.ids_from_file = true;
     }
 
     /// Appends rows as staged orders (invalid ones set aside at once) and
@@ -312,6 +322,27 @@ impl IngestWriter {
             duplicates += staged.set_aside_duplicates(&tx).map_err(e)?;
         }
 
+        // 1b. An order id is the vendor's id of one call list entry, in
+        //     every campaign of the ledger: a row whose id another campaign
+        //     holds is set aside (else that campaign's calls would be
+        //     credited to this one, or this one's to that).
+        if self.ids_from_file {
+            let others: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM campaigns c WHERE c.id <> ?1
+                         AND EXISTS (SELECT 1 FROM order_keys k WHERE k.campaign_id = c.id AND k.kind = 1))",
+                    [campaign],
+                    |row| row.get(0),
+                )
+                .map_err(e)?;
+            if others {
+                staged
+                    .execute(&tx, USED_ELSEWHERE)
+                    .map_err(e)?;
+                duplicates += staged.set_aside_duplicates(&tx).map_err(e)?;
+            }
+        }
+
         // 2. Among the staged rows, a later row repeating a key is a
         //    duplicate of the first; the live orders claim their keys.
         let claims = if suspects_complete {
@@ -326,8 +357,8 @@ impl IngestWriter {
                     .execute(
                         &tx,
                         &format!(
-                            "INSERT INTO order_keys (campaign_id, kind, key, line)
-                             SELECT ?1, {kind}, {column}, line FROM orders
+                            "INSERT INTO order_keys (campaign_id, kind, key, line, order_row)
+                             SELECT ?1, {kind}, {column}, line, id FROM orders
                              WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL
                              ORDER BY {column}"
                         ),
@@ -411,6 +442,14 @@ impl IngestWriter {
     }
 }
 
+/// Staged rows whose order id another campaign of the ledger holds.
+pub(in crate::ledger) const USED_ELSEWHERE: &str = "INSERT OR IGNORE INTO temp.plan_duplicates (id, reason)
+     SELECT o.id, 'order id already used by campaign \"' || c.name || '\"'
+     FROM orders o
+     CROSS JOIN order_keys k ON k.kind = 1 AND k.key = o.order_id AND k.campaign_id <> ?1
+     CROSS JOIN campaigns c ON c.id = k.campaign_id
+     WHERE o.campaign_id = ?1 AND o.id > ?2 AND o.id <= ?3 AND o.set_aside IS NULL";
+
 /// The keys a live order claims: kind in `order_keys`, column of `orders`,
 /// and the words for it.
 const KEYS: [(u8, &str, &str); 2] = [(0, "phone", "phone"), (1, "order_id", "order id")];
@@ -459,8 +498,8 @@ impl Staged {
             claims[usize::from(kind)] += self.execute(
                 conn,
                 &format!(
-                    "INSERT INTO order_keys (campaign_id, kind, key, line)
-                     SELECT ?1, {kind}, {column}, line FROM orders
+                    "INSERT INTO order_keys (campaign_id, kind, key, line, order_row)
+                     SELECT ?1, {kind}, {column}, line, id FROM orders
                      WHERE campaign_id = ?1 AND id > ?2 AND id <= ?3 AND set_aside IS NULL
                        AND id NOT IN temp.plan_suspects
                      ORDER BY {column}"
@@ -469,8 +508,8 @@ impl Staged {
             claims[usize::from(kind)] += self.execute(
                 conn,
                 &format!(
-                    "INSERT OR IGNORE INTO order_keys (campaign_id, kind, key, line)
-                     SELECT ?1, {kind}, o.{column}, o.line
+                    "INSERT OR IGNORE INTO order_keys (campaign_id, kind, key, line, order_row)
+                     SELECT ?1, {kind}, o.{column}, o.line, o.id
                      FROM temp.plan_suspects s CROSS JOIN orders o ON o.id = s.id
                      WHERE o.set_aside IS NULL
                      ORDER BY o.{column}, o.id"

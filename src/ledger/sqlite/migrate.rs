@@ -47,6 +47,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(7, "suppressions", "0007_suppressions.sql"),
     migration!(8, "campaign runs", "0008_campaign_runs.sql"),
     migration!(9, "calls", "0009_calls.sql"),
+    migration!(10, "call matching", "0010_call_matching.sql"),
 ];
 
 impl Migration {

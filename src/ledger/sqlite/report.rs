@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use super::{CampaignId, LedgerError, Sqlite};
 use crate::ledger::model::{
-    last_call_columns, AttemptGroup, CallFilter, CampaignStatus, LastCall, OrderLine, OrderStream,
-    ReportData, SlowAttempt, TroubledBatch, REPORT_ROWS, TIMELINE_BUCKETS,
+    AttemptGroup, BatchOutcome, CallFilter, CampaignStatus, LastCall, OrderLine, OrderStream, ReportData,
+    SlowAttempt, TroubledBatch, REPORT_ROWS, TIMELINE_BUCKETS,
 };
 use crate::outcome::{BatchState, OrderState};
 use rusqlite::params;
@@ -85,24 +85,23 @@ impl Sqlite {
         let snapshot = conn.transaction().map_err(e)?;
         // Orders in a batch take its state and last answer: the batches are
         // few, so they are read once instead of joined to every order.
-        let mut batches: HashMap<u32, (BatchState, Option<i64>, Option<String>, i64)> =
-            HashMap::new();
+        let mut batches: HashMap<u32, BatchOutcome> = HashMap::new();
         {
             let mut statement = snapshot
-                .prepare("SELECT seq, state, code, message, updated_at_ms FROM batches WHERE campaign_id = ?1")
+                .prepare("SELECT seq, state, code, message, updated_at_ms, req_id FROM batches WHERE campaign_id = ?1")
                 .map_err(e)?;
             let mut rows = statement.query([campaign.0]).map_err(e)?;
             while let Some(row) = rows.next().map_err(e)? {
                 let state: String = row.get(1).map_err(e)?;
-                let state: BatchState = self.parse_state(&state)?;
                 batches.insert(
                     row.get(0).map_err(e)?,
-                    (
-                        state,
-                        row.get(2).map_err(e)?,
-                        row.get(3).map_err(e)?,
-                        row.get(4).map_err(e)?,
-                    ),
+                    BatchOutcome {
+                        state: self.parse_state(&state)?,
+                        code: row.get(2).map_err(e)?,
+                        message: row.get(3).map_err(e)?,
+                        updated_at_ms: row.get(4).map_err(e)?,
+                        req_id: row.get(5).map_err(e)?,
+                    },
                 );
             }
         }
@@ -111,7 +110,7 @@ impl Sqlite {
             Some(OrderState::InBatch(wanted)) => {
                 let seqs: Vec<u32> = batches
                     .iter()
-                    .filter(|(_, (state, _, _, _))| *state == wanted)
+                    .filter(|(_, batch)| batch.state == wanted)
                     .map(|(seq, _)| *seq)
                     .collect();
                 format!(
@@ -128,55 +127,158 @@ impl Sqlite {
                 |row| row.get(0),
             )
             .map_err(e)?;
-        let calls = call.map_or("", CallFilter::sql);
-        let (columns, join) = last_call_columns(any_calls);
+        // Orders in row order, merged with their calls in the same order
+        // (both read along an index): no lookup per order.
         let mut statement = snapshot
             .prepare(&format!(
-                "SELECT o.order_id, o.phone, o.set_aside, o.batch_seq, o.reason, o.line,
-                        {columns}
-                 FROM orders o {join}
-                 WHERE o.campaign_id = ?1 {filter} {calls} ORDER BY o.id"
+                "SELECT o.id, o.order_id, o.phone, o.set_aside, o.batch_seq, o.reason, o.line
+                 FROM orders o WHERE o.campaign_id = ?1 {filter} ORDER BY o.id"
             ))
             .map_err(e)?;
+        let mut calls_statement = snapshot.prepare(CALLS_OF_ORDERS).map_err(e)?;
+        let mut calls = CallsOfOrders::new(
+            calls_statement
+                .query(params![campaign.0, any_calls])
+                .map_err(e)?,
+        );
         let mut rows = statement.query([campaign.0]).map_err(e)?;
         while let Some(row) = rows.next().map_err(e)? {
             let text = |index: usize| -> Result<Option<&str>, LedgerError> {
                 let value = row.get_ref(index).map_err(e)?;
                 value.as_str_or_null().map_err(|source| e(source.into()))
             };
-            let batch: Option<u32> = row.get(3).map_err(e)?;
+            let row_id: i64 = row.get(0).map_err(e)?;
+            let set_aside = text(3)?;
+            let batch: Option<u32> = row.get(4).map_err(e)?;
             let batch_outcome = batch.and_then(|seq| batches.get(&seq));
-            let state = match (text(2)?, batch_outcome) {
+            let state = match (set_aside, batch_outcome) {
                 (Some(set_aside), _) => self.parse_state(set_aside)?,
-                (None, Some((state, _, _, _))) => OrderState::InBatch(*state),
+                (None, Some(batch)) => OrderState::InBatch(batch.state),
                 // Neither a batch nor a reason: staged, so pending.
                 (None, None) => OrderState::InBatch(BatchState::Pending),
             };
+            let of_order = calls.of(row_id).map_err(e)?;
+            if let Some(wanted) = call {
+                if set_aside.is_some() || !wanted.keeps(of_order.is_some(), of_order.as_ref().is_some_and(|c| c.any_answered)) {
+                    continue;
+                }
+            }
             let line = OrderLine {
-                order_id: text(0)?.map(Cow::Borrowed),
-                phone: Cow::Borrowed(text(1)?.unwrap_or_default()),
+                // A row set aside was never an order of its own: it shows
+                // no id (a duplicate's would be its original's).
+                order_id: if set_aside.is_some() {
+                    None
+                } else {
+                    text(1)?.map(Cow::Borrowed)
+                },
+                phone: Cow::Borrowed(text(2)?.unwrap_or_default()),
                 state,
                 batch,
-                code: batch_outcome.and_then(|(_, code, _, _)| *code),
-                message: text(4)?.map(Cow::Borrowed).or_else(|| {
-                    batch_outcome
-                        .and_then(|(_, _, message, _)| message.as_deref().map(Cow::Borrowed))
+                code: batch_outcome.and_then(|batch| batch.code),
+                message: text(5)?.map(Cow::Borrowed).or_else(|| {
+                    batch_outcome.and_then(|batch| batch.message.as_deref().map(Cow::Borrowed))
                 }),
-                line: row.get(5).map_err(e)?,
-                updated_at_ms: batch_outcome.map(|(_, _, _, at)| *at),
-                last_call: match text(10)? {
-                    None => None,
-                    Some(_) => Some(LastCall {
-                        answered: row.get(6).map_err(e)?,
-                        talk_seconds: row.get(7).map_err(e)?,
-                        hangup_reason: text(8)?.map(Cow::Borrowed),
-                        intent: text(9)?.map(Cow::Borrowed),
-                    }),
-                },
+                line: row.get(6).map_err(e)?,
+                updated_at_ms: batch_outcome.map(|batch| batch.updated_at_ms),
+                last_call: of_order.map(|c| c.last),
+                req_id: batch_outcome.and_then(BatchOutcome::shown_req_id),
             };
             sink(&line).map_err(LedgerError::Output)?;
         }
         Ok(())
+    }
+}
+
+/// `?1` a campaign, `?2` whether it has calls: its orders' calls, in the
+/// orders' row order.
+pub(super) const CALLS_OF_ORDERS: &str =
+    "SELECT order_row, answered, call_seconds, hangup_reason, intent,
+            COALESCE(start_ms, received_at_ms), call_id
+     FROM calls WHERE campaign_id = ?1 AND ?2 AND order_row IS NOT NULL
+     ORDER BY order_row";
+
+/// The calls of a campaign's orders, read in order-row order beside the
+/// orders themselves.
+struct CallsOfOrders<'s> {
+    rows: rusqlite::Rows<'s>,
+    /// The next call not yet taken: its order row and what `orders` shows.
+    next: Option<(i64, bool, (i64, String), LastCall<'static>)>,
+    started: bool,
+}
+
+/// One order's calls, as `orders` shows them.
+struct OrderCalls {
+    last: LastCall<'static>,
+    any_answered: bool,
+}
+
+impl<'s> CallsOfOrders<'s> {
+    fn new(rows: rusqlite::Rows<'s>) -> Self {
+        CallsOfOrders {
+            rows,
+            next: None,
+            started: false,
+        }
+    }
+
+    fn advance(&mut self) -> rusqlite::Result<()> {
+        self.next = match self.rows.next()? {
+            None => None,
+            Some(row) => {
+                let answered: bool = row.get(1)?;
+                Some((
+                    row.get(0)?,
+                    answered,
+                    (row.get::<_, Option<i64>>(5)?.unwrap_or(0), row.get(6)?),
+                    LastCall {
+                        answered,
+                        talk_seconds: row.get(2)?,
+                        hangup_reason: row.get::<_, Option<String>>(3)?.map(Cow::Owned),
+                        intent: row.get::<_, Option<String>>(4)?.map(Cow::Owned),
+                    },
+                ))
+            }
+        };
+        Ok(())
+    }
+
+    /// The calls of the order in row `order_row`; rows are asked for in
+    /// increasing order.
+    fn of(&mut self, order_row: i64) -> rusqlite::Result<Option<OrderCalls>> {
+        if !self.started {
+            self.started = true;
+            self.advance()?;
+        }
+        while self.next.as_ref().is_some_and(|(row, ..)| *row < order_row) {
+            self.advance()?;
+        }
+        let mut found: Option<(OrderCalls, (i64, String))> = None;
+        while let Some((row, answered, when, last)) = self.next.take() {
+            if row != order_row {
+                self.next = Some((row, answered, when, last));
+                break;
+            }
+            match &mut found {
+                None => {
+                    found = Some((
+                        OrderCalls {
+                            last,
+                            any_answered: answered,
+                        },
+                        when,
+                    ))
+                }
+                Some((calls, latest)) => {
+                    calls.any_answered |= answered;
+                    if when > *latest {
+                        calls.last = last;
+                        *latest = when;
+                    }
+                }
+            }
+            self.advance()?;
+        }
+        Ok(found.map(|(calls, _)| calls))
     }
 }
 
@@ -253,7 +355,7 @@ impl Sqlite {
                 .map_err(e)?;
             let mut statement = snapshot
                 .prepare(
-                    "SELECT seq, country, state, code, message FROM batches
+                    "SELECT seq, country, state, code, message, req_id FROM batches
                      WHERE campaign_id = ?1 AND state IN (?2, ?3, ?4) ORDER BY seq LIMIT ?5",
                 )
                 .map_err(e)?;
@@ -273,6 +375,7 @@ impl Sqlite {
                             state: row.get(2)?,
                             code: row.get(3)?,
                             message: row.get(4)?,
+                            req_id: row.get(5)?,
                         })
                     },
                 )

@@ -166,4 +166,29 @@ impl Sqlite {
         })
         .await
     }
+
+    pub async fn order_ids_elsewhere(
+        &self,
+        except: Option<CampaignId>,
+        ids: Vec<String>,
+    ) -> Result<Vec<(String, String)>, LedgerError> {
+        let ids = serde_json::to_string(&ids).expect("strings serialize");
+        let except = except.map_or(0, |c| c.0);
+        self.read(move |this, conn| {
+            let e = this.error();
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT k.key, MIN(c.name) FROM json_each(?2) j
+                     CROSS JOIN order_keys k ON k.kind = 1 AND k.key = j.value AND k.campaign_id <> ?1
+                     CROSS JOIN campaigns c ON c.id = k.campaign_id
+                     GROUP BY k.key",
+                )
+                .map_err(e)?;
+            let rows = statement
+                .query_map(params![except, ids], |row| Ok((row.get(0)?, row.get(1)?)))
+                .map_err(e)?;
+            rows.collect::<Result<_, _>>().map_err(e)
+        })
+        .await
+    }
 }
