@@ -20,13 +20,13 @@ use crate::job::{Job, LedgerLocation};
 use crate::lease;
 use crate::ledger::{Forgotten, Ledger, LedgerError, OpenMode, Resend, Scope, SuppressionEntry};
 use crate::outcome::{BatchState, OrderState};
+use crate::outfile::{self, Protected};
 use crate::overview;
 use crate::phone::Country;
 use crate::rejects::write_rejects;
 use crate::report::{self, OrderWriter, OrdersFormat, Progress};
 #[cfg(feature = "sandbox")]
 use crate::sandbox::{Faults, Sandbox};
-use crate::outfile::{self, Protected};
 use crate::summary::RunSummary;
 use crate::suppress;
 
@@ -78,10 +78,13 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
                 .map(|s| s.trim().to_ascii_lowercase().parse::<OrderState>())
                 .transpose()
                 .map_err(|e| Error::Usage(format!("--state: {e}")))?;
-            let (ledger, campaign) = open_for(db, &campaign).await?;
+            let (ledger, name) = open_for(db, &campaign).await?;
             if let Some(path) = &output {
-                protected_by(&ledger, db, None).await?.check("--output", path)?;
+                protected_by(&ledger, db, &campaign)
+                    .await?
+                    .check("--output", path)?;
             }
+            let campaign = name;
             let id = ledger.campaign(&campaign).await?;
             let export = |out: &mut dyn Write| -> Result<(), Error> {
                 let mut writer = OrderWriter::new(format, out)?;
@@ -130,10 +133,13 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
         }
         Command::Cancel { campaign, batches } => cancel(db, &campaign, &batches).await,
         Command::Report { campaign, html } => {
-            let (ledger, campaign) = open_for(db, &campaign).await?;
+            let (ledger, name) = open_for(db, &campaign).await?;
             if let Some(path) = &html {
-                protected_by(&ledger, db, None).await?.check("--html", path)?;
+                protected_by(&ledger, db, &campaign)
+                    .await?
+                    .check("--html", path)?;
             }
+            let campaign = name;
             let id = ledger.campaign(&campaign).await?;
             let page = overview::gather(&ledger, id, &campaign).await?;
             let mut out = io::stdout().lock();
@@ -735,19 +741,34 @@ fn protected_files(db: Option<&str>, job_path: &Path, job: &Job) -> Protected {
     protected
 }
 
-/// The files no output of a reading command may replace: the ledger's,
-/// and every campaign's job and contact files the ledger knows of.
-async fn protected_by(ledger: &Ledger, db: Option<&str>, job: Option<&Job>) -> Result<Protected, Error> {
-    let mut protected = Protected::default();
-    if let LedgerLocation::File(path) = ledger_location(db, job) {
-        protected.add_ledger_file(&path);
-    }
+/// The files no output of a reading command on `campaign` (a name, or a
+/// job file) may replace: the ledger's, every campaign's job and contact
+/// files the ledger knows of, and those of the job file given.
+async fn protected_by(
+    ledger: &Ledger,
+    db: Option<&str>,
+    campaign: &str,
+) -> Result<Protected, Error> {
+    let mut protected = if campaign.ends_with(".toml") {
+        let job_path = Path::new(campaign);
+        protected_files(db, job_path, &Job::load(job_path, None)?)
+    } else {
+        let mut protected = Protected::default();
+        if let LedgerLocation::File(path) = ledger_location(db, None) {
+            protected.add_ledger_file(&path);
+        }
+        protected
+    };
     for campaign in ledger.campaigns().await? {
+        let name = &campaign.status.campaign;
         if let Some(job_file) = &campaign.job_file {
-            protected.add(Path::new(job_file), format!("campaign {:?}'s job file", campaign.status.campaign));
+            protected.add(Path::new(job_file), format!("campaign {name:?}'s job file"));
         }
         if let Some(contacts) = &campaign.contacts {
-            protected.add(Path::new(contacts), format!("campaign {:?}'s contact file", campaign.status.campaign));
+            protected.add(
+                Path::new(contacts),
+                format!("campaign {name:?}'s contact file"),
+            );
         }
     }
     Ok(protected)

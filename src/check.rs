@@ -88,9 +88,7 @@ pub async fn check(
     if let Some(real) = real {
         let id = known_campaign.map(|(_, id)| id);
         if job.columns.order_id.is_some() {
-            used_elsewhere = scratch
-                .set_aside_used_elsewhere(campaign, real, id)
-                .await?;
+            used_elsewhere = scratch.set_aside_used_elsewhere(campaign, real, id).await?;
         }
         scratch
             .set_aside_listed(campaign, real, id, now_ms())

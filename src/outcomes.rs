@@ -161,17 +161,16 @@ async fn scan(
         done.windows += 1;
         for page in 1..=MOST_PAGES {
             let _turn = throttle.admit(1).await;
-            let records = client
-                .call_records(&window, page)
-                .await
-                .map_err(|source| OutcomesError::Vendor {
+            let records = client.call_records(&window, page).await.map_err(|source| {
+                OutcomesError::Vendor {
                     what: format!(
                         "cdr/page from {} to {}, page {page}",
                         rfc3339(window.start_s * 1000),
                         rfc3339(window.end_s * 1000)
                     ),
                     source,
-                })?;
+                }
+            })?;
             done.pages += 1;
             let last = records.last;
             store(ledger, records, source, &mut done).await?;
@@ -474,10 +473,7 @@ fn tell(
     how: &Reconciling<'_>,
 ) -> std::io::Result<()> {
     let seq = batch.seq.get();
-    let sent = format!(
-        "last sent {}",
-        rfc3339(batch.last_attempt_ms)
-    );
+    let sent = format!("last sent {}", rfc3339(batch.last_attempt_ms));
     let line = match decision {
         Decision::Accepted { called, orders } => format!(
             "batch {seq}: accepted: the vendor has calls of {called} of its {orders} orders ({sent})"

@@ -99,7 +99,10 @@ impl Partial {
     pub fn commit(mut self) -> io::Result<()> {
         let path = self.path.clone();
         self.file.flush().map_err(|e| in_file(&path, e))?;
-        self.file.get_ref().sync_all().map_err(|e| in_file(&path, e))?;
+        self.file
+            .get_ref()
+            .sync_all()
+            .map_err(|e| in_file(&path, e))?;
         // Checked again at the last moment: a database put there meanwhile
         // is not replaced either.
         if is_sqlite_database(&path) {

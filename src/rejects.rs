@@ -14,8 +14,8 @@ use std::path::Path;
 use crate::contacts::{ContactReader, Resume, Row};
 use crate::job::Job;
 use crate::ledger::{CampaignId, Ledger, LedgerError};
-use crate::outfile::Partial;
 use crate::outcome::OrderState;
+use crate::outfile::Partial;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RejectsError {

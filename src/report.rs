@@ -202,8 +202,16 @@ fn status_object(status: &CampaignStatus) -> serde_json::Value {
 pub fn write_status_csv(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io::Result<()> {
     let mut csv = csv::Writer::from_writer(out);
     let mut header = vec!["campaign".to_owned(), "rows_read".to_owned()];
-    header.extend(OrderState::ALL.iter().map(|s| format!("orders_{}", s.as_str())));
-    header.extend(BatchState::ALL.iter().map(|s| format!("batches_{}", s.as_str())));
+    header.extend(
+        OrderState::ALL
+            .iter()
+            .map(|s| format!("orders_{}", s.as_str())),
+    );
+    header.extend(
+        BatchState::ALL
+            .iter()
+            .map(|s| format!("batches_{}", s.as_str())),
+    );
     header.extend(
         [
             "call_records",

@@ -105,9 +105,8 @@ impl Scratch {
             Ok(chunk
                 .iter()
                 .filter_map(|(id, _, order)| {
-                    used.get(order).map(|other| {
-                        (*id, format!("order id already used by campaign {other:?}"))
-                    })
+                    used.get(order)
+                        .map(|other| (*id, format!("order id already used by campaign {other:?}")))
                 })
                 .collect())
         })

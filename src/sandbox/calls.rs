@@ -270,11 +270,7 @@ pub const MOST_SECONDS_PER_QUERY: i64 = 24 * 3600;
 /// One page of `calls` for `query`, or why the query is refused: the
 /// records of calls that started in its window and have ended by `now_ms`
 /// (a record appears when its call ends), oldest first.
-pub(super) fn page(
-    calls: &[&Value],
-    query: &PageQuery,
-    now_ms: i64,
-) -> Result<Vec<Value>, String> {
+pub(super) fn page(calls: &[&Value], query: &PageQuery, now_ms: i64) -> Result<Vec<Value>, String> {
     if query.page == 0 || query.size == 0 || query.size > 100 {
         return Err(format!(
             "page {} size {}: page starts at 1, size is 1 to 100",

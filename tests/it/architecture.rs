@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
     &["overview"],
     &["report", "rejects"],
+    &["outfile"],
     &["ingest", "lease", "dispatch", "webhook", "outcomes"],
     &["ledger"],
     &["plan", "retry", "throttle", "sandbox"],

@@ -2,107 +2,12 @@
 //! bodies, calls of unknown orders), and the sandbox's calls reaching the
 //! ledger through it, on the suite's backend.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use nxcampaign::sandbox::{CallSim, Faults};
 use serde_json::{json, Value};
-use tokio::io::AsyncBufReadExt as _;
-use tokio::process::Child;
 
 use crate::support::*;
-
-/// A running `nxcampaign webhook` and the URL it receives calls at.
-struct Webhook {
-    child: Child,
-    url: String,
-    base: String,
-}
-
-/// Starts `nxcampaign webhook` on the campaign's ledger (made first if
-/// need be), with `token` in its environment when given.
-async fn start_webhook(campaign: &Campaign, token: Option<&str>) -> Webhook {
-    start_webhook_with(campaign, token, &["--listen", "127.0.0.1:0"]).await
-}
-
-/// The same, with these flags.
-async fn start_webhook_with(campaign: &Campaign, token: Option<&str>, flags: &[&str]) -> Webhook {
-    let migrate = nxcampaign(&campaign.db())
-        .arg("migrate")
-        .output()
-        .await
-        .unwrap();
-    assert_success(&migrate);
-    let mut command = nxcampaign(&campaign.db());
-    command
-        .arg("webhook")
-        .args(flags)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(token) = token {
-        command
-            .env("HOOK_TOKEN", token)
-            .args(["--token-env", "HOOK_TOKEN"]);
-    }
-    let mut child = command.spawn().expect("webhook starts");
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("the webhook says where it listens")
-            .unwrap()
-            .expect("the webhook runs");
-        if let Some(rest) = line.split("receiving calls at ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep reading its stderr, so that it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let base = url.trim_end_matches("/nxlink/calls").to_owned();
-    Webhook { child, url, base }
-}
-
-async fn post(url: &str, token: Option<&str>, body: impl Into<reqwest::Body>) -> (u16, String) {
-    let mut request = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body);
-    if let Some(token) = token {
-        request = request.header("token", token);
-    }
-    let reply = request.send().await.expect("the webhook answers");
-    (
-        reply.status().as_u16(),
-        reply.text().await.unwrap_or_default(),
-    )
-}
-
-/// Posts every `(url, body)` at once; the HTTP status of each.
-async fn post_at_once(posts: Vec<(String, String)>) -> Vec<u16> {
-    let client = reqwest::Client::new();
-    let posting = posts.into_iter().map(|(url, body)| {
-        let client = client.clone();
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .map(|reply| reply.status().as_u16())
-        })
-    });
-    futures_util::future::join_all(posting)
-        .await
-        .into_iter()
-        .map(|joined| joined.unwrap().expect("answered"))
-        .collect()
-}
-
-fn calls_of(status: &Value) -> &Value {
-    &status["calls"]
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_webhook_checks_its_token_stores_each_call_once_and_refuses_bad_bodies() {
@@ -280,7 +185,13 @@ async fn the_sandboxs_calls_reach_status_through_the_webhook() {
     let (header, answered) = orders("answered").await;
     assert_eq!(
         header[7..],
-        ["answered", "talk_seconds", "hangup_reason", "intent"]
+        [
+            "answered",
+            "talk_seconds",
+            "hangup_reason",
+            "intent",
+            "req_id"
+        ]
     );
     assert_eq!(answered.len() as u64, sandbox.orders_answered());
     for row in &answered {
@@ -356,7 +267,11 @@ async fn sync_pages_through_two_days_of_records_and_repeats_harmlessly() {
         said.contains(&format!("{made} new, 0 again, 0 of orders")),
         "{said}"
     );
-    assert!(stderr(&first).contains("an hour before the campaign's first request"), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("an hour before the campaign's first request"),
+        "{}",
+        stderr(&first)
+    );
     // Three full days and an hour: four windows of at most a day (the
     // sandbox refuses longer ones), and several pages.
     assert!(said.contains("(4 window(s)"), "{said}");
@@ -375,137 +290,6 @@ async fn sync_pages_through_two_days_of_records_and_repeats_harmlessly() {
     let said = String::from_utf8_lossy(&again.stdout).into_owned();
     assert!(said.contains("0 new"), "{said}");
     assert_eq!(calls_of(&campaign.status().await)["records"], made);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn reconcile_accepts_batches_with_calls_and_resends_lost_ones_only_when_asked() {
-    reconcile_case(None).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn reconcile_asks_for_each_orders_calls_when_the_job_has_the_team_id() {
-    reconcile_case(Some(4242)).await;
-}
-
-/// Reconciliation from start to end; with a team id the vendor is asked
-/// order by order (`cdr/queryByOrderId`), without one through `cdr/page`.
-async fn reconcile_case(tenant_id: Option<u64>) {
-    // A third of the requests create their task and still answer 88; a
-    // third are refused with 88 before anything is created. Both leave
-    // their batches uncertain.
-    let sandbox = start_sandbox(Faults {
-        code88_processed: 0.35,
-        code88: 0.35,
-        seed: 7,
-        ..Faults::default()
-    })
-    .await;
-    let api = match tenant_id {
-        Some(id) => format!("clock_window_ms = 1000\ntenant_id = {id}"),
-        None => "clock_window_ms = 1000".to_owned(),
-    };
-    let mut campaign = Campaign::new(&sandbox).with("api", &api);
-    campaign.write_contacts(Mix::valid(1000));
-    assert_eq!(exit_code(&campaign.run().await), 1);
-    let status = campaign.status().await;
-    let uncertain = count(&status, "batches", "uncertain");
-    let received = sandbox.stats().tasks_accepted - count(&status, "batches", "accepted");
-    assert!(received > 0 && uncertain > received, "{status}");
-    sandbox.set_faults(Faults::default());
-
-    // Ten minutes later, every call of an accepted task has been made:
-    // batches whose orders have calls are accepted; the others wait.
-    let later = 10 * MINUTE_MS;
-    let first = campaign.at(&sandbox, later, "reconcile", &[]).await;
-    let said = String::from_utf8_lossy(&first.stdout).into_owned();
-    assert_eq!(exit_code(&first), 0, "{said}{}", stderr(&first));
-    assert_eq!(
-        said.matches(": accepted: the vendor has calls").count() as u64,
-        received,
-        "{said}"
-    );
-    assert_eq!(
-        said.matches("still uncertain: no call yet").count() as u64,
-        uncertain - received,
-        "{said}"
-    );
-    let status = campaign.status().await;
-    assert_eq!(count(&status, "batches", "uncertain"), uncertain - received);
-    assert_eq!(
-        count(&status, "orders", "accepted"),
-        sandbox.stats().orders_accepted
-    );
-
-    // Past --lost-after they are probably lost, and stay uncertain unless
-    // --resend-lost is given.
-    let lost = campaign
-        .at(&sandbox, later, "reconcile", &["--lost-after", "5m"])
-        .await;
-    let said = String::from_utf8_lossy(&lost.stdout).into_owned();
-    assert_eq!(exit_code(&lost), 1, "{said}");
-    assert_eq!(
-        said.matches("probably lost: no call").count() as u64,
-        uncertain - received,
-        "{said}"
-    );
-    assert_eq!(
-        count(&campaign.status().await, "batches", "uncertain"),
-        uncertain - received
-    );
-
-    // Without credentials it may look at the ledger's calls, but never
-    // re-send: the vendor's records were not asked.
-    let blind = nxcampaign(&campaign.db())
-        .args(["reconcile", "--lost-after", "1s", "--resend-lost"])
-        .arg(campaign.job_path())
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(exit_code(&blind), 2, "{}", stderr(&blind));
-    assert!(
-        stderr(&blind).contains("NXLINK_ACCESS_KEY"),
-        "{}",
-        stderr(&blind)
-    );
-    assert_eq!(
-        count(&campaign.status().await, "batches", "uncertain"),
-        uncertain - received
-    );
-
-    let resent = campaign
-        .at(
-            &sandbox,
-            later,
-            "reconcile",
-            &["--lost-after", "5m", "--resend-lost"],
-        )
-        .await;
-    let said = String::from_utf8_lossy(&resent.stdout).into_owned();
-    assert_eq!(exit_code(&resent), 0, "{said}");
-    assert_eq!(
-        said.matches("re-queued; the next run sends it").count() as u64,
-        uncertain - received,
-        "{said}"
-    );
-    // Each says what it bets on before it is re-queued.
-    assert_eq!(
-        said.matches("betting it was lost").count() as u64,
-        uncertain - received,
-        "{said}"
-    );
-    assert!(
-        said.find("betting it was lost") < said.find("re-queued; the next run"),
-        "{said}"
-    );
-
-    // The next run sends them: everyone was received exactly once.
-    assert_success(&campaign.run().await);
-    let stats = sandbox.stats();
-    assert_eq!(stats.orders_accepted, 1000);
-    assert_eq!(stats.orders_accepted_twice, 0);
-    let status = campaign.status().await;
-    assert_eq!(count(&status, "orders", "accepted"), 1000, "{status}");
-    assert_eq!(count(&status, "batches", "uncertain"), 0, "{status}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -648,26 +432,147 @@ async fn the_sandbox_delivers_a_call_again_until_the_webhook_takes_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_lost_batch_is_not_resent_while_its_request_may_still_arrive() {
-    // Every request is refused with 88 before any task is created: no
-    // call will ever come, but the vendor's clock window (ten minutes
-    // here) is not over.
-    let sandbox = start_sandbox(Faults {
-        code88: 1.0,
-        ..Faults::default()
-    })
-    .await;
-    let mut campaign = Campaign::new(&sandbox).with("api", "clock_window_ms = 600000");
-    campaign.write_contacts(Mix::valid(200));
-    let run = campaign.run().await;
-    assert_eq!(exit_code(&run), 1, "{}", stderr(&run));
-    assert_eq!(count(&campaign.status().await, "batches", "uncertain"), 2);
-    let early = campaign
-        .with_credentials("reconcile", &["--lost-after", "1ms", "--resend-lost"])
-        .await;
-    let said = String::from_utf8_lossy(&early.stdout).into_owned();
-    assert_eq!(exit_code(&early), 1, "{said}{}", stderr(&early));
-    assert_eq!(said.matches("may still arrive until").count(), 2, "{said}");
-    assert_eq!(count(&campaign.status().await, "batches", "uncertain"), 2);
-    assert_eq!(sandbox.stats().orders_accepted, 0);
+async fn every_statement_a_call_or_a_reconcile_makes_is_an_index_lookup() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(300));
+    assert_success(&campaign.run().await);
+    let hook = start_webhook(&campaign, None).await;
+    for call in sandbox.calls().iter().take(50) {
+        assert_eq!(post(&hook.url, None, call.to_string()).await.0, 200);
+    }
+    let location = nxcampaign::ledger::LedgerLocation::parse(
+        &campaign.db().to_string_lossy(),
+        std::path::Path::new(""),
+    );
+    let ledger = nxcampaign::ledger::Ledger::open(&location).await.unwrap();
+    let plans = ledger.explain_hot_statements().await.unwrap();
+    assert!(plans.len() >= 8, "{plans:?}");
+    for (sql, plan) in &plans {
+        for line in plan.lines() {
+            // SQLite: `SCAN <table or alias>` reads a whole table; only
+            // the few campaigns and a list of values may be.
+            let sqlite_scan = line.trim_start().starts_with("SCAN ")
+                && ![
+                    "SCAN c",
+                    "SCAN campaigns",
+                    "SCAN j VIRTUAL TABLE",
+                    "SCAN json_each",
+                ]
+                .iter()
+                .any(|allowed| line.trim_start().starts_with(allowed));
+            // PostgreSQL (sequential scans off): one left means no index
+            // can serve the statement.
+            let postgres_scan = line.contains("Seq Scan")
+                && ["orders", "calls", "order_keys", "attempts", "batches"]
+                    .iter()
+                    .any(|table| line.contains(&format!("Seq Scan on {table}")));
+            assert!(!sqlite_scan && !postgres_scan, "{sql}\n{plan}");
+        }
+    }
+    ledger.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_older_report_delivered_later_leaves_the_call_answered() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(100));
+    assert_success(&campaign.run().await);
+    let answered = sandbox
+        .calls()
+        .into_iter()
+        .find(|call| call["answered"] == true)
+        .expect("an answered call");
+    // The same call as the vendor saw it while it rang: before it was
+    // answered, without its intent, duration or recording.
+    let mut ringing = answered.clone();
+    ringing["answered"] = json!(false);
+    ringing["answerTime"] = Value::Null;
+    ringing["callDuration"] = json!(0);
+    ringing["intent"] = Value::Null;
+    ringing["recordUrl"] = Value::Null;
+    ringing["endTime"] = answered["startTime"].clone();
+    let hook = start_webhook(&campaign, None).await;
+    assert_eq!(post(&hook.url, None, answered.to_string()).await.0, 200);
+    assert_eq!(post(&hook.url, None, ringing.to_string()).await.0, 200);
+    let status = campaign.status().await;
+    assert_eq!(calls_of(&status)["answered"], 1, "{status}");
+    assert_eq!(
+        calls_of(&status)["talk_seconds"],
+        answered["callDuration"],
+        "{status}"
+    );
+    let rows = campaign.orders_csv().await;
+    let row = rows
+        .iter()
+        .find(|row| row[0] == answered["orderId"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        (row[7].as_str(), row[10].as_str()),
+        ("true", answered["intent"].as_str().unwrap()),
+        "{row:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_vendors_push_example_counts_as_answered_everywhere() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(100));
+    assert_success(&campaign.run().await);
+    let order_id = campaign.order_states().await.into_keys().next().unwrap();
+    // The vendor's own example, word for word: no `answered` key, though
+    // the call was answered. Its order id is one of ours, and its times
+    // are moved to now (a call older than its order is not its call).
+    let mut example: Value = serde_json::from_str(
+        r#"{"agentName":"fang.cheng@nxcloud.com","answerTime":1691372192000,"callDuration":7,"callId":"b1920376-5e15-4f22-9996-6233f297685e","callee":"NX09445G000025@43.134.225.234:5060","caller":"85235757581","direction":2,"endTime":1691372213000,"intent":"转人工-成功","orderId":"ORDER_ID","other":"OTHER","startTime":1691372191000,"taskId":"1688363452814331904"}"#,
+    )
+    .unwrap();
+    let shift = nxcampaign::clock::now_ms() + 5_000 - 1_691_372_191_000;
+    for key in ["startTime", "answerTime", "endTime"] {
+        example[key] = json!(example[key].as_i64().unwrap() + shift);
+    }
+    example["orderId"] = json!(order_id);
+    assert!(example.get("answered").is_none());
+    let hook = start_webhook(&campaign, None).await;
+    assert_eq!(post(&hook.url, None, example.to_string()).await.0, 200);
+
+    let status = campaign.status().await;
+    assert_eq!(calls_of(&status)["answered"], 1, "{status}");
+    let text = nxcampaign(&campaign.db())
+        .args(["status", &campaign.name])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.contains("100.0%"), "{text}");
+    let answered = nxcampaign(&campaign.db())
+        .args([
+            "orders",
+            &campaign.name,
+            "--call",
+            "answered",
+            "--format",
+            "csv",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let answered = String::from_utf8_lossy(&answered.stdout).into_owned();
+    assert_eq!(answered.lines().count(), 2, "{answered}");
+    assert!(answered.contains(&order_id), "{answered}");
+    let report = nxcampaign(&campaign.db())
+        .args(["report", &campaign.name])
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&report.stdout).into_owned();
+    assert!(report.contains("转人工-成功"), "{report}");
+    assert!(
+        report
+            .lines()
+            .any(|line| line.contains("orders answered") && line.trim_end().ends_with('1')),
+        "{report}"
+    );
 }

@@ -213,3 +213,136 @@ async fn a_run_writes_the_rows_it_set_aside_and_only_those_to_its_rejects_file()
     assert!(rows[0].0.starts_with("Nobody"));
     assert_rows_are_the_files(&rows, &campaign.contacts_path());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejects_file_from_a_crlf_contact_file_has_no_stray_carriage_return() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let campaign = Campaign::new(&sandbox);
+    // What Excel writes: CRLF line ends.
+    std::fs::write(
+        campaign.contacts_path(),
+        format!("name,phone\r\nAnn,{}\r\nBen,12-3\r\n", hk_number(1)),
+    )
+    .unwrap();
+    campaign.write_job();
+    let path = campaign.dir.path().join("rejects.csv");
+    let output = check(&campaign, &["--rejects", path.to_str().unwrap()]).await;
+    assert_success(&output);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains('\r'), "{text:?}");
+    let rows = rejects(&path);
+    assert_eq!(rows[0].1, "12-3");
+}
+
+/// A file's mode bits.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_file_with_numbers_or_outcomes_is_its_owners_alone() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix {
+        valid: 50,
+        invalid: 2,
+        duplicates: 0,
+    });
+    let dir = campaign.dir.path().to_owned();
+    let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let run = campaign
+        .run_with_flags(&[
+            "--rejects",
+            &file("rejects.csv"),
+            "--summary-json",
+            &file("summary.json"),
+            "--metrics-file",
+            &file("metrics.prom"),
+        ])
+        .await;
+    assert_eq!(exit_code(&run), 1, "{}", stderr(&run));
+    let export = nxcampaign(&campaign.db())
+        .args(["orders", &campaign.name, "--output", &file("orders.csv")])
+        .output()
+        .await
+        .unwrap();
+    assert_success(&export);
+    let report = nxcampaign(&campaign.db())
+        .args(["report", &campaign.name, "--html", &file("report.html")])
+        .output()
+        .await
+        .unwrap();
+    assert_success(&report);
+    for name in [
+        "rejects.csv",
+        "summary.json",
+        "metrics.prom",
+        "orders.csv",
+        "report.html",
+    ] {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_output_flag_writes_over_the_campaigns_own_files() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign =
+        Campaign::new_on_sqlite(&sandbox).with("suppression", "files = [\"dnc.txt\"]");
+    std::fs::write(campaign.dir.path().join("dnc.txt"), "+85290000000\n").unwrap();
+    campaign.write_contacts(Mix::valid(120));
+    assert_success(&campaign.run().await);
+    let ledger = campaign.db();
+    let wal = std::path::PathBuf::from(format!("{}-wal", ledger.display()));
+    let protected = [
+        (ledger.clone(), "the ledger"),
+        (campaign.contacts_path(), "contact file"),
+        (campaign.job_path(), "the job file"),
+        (campaign.dir.path().join("dnc.txt"), "do-not-call"),
+    ];
+    let before: Vec<Vec<u8>> = protected
+        .iter()
+        .map(|(path, _)| std::fs::read(path).unwrap())
+        .collect();
+    let job = campaign.job_path().to_string_lossy().into_owned();
+    for (path, what) in protected.iter().chain([&(wal.clone(), "-wal")]) {
+        let path = path.to_string_lossy().into_owned();
+        let attempts: Vec<Vec<&str>> = vec![
+            vec!["check", "--rejects", &path, &job],
+            vec!["run", "--rejects", &path, &job],
+            vec!["run", "--summary-json", &path, &job],
+            vec!["run", "--metrics-file", &path, &job],
+            vec!["orders", &job, "--output", &path],
+            vec!["report", &job, "--html", &path],
+        ];
+        for args in attempts {
+            let output = nxcampaign(&ledger)
+                .env("NXLINK_ACCESS_KEY", DEFAULT_ACCESS_KEY)
+                .env("NXLINK_ACCESS_SECRET", DEFAULT_ACCESS_SECRET)
+                .args(&args)
+                .output()
+                .await
+                .unwrap();
+            assert_eq!(exit_code(&output), 2, "{args:?}: {}", stderr(&output));
+            assert!(
+                stderr(&output).contains(what),
+                "{args:?}: {}",
+                stderr(&output)
+            );
+        }
+    }
+    for ((path, _), bytes) in protected.iter().zip(&before) {
+        assert_eq!(&std::fs::read(path).unwrap(), bytes, "{}", path.display());
+    }
+    // Nor over any other SQLite database.
+    let other = campaign.dir.path().join("archive.db");
+    std::fs::copy(&ledger, &other).unwrap();
+    let output = nxcampaign(&ledger)
+        .args(["orders", &job, "--output", other.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert_exit_saying(&output, 2, "SQLite database");
+    assert_eq!(sandbox.stats().orders_accepted_twice, 0);
+}

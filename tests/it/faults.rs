@@ -223,3 +223,72 @@ async fn an_unreachable_gateway_that_never_answered_is_a_configuration_error() {
         stderr(&run)
     );
 }
+
+/// A gateway whose every reply with an NXLink body carries `status`, the
+/// task created or not as `faults` say: code 0 is the vendor's word.
+async fn replies_under_status(
+    status: u16,
+    faults: Faults,
+) -> (crate::support::Campaign, nxcampaign::sandbox::Sandbox) {
+    let sandbox = start_sandbox(Faults {
+        reply_status: Some(status),
+        ..faults
+    })
+    .await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(300));
+    (campaign, sandbox)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_processed_503_or_429_whose_body_says_code_0_is_accepted_and_never_sent_again() {
+    for status in [503, 429] {
+        let (campaign, sandbox) = replies_under_status(status, Faults::default()).await;
+        let output = campaign.run().await;
+        assert_eq!(exit_code(&output), 0, "HTTP {status}: {}", stderr(&output));
+        let states = count(&campaign.status().await, "orders", "accepted");
+        assert_eq!(states, 300, "HTTP {status}");
+        let stats = sandbox.stats();
+        assert_eq!(stats.tasks_accepted, 3, "HTTP {status}: {stats:?}");
+        assert_eq!(stats.orders_accepted_twice, 0, "HTTP {status}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_503_whose_body_says_99_is_uncertain() {
+    let (campaign, sandbox) = replies_under_status(
+        503,
+        Faults {
+            code99_processed: 1.0,
+            ..Faults::default()
+        },
+    )
+    .await;
+    assert_eq!(exit_code(&campaign.run().await), 1);
+    let status = campaign.status().await;
+    assert_eq!(count(&status, "batches", "uncertain"), 3, "{status}");
+    assert_eq!(sandbox.stats().orders_accepted_twice, 0);
+    assert_eq!(sandbox.stats().tasks_accepted, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_retry_after_is_honoured_and_the_run_says_when_to_come_back() {
+    // Ten minutes: longer than the job's largest backoff (20 ms here).
+    let sandbox = start_sandbox(Faults {
+        http503: 1.0,
+        retry_after_s: 600,
+        ..Faults::default()
+    })
+    .await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(100));
+    let output = campaign.run_with_flags(&["--max-runtime", "2s"]).await;
+    assert_eq!(exit_code(&output), 75, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("before the next retry is due at"),
+        "{}",
+        stderr(&output)
+    );
+    // One request: the vendor said to wait, and nothing was tried before.
+    assert_eq!(sandbox.stats().requests, 1);
+}

@@ -66,18 +66,12 @@ async fn cancelled_batches_are_never_sent_and_forget_refuses_a_campaign_that_sen
     let mut campaign = Campaign::new(&sandbox);
     campaign.write_contacts(Mix::valid(300));
     assert_success(&campaign.ingest().await);
-    let cancelled = command(
-        &campaign,
-        &["cancel", &campaign.name, "--batch", "2", "--batch", "9"],
-    )
-    .await;
-    assert_eq!(
-        exit_code(&cancelled),
-        1,
-        "batch 9 does not exist: {}",
-        stderr(&cancelled)
-    );
+    let cancelled = command(&campaign, &["cancel", &campaign.name, "--batch", "2"]).await;
+    assert_success(&cancelled);
     assert!(String::from_utf8_lossy(&cancelled.stdout).contains("cancelled 1 pending batch(es)"));
+    // Again: it is cancelled already, so it is left alone.
+    let again = command(&campaign, &["cancel", &campaign.name, "--batch", "2"]).await;
+    assert_exit_saying(&again, 1, "left alone (not pending)");
     assert_success(&campaign.run().await);
     assert_eq!(sandbox.stats().orders_accepted, 200);
     let status = campaign.status().await;
@@ -96,6 +90,7 @@ async fn cancelled_batches_are_never_sent_and_forget_refuses_a_campaign_that_sen
     );
     assert!(line["last_run_at"].is_string(), "{line}");
     assert_eq!(line["orders"]["accepted"], 200);
+    assert_eq!(line["calls"]["records"], 0, "{line}");
 
     // It sent requests: forget refuses, and keeps everything.
     let refused = command(&campaign, &["forget", &campaign.name]).await;
@@ -147,4 +142,48 @@ async fn rejected_batches_can_be_requeued_after_the_job_is_fixed() {
     assert!(String::from_utf8_lossy(&resent.stdout).contains("re-queued 2 rejected batch(es)"));
     assert_success(&campaign.run().await);
     assert_eq!(sandbox.stats().orders_accepted, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_stopped_by_its_limit_after_a_batch_went_uncertain_exits_1() {
+    // The first request may have created its task: uncertain.
+    let sandbox = start_sandbox(Faults {
+        code99_processed: 1.0,
+        ..Faults::default()
+    })
+    .await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(300));
+    let summary = campaign.dir.path().join("summary.json");
+    let run = campaign
+        .run_with_flags(&[
+            "--limit",
+            "100",
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(exit_code(&run), 1, "{}", stderr(&run));
+    assert!(stderr(&run).contains("limit reached"), "{}", stderr(&run));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(summary["needs_attention"], true, "{summary}");
+    assert_eq!(summary["campaign_done"], false, "{summary}");
+    assert_eq!(summary["ending"], "limit_reached", "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn naming_a_batch_the_campaign_does_not_have_changes_nothing() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(250));
+    assert_success(&campaign.ingest().await);
+    for verb in [&["cancel"][..], &["resend", "--failed"][..]] {
+        let mut args = verb.to_vec();
+        args.extend([campaign.name.as_str(), "--batch", "1", "--batch", "99"]);
+        let output = command(&campaign, &args).await;
+        assert_exit_saying(&output, 2, "has no batch #99");
+    }
+    let status = campaign.status().await;
+    assert_eq!(count(&status, "batches", "pending"), 3, "{status}");
 }

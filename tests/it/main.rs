@@ -13,6 +13,7 @@ mod files;
 mod guards;
 mod input;
 mod output;
+mod reconcile;
 mod report;
 mod run;
 mod runners;

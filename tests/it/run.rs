@@ -225,7 +225,8 @@ async fn a_rejected_batch_keeps_the_vendor_code_on_every_order() {
             "answered",
             "talk_seconds",
             "hangup_reason",
-            "intent"
+            "intent",
+            "req_id"
         ]
     );
     assert_eq!(rows.len(), 121);
@@ -233,6 +234,8 @@ async fn a_rejected_batch_keeps_the_vendor_code_on_every_order() {
         assert_eq!(row[2], "rejected");
         assert_eq!(row[4], "41000");
         assert!(row[5].contains("too many array elements"), "{row:?}");
+        // The reply's id, for the vendor's support.
+        assert!(row[11].starts_with("sandbox-"), "{row:?}");
     }
 }
 

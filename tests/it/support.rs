@@ -12,6 +12,7 @@ use nxcampaign::nxlink::Credentials;
 use nxcampaign::phone::{Country, Phone};
 use nxcampaign::sandbox::{Faults, Sandbox, DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET};
 use tempfile::TempDir;
+use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 
 /// Starts a sandbox on 127.0.0.1 with a free port and the default credentials.
@@ -645,12 +646,14 @@ pub async fn serve(router: axum::Router) -> String {
     format!("http://{addr}")
 }
 
-/// Runs the campaign again while it exits 75 (a breaker pause), as cron
-/// would, at most `times` times; returns the last output.
+/// Runs the campaign again while it is not done (a breaker pause exits
+/// 75, or 1 when the run also left news), as cron would, at most `times`
+/// times; returns the last output.
 pub async fn run_until_settled(campaign: &Campaign, times: usize) -> Output {
     let mut output = campaign.run().await;
     for _ in 1..times {
-        if exit_code(&output) != 75 {
+        let pending = count(&campaign.status().await, "orders", "pending");
+        if !matches!(exit_code(&output), 1 | 75) || pending == 0 {
             break;
         }
         output = campaign.run().await;
@@ -699,4 +702,100 @@ pub async fn assert_ledger_matches_sandbox(campaign: &Campaign, sandbox: &Sandbo
             );
         }
     }
+}
+
+/// A running `nxcampaign webhook` and the URL it receives calls at.
+pub struct Webhook {
+    pub child: Child,
+    pub url: String,
+    pub base: String,
+}
+
+/// Starts `nxcampaign webhook` on the campaign's ledger (made first if
+/// need be), with `token` in its environment when given.
+pub async fn start_webhook(campaign: &Campaign, token: Option<&str>) -> Webhook {
+    start_webhook_with(campaign, token, &["--listen", "127.0.0.1:0"]).await
+}
+
+/// The same, with these flags.
+pub async fn start_webhook_with(
+    campaign: &Campaign,
+    token: Option<&str>,
+    flags: &[&str],
+) -> Webhook {
+    let migrate = nxcampaign(&campaign.db())
+        .arg("migrate")
+        .output()
+        .await
+        .unwrap();
+    assert_success(&migrate);
+    let mut command = nxcampaign(&campaign.db());
+    command
+        .arg("webhook")
+        .args(flags)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(token) = token {
+        command
+            .env("HOOK_TOKEN", token)
+            .args(["--token-env", "HOOK_TOKEN"]);
+    }
+    let mut child = command.spawn().expect("webhook starts");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("the webhook says where it listens")
+            .unwrap()
+            .expect("the webhook runs");
+        if let Some(rest) = line.split("receiving calls at ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep reading its stderr, so that it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let base = url.trim_end_matches("/nxlink/calls").to_owned();
+    Webhook { child, url, base }
+}
+
+pub async fn post(url: &str, token: Option<&str>, body: impl Into<reqwest::Body>) -> (u16, String) {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(token) = token {
+        request = request.header("token", token);
+    }
+    let reply = request.send().await.expect("the webhook answers");
+    (
+        reply.status().as_u16(),
+        reply.text().await.unwrap_or_default(),
+    )
+}
+
+/// Posts every `(url, body)` at once; the HTTP status of each.
+pub async fn post_at_once(posts: Vec<(String, String)>) -> Vec<u16> {
+    let client = reqwest::Client::new();
+    let posting = posts.into_iter().map(|(url, body)| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map(|reply| reply.status().as_u16())
+        })
+    });
+    futures_util::future::join_all(posting)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap().expect("answered"))
+        .collect()
+}
+
+pub fn calls_of(status: &serde_json::Value) -> &serde_json::Value {
+    &status["calls"]
 }

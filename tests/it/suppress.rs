@@ -172,3 +172,64 @@ async fn a_jobs_own_list_file_keeps_its_numbers_from_being_called() {
     assert!(stderr(&run).contains("dnc.csv"), "{}", stderr(&run));
     assert_eq!(sandbox.stats().orders_accepted, 19);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn suppress_without_a_ledger_named_creates_none_and_says_what_to_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = nxcampaign(&dir.path().join("unused.db"))
+        .env_remove("NXCAMPAIGN_DB")
+        .current_dir(dir.path())
+        .args(["suppress", "add", "+85251234567"])
+        .output()
+        .await
+        .unwrap();
+    assert_exit_saying(&output, 2, "--job");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // An empty NXCAMPAIGN_DB is none named either.
+    let output = nxcampaign(&dir.path().join("unused.db"))
+        .env("NXCAMPAIGN_DB", "")
+        .current_dir(dir.path())
+        .args(["suppress", "add", "+85251234567"])
+        .output()
+        .await
+        .unwrap();
+    assert_exit_saying(&output, 2, "--job");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn suppress_with_a_job_puts_the_number_in_that_jobs_ledger() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new_on_sqlite(&sandbox);
+    campaign.write_contacts(Mix::valid(10));
+    // The job's own ledger, beside it: no --db.
+    let job = std::fs::read_to_string(campaign.job_path()).unwrap();
+    std::fs::write(campaign.job_path(), format!("ledger = \"mine.db\"\n{job}")).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let output = nxcampaign(&campaign.db())
+        .env_remove("NXCAMPAIGN_DB")
+        .current_dir(elsewhere.path())
+        .args(["suppress", "--job"])
+        .arg(campaign.job_path())
+        .args(["add", &format!("+852{}", hk_number(3))])
+        .output()
+        .await
+        .unwrap();
+    assert_success(&output);
+    assert!(campaign.dir.path().join("mine.db").exists());
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    let run = nxcampaign(&campaign.db())
+        .env_remove("NXCAMPAIGN_DB")
+        .env("NXLINK_ACCESS_KEY", nxcampaign::sandbox::DEFAULT_ACCESS_KEY)
+        .env(
+            "NXLINK_ACCESS_SECRET",
+            nxcampaign::sandbox::DEFAULT_ACCESS_SECRET,
+        )
+        .arg("run")
+        .arg(campaign.job_path())
+        .output()
+        .await
+        .unwrap();
+    assert_success(&run);
+    assert_eq!(sandbox.stats().orders_accepted, 9);
+}

@@ -6,8 +6,7 @@ use sqlx::{PgConnection, Row as _};
 
 use super::Postgres;
 use crate::ledger::model::{
-    sent_by_for, CallOwner, CallRow, CallStats, MatchedBy, StoredCalls, UncertainBatch,
-    UPSERT_CALL,
+    sent_by_for, CallOwner, CallRow, CallStats, MatchedBy, StoredCalls, UncertainBatch, UPSERT_CALL,
 };
 use crate::ledger::{CampaignId, LedgerError};
 use crate::nxlink::calls::Call;
@@ -95,7 +94,10 @@ const TOP_INTENTS: &str = "SELECT intent, COUNT(*) AS n FROM calls
 /// Every statement a call, a delivery, a reconciliation or an export of
 /// orders with calls runs per item, with values for its parameters.
 const HOT_STATEMENTS: &[(&str, &[&str])] = &[
-    (MATCH_BY_ORDER_ID, &["'0123456789ABCDEF0123456789ABCDEF'", "1767225600000"]),
+    (
+        MATCH_BY_ORDER_ID,
+        &["'0123456789ABCDEF0123456789ABCDEF'", "1767225600000"],
+    ),
     (MATCH_BY_PHONE, &["'85251234567'", "1767225600000"]),
     ("SELECT 1 FROM calls WHERE call_id = $1", &["'c-1'"]),
     (UNCERTAIN_BATCHES, &["1", "'uncertain'"]),
@@ -189,15 +191,15 @@ impl Postgres {
     pub async fn call_stats(&self, campaign: CampaignId) -> Result<CallStats, LedgerError> {
         let e = |source| self.query_error(source);
         let row = sqlx::query(CALL_COUNTS)
-        .bind(campaign.0)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(e)?;
+            .bind(campaign.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(e)?;
         let intents: Vec<(String, i64)> = sqlx::query_as(TOP_INTENTS)
-        .bind(campaign.0)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(e)?;
+            .bind(campaign.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(e)?;
         Ok(CallStats {
             records: row.get::<i64, _>(0) as u64,
             orders_called: row.get::<i64, _>(1) as u64,
@@ -214,11 +216,11 @@ impl Postgres {
     ) -> Result<Vec<UncertainBatch>, LedgerError> {
         let e = |source| self.query_error(source);
         let rows = sqlx::query(UNCERTAIN_BATCHES)
-        .bind(campaign.0)
-        .bind(BatchState::Uncertain.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(e)?;
+            .bind(campaign.0)
+            .bind(BatchState::Uncertain.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(e)?;
         let mut found: Vec<UncertainBatch> = Vec::new();
         for row in rows {
             let seq = self.batch_seq(row.get(0))?;

@@ -6,8 +6,7 @@ use rusqlite::{params, OptionalExtension as _, Transaction};
 
 use super::{LedgerError, Sqlite};
 use crate::ledger::model::{
-    sent_by_for, CallOwner, CallRow, CallStats, MatchedBy, StoredCalls, UncertainBatch,
-    UPSERT_CALL,
+    sent_by_for, CallOwner, CallRow, CallStats, MatchedBy, StoredCalls, UncertainBatch, UPSERT_CALL,
 };
 use crate::ledger::CampaignId;
 use crate::nxlink::calls::Call;
@@ -89,7 +88,10 @@ const TOP_INTENTS: &str = "SELECT intent, COUNT(*) AS n FROM calls
 /// orders with calls runs per item, with values for its parameters: each
 /// must be an index lookup at any size (`explain_hot_statements`).
 const HOT_STATEMENTS: &[(&str, &[&str])] = &[
-    (MATCH_BY_ORDER_ID, &["'0123456789ABCDEF0123456789ABCDEF'", "1767225600000"]),
+    (
+        MATCH_BY_ORDER_ID,
+        &["'0123456789ABCDEF0123456789ABCDEF'", "1767225600000"],
+    ),
     (MATCH_BY_PHONE, &["'85251234567'", "1767225600000"]),
     ("SELECT 1 FROM calls WHERE call_id = ?1", &["'c-1'"]),
     (ORDERS_OF_UNCERTAIN_BATCH, &["1", "7"]),
@@ -207,18 +209,12 @@ impl Sqlite {
             let e = this.error();
             let snapshot = conn.unchecked_transaction().map_err(e)?;
             let (records, orders_called, answered, talk): (i64, i64, i64, Option<i64>) = snapshot
-                .query_row(
-                    CALL_COUNTS,
-                    [campaign.0],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-                )
+                .query_row(CALL_COUNTS, [campaign.0], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
                 .map_err(e)?;
             let unknown: i64 = snapshot
-                .query_row(
-                    UNKNOWN_CALLS,
-                    [],
-                    |row| row.get(0),
-                )
+                .query_row(UNKNOWN_CALLS, [], |row| row.get(0))
                 .map_err(e)?;
             let intents = snapshot
                 .prepare(TOP_INTENTS)

@@ -336,9 +336,7 @@ impl IngestWriter {
                 )
                 .map_err(e)?;
             if others {
-                staged
-                    .execute(&tx, USED_ELSEWHERE)
-                    .map_err(e)?;
+                staged.execute(&tx, USED_ELSEWHERE).map_err(e)?;
                 duplicates += staged.set_aside_duplicates(&tx).map_err(e)?;
             }
         }
@@ -443,7 +441,8 @@ impl IngestWriter {
 }
 
 /// Staged rows whose order id another campaign of the ledger holds.
-pub(in crate::ledger) const USED_ELSEWHERE: &str = "INSERT OR IGNORE INTO temp.plan_duplicates (id, reason)
+pub(in crate::ledger) const USED_ELSEWHERE: &str =
+    "INSERT OR IGNORE INTO temp.plan_duplicates (id, reason)
      SELECT o.id, 'order id already used by campaign \"' || c.name || '\"'
      FROM orders o
      CROSS JOIN order_keys k ON k.kind = 1 AND k.key = o.order_id AND k.campaign_id <> ?1

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use super::{CampaignId, LedgerError, Sqlite};
 use crate::ledger::model::{
-    AttemptGroup, BatchOutcome, CallFilter, CampaignStatus, LastCall, OrderLine, OrderStream, ReportData,
-    SlowAttempt, TroubledBatch, REPORT_ROWS, TIMELINE_BUCKETS,
+    AttemptGroup, BatchOutcome, CallFilter, CampaignStatus, LastCall, OrderLine, OrderStream,
+    ReportData, SlowAttempt, TroubledBatch, REPORT_ROWS, TIMELINE_BUCKETS,
 };
 use crate::outcome::{BatchState, OrderState};
 use rusqlite::params;
@@ -159,7 +159,12 @@ impl Sqlite {
             };
             let of_order = calls.of(row_id).map_err(e)?;
             if let Some(wanted) = call {
-                if set_aside.is_some() || !wanted.keeps(of_order.is_some(), of_order.as_ref().is_some_and(|c| c.any_answered)) {
+                if set_aside.is_some()
+                    || !wanted.keeps(
+                        of_order.is_some(),
+                        of_order.as_ref().is_some_and(|c| c.any_answered),
+                    )
+                {
                     continue;
                 }
             }
