@@ -29,6 +29,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod calls;
+
 use md5::{Digest, Md5};
 use nxcampaign::nxlink::Credentials;
 use nxcampaign::realistic;
@@ -66,6 +68,15 @@ fn main() {
     )
     .unwrap();
     writeln!(table, "|---:|---|---:|---:|---:|---|").unwrap();
+    for &orders in &options.calls {
+        calls::bench(&mut table, &runtime, &work, &sandbox, orders);
+        eprint!("{table}");
+    }
+    if options.only_calls {
+        println!("\n{table}");
+        runtime.block_on(sandbox.stop());
+        return;
+    }
     for &rows in &options.sizes {
         if let Some(server) = &options.postgres {
             postgres(&mut table, &work, &sandbox, server, rows, options.runs);
@@ -650,6 +661,10 @@ struct Options {
     postgres: Option<String>,
     /// Only the PostgreSQL figures.
     only_postgres: bool,
+    /// Campaign sizes of the call-outcome figures (webhook, sync, export).
+    calls: Vec<usize>,
+    /// Only the call-outcome figures.
+    only_calls: bool,
 }
 
 impl Options {
@@ -662,6 +677,8 @@ impl Options {
                 .ok()
                 .filter(|url| !url.is_empty()),
             only_postgres: false,
+            calls: vec![200_000, 1_000_000],
+            only_calls: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -671,6 +688,10 @@ impl Options {
             }
             if arg == "--only-postgres" {
                 options.only_postgres = true;
+                continue;
+            }
+            if arg == "--only-calls" {
+                options.only_calls = true;
                 continue;
             }
             let mut value = || {
@@ -683,9 +704,11 @@ impl Options {
                 "--rows" => options.sizes = vec![value() as usize],
                 "--runs" => options.runs = value().max(1) as usize,
                 "--rate-seconds" => options.rate_seconds = value(),
+                "--calls" => options.calls = vec![value() as usize],
+                "--no-calls" => options.calls.clear(),
                 "--bench" => {}
                 other => panic!(
-                    "unknown option {other:?} (use --big, --rows N, --runs N, --rate-seconds N, --postgres URL, --only-postgres)"
+                    "unknown option {other:?} (use --big, --rows N, --runs N, --rate-seconds N, --postgres URL, --only-postgres, --calls N, --no-calls, --only-calls)"
                 ),
             }
         }
@@ -785,20 +808,37 @@ fn measure(command: &[&str]) -> Sample {
     measure_env(command, false)
 }
 
-/// Runs `command` through `pipeline --measure` and reads its report.
+/// Runs `command` through `pipeline --measure` (with the sandbox's
+/// credentials when asked) and reads its report.
 fn measure_env(command: &[&str], credentials: bool) -> Sample {
+    let env = if credentials {
+        vec![
+            (
+                "NXLINK_ACCESS_KEY".to_owned(),
+                DEFAULT_ACCESS_KEY.to_owned(),
+            ),
+            (
+                "NXLINK_ACCESS_SECRET".to_owned(),
+                DEFAULT_ACCESS_SECRET.to_owned(),
+            ),
+        ]
+    } else {
+        Vec::new()
+    };
+    measure_with(command, &env)
+}
+
+/// Runs `command` through `pipeline --measure` with `env` added, and reads
+/// its report.
+fn measure_with(command: &[&str], env: &[(String, String)]) -> Sample {
     let me = std::env::current_exe().expect("own path");
     let mut wrapper = Command::new(me);
     wrapper
         .arg("--measure")
         .args(command)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    if credentials {
-        wrapper
-            .env("NXLINK_ACCESS_KEY", DEFAULT_ACCESS_KEY)
-            .env("NXLINK_ACCESS_SECRET", DEFAULT_ACCESS_SECRET);
-    }
     let output = wrapper.output().expect("measure wrapper runs");
     let report = String::from_utf8_lossy(&output.stdout);
     let mut fields = report.split_whitespace();
