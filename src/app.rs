@@ -650,8 +650,9 @@ async fn suppress_command(
             let ledger = Ledger::open_with(&location, OpenMode::MustExist).await?;
             let reading = suppress::Reading {
                 country: country(cc)?,
+                column: None,
             };
-            let tally = suppress::for_each_chunk(&numbers, reading, |phones| {
+            let tally = suppress::for_each_chunk(&numbers, &reading, |phones| {
                 ledger.unsuppress(phones, Scope::Every)
             })
             .await?;
@@ -673,8 +674,15 @@ async fn suppress_command(
     };
     let ledger = Ledger::open_with(&location, OpenMode::CreateIfMissing).await?;
     eprintln!("ledger: {}", ledger.shown());
+    if let Some(until) = args.until.filter(|until| *until <= now_ms()) {
+        return Err(Error::Usage(format!(
+            "--until {}: that is in the past; an entry that has already ended protects no one (leave --until out for good)",
+            rfc3339(until)
+        )));
+    }
     let reading = suppress::Reading {
         country: country(args.country)?,
+        column: args.column,
     };
     let entry = SuppressionEntry {
         scope: Scope::Every,
@@ -683,7 +691,7 @@ async fn suppress_command(
         added_at_ms: now_ms(),
         source: requested_by(),
     };
-    let tally = suppress::add(&ledger, &inputs, reading, &entry).await?;
+    let tally = suppress::add(&ledger, &inputs, &reading, &entry).await?;
     println!(
         "{} number(s) on the do-not-call list for every campaign of ledger {}{}{}",
         tally.done,
@@ -692,10 +700,12 @@ async fn suppress_command(
             .until_ms
             .map(|until| format!(" until {}", rfc3339(until)))
             .unwrap_or_default(),
-        if tally.skipped > 0 {
-            format!("; {} skipped (not numbers)", tally.skipped)
-        } else {
-            String::new()
+        match (tally.lines, tally.skipped) {
+            (0, 0) => String::new(),
+            (lines, 0) => format!(" ({lines} line(s) read, every one taken)"),
+            (lines, skipped) => format!(
+                " ({lines} line(s) read); {skipped} not taken (each named above): fix them and add them again"
+            ),
         }
     );
     ledger.close().await;

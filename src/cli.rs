@@ -391,9 +391,16 @@ pub struct SuppressEntryArgs {
     #[arg(long)]
     pub reason: Option<String>,
     /// The entry applies through this day (UTC), or until this time
-    /// (`2026-12-31`, `2026-12-31T18:00:00Z`); default: for good.
+    /// (`2026-12-31`, `2026-12-31T18:00:00Z`); default: for good. A number
+    /// already on the list keeps the stronger entry: for good beats a date,
+    /// a later date beats an earlier one (`suppress remove` weakens).
     #[arg(long, value_name = "DATE", value_parser = crate::clock::parse_until_ms)]
     pub until: Option<i64>,
+    /// The column of a list file that holds the numbers, by its header
+    /// (default: a header naming a phone column, else the first field
+    /// holding a number).
+    #[arg(long, value_name = "NAME")]
+    pub column: Option<String>,
 }
 
 /// `suppress list`'s formats.

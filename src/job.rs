@@ -27,6 +27,9 @@ pub struct Job {
     /// against the job file's folder: numbers in them are never called in
     /// this campaign.
     pub suppression_files: Vec<PathBuf>,
+    /// The column of the list files that holds the numbers (by its
+    /// header), when their header does not say it plainly.
+    pub suppression_column: Option<String>,
     /// When calls may be made (`[schedule]`); `None`: at any time.
     pub schedule: Option<Schedule>,
     /// The ledger the job file names (`ledger`: a file, resolved against
@@ -427,6 +430,7 @@ impl Job {
             contacts,
             ledger,
             suppression_files,
+            suppression_column: file.suppression.column.filter(|c| !c.trim().is_empty()),
             schedule,
             api: ApiSettings {
                 base_url,
@@ -715,6 +719,7 @@ enum Windows {
 struct SuppressionFile {
     #[serde(default)]
     files: Vec<String>,
+    column: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -21,36 +21,58 @@ const CHUNK: usize = 200_000;
 /// Entries per page of `list`.
 const PAGE: usize = 5_000;
 
-/// Skipped lines named one by one; beyond, only counted.
-const SHOWN_SKIPPED: u64 = 10;
-
 /// How numbers given to `suppress` are read.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Reading {
     /// The country of national numbers; without one, only international
     /// numbers (`+…`, `00…`) are accepted.
     pub country: Option<Country>,
+    /// The column of a list file that holds the numbers (by its header);
+    /// without one, a header naming a phone column, else the first field
+    /// that holds a number.
+    pub column: Option<String>,
 }
 
 impl Reading {
     /// `raw` as the ledger stores numbers (the vendor's digits), or why not.
+    /// A note after the number (`+852 5123 4505 (mobile)`) is left out.
     pub fn normalize(&self, raw: &str) -> Result<String, String> {
         let raw = raw.trim().trim_matches('"').trim();
+        let number = without_note(raw);
         let home = match self.country {
             Some(country) => country,
-            None if raw.starts_with('+') || raw.starts_with("00") => {
+            None if number.starts_with('+') || number.starts_with("00") => {
                 Country::parse("US").expect("US is a country")
             }
-            None => {
+            None if has_number(raw) => {
                 return Err(format!(
                     "{raw:?} is a national number: say its country with --country"
                 ))
             }
+            None => return Err(format!("{raw:?} is not a phone number")),
         };
-        Phone::parse(raw, home)
+        Phone::parse(number, home)
             .map(|phone| phone.digits().to_owned())
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("{raw:?}: {e}"))
     }
+}
+
+/// The number at the start of `raw`, without a note after it: the longest
+/// prefix of what numbers are written with, up to its last digit.
+fn without_note(raw: &str) -> &str {
+    let end = raw
+        .char_indices()
+        .take_while(|(_, c)| c.is_ascii_digit() || " +-().".contains(*c))
+        .filter(|(_, c)| c.is_ascii_digit())
+        .last()
+        .map_or(0, |(i, _)| i + 1);
+    &raw[..end]
+}
+
+/// Whether `raw` has a number in it (six digits or more): a line without
+/// one may be a header; a line with one is never taken for a header.
+fn has_number(raw: &str) -> bool {
+    raw.chars().filter(char::is_ascii_digit).count() >= 6
 }
 
 /// What adding or removing did.
@@ -58,17 +80,137 @@ impl Reading {
 pub struct Tally {
     /// Numbers written (added, renewed or removed).
     pub done: u64,
-    /// Lines or arguments that were not a number.
+    /// Arguments and lines that are not a number (each said on stderr).
     pub skipped: u64,
+    /// Lines read from files: numbers, headers, blank lines and comments,
+    /// and those skipped.
+    pub lines: u64,
 }
 
-/// Feeds every number of `inputs` (a number, or a file with one number per
-/// line, its first field when the line has several) to `apply`, a chunk at
-/// a time; what is not a number is named on stderr and skipped. A file's
-/// first line is a header when it is not a number and has letters.
+/// One line of a list file that is not a number, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub file: String,
+    pub line: u64,
+    pub why: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: line {}: {}", self.file, self.line, self.why)
+    }
+}
+
+/// Reads a list file line by line: a UTF-8 BOM and the whitespace around
+/// fields are ignored; the first line is a header only when it holds no
+/// number at all; the numbers are in the column `reading` names, or the
+/// header's phone column, or the first field holding a number. Gives each
+/// number to `number` and each line that is neither a number, a header, a
+/// blank line nor a `#` comment to `refused`. Returns the lines read.
+pub fn read_list_file(
+    path: &Path,
+    reading: &Reading,
+    mut number: impl FnMut(String),
+    mut refused: impl FnMut(Refused),
+) -> io::Result<u64> {
+    let file = path.display().to_string();
+    let mut data = BufReader::new(File::open(path)?);
+    // A UTF-8 BOM (what Excel and Notepad write) is no part of the text.
+    if data.fill_buf()?.starts_with(b"\xef\xbb\xbf") {
+        data.consume(3);
+    }
+    let delimiter = {
+        let head = data.fill_buf()?;
+        let first = head.split(|b| *b == b'\n').next().unwrap_or_default();
+        [b',', b';', b'\t']
+            .into_iter()
+            .max_by_key(|d| first.iter().filter(|b| *b == d).count())
+            .filter(|d| first.contains(d))
+            .unwrap_or(b',')
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(data);
+    let mut record = csv::ByteRecord::new();
+    let mut column: Option<usize> = None;
+    let mut first = true;
+    let mut last = 0;
+    loop {
+        let line = reader.position().line();
+        if !reader
+            .read_byte_record(&mut record)
+            .map_err(io::Error::other)?
+        {
+            break;
+        }
+        last = line;
+        let fields: Vec<String> = record
+            .iter()
+            .map(|f| String::from_utf8_lossy(f).trim().to_owned())
+            .collect();
+        let all = fields.join(",");
+        if all.trim_matches(',').is_empty() || fields[0].starts_with('#') {
+            continue;
+        }
+        if std::mem::take(&mut first) && !fields.iter().any(|f| has_number(f)) {
+            // A header: find the numbers' column in it.
+            column = match &reading.column {
+                Some(name) => Some(
+                    fields
+                        .iter()
+                        .position(|f| f.eq_ignore_ascii_case(name))
+                        .ok_or_else(|| {
+                            io::Error::other(format!(
+                                "{file}: no column {name:?} in its header ({})",
+                                fields.join(", ")
+                            ))
+                        })?,
+                ),
+                None => fields.iter().position(|f| is_phone_heading(f)),
+            };
+            continue;
+        }
+        let taken = match column {
+            Some(index) => match fields.get(index) {
+                Some(field) => reading.normalize(field),
+                None => Err(format!("no field {} on this line", index + 1)),
+            },
+            None => match fields.iter().find(|f| has_number(f)) {
+                Some(field) => reading.normalize(field),
+                None => Err(format!("{:?} holds no phone number", all)),
+            },
+        };
+        match taken {
+            Ok(phone) => number(phone),
+            Err(why) => refused(Refused {
+                file: file.clone(),
+                line,
+                why,
+            }),
+        }
+    }
+    // Blank lines are never records: the last line read counts them too.
+    Ok(last.max(reader.position().line().saturating_sub(1)))
+}
+
+/// Whether a header names a phone column.
+fn is_phone_heading(heading: &str) -> bool {
+    let heading = heading.to_lowercase();
+    [
+        "phone", "mobile", "number", "tel", "msisdn", "cell", "电话", "手机",
+    ]
+    .iter()
+    .any(|word| heading.contains(word))
+}
+
+/// Feeds every number of `inputs` (a number, or a list file, read as
+/// [`read_list_file`] says) to `apply`, a chunk at a time. Each argument
+/// or line that is not a number is named on stderr and counted.
 pub async fn for_each_chunk<F, Fut>(
     inputs: &[String],
-    reading: Reading,
+    reading: &Reading,
     mut apply: F,
 ) -> Result<Tally, Error>
 where
@@ -77,47 +219,57 @@ where
 {
     let mut tally = Tally::default();
     let mut chunk = Vec::with_capacity(CHUNK);
-    let skip = |tally: &mut Tally, what: String| {
-        tally.skipped += 1;
-        if tally.skipped <= SHOWN_SKIPPED {
-            eprintln!("skipped: {}", terminal_safe(&what));
-        }
-    };
     for input in inputs {
         let path = Path::new(input);
         if !path.is_file() {
             match reading.normalize(input) {
                 Ok(phone) => chunk.push(phone),
-                Err(why) => skip(&mut tally, why),
+                Err(why) => {
+                    tally.skipped += 1;
+                    eprintln!("not taken: {}", terminal_safe(&why));
+                }
             }
             continue;
         }
-        let file = File::open(path).map_err(|e| Error::Usage(format!("{input}: {e}")))?;
-        for (index, line) in BufReader::new(file).lines().enumerate() {
-            let line =
-                line.map_err(|e| Error::Usage(format!("{input}: line {}: {e}", index + 1)))?;
-            let field = line.split([',', ';', '\t']).next().unwrap_or("").trim();
-            if field.is_empty() || field.starts_with('#') {
-                continue;
+        // A file is read on a blocking thread, a chunk at a time.
+        let (sender, mut chunks) = tokio::sync::mpsc::channel::<Result<Vec<String>, String>>(2);
+        let (path, reading) = (path.to_owned(), reading.clone());
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            let mut refused = Vec::new();
+            let lines = read_list_file(
+                &path,
+                &reading,
+                |phone| {
+                    chunk.push(phone);
+                    if chunk.len() == CHUNK {
+                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                        let _ = sender.blocking_send(Ok(full));
+                    }
+                },
+                |line| refused.push(line),
+            );
+            if !chunk.is_empty() {
+                let _ = sender.blocking_send(Ok(chunk));
             }
-            match reading.normalize(field) {
-                Ok(phone) => chunk.push(phone),
-                Err(_) if index == 0 && field.chars().any(char::is_alphabetic) => {}
-                Err(why) => skip(&mut tally, format!("{input}: line {}: {why}", index + 1)),
+            if let Err(e) = &lines {
+                let _ = sender.blocking_send(Err(format!("{}: {e}", path.display())));
             }
-            if chunk.len() == CHUNK {
-                tally.done += apply(std::mem::take(&mut chunk)).await?;
-            }
+            (lines.unwrap_or(0), refused)
+        });
+        while let Some(read) = chunks.recv().await {
+            let phones = read.map_err(Error::Usage)?;
+            tally.done += apply(phones).await?;
+        }
+        let (lines, refused) = reader.await.expect("the list reader does not panic");
+        tally.lines += lines;
+        tally.skipped += refused.len() as u64;
+        for line in &refused {
+            eprintln!("not taken: {}", terminal_safe(&line.to_string()));
         }
     }
     if !chunk.is_empty() {
         tally.done += apply(chunk).await?;
-    }
-    if tally.skipped > SHOWN_SKIPPED {
-        eprintln!(
-            "skipped: {} more line(s) that are not numbers",
-            tally.skipped - SHOWN_SKIPPED
-        );
     }
     Ok(tally)
 }
@@ -126,26 +278,26 @@ where
 pub async fn add(
     ledger: &Ledger,
     inputs: &[String],
-    reading: Reading,
+    reading: &Reading,
     entry: &SuppressionEntry,
 ) -> Result<Tally, Error> {
     for_each_chunk(inputs, reading, |phones| ledger.suppress(phones, entry)).await
 }
 
 /// Loads the job's own list files (`[suppression] files`) into the
-/// campaign's part of the list, as they are now: their numbers are added or
-/// renewed, and the campaign's entries they no longer hold (a number taken
-/// out of a file, a file taken out of the job) are dropped. A file that
-/// cannot be read stops the run: a list skipped would call its numbers.
-/// Returns how many numbers the files hold.
+/// campaign's part of the list, as they are now, in one transaction that
+/// replaces the campaign's entries: no one ever sees a list emptier than
+/// either version, whichever runner's clock says what. A file that cannot
+/// be read, or with a line that is neither a number, a header, a blank
+/// line nor a comment, stops the run: a do-not-call list is no place to
+/// guess. Returns how many numbers the files hold.
 pub async fn load_job_lists(
     ledger: &Ledger,
     campaign: CampaignId,
     job: &Job,
 ) -> Result<u64, Error> {
-    let started = now_ms();
-    let scope = Scope::Campaign(campaign);
-    let mut listed = 0;
+    let mut listed: Vec<(String, String)> = Vec::new();
+    // The files as the job names them, relative to its folder.
     for file in &job.suppression_files {
         if !file.is_file() {
             return Err(Error::Usage(format!(
@@ -153,21 +305,32 @@ pub async fn load_job_lists(
                 file.display()
             )));
         }
-        let entry = SuppressionEntry {
-            scope,
-            reason: Some(format!("listed in {}", file.display())),
-            until_ms: None,
-            added_at_ms: started,
-            source: format!("list file {}", file.display()),
-        };
-        let inputs = [file.to_string_lossy().into_owned()];
         let reading = Reading {
             country: Some(job.default_country),
+            column: job.suppression_column.clone(),
         };
-        listed += add(ledger, &inputs, reading, &entry).await?.done;
+        let shown = file.display().to_string();
+        let mut refused = None;
+        read_list_file(
+            file,
+            &reading,
+            |phone| listed.push((phone, shown.clone())),
+            |line| {
+                refused.get_or_insert(line);
+            },
+        )
+        .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
+        if let Some(line) = refused {
+            return Err(Error::Usage(format!(
+                "{line}: a line of the job's do-not-call list that is not a number (nor a header, a blank line or a # comment): fix it; nothing was sent"
+            )));
+        }
     }
-    ledger.forget_suppressions_before(scope, started).await?;
-    Ok(listed)
+    let numbers = listed.len() as u64;
+    ledger
+        .replace_suppressions(Scope::Campaign(campaign), listed, now_ms())
+        .await?;
+    Ok(numbers)
 }
 
 /// `suppress list` as CSV or JSON lines, a page at a time.
@@ -221,7 +384,7 @@ mod tests {
 
     #[test]
     fn numbers_are_normalized_as_contacts_are() {
-        let international = Reading { country: None };
+        let international = Reading::default();
         assert_eq!(
             international.normalize("+852 5123 4567").unwrap(),
             "85251234567"
@@ -234,8 +397,59 @@ mod tests {
         assert!(err.contains("--country"), "{err}");
         let hk = Reading {
             country: Some(Country::parse("HK").unwrap()),
+            column: None,
         };
         assert_eq!(hk.normalize("5123 4567").unwrap(), "85251234567");
         assert!(hk.normalize("12-3").is_err());
+        // A note after the number is no part of it.
+        assert_eq!(
+            international.normalize("+852 5123 4505 (mobile)").unwrap(),
+            "85251234505"
+        );
+    }
+
+    /// The numbers and refused lines of a list file with `text`.
+    fn read(text: &[u8], column: Option<&str>) -> (Vec<String>, Vec<(u64, String)>, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("list.csv");
+        std::fs::write(&path, text).unwrap();
+        let reading = Reading {
+            country: Some(Country::parse("HK").unwrap()),
+            column: column.map(str::to_owned),
+        };
+        let (mut numbers, mut refused) = (Vec::new(), Vec::new());
+        let lines = read_list_file(
+            &path,
+            &reading,
+            |n| numbers.push(n),
+            |r| refused.push((r.line, r.why)),
+        )
+        .unwrap();
+        (numbers, refused, lines)
+    }
+
+    #[test]
+    fn list_files_as_people_write_them_lose_no_line() {
+        // A BOM, CRLF, an indented line, a number with a note first.
+        let (numbers, refused, lines) = read(
+            b"\xef\xbb\xbf+852 5123 4505 (mobile)\r\n\t5123 4506\r\n   +85251234507\r\n\r\n# a comment\r\n",
+            None,
+        );
+        assert_eq!(numbers, ["85251234505", "85251234506", "85251234507"]);
+        assert!(refused.is_empty(), "{refused:?}");
+        assert_eq!(lines, 5);
+        // Name,Phone: the number is in the second column.
+        let (numbers, refused, _) =
+            read(b"Name,Phone\nAnn,5123 4508\n\"Lee, Ben\",5123 4509\n", None);
+        assert_eq!(numbers, ["85251234508", "85251234509"]);
+        assert!(refused.is_empty(), "{refused:?}");
+        // A line that is not a number is refused with its line.
+        let (numbers, refused, _) = read(b"phone\n51234510\nask Ann\n51234511\n", None);
+        assert_eq!(numbers.len(), 2);
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].0, 3);
+        // A column named by its header.
+        let (numbers, _, _) = read(b"home;work\n51234512;51234513\n", Some("work"));
+        assert_eq!(numbers, ["85251234513"]);
     }
 }

@@ -341,14 +341,22 @@ impl Ledger {
         each!(self, l => l.unsuppress(phones, scope).await)
     }
 
-    /// Removes the entries of `scope` added or renewed before `before_ms`
-    /// (for a campaign: what its job's list files no longer hold).
-    pub async fn forget_suppressions_before(
+    /// Makes the entries of `scope` exactly `listed` (number, the list
+    /// file it is in), in one transaction: entries no longer listed go,
+    /// new ones come (for good), the rest stay as they are. Two of these at
+    /// once take turns, so the list is never emptier than either version.
+    pub async fn replace_suppressions(
         &self,
         scope: Scope,
-        before_ms: i64,
-    ) -> Result<u64, LedgerError> {
-        each!(self, l => l.forget_suppressions_before(scope, before_ms).await)
+        listed: Vec<(String, String)>,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
+        let mut listed = listed;
+        // In key order (each page of the list written once); a number in
+        // two files keeps the first.
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        listed.dedup_by(|a, b| a.0 == b.0);
+        each!(self, l => l.replace_suppressions(scope, listed, now_ms).await)
     }
 
     /// Up to `limit` entries of the list after `after` (phone, scope), in

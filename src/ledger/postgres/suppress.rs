@@ -72,6 +72,9 @@ pub(super) async fn set_aside_suppressed(
     Ok(moved as u64)
 }
 
+/// The advisory lock class of list reloads (the scope is the object).
+const SUPPRESSIONS_LOCK: i32 = 0x6e78_646e;
+
 impl Postgres {
     pub async fn suppress(
         &self,
@@ -81,8 +84,14 @@ impl Postgres {
         let added = sqlx::query(
             "INSERT INTO suppressions (phone, scope, reason, until_ms, added_at_ms, source)
              SELECT DISTINCT phone, $2, $3, $4, $5, $6 FROM UNNEST($1::TEXT[]) AS t (phone)
-             ON CONFLICT (phone, scope) DO UPDATE SET reason = excluded.reason,
-                 until_ms = excluded.until_ms, added_at_ms = excluded.added_at_ms, source = excluded.source",
+             ON CONFLICT (phone, scope) DO UPDATE SET
+                 until_ms = CASE WHEN suppressions.until_ms IS NULL OR excluded.until_ms IS NULL THEN NULL
+                                 ELSE GREATEST(suppressions.until_ms, excluded.until_ms) END,
+                 reason = CASE WHEN excluded.reason IS NULL
+                                 OR position(excluded.reason IN COALESCE(suppressions.reason, '')) > 0
+                               THEN suppressions.reason
+                               WHEN suppressions.reason IS NULL THEN excluded.reason
+                               ELSE suppressions.reason || '; ' || excluded.reason END",
         )
         .bind(&phones)
         .bind(entry.scope.stored())
@@ -106,18 +115,56 @@ impl Postgres {
         Ok(removed.rows_affected())
     }
 
-    pub async fn forget_suppressions_before(
+    pub async fn replace_suppressions(
         &self,
         scope: Scope,
-        before_ms: i64,
-    ) -> Result<u64, LedgerError> {
-        let removed = sqlx::query("DELETE FROM suppressions WHERE scope = $1 AND added_at_ms < $2")
-            .bind(scope.stored())
-            .bind(before_ms)
-            .execute(&self.pool)
+        listed: Vec<(String, String)>,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
+        let e = |source| self.query_error(source);
+        let (phones, files): (Vec<String>, Vec<String>) = listed.into_iter().unzip();
+        let mut tx = self.pool.begin().await.map_err(e)?;
+        // Reloads of one campaign's lists take turns: the two versions
+        // never interleave into a list emptier than either.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(SUPPRESSIONS_LOCK)
+            .bind(scope.stored() as i32)
+            .execute(&mut *tx)
             .await
-            .map_err(|e| self.query_error(e))?;
-        Ok(removed.rows_affected())
+            .map_err(e)?;
+        sqlx::raw_sql(
+            "CREATE TEMP TABLE listed_now (phone TEXT COLLATE \"C\" PRIMARY KEY, file TEXT NOT NULL) ON COMMIT DROP",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(e)?;
+        sqlx::query("INSERT INTO listed_now SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[])")
+            .bind(&phones)
+            .bind(&files)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+        sqlx::query(
+            "DELETE FROM suppressions s WHERE s.scope = $1
+               AND NOT EXISTS (SELECT 1 FROM listed_now l WHERE l.phone = s.phone)",
+        )
+        .bind(scope.stored())
+        .execute(&mut *tx)
+        .await
+        .map_err(e)?;
+        sqlx::query(
+            "INSERT INTO suppressions (phone, scope, reason, until_ms, added_at_ms, source)
+             SELECT phone, $1, 'listed in ' || file, NULL, $2, 'list file ' || file FROM listed_now
+             ON CONFLICT (phone, scope) DO UPDATE SET reason = excluded.reason, until_ms = NULL,
+                 source = excluded.source
+             WHERE suppressions.reason IS DISTINCT FROM excluded.reason OR suppressions.until_ms IS NOT NULL",
+        )
+        .bind(scope.stored())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(e)?;
+        tx.commit().await.map_err(e)
     }
 
     pub async fn suppressions_after(

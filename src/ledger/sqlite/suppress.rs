@@ -68,8 +68,9 @@ pub(super) fn set_aside_suppressed(
 }
 
 impl Sqlite {
-    /// Adds `phones` (normalized) to the list, or renews them with this
-    /// reason, expiry and source; one transaction.
+    /// Adds `phones` (normalized) to the list; a number already on it keeps
+    /// the stronger entry (for good beats until a date, a later date beats
+    /// an earlier one) and every reason given. One transaction.
     pub async fn suppress(
         &self,
         phones: Vec<String>,
@@ -85,8 +86,15 @@ impl Sqlite {
                 .prepare_cached(
                     "INSERT INTO suppressions (phone, scope, reason, until_ms, added_at_ms, source)
                      VALUES (?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (phone, scope) DO UPDATE SET reason = excluded.reason,
-                         until_ms = excluded.until_ms, added_at_ms = excluded.added_at_ms, source = excluded.source",
+                     ON CONFLICT (phone, scope) DO UPDATE SET
+                         until_ms = CASE WHEN suppressions.until_ms IS NULL OR excluded.until_ms IS NULL THEN NULL
+                                         WHEN excluded.until_ms > suppressions.until_ms THEN excluded.until_ms
+                                         ELSE suppressions.until_ms END,
+                         reason = CASE WHEN excluded.reason IS NULL
+                                         OR instr(COALESCE(suppressions.reason, ''), excluded.reason) > 0
+                                       THEN suppressions.reason
+                                       WHEN suppressions.reason IS NULL THEN excluded.reason
+                                       ELSE suppressions.reason || '; ' || excluded.reason END",
                 )
                 .map_err(this.error())?;
             for phone in &phones {
@@ -124,20 +132,44 @@ impl Sqlite {
         .await
     }
 
-    /// Removes the entries of `scope` added or renewed before `before_ms`.
-    pub async fn forget_suppressions_before(
+    pub async fn replace_suppressions(
         &self,
         scope: Scope,
-        before_ms: i64,
-    ) -> Result<u64, LedgerError> {
+        listed: Vec<(String, String)>,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
         self.write(move |this, tx| {
-            let removed = tx
-                .execute(
-                    "DELETE FROM suppressions WHERE scope = ? AND added_at_ms < ?",
-                    params![scope.stored(), before_ms],
-                )
-                .map_err(this.error())?;
-            Ok(removed as u64)
+            let e = this.error();
+            tx.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS listed_now (phone TEXT PRIMARY KEY, file TEXT NOT NULL) WITHOUT ROWID;
+                 DELETE FROM temp.listed_now;",
+            )
+            .map_err(e)?;
+            {
+                let mut insert = tx
+                    .prepare_cached("INSERT INTO temp.listed_now (phone, file) VALUES (?, ?)")
+                    .map_err(e)?;
+                for (phone, file) in &listed {
+                    insert.execute(params![phone, file]).map_err(e)?;
+                }
+            }
+            tx.execute(
+                "DELETE FROM suppressions WHERE scope = ?1
+                   AND phone NOT IN (SELECT phone FROM temp.listed_now)",
+                [scope.stored()],
+            )
+            .map_err(e)?;
+            tx.execute(
+                "INSERT INTO suppressions (phone, scope, reason, until_ms, added_at_ms, source)
+                 SELECT phone, ?1, 'listed in ' || file, NULL, ?2, 'list file ' || file FROM temp.listed_now WHERE true
+                 ON CONFLICT (phone, scope) DO UPDATE SET reason = excluded.reason, until_ms = NULL,
+                     source = excluded.source
+                 WHERE suppressions.reason IS NOT excluded.reason OR suppressions.until_ms IS NOT NULL",
+                params![scope.stored(), now_ms],
+            )
+            .map_err(e)?;
+            tx.execute("DELETE FROM temp.listed_now", []).map_err(e)?;
+            Ok(())
         })
         .await
     }
