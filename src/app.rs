@@ -206,13 +206,19 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
         Command::Webhook {
             listen,
             token_env,
+            no_token,
             job,
             request_timeout,
         } => {
+            let token = if no_token {
+                None
+            } else {
+                Some(token_env.as_deref().unwrap_or(WEBHOOK_TOKEN_VAR))
+            };
             receive_calls(
                 db,
                 listen,
-                token_env.as_deref(),
+                token,
                 job.as_deref(),
                 request_timeout.unwrap_or(crate::webhook::REQUEST_TIMEOUT),
             )
@@ -969,19 +975,28 @@ const WEBHOOK_TOKEN_VAR: &str = "NXCAMPAIGN_WEBHOOK_TOKEN";
 async fn receive_calls(
     db: Option<&str>,
     listen: std::net::SocketAddr,
-    token_env: Option<&str>,
+    token_var: Option<&str>,
     job: Option<&Path>,
     request_timeout: Duration,
 ) -> Result<Exit, Error> {
-    let token = match token_env {
-        Some(var) => Some(std::env::var(var).map_err(|_| {
-            Error::Usage(format!(
-                "--token-env {var}: the environment variable {var} is not set (it must hold the webhook's token)"
-            ))
-        })?),
-        None => std::env::var(WEBHOOK_TOKEN_VAR).ok(),
-    }
-    .filter(|token| !token.is_empty());
+    // Fails closed: a token variable unset or empty is a receiver that
+    // would take calls from anyone; only --no-token says that is meant.
+    let token = match token_var {
+        None => None,
+        Some(var) => match std::env::var(var) {
+            Ok(token) if !token.trim().is_empty() => Some(token),
+            Ok(_) => {
+                return Err(Error::Usage(format!(
+                    "webhook: the environment variable {var} is empty: it must hold the token the vendor sends (or pass --no-token, behind a proxy that authenticates the vendor)"
+                )))
+            }
+            Err(_) => {
+                return Err(Error::Usage(format!(
+                    "webhook: the environment variable {var} is not set: it must hold the token the vendor sends (name another with --token-env, or pass --no-token behind a proxy that authenticates the vendor)"
+                )))
+            }
+        },
+    };
     let job = job.map(|path| Job::load(path, None)).transpose()?;
     let ledger = Ledger::open_with(&ledger_location(db, job.as_ref()), OpenMode::MustExist).await?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -997,7 +1012,7 @@ async fn receive_calls(
     )?;
     if token.is_none() {
         eprintln!(
-            "warning: no token: calls are taken from anyone who can reach this address (set {WEBHOOK_TOKEN_VAR}, or name a variable with --token-env)"
+            "webhook: --no-token: calls are taken from anyone who can reach this address; keep it behind a proxy that authenticates the vendor"
         );
     }
     eprintln!(

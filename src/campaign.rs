@@ -102,7 +102,8 @@ impl Error {
             Error::Ledger(LedgerError::UnknownCampaign { .. } | LedgerError::Missing { .. }) => {
                 Exit::BadInput
             }
-            Error::Ledger(LedgerError::LeaseLost { .. }) => Exit::TryLater,
+            // A server restarting, a connection reset: it passes.
+            Error::Ledger(e) if e.is_transient() => Exit::TryLater,
             Error::CampaignBusy { .. } => Exit::TryLater,
             Error::Outcomes(e) if e.retrying_helps() => Exit::TryLater,
             Error::Outcomes(_) => Exit::Stopped,

@@ -279,10 +279,14 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: std::net::SocketAddr,
         /// The environment variable holding the secret the vendor sends in
-        /// the `token` header (default NXCAMPAIGN_WEBHOOK_TOKEN). A variable
-        /// named here must be set; without one, tokens are not checked.
-        #[arg(long, value_name = "VAR")]
+        /// the `token` header (default NXCAMPAIGN_WEBHOOK_TOKEN). It must be
+        /// set and not empty: the receiver refuses to start open.
+        #[arg(long, value_name = "VAR", conflicts_with = "no_token")]
         token_env: Option<String>,
+        /// Take calls without checking a token: only behind a proxy that
+        /// authenticates the vendor itself.
+        #[arg(long)]
+        no_token: bool,
         /// A job file: its ledger is the one written (else --db, or
         /// nxcampaign.db in the current folder).
         #[arg(long, value_name = "JOB")]

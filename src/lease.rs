@@ -195,6 +195,9 @@ pub struct Runner {
     heartbeat: JoinHandle<()>,
     watcher: JoinHandle<()>,
     lost: watch::Receiver<bool>,
+    /// How long a request of this runner may still be accepted after it
+    /// was signed.
+    clock_window: std::time::Duration,
 }
 
 /// What a runner's watcher tells: a runner it presumed dead, and how many
@@ -233,6 +236,7 @@ impl Runner {
             settings.stale_after / 4,
             lost_tx,
         ));
+        let clock_window = settings.clock_window;
         let watcher = tokio::spawn(watch_runners(
             ledger.clone(),
             me,
@@ -246,6 +250,7 @@ impl Runner {
             heartbeat,
             watcher,
             lost,
+            clock_window,
         })
     }
 
@@ -263,11 +268,23 @@ impl Runner {
         }
     }
 
-    /// Stops the heartbeat and the watch, and unregisters.
+    /// Stops the heartbeat and the watch, and unregisters; a batch it
+    /// could not record (the ledger failed) becomes `uncertain`.
     pub async fn release(self) -> Result<(), LedgerError> {
         self.heartbeat.abort();
         self.watcher.abort();
-        self.ledger.release_lease(&self.fence).await
+        let now = now_ms();
+        let recovered = self
+            .ledger
+            .leave(&self.fence, now + self.clock_window.as_millis() as i64, now)
+            .await?;
+        if recovered > 0 {
+            tracing::warn!(
+                batches = recovered,
+                "left batches whose replies could not be recorded: they are uncertain now"
+            );
+        }
+        Ok(())
     }
 }
 

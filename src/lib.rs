@@ -20,6 +20,7 @@
 //! - `ingest`: contact file into the ledger, chunk by chunk, resumable;
 //!   for `run`, planned as it goes so sending starts at once.
 //! - `lease`: one run per campaign at a time, with a heartbeat.
+//! - `listen`: taking connections without spinning when accepting fails.
 //! - [`nxlink`]: the only module that knows the vendor: wire, signing, client.
 //! - `throttle`: request rate limit and in-flight cap.
 //! - `retry`: pure: what a reply means, and the backoff schedule.
@@ -54,6 +55,7 @@ mod ingest;
 mod job;
 mod lease;
 pub mod ledger;
+mod listen;
 mod meter;
 pub mod nxlink;
 mod outcome;

@@ -31,7 +31,8 @@ use tokio::sync::{mpsc, oneshot};
 use tower::ServiceExt as _;
 
 use crate::clock::now_ms;
-use crate::ledger::{Ledger, StoredCalls};
+use crate::ledger::{Ledger, LedgerError, StoredCalls};
+use crate::listen::Acceptor;
 use crate::nxlink::calls::Call;
 
 /// Where NXLink posts calls.
@@ -40,8 +41,9 @@ pub const CALLS_PATH: &str = "/nxlink/calls";
 pub const BODY_LIMIT: usize = 1024 * 1024;
 /// How long a client may take to send its whole request, by default.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most calls written in one transaction.
-const GROUP_MOST: usize = 1000;
+/// Most calls written in one transaction: a few milliseconds of the
+/// ledger's write lock.
+const GROUP_MOST: usize = 500;
 
 /// What the receiver checks deliveries against.
 #[derive(Clone)]
@@ -118,7 +120,8 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 /// The writer: takes whatever deliveries are waiting, stores their calls in
-/// one transaction, then answers each.
+/// transactions of at most [`GROUP_MOST`] calls (so that a big delivery
+/// never holds the ledger's write lock for long), then answers each.
 async fn write_deliveries(ledger: Ledger, mut queue: mpsc::Receiver<Delivery>) {
     while let Some(first) = queue.recv().await {
         let mut group = vec![first];
@@ -132,8 +135,8 @@ async fn write_deliveries(ledger: Ledger, mut queue: mpsc::Receiver<Delivery>) {
                 Err(_) => break,
             }
         }
-        let all: Vec<Call> = group.iter().flat_map(|d| d.calls.iter().cloned()).collect();
-        match ledger.store_calls(all, "webhook", now_ms()).await {
+        let all: Vec<&Call> = group.iter().flat_map(|d| &d.calls).collect();
+        match store_in_chunks(&ledger, &all).await {
             Ok(stored) => {
                 tracing::debug!(
                     deliveries = group.len(),
@@ -152,9 +155,8 @@ async fn write_deliveries(ledger: Ledger, mut queue: mpsc::Receiver<Delivery>) {
             Err(e) if group.len() > 1 => {
                 tracing::warn!(error = %e, "calls not stored together; storing each delivery alone");
                 for delivery in group {
-                    let stored = ledger
-                        .store_calls(delivery.calls, "webhook", now_ms())
-                        .await;
+                    let calls: Vec<&Call> = delivery.calls.iter().collect();
+                    let stored = store_in_chunks(&ledger, &calls).await;
                     let _ = delivery.done.send(stored.map_err(|e| e.to_string()));
                 }
             }
@@ -166,6 +168,19 @@ async fn write_deliveries(ledger: Ledger, mut queue: mpsc::Receiver<Delivery>) {
             }
         }
     }
+}
+
+/// Stores `calls`, [`GROUP_MOST`] to a transaction; the counts of all.
+async fn store_in_chunks(ledger: &Ledger, calls: &[&Call]) -> Result<StoredCalls, LedgerError> {
+    let mut stored = StoredCalls::default();
+    for chunk in calls.chunks(GROUP_MOST) {
+        let chunk: Vec<Call> = chunk.iter().map(|call| (*call).clone()).collect();
+        let now = ledger.store_calls(chunk, "webhook", now_ms()).await?;
+        stored.new += now.new;
+        stored.replaced += now.replaced;
+        stored.unknown += now.unknown;
+    }
+    Ok(stored)
 }
 
 async fn serve(
@@ -180,15 +195,10 @@ async fn serve(
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared);
     let mut connections = tokio::task::JoinSet::new();
+    let mut listener = Acceptor::new(listener, "webhook");
     loop {
         let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook: accept failed");
-                    continue;
-                }
-            },
+            stream = listener.accept() => stream,
             _ = stopped.changed() => break,
         };
         // Answers are small: send them at once, not after the client's

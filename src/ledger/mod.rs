@@ -259,6 +259,20 @@ impl Ledger {
         }
     }
 
+    /// Unregisters a runner (server ledgers); the batches it left
+    /// `sending` become `uncertain`. Returns how many.
+    pub async fn leave(
+        &self,
+        fence: &Fence,
+        resend_after_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, LedgerError> {
+        match self {
+            Ledger::Postgres(l) => l.leave(fence, resend_after_ms, now_ms).await,
+            Ledger::Sqlite(_) => Err(self.one_runner_only()),
+        }
+    }
+
     /// Every runner of the campaign (server ledgers).
     pub async fn runners(&self, campaign: CampaignId) -> Result<Vec<LeaseHolder>, LedgerError> {
         match self {

@@ -120,7 +120,8 @@ impl Call {
                     return Ok(Some(at.as_millisecond()));
                 }
             }
-            Ok(whole(field)?.filter(|n| *n > 0).map(unix_ms))
+            // 0 stands for no time; anything else is checked by its range.
+            Ok(whole(field)?.filter(|n| *n != 0).map(unix_ms))
         };
         // The vendor's own push example leaves `answered` out of an answered
         // call: without the key, a call with an answer time or a duration

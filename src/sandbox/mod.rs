@@ -432,15 +432,10 @@ async fn serve(listener: TcpListener, state: Arc<Shared>, mut stopped: watch::Re
         .route("/_sandbox/faults", post(set_faults).get(get_faults))
         .with_state(state);
     let mut connections = tokio::task::JoinSet::new();
+    let mut listener = crate::listen::Acceptor::new(listener, "sandbox");
     loop {
         let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "sandbox: accept failed");
-                    continue;
-                }
-            },
+            stream = listener.accept() => stream,
             _ = stopped.changed() => break,
         };
         let router = router.clone();

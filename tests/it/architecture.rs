@@ -30,6 +30,7 @@ const LAYERS: &[&[&str]] = &[
         "realistic",
         "schedule",
         "meter",
+        "listen",
     ],
 ];
 

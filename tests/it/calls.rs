@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use nxcampaign::sandbox::{CallSim, Faults};
 use serde_json::{json, Value};
+use tokio::io::AsyncBufReadExt as _;
 
 use crate::support::*;
 
@@ -575,4 +576,223 @@ async fn the_vendors_push_example_counts_as_answered_everywhere() {
             .any(|line| line.contains("orders answered") && line.trim_end().ends_with('1')),
         "{report}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_webhook_refuses_to_start_open() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(10));
+    assert_success(
+        &nxcampaign(&campaign.db())
+            .arg("migrate")
+            .output()
+            .await
+            .unwrap(),
+    );
+    let webhook = |env: &[(&str, &str)], flags: &[&str]| {
+        let mut command = nxcampaign(&campaign.db());
+        command
+            .env_remove("NXCAMPAIGN_WEBHOOK_TOKEN")
+            .envs(env.iter().copied())
+            .args(["webhook", "--listen", "127.0.0.1:0"])
+            .args(flags);
+        command
+    };
+    // A token variable set but empty, named or by default; none at all.
+    for (env, flags) in [
+        (&[("HOOK", "")][..], &["--token-env", "HOOK"][..]),
+        (&[("NXCAMPAIGN_WEBHOOK_TOKEN", "  ")][..], &[][..]),
+        (&[][..], &[][..]),
+    ] {
+        let output = tokio::time::timeout(Duration::from_secs(20), webhook(env, flags).output())
+            .await
+            .expect("it stops at once")
+            .unwrap();
+        assert_exit_saying(&output, 2, "--no-token");
+    }
+    // --no-token is the way to run without one, and it says so.
+    let open = webhook(&[], &["--no-token"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sigterm(&open);
+    let (code, said) = finish(open).await;
+    assert_eq!(code, 0, "{said}");
+    assert!(
+        said.contains("--no-token: calls are taken from anyone"),
+        "{said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn absurd_numbers_and_giant_call_ids_are_refused_and_reports_survive_old_ones() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(100));
+    assert_success(&campaign.run().await);
+    let hook = start_webhook(&campaign, None).await;
+    let mut call = sandbox.calls()[0].clone();
+    call["callDuration"] = json!("1e19");
+    let (status, why) = post(&hook.url, None, call.to_string()).await;
+    assert_eq!(status, 400, "{why}");
+    assert!(why.contains("callDuration"), "{why}");
+    for (key, value) in [
+        ("startTime", json!(-5)),
+        ("endTime", json!(9_999_999_999_999_i64)),
+        ("ringTime", json!(1e12)),
+        ("totalCustomerPrice", json!("inf")),
+    ] {
+        let mut bad = sandbox.calls()[0].clone();
+        bad[key] = value;
+        let (status, why) = post(&hook.url, None, bad.to_string()).await;
+        assert_eq!(status, 400, "{key}: {why}");
+    }
+    let mut giant = sandbox.calls()[0].clone();
+    giant["callId"] = json!("c".repeat(8 * 1024));
+    let (status, why) = post(&hook.url, None, giant.to_string()).await;
+    assert_eq!(status, 400, "{why}");
+    assert!(why.contains("callId"), "{why}");
+    assert_eq!(calls_of(&campaign.status().await)["records"], 0);
+
+    // A ledger an older version filled with such a call still reports.
+    let good = sandbox.calls()[0].clone();
+    assert_eq!(post(&hook.url, None, good.to_string()).await.0, 200);
+    let absurd = "UPDATE calls SET call_seconds = 9223372036854775807, answered = TRUE";
+    if campaign.on_sqlite() {
+        let db = rusqlite::Connection::open(campaign.db()).unwrap();
+        db.execute(absurd, []).unwrap();
+    } else {
+        let url = campaign.db().to_string_lossy().into_owned();
+        Schema::on_server(&url, absurd.to_owned());
+    }
+    let status = campaign.status().await;
+    assert_eq!(calls_of(&status)["records"], 1, "{status}");
+    for args in [
+        vec!["status", campaign.name.as_str()],
+        vec!["report", campaign.name.as_str()],
+    ] {
+        let output = nxcampaign(&campaign.db())
+            .args(&args)
+            .output()
+            .await
+            .unwrap();
+        assert_success(&output);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_big_delivery_leaves_the_ledger_to_other_writers_in_milliseconds() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(2_000));
+    assert_success(&campaign.run().await);
+    let hook = start_webhook(&campaign, None).await;
+    let calls: Vec<Value> = sandbox.calls().into_iter().take(1_600).collect();
+    let body = serde_json::to_string(&calls).unwrap();
+    assert!(body.len() < 1 << 20, "{}", body.len());
+    let delivering = tokio::spawn({
+        let url = hook.url.clone();
+        async move { post(&url, None, body).await }
+    });
+    // Another writer meanwhile: a number onto the do-not-call list.
+    let started = std::time::Instant::now();
+    let added = nxcampaign(&campaign.db())
+        .args(["suppress", "add", &format!("+852{}", hk_number(80_000))])
+        .output()
+        .await
+        .unwrap();
+    assert_success(&added);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let (status, why) = delivering.await.unwrap();
+    assert_eq!(status, 200, "{why}");
+    assert_eq!(
+        calls_of(&campaign.status().await)["records"],
+        calls.len() as u64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_file_descriptors_the_webhook_neither_spins_nor_floods_its_log() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new_on_sqlite(&sandbox);
+    campaign.write_contacts(Mix::valid(10));
+    assert_success(
+        &nxcampaign(&campaign.db())
+            .arg("migrate")
+            .output()
+            .await
+            .unwrap(),
+    );
+    // 48 descriptors in all: a few dozen connections exhaust them.
+    let mut child = nxcampaign(&campaign.db())
+        .arg("-v")
+        .args(["webhook", "--listen", "127.0.0.1:0", "--no-token"])
+        .stderr(std::process::Stdio::piped())
+        .spawn_with_descriptors(48);
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the webhook starts");
+        if let Some(rest) = line.split("receiving calls at ").nth(1) {
+            break rest.split("/nxlink").next().unwrap().to_owned();
+        }
+    };
+    let said = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counting = std::sync::Arc::clone(&said);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            counting.fetch_add(line.len() as u64 + 1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let addr = base.trim_start_matches("http://").to_owned();
+    // More than it can take, fewer than its listen queue holds (so no
+    // connection waits for a SYN to be sent again).
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        if let Ok(stream) = tokio::net::TcpStream::connect(&addr).await {
+            held.push(stream);
+        }
+    }
+    let pid = child.id().unwrap();
+    let cpu = || -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let (cpu_before, said_before) = (cpu(), said.load(std::sync::atomic::Ordering::Relaxed));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ticks = cpu() - cpu_before;
+    let logged = said.load(std::sync::atomic::Ordering::Relaxed) - said_before;
+    // Two seconds are 200 clock ticks: a spinning loop takes them all.
+    assert!(ticks < 40, "{ticks} ticks of CPU in 2 s");
+    assert!(logged < 4_096, "{logged} bytes logged in 2 s");
+    // Descriptors back: it serves again.
+    drop(held);
+    let mut served = false;
+    for _ in 0..50 {
+        if reqwest::get(format!("{base}/healthz"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served);
+    let _ = child.start_kill();
 }

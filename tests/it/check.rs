@@ -290,7 +290,11 @@ async fn no_output_flag_writes_over_the_campaigns_own_files() {
     let sandbox = start_sandbox(Faults::default()).await;
     let mut campaign =
         Campaign::new_on_sqlite(&sandbox).with("suppression", "files = [\"dnc.txt\"]");
-    std::fs::write(campaign.dir.path().join("dnc.txt"), "+85290000000\n").unwrap();
+    std::fs::write(
+        campaign.dir.path().join("dnc.txt"),
+        format!("+852{}\n", hk_number(80_000)),
+    )
+    .unwrap();
     campaign.write_contacts(Mix::valid(120));
     assert_success(&campaign.run().await);
     let ledger = campaign.db();

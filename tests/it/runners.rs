@@ -8,8 +8,8 @@ use std::time::Duration;
 use nxcampaign::sandbox::Faults;
 
 use crate::support::{
-    assert_ledger_matches_sandbox, count, finish, postgres_or_skip, signal, start_sandbox,
-    wait_until, Campaign, Mix,
+    assert_ledger_matches_sandbox, count, exit_code, finish, postgres_or_skip, run_until_settled,
+    signal, start_sandbox, stderr, wait_until, Campaign, Mix,
 };
 
 /// Three runners on 20,000 rows; one is killed with SIGKILL and one paused
@@ -137,4 +137,37 @@ async fn three_runners_share_one_rate_limit() {
         "mean {mean:.2} requests per second over {span:?}"
     );
     assert!(sandbox.accepted_orders().values().all(|n| *n == 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_restart_during_a_run_exits_75_and_loses_nothing() {
+    let Some(_) = postgres_or_skip() else {
+        return;
+    };
+    let sandbox = start_sandbox(Faults {
+        slow_ms: 100,
+        ..Faults::default()
+    })
+    .await;
+    let mut campaign = Campaign::new_on_postgres(&sandbox);
+    campaign.write_contacts(Mix::valid(3_000));
+    let run = campaign.spawn_run();
+    wait_until(Duration::from_secs(30), "the run sends", || {
+        sandbox.stats().requests >= 3
+    })
+    .await;
+    // Every session of the ledger ends, again and again for a second, as
+    // when the server restarts.
+    let schema = campaign.schema().expect("a PostgreSQL ledger");
+    for _ in 0..25 {
+        schema.end_sessions();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let (code, said) = finish(run).await;
+    assert_eq!(code, 75, "{said}");
+    // The next runs finish the campaign; nobody is called twice, and
+    // what the sandbox took is in the ledger.
+    let output = run_until_settled(&campaign, 5).await;
+    assert!(matches!(exit_code(&output), 0 | 1), "{}", stderr(&output));
+    assert_ledger_matches_sandbox(&campaign, &sandbox, 3_000).await;
 }

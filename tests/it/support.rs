@@ -108,13 +108,28 @@ impl Schema {
         }
     }
 
-    /// The ledger URL: the server, with this schema first on the search path.
+    /// The ledger URL: the server, with this schema first on the search
+    /// path, and its name as the connections' `application_name` (so a
+    /// test can find its runners' sessions).
     pub fn url(&self) -> String {
         let joiner = if self.server.contains('?') { '&' } else { '?' };
         format!(
-            "{}{joiner}options=-csearch_path%3D{}",
-            self.server, self.name
+            "{}{joiner}options=-csearch_path%3D{name}&application_name={name}",
+            self.server,
+            name = self.name
         )
+    }
+
+    /// Ends every session of this schema's ledger on the server, as a
+    /// server restart would.
+    pub fn end_sessions(&self) {
+        Schema::on_server(
+            &self.server,
+            format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{}'",
+                self.name
+            ),
+        );
     }
 
     /// Runs one statement on the server, on a thread and runtime of its own
@@ -248,6 +263,11 @@ impl Campaign {
     /// The ledger: a file, or a PostgreSQL URL when the suite runs there.
     pub fn db(&self) -> PathBuf {
         self.ledger.clone()
+    }
+
+    /// The ledger's schema on PostgreSQL.
+    pub fn schema(&self) -> Option<&Schema> {
+        self.schema.as_deref()
     }
 
     /// Whether the ledger is a SQLite file (tests of the file itself are
@@ -736,10 +756,15 @@ pub async fn start_webhook_with(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    if let Some(token) = token {
-        command
-            .env("HOOK_TOKEN", token)
-            .args(["--token-env", "HOOK_TOKEN"]);
+    match token {
+        Some(token) => {
+            command
+                .env("HOOK_TOKEN", token)
+                .args(["--token-env", "HOOK_TOKEN"]);
+        }
+        None => {
+            command.arg("--no-token");
+        }
     }
     let mut child = command.spawn().expect("webhook starts");
     let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
@@ -798,4 +823,38 @@ pub async fn post_at_once(posts: Vec<(String, String)>) -> Vec<u16> {
 
 pub fn calls_of(status: &serde_json::Value) -> &serde_json::Value {
     &status["calls"]
+}
+
+/// Starting a command with a limit on its open file descriptors.
+pub trait WithDescriptors {
+    /// Spawns the command under `ulimit -n most` (through `sh`).
+    fn spawn_with_descriptors(&mut self, most: u32) -> Child;
+}
+
+impl WithDescriptors for Command {
+    fn spawn_with_descriptors(&mut self, most: u32) -> Child {
+        let std = self.as_std();
+        let program = std.get_program().to_owned();
+        let args: Vec<std::ffi::OsString> = std.get_args().map(ToOwned::to_owned).collect();
+        let envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = std
+            .get_envs()
+            .map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned)))
+            .collect();
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(format!("ulimit -n {most} && exec \"$0\" \"$@\""))
+            .arg(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (key, value) in envs {
+            match value {
+                Some(value) => shell.env(key, value),
+                None => shell.env_remove(key),
+            };
+        }
+        shell.spawn().expect("sh starts")
+    }
 }

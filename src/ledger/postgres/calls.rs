@@ -84,7 +84,7 @@ const UNCERTAIN_BATCHES: &str = "SELECT b.seq, t.first, t.last, o.order_id,
 /// `$1` a campaign: what `status` shows of its calls.
 const CALL_COUNTS: &str = "SELECT COUNT(*), COUNT(DISTINCT order_row),
         COUNT(DISTINCT CASE WHEN answered THEN order_row END),
-        COALESCE(SUM(CASE WHEN answered THEN call_seconds END), 0)::BIGINT,
+        COALESCE(SUM(CASE WHEN answered AND call_seconds BETWEEN 0 AND 86400 THEN call_seconds END), 0)::BIGINT,
         (SELECT COUNT(*) FROM calls WHERE campaign_id IS NULL)
      FROM calls WHERE campaign_id = $1";
 const TOP_INTENTS: &str = "SELECT intent, COUNT(*) AS n FROM calls

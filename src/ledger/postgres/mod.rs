@@ -64,9 +64,14 @@ impl Postgres {
             path: shown.clone(),
             source: source.into(),
         };
-        let options = PgConnectOptions::from_str(url)
-            .map_err(open_error)?
-            .application_name("nxcampaign")
+        let options = PgConnectOptions::from_str(url).map_err(open_error)?;
+        // What `pg_stat_activity` shows: the URL's own name, else ours.
+        let name = options
+            .get_application_name()
+            .unwrap_or("nxcampaign")
+            .to_owned();
+        let options = options
+            .application_name(&name)
             // Every commit is on the server's disk before it returns:
             // `sending` must be durable before a request leaves.
             .options([

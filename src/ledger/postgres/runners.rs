@@ -95,6 +95,76 @@ impl Postgres {
         Ok(())
     }
 
+    /// Unregisters `fence`'s runner; batches it left `sending` (an attempt
+    /// whose result could not be recorded) become `uncertain` in the same
+    /// transaction, not to be re-sent before `resend_after_ms`: a runner
+    /// that is gone never leaves a batch `sending`. Returns how many.
+    pub async fn leave(
+        &self,
+        fence: &Fence,
+        resend_after_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, LedgerError> {
+        let mut tx = self.transaction().await?;
+        let recovered = self
+            .sending_to_uncertain(
+                &mut tx,
+                fence.campaign,
+                &fence.owner,
+                resend_after_ms,
+                now_ms,
+            )
+            .await?;
+        sqlx::query("DELETE FROM runners WHERE owner = $1 AND campaign_id = $2")
+            .bind(&fence.owner)
+            .bind(fence.campaign.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.query_error(e))?;
+        tx.commit().await.map_err(|e| self.query_error(e))?;
+        Ok(recovered)
+    }
+
+    /// Makes the batches `owner` is sending `uncertain` (their open
+    /// attempts interrupted), in `tx`; returns how many.
+    async fn sending_to_uncertain(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        campaign: CampaignId,
+        owner: &str,
+        resend_after_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, LedgerError> {
+        sqlx::query(
+            "UPDATE attempts a SET decision = $1, message = 'the run ended before the reply was recorded'
+             FROM batches b
+             WHERE b.campaign_id = $2 AND b.runner = $3 AND b.state = $4
+               AND a.campaign_id = b.campaign_id AND a.batch_seq = b.seq AND a.decision IS NULL",
+        )
+        .bind(Verdict::Interrupted.as_str())
+        .bind(campaign.0)
+        .bind(owner)
+        .bind(BatchState::Sending.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?;
+        Ok(sqlx::query(
+            "UPDATE batches SET state = $1, updated_at_ms = $2, resend_after_ms = $3,
+                    message = 'a run ended or lost its lease while this batch was being sent; it may have arrived'
+             WHERE campaign_id = $4 AND runner = $5 AND state = $6",
+        )
+        .bind(BatchState::Uncertain.as_str())
+        .bind(now_ms)
+        .bind(resend_after_ms)
+        .bind(campaign.0)
+        .bind(owner)
+        .bind(BatchState::Sending.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.query_error(e))?
+        .rows_affected())
+    }
+
     /// Presumes `gone` dead if its row is still exactly as watched (same
     /// heartbeat count): deletes it, and makes the batches it was sending
     /// `uncertain` (not to be re-sent by an operator before
@@ -132,34 +202,9 @@ impl Postgres {
         if deleted.rows_affected() == 0 {
             return Ok(None);
         }
-        sqlx::query(
-            "UPDATE attempts a SET decision = $1, message = 'the run ended before the reply was recorded'
-             FROM batches b
-             WHERE b.campaign_id = $2 AND b.runner = $3 AND b.state = $4
-               AND a.campaign_id = b.campaign_id AND a.batch_seq = b.seq AND a.decision IS NULL",
-        )
-        .bind(Verdict::Interrupted.as_str())
-        .bind(campaign.0)
-        .bind(&gone.owner)
-        .bind(BatchState::Sending.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.query_error(e))?;
-        let recovered = sqlx::query(
-            "UPDATE batches SET state = $1, updated_at_ms = $2, resend_after_ms = $3,
-                    message = 'a run ended or lost its lease while this batch was being sent; it may have arrived'
-             WHERE campaign_id = $4 AND runner = $5 AND state = $6",
-        )
-        .bind(BatchState::Uncertain.as_str())
-        .bind(now_ms)
-        .bind(resend_after_ms)
-        .bind(campaign.0)
-        .bind(&gone.owner)
-        .bind(BatchState::Sending.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.query_error(e))?
-        .rows_affected();
+        let recovered = self
+            .sending_to_uncertain(&mut tx, campaign, &gone.owner, resend_after_ms, now_ms)
+            .await?;
         tx.commit().await.map_err(|e| self.query_error(e))?;
         Ok(Some(recovered))
     }

@@ -77,7 +77,7 @@ const ORDERS_OF_UNCERTAIN_BATCH: &str = "SELECT o.order_id, EXISTS (SELECT 1 FRO
 /// `?1` a campaign: what `status` shows of its calls.
 const CALL_COUNTS: &str = "SELECT COUNT(*), COUNT(DISTINCT order_row),
         COUNT(DISTINCT CASE WHEN answered THEN order_row END),
-        SUM(CASE WHEN answered THEN call_seconds END)
+        SUM(CASE WHEN answered AND call_seconds BETWEEN 0 AND 86400 THEN call_seconds END)
      FROM calls WHERE campaign_id = ?1";
 const UNKNOWN_CALLS: &str = "SELECT COUNT(*) FROM calls WHERE campaign_id IS NULL";
 const TOP_INTENTS: &str = "SELECT intent, COUNT(*) AS n FROM calls
