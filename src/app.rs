@@ -78,7 +78,7 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
                 .map(|s| s.trim().to_ascii_lowercase().parse::<OrderState>())
                 .transpose()
                 .map_err(|e| Error::Usage(format!("--state: {e}")))?;
-            let (ledger, name) = open_for(db, &campaign).await?;
+            let (ledger, name) = open_for(db, &campaign, OpenMode::ReadOnly).await?;
             if let Some(path) = &output {
                 protected_by(&ledger, db, &campaign)
                     .await?
@@ -133,7 +133,7 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
         }
         Command::Cancel { campaign, batches } => cancel(db, &campaign, &batches).await,
         Command::Report { campaign, html } => {
-            let (ledger, name) = open_for(db, &campaign).await?;
+            let (ledger, name) = open_for(db, &campaign, OpenMode::ReadOnly).await?;
             if let Some(path) = &html {
                 protected_by(&ledger, db, &campaign)
                     .await?
@@ -395,7 +395,7 @@ async fn dry_run(db: Option<&str>, job_path: &Path, rejects: Option<&Path>) -> R
         protected_files(db, job_path, &job).check("--rejects", path)?;
     }
     let location = ledger_location(db, Some(&job));
-    let real = match Ledger::open_with(&location, OpenMode::MustExist).await {
+    let real = match Ledger::open_with(&location, OpenMode::ReadOnly).await {
         Ok(ledger) => {
             eprintln!("ledger: {} (read only)", ledger.shown());
             Some(ledger)
@@ -447,11 +447,11 @@ async fn status(
 ) -> Result<Exit, Error> {
     let (ledger, names) = match campaign {
         Some(campaign) => {
-            let (ledger, name) = open_for(db, campaign).await?;
+            let (ledger, name) = open_for(db, campaign, OpenMode::ReadOnly).await?;
             (ledger, vec![name])
         }
         None => {
-            let ledger = Ledger::open_with(&ledger_location(db, None), OpenMode::MustExist).await?;
+            let ledger = Ledger::open_with(&ledger_location(db, None), OpenMode::ReadOnly).await?;
             let names = ledger.campaign_names().await?;
             (ledger, names)
         }
@@ -479,7 +479,7 @@ async fn resend(
     from: BatchState,
     only: &[BatchSeq],
 ) -> Result<Exit, Error> {
-    let (ledger, campaign) = open_for(db, campaign).await?;
+    let (ledger, campaign) = open_for(db, campaign, OpenMode::MustExist).await?;
     let id = ledger.campaign(&campaign).await?;
     refuse_unknown_batches(&ledger, id, &campaign, only, "re-queued").await?;
     let requested_by = requested_by();
@@ -527,7 +527,7 @@ async fn resend(
 
 /// `cancel`: pending batches (all, or the ones named) become `cancelled`.
 async fn cancel(db: Option<&str>, campaign: &str, only: &[BatchSeq]) -> Result<Exit, Error> {
-    let (ledger, campaign) = open_for(db, campaign).await?;
+    let (ledger, campaign) = open_for(db, campaign, OpenMode::MustExist).await?;
     let id = ledger.campaign(&campaign).await?;
     refuse_unknown_batches(&ledger, id, &campaign, only, "cancelled").await?;
     let cancelled = ledger.cancel(id, only, now_ms(), &requested_by()).await?;
@@ -591,7 +591,7 @@ fn listed(seqs: &[BatchSeq]) -> String {
 
 /// `campaigns`: every campaign of the ledger.
 async fn campaigns(db: Option<&str>, json: bool) -> Result<Exit, Error> {
-    let ledger = Ledger::open_with(&ledger_location(db, None), OpenMode::MustExist).await?;
+    let ledger = Ledger::open_with(&ledger_location(db, None), OpenMode::ReadOnly).await?;
     let summaries = ledger.campaigns().await?;
     let mut out = io::stdout().lock();
     report::write_campaigns(&mut out, &summaries, json)?;
@@ -602,7 +602,7 @@ async fn campaigns(db: Option<&str>, json: bool) -> Result<Exit, Error> {
 /// `forget`: deletes a campaign that sent nothing (or, when told, one that
 /// did).
 async fn forget(db: Option<&str>, campaign: &str, sent_anyway: bool) -> Result<Exit, Error> {
-    let (ledger, campaign) = open_for(db, campaign).await?;
+    let (ledger, campaign) = open_for(db, campaign, OpenMode::MustExist).await?;
     let id = ledger.campaign(&campaign).await?;
     let outcome = ledger.forget(id, sent_anyway).await?;
     ledger.close().await;
@@ -643,7 +643,7 @@ async fn suppress_command(
     };
     let (inputs, args) = match action {
         SuppressAction::List { format } => {
-            let ledger = Ledger::open_with(&location, OpenMode::MustExist).await?;
+            let ledger = Ledger::open_with(&location, OpenMode::ReadOnly).await?;
             let mut out = io::BufWriter::new(io::stdout().lock());
             suppress::write_list(&ledger, format == ListFormat::Json, &mut out).await?;
             out.flush()?;
@@ -830,17 +830,18 @@ async fn open_job_ledger(db: Option<&str>, job: &Job) -> Result<Ledger, Error> {
 /// The existing ledger and campaign name a read or re-queue command is
 /// about: `campaign` is a campaign name, or a job file (`*.toml`) that
 /// names both.
-async fn open_for(db: Option<&str>, campaign: &str) -> Result<(Ledger, String), Error> {
+async fn open_for(
+    db: Option<&str>,
+    campaign: &str,
+    mode: OpenMode,
+) -> Result<(Ledger, String), Error> {
     let (location, name) = if campaign.ends_with(".toml") {
         let job = Job::load(Path::new(campaign), None)?;
         (ledger_location(db, Some(&job)), job.name.to_string())
     } else {
         (ledger_location(db, None), campaign.to_owned())
     };
-    Ok((
-        Ledger::open_with(&location, OpenMode::MustExist).await?,
-        name,
-    ))
+    Ok((Ledger::open_with(&location, mode).await?, name))
 }
 
 /// What `sync` and `reconcile` work with: the job, its campaign in its

@@ -733,26 +733,74 @@ fn read_credentials_file(path: &Path) -> Result<Vec<(String, String)>, Error> {
         )));
     }
     let text = std::fs::read_to_string(path).map_err(|e| unusable(e.to_string()))?;
+    parse_credentials(&text).map_err(|(line, why)| unusable(format!("line {line}: {why}")))
+}
+
+/// The `NAME=value` pairs of a credentials file, read as a shell or
+/// systemd's `EnvironmentFile` would: `export ` before the name, blank
+/// lines and `#` comments, a `# comment` after an unquoted value (after a
+/// space), values in single or double quotes (`\"` and `\\` inside double
+/// quotes). A line it cannot read is refused with its number and why, the
+/// value never shown.
+fn parse_credentials(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
     let mut pairs = Vec::new();
     for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((name, value)) = line.split_once('=') else {
-            return Err(unusable(format!(
-                "line {}: not a NAME=value line",
-                index + 1
-            )));
+        let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+        let Some((name, rest)) = line.split_once('=') else {
+            return Err((number, "not a NAME=value line".into()));
         };
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-            .unwrap_or(value);
-        pairs.push((name.trim().to_owned(), value.to_owned()));
+        let name = name.trim_end();
+        let valid_name = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_name {
+            return Err((number, format!("{name:?} is not a variable name")));
+        }
+        let rest = rest.trim_start();
+        let (value, after) = match rest.chars().next() {
+            Some(quote @ ('"' | '\'')) => {
+                let mut value = String::new();
+                let mut chars = rest[1..].char_indices();
+                let mut closed = None;
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' if quote == '"' => match chars.next() {
+                            Some((_, next)) => value.push(next),
+                            None => break,
+                        },
+                        c if c == quote => {
+                            closed = Some(i + 2);
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                let Some(end) = closed else {
+                    return Err((
+                        number,
+                        format!("the value of {name} opens a quote ({quote}) that is never closed"),
+                    ));
+                };
+                (value, &rest[end..])
+            }
+            _ => {
+                // Unquoted: a `#` after whitespace starts a comment.
+                let end = rest
+                    .char_indices()
+                    .find(|(i, c)| *c == '#' && rest[..*i].ends_with(char::is_whitespace))
+                    .map_or(rest.len(), |(i, _)| i);
+                (rest[..end].trim_end().to_owned(), "")
+            }
+        };
+        let after = after.trim_start();
+        if !(after.is_empty() || after.starts_with('#')) {
+            return Err((number, format!("text after the quoted value of {name}")));
+        }
+        pairs.push((name.to_owned(), value));
     }
     Ok(pairs)
 }
@@ -874,4 +922,44 @@ fn describe_holder(holder: &LeaseHolder) -> String {
         (now - holder.acquired_at_ms).max(0) / 1000,
         (now - holder.heartbeat_ms).max(0) / 1000
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_credentials;
+
+    #[test]
+    fn credentials_files_are_read_as_a_shell_or_systemd_reads_them() {
+        let check = |text: &str, expected: &[(&str, &str)]| {
+            let pairs = parse_credentials(text).unwrap_or_else(|e| panic!("{text:?}: {e:?}"));
+            let pairs: Vec<(&str, &str)> = pairs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(pairs, expected, "{text:?}");
+        };
+        check("KEY=value", &[("KEY", "value")]);
+        check("KEY=value # the team's", &[("KEY", "value")]);
+        check("export KEY=val#ue", &[("KEY", "val#ue")]);
+        check("KEY=\"a b # c\" # comment", &[("KEY", "a b # c")]);
+        check("KEY='a \"b\" c'", &[("KEY", "a \"b\" c")]);
+        check(r#"KEY="a\"b\\c""#, &[("KEY", "a\"b\\c")]);
+        check("# a comment\n\nA=1\nB = 2 ", &[("A", "1"), ("B", "2")]);
+    }
+
+    #[test]
+    fn a_line_it_cannot_read_is_named_and_its_value_never_shown() {
+        let refused = |text: &str| parse_credentials(text).unwrap_err();
+        let (line, why) = refused("\nKEY=\"s3cret");
+        assert_eq!(line, 2);
+        assert!(
+            why.contains("never closed") && !why.contains("s3cret"),
+            "{why}"
+        );
+        assert!(refused("KEY='s3cret' extra")
+            .1
+            .contains("after the quoted value"));
+        assert!(refused("just words").1.contains("NAME=value"));
+        assert!(refused("1KEY=x").1.contains("not a variable name"));
+    }
 }

@@ -78,8 +78,13 @@ pub enum ContactsError {
         column: String,
         header: String,
     },
-    #[error("{path}: line 1: the header row is not UTF-8")]
-    HeaderNotUtf8 { path: PathBuf },
+    #[error("{path}: line 1: the header row is not {encoding} text (set [columns] encoding, e.g. \"windows-1252\")")]
+    HeaderNotText {
+        path: PathBuf,
+        encoding: &'static str,
+    },
+    #[error("{path}: the file is UTF-16 text (what Excel saves as \"Unicode Text\"), which is not read: save it as \"CSV UTF-8\" and run again")]
+    Utf16 { path: PathBuf },
     #[error("{path}: line {line}: {source}")]
     Read {
         path: PathBuf,
@@ -132,6 +137,11 @@ impl ContactReader {
         resume: Option<&Resume>,
     ) -> Result<ContactReader, ContactsError> {
         let extent = Extent::measure(path)?;
+        if is_utf16(path)? {
+            return Err(ContactsError::Utf16 {
+                path: path.to_owned(),
+            });
+        }
         let delimiter = match columns.delimiter {
             Some(delimiter) => delimiter,
             None => detect_delimiter(path)?,
@@ -232,7 +242,7 @@ impl ContactReader {
             path: path.to_owned(),
             reader: csv_reader(Box::new(tee), delimiter),
             layout,
-            header: lossy_fields(&header),
+            header: lossy_fields(&header, columns.encoding),
             record: csv::ByteRecord::new(),
             boundary: base,
             base,
@@ -321,7 +331,7 @@ impl ContactReader {
     /// as the file has them (bytes that are not UTF-8 become U+FFFD): what
     /// a rejects file gives back to the person who made the file.
     pub fn last_fields(&self) -> Vec<String> {
-        lossy_fields(&self.record)
+        lossy_fields(&self.record, self.layout.encoding)
     }
 
     /// Where the record after the last one returned starts, with a digest
@@ -370,7 +380,7 @@ fn lock(feed: &Mutex<Feed>) -> MutexGuard<'_, Feed> {
 /// A record's fields as text, whatever their bytes.
 /// A record's fields as text, without the `\r` a CRLF line leaves on its
 /// last field (only `\n` ends a record here).
-fn lossy_fields(record: &csv::ByteRecord) -> Vec<String> {
+fn lossy_fields(record: &csv::ByteRecord, encoding: &'static encoding_rs::Encoding) -> Vec<String> {
     let last = record.len().saturating_sub(1);
     record
         .iter()
@@ -380,9 +390,23 @@ fn lossy_fields(record: &csv::ByteRecord) -> Vec<String> {
                 Some(stripped) if index == last => stripped,
                 _ => field,
             };
-            String::from_utf8_lossy(field).into_owned()
+            encoding.decode_without_bom_handling(field).0.into_owned()
         })
         .collect()
+}
+
+/// `bytes` as text in `encoding`; `None` for bytes it does not allow. UTF-8
+/// is borrowed as it is.
+fn decode<'a>(
+    encoding: &'static encoding_rs::Encoding,
+    bytes: &'a [u8],
+) -> Option<std::borrow::Cow<'a, str>> {
+    if encoding == encoding_rs::UTF_8 {
+        return std::str::from_utf8(bytes)
+            .ok()
+            .map(std::borrow::Cow::Borrowed);
+    }
+    encoding.decode_without_bom_handling_and_without_replacement(bytes)
 }
 
 fn open_error(path: &Path, source: io::Error) -> ContactsError {
@@ -631,6 +655,8 @@ const LEGACY_FINGERPRINT_BYTES: u64 = 64 * 1024;
 /// Column positions of one file's header.
 #[derive(Debug, Clone)]
 struct Layout {
+    /// The file's text encoding.
+    encoding: &'static encoding_rs::Encoding,
     width: usize,
     phone: usize,
     country: Option<usize>,
@@ -647,12 +673,14 @@ impl Layout {
         header: &csv::ByteRecord,
         columns: &Columns,
     ) -> Result<Layout, ContactsError> {
+        let encoding = columns.encoding;
         let names: Vec<String> = header
             .iter()
-            .map(|field| std::str::from_utf8(field).map(|s| s.trim().to_owned()))
-            .collect::<Result<_, _>>()
-            .map_err(|_| ContactsError::HeaderNotUtf8 {
+            .map(|field| decode(encoding, field).map(|s| s.trim().to_owned()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| ContactsError::HeaderNotText {
                 path: path.to_owned(),
+                encoding: encoding.name(),
             })?;
         let find = |column: &str| -> Result<usize, ContactsError> {
             names
@@ -665,6 +693,7 @@ impl Layout {
                 })
         };
         Ok(Layout {
+            encoding,
             width: names.len(),
             phone: find(&columns.phone)?,
             country: columns.country.as_deref().map(find).transpose()?,
@@ -689,22 +718,21 @@ impl Layout {
                 reason: format!("has {} fields, the header has {}", record.len(), self.width),
             };
         }
-        let field = |index: usize| -> Result<&str, String> {
+        let field = |index: usize| -> Result<std::borrow::Cow<'_, str>, String> {
             let bytes = &record[index];
             let bytes = match bytes.strip_suffix(b"\r") {
                 Some(stripped) if index + 1 == record.len() => stripped,
                 _ => bytes,
             };
-            std::str::from_utf8(bytes)
-                .map_err(|_| format!("column {} is not UTF-8 text", index + 1))
+            decode(self.encoding, bytes)
+                .ok_or_else(|| format!("column {} is not {} text", index + 1, self.encoding.name()))
         };
         let optional = |index: Option<usize>| -> Result<Option<String>, String> {
             Ok(index
                 .map(field)
                 .transpose()?
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned))
+                .map(|text| text.trim().to_owned())
+                .filter(|s| !s.is_empty()))
         };
         let parsed = (|| -> Result<RawContact, String> {
             let other = if self.other.is_empty() {
@@ -714,7 +742,7 @@ impl Layout {
                 for (key, index) in &self.other {
                     json.push(if json.is_empty() { b'{' } else { b',' });
                     json.extend_from_slice(key.as_bytes());
-                    serde_json::to_writer(&mut json, field(*index)?)
+                    serde_json::to_writer(&mut json, &*field(*index)?)
                         .expect("a string serializes into memory");
                 }
                 json.push(b'}');
@@ -746,6 +774,13 @@ fn csv_reader(inner: Box<dyn Read + Send>, delimiter: u8) -> csv::Reader<Box<dyn
         .terminator(csv::Terminator::Any(b'\n'))
         .buffer_capacity(256 * 1024)
         .from_reader(inner)
+}
+
+/// Whether the file's data starts with a UTF-16 byte order mark.
+fn is_utf16(path: &Path) -> Result<bool, ContactsError> {
+    let mut bom = [0u8; 2];
+    let read = open_data(path)?.read_exact(&mut bom);
+    Ok(read.is_ok() && (bom == [0xff, 0xfe] || bom == [0xfe, 0xff]))
 }
 
 /// Whether the file is gzip data, by its first two bytes (its magic
@@ -812,7 +847,48 @@ mod tests {
             country: Some("country".into()),
             order_id: None,
             other: vec!["name".into()],
+            encoding: encoding_rs::UTF_8,
         }
+    }
+
+    #[test]
+    fn a_windows_1252_file_is_read_in_its_encoding_and_utf16_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        // "José Müller" as Windows-1252 (and Latin-1) write it.
+        let path = write(
+            dir.path(),
+            "latin.csv",
+            b"name,phone,country\nJos\xe9 M\xfcller,+852 3575 7581,HK\n",
+        );
+        let as_utf8 = ContactReader::open(&path, &columns(), None)
+            .unwrap()
+            .next_row()
+            .unwrap();
+        assert!(
+            matches!(&as_utf8, Some(Row::Unreadable { reason, .. }) if reason.contains("not UTF-8 text")),
+            "{as_utf8:?}"
+        );
+        let latin = Columns {
+            encoding: encoding_rs::WINDOWS_1252,
+            ..columns()
+        };
+        let mut reader = ContactReader::open(&path, &latin, None).unwrap();
+        match reader.next_row().unwrap() {
+            Some(Row::Fields(contact)) => {
+                assert_eq!(contact.other, "{\"name\":\"José Müller\"}");
+                assert_eq!(contact.phone, "+852 3575 7581");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(reader.last_fields()[0], "José Müller");
+
+        let utf16: Vec<u8> = [0xff, 0xfe]
+            .into_iter()
+            .chain("name,phone\n".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        let path = write(dir.path(), "unicode.txt", &utf16);
+        let refused = ContactReader::open(&path, &columns(), None).err().unwrap();
+        assert!(refused.to_string().contains("UTF-16"), "{refused}");
     }
 
     fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {

@@ -117,6 +117,9 @@ pub struct Columns {
     pub other: Vec<String>,
     /// The field separator; `None`: found from the header line.
     pub delimiter: Option<u8>,
+    /// The file's text encoding (`columns.encoding`, UTF-8 by default):
+    /// fields are decoded from it one by one.
+    pub encoding: &'static encoding_rs::Encoding,
 }
 
 /// How fast requests may go.
@@ -415,6 +418,31 @@ impl Job {
                 ))
             }
         };
+        let encoding = match columns.encoding.as_deref() {
+            None => encoding_rs::UTF_8,
+            Some(label) => match encoding_rs::Encoding::for_label(label.trim().as_bytes()) {
+                // Fields are found by their ASCII separators, quotes and
+                // line ends, which only an ASCII-compatible encoding keeps.
+                Some(encoding) if encoding.is_ascii_compatible() => encoding,
+                Some(encoding) => {
+                    return Err(invalid(
+                        "columns.encoding",
+                        format!(
+                            "{} is not read (its bytes are not ASCII where commas and line breaks are): save the file as UTF-8",
+                            encoding.name()
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(invalid(
+                        "columns.encoding",
+                        format!(
+                            "{label:?} is not an encoding this knows (e.g. \"utf-8\", \"windows-1252\", \"iso-8859-15\", \"shift_jis\", \"gbk\")"
+                        ),
+                    ))
+                }
+            },
+        };
         let schedule = file
             .schedule
             .map(|s| read_schedule(s).map_err(|(key, message)| invalid(key, message)))
@@ -459,6 +487,7 @@ impl Job {
                 order_id: columns.order_id,
                 other: columns.other,
                 delimiter,
+                encoding,
             },
             batch_size,
             limits: Limits {
@@ -773,6 +802,7 @@ struct ColumnsFile {
     #[serde(default)]
     other: Vec<String>,
     delimiter: Option<String>,
+    encoding: Option<String>,
 }
 
 impl Default for ColumnsFile {
@@ -783,6 +813,7 @@ impl Default for ColumnsFile {
             order_id: None,
             other: Vec::new(),
             delimiter: None,
+            encoding: None,
         }
     }
 }

@@ -34,9 +34,14 @@ pub use scratch::Scratch;
 pub enum OpenMode {
     /// `run` and `ingest`: create it (mode 0600) when missing.
     CreateIfMissing,
-    /// Every command that only reads or re-queues: a missing ledger is an
+    /// Every command that re-queues or records: a missing ledger is an
     /// error naming the path.
     MustExist,
+    /// Commands that only read (`status`, `orders`, `report`,
+    /// `campaigns`, `suppress list`, `check`): a missing ledger is an
+    /// error, and a ledger that cannot be written (an archived copy, a
+    /// read-only mount) is read all the same.
+    ReadOnly,
 }
 
 /// A campaign's row id in the ledger.

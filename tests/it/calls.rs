@@ -796,3 +796,31 @@ async fn out_of_file_descriptors_the_webhook_neither_spins_nor_floods_its_log() 
     assert!(served);
     let _ = child.start_kill();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_that_starts_late_never_marks_the_records_before_it_as_read() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    sandbox.set_calls(CallSim {
+        spread_ms: 2 * DAY_MS as u64,
+        seed: 5,
+        ..CallSim::default()
+    });
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(100));
+    assert_success(&campaign.at(&sandbox, -3 * DAY_MS, "run", &[]).await);
+    let made = sandbox.calls().len() as u64;
+    // Only the last day first...
+    let yesterday = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24)).to_string();
+    let late = campaign
+        .with_credentials("sync", &["--since", &yesterday])
+        .await;
+    assert_success(&late);
+    let read = calls_of(&campaign.status().await)["records"]
+        .as_u64()
+        .unwrap();
+    assert!(read < made, "{read} of {made}");
+    // ...then the usual sync still reads the days before it.
+    let usual = campaign.with_credentials("sync", &[]).await;
+    assert_success(&usual);
+    assert_eq!(calls_of(&campaign.status().await)["records"], made);
+}

@@ -239,7 +239,7 @@ async fn credentials_come_from_a_file_only_its_owner_can_read() {
     std::fs::write(
         &file,
         format!(
-            "# for cron\nexport NXLINK_ACCESS_KEY={}\nNXLINK_ACCESS_SECRET=\"{}\"\n",
+            "# for cron\nexport NXLINK_ACCESS_KEY={} # the team's key\nNXLINK_ACCESS_SECRET=\"{}\"  # rotated monthly\n",
             nxcampaign::sandbox::DEFAULT_ACCESS_KEY,
             nxcampaign::sandbox::DEFAULT_ACCESS_SECRET
         ),
@@ -280,4 +280,23 @@ async fn credentials_come_from_a_file_only_its_owner_can_read() {
     campaign.append_contacts(Mix::valid(10));
     let wrong = run(Some(&other)).await.unwrap();
     assert_eq!(exit_code(&wrong), 3, "{}", stderr(&wrong));
+
+    // A quote never closed is refused, naming the line, not the secret.
+    std::fs::write(
+        &other,
+        "NXLINK_ACCESS_KEY=k\nNXLINK_ACCESS_SECRET=\"s3cret\n",
+    )
+    .unwrap();
+    let unclosed = run(Some(&other)).await.unwrap();
+    assert_eq!(exit_code(&unclosed), 2, "{}", stderr(&unclosed));
+    assert!(
+        stderr(&unclosed).contains("line 2"),
+        "{}",
+        stderr(&unclosed)
+    );
+    assert!(
+        !stderr(&unclosed).contains("s3cret"),
+        "{}",
+        stderr(&unclosed)
+    );
 }

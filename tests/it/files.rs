@@ -419,3 +419,65 @@ async fn the_same_file_named_from_another_folder_or_relatively_reads_on_from_its
     assert_eq!(sandbox.stats().orders_accepted, 150);
     assert_eq!(sandbox.stats().orders_accepted_twice, 0);
 }
+
+/// Runs `nxcampaign <args>` as a user who may not write `db`'s folder:
+/// `nobody` when the tests run as root (whom no permission stops).
+async fn as_reader(db: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let binary = env!("CARGO_BIN_EXE_nxcampaign");
+    let mut command = if nix::unistd::Uid::effective().is_root() {
+        let mut command = tokio::process::Command::new("setpriv");
+        command.args(["--reuid=65534", "--regid=65534", "--clear-groups", binary]);
+        command
+    } else {
+        tokio::process::Command::new(binary)
+    };
+    command
+        .env("NXCAMPAIGN_DB", db)
+        .env("HOME", "/")
+        .args(args)
+        .output()
+        .await
+        .expect("nxcampaign runs")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reading_commands_read_an_archived_ledger_on_a_folder_they_cannot_write() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sandbox = start_sandbox(Faults::default()).await;
+    let campaign = Campaign::new_on_sqlite(&sandbox);
+    std::fs::write(
+        campaign.contacts_path(),
+        format!("name,phone\n{}", rows(0, 150)),
+    )
+    .unwrap();
+    campaign.write_job();
+    assert_eq!(exit_code(&campaign.run().await), 0);
+    // An archived copy, in a folder no one may write.
+    let archive = campaign.dir.path().join("archive");
+    std::fs::create_dir(&archive).unwrap();
+    let copy = archive.join("ledger.db");
+    std::fs::copy(campaign.db(), &copy).unwrap();
+    let mode = |path: &std::path::Path, bits| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits)).unwrap()
+    };
+    mode(campaign.dir.path(), 0o755);
+    mode(&copy, 0o444);
+    mode(&archive, 0o555);
+    for args in [
+        &["status", "spring"][..],
+        &["status"][..],
+        &["orders", "spring", "--format", "csv"][..],
+        &["report", "spring"][..],
+        &["campaigns"][..],
+        &["suppress", "list"][..],
+    ] {
+        let output = as_reader(&copy, args).await;
+        assert_eq!(exit_code(&output), 0, "{args:?}: {}", stderr(&output));
+    }
+    let orders = as_reader(&copy, &["orders", "spring", "--format", "csv"]).await;
+    assert_eq!(String::from_utf8_lossy(&orders.stdout).lines().count(), 151);
+    // Nothing was written beside it.
+    let beside: Vec<_> = std::fs::read_dir(&archive).unwrap().collect();
+    assert_eq!(beside.len(), 1);
+    mode(&archive, 0o755);
+}

@@ -3,7 +3,10 @@
 
 use nxcampaign::sandbox::Faults;
 
-use crate::support::{count, exit_code, nxcampaign, start_sandbox, stderr, Campaign, Mix};
+use crate::support::{
+    assert_exit_saying, assert_success, count, exit_code, nxcampaign, start_sandbox, stderr,
+    Campaign, Mix,
+};
 
 /// A campaign whose contact file is exactly `contacts`.
 async fn campaign_with_contacts(contacts: &[u8]) -> (nxcampaign::sandbox::Sandbox, Campaign) {
@@ -327,4 +330,46 @@ async fn a_repeated_phone_or_order_id_is_a_duplicate_naming_the_first_line() {
         ]
     );
     assert_eq!(sandbox.accepted_orders().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_windows_1252_export_loses_no_accented_row_and_utf16_is_refused_by_name() {
+    // What a spreadsheet exports in Western Europe: Windows-1252.
+    let contacts = b"name,phone\nJos\xe9,51000001\nM\xfcller,51000002\nFran\xe7oise,51000003\n";
+    let (sandbox, campaign) = campaign_with_contacts(contacts).await;
+    // Read as UTF-8, every accented row is unreadable.
+    let output = campaign.run().await;
+    assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
+    assert_eq!(sandbox.stats().orders_accepted, 0);
+    let (sandbox, campaign) = campaign_with_contacts(contacts).await;
+    let job = std::fs::read_to_string(campaign.job_path()).unwrap();
+    std::fs::write(
+        campaign.job_path(),
+        job.replace(
+            "phone = \"phone\"",
+            "phone = \"phone\"\nencoding = \"windows-1252\"",
+        ),
+    )
+    .unwrap();
+    let output = campaign.run().await;
+    assert_success(&output);
+    assert_eq!(sandbox.stats().orders_accepted, 3, "{}", stderr(&output));
+
+    // UTF-16 ("Unicode text"): refused, naming it.
+    let utf16: Vec<u8> = [0xff, 0xfe]
+        .into_iter()
+        .chain("name,phone\n".encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let (sandbox, campaign) = campaign_with_contacts(&utf16).await;
+    let output = campaign.run().await;
+    assert_exit_saying(&output, 2, "UTF-16");
+    assert_eq!(sandbox.stats().requests, 0);
+    check_job_refused(
+        &job.replace(
+            "phone = \"phone\"",
+            "phone = \"phone\"\nencoding = \"klingon\"",
+        ),
+        &["columns.encoding", "klingon"],
+    )
+    .await;
 }

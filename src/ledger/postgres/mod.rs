@@ -106,7 +106,7 @@ impl Postgres {
                 .fetch_one(&pool)
                 .await
                 .map_err(query_error)?;
-        if !migrated && mode == OpenMode::MustExist {
+        if !migrated && mode != OpenMode::CreateIfMissing {
             return Err(LedgerError::Missing { path: shown });
         }
         sqlx::migrate!("./migrations/postgres")

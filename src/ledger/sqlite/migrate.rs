@@ -85,6 +85,22 @@ pub(super) fn run(conn: &mut Connection, path: &Path) -> Result<(), LedgerError>
     migrated
 }
 
+/// Refuses a ledger that is not up to date, without changing it (for a
+/// handle that only reads).
+pub(super) fn check_current(conn: &mut Connection, path: &Path) -> Result<(), LedgerError> {
+    let pending = pending(&applied(conn, path)?, path)?;
+    match pending.first() {
+        None => Ok(()),
+        Some(first) => Err(LedgerError::Corrupt {
+            path: path.to_owned(),
+            message: format!(
+                "its schema is older than this nxcampaign's (migration {} is not applied), and a reading command does not migrate it: run `nxcampaign migrate` on it first (it needs to be writable then)",
+                first.version
+            ),
+        }),
+    }
+}
+
 /// Applies what is pending, in one transaction (see [`run`]).
 fn apply(conn: &mut Connection, path: &Path) -> Result<(), LedgerError> {
     let e = query_error(path);

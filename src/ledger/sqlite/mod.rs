@@ -78,8 +78,13 @@ enum Purpose {
     /// read again from the file; and the next `Durable` commit makes the
     /// WAL durable up to and including it.
     Bulk,
-    /// A read-only connection for long reads (the orders export).
+    /// A read-only connection for long reads (the orders export), and
+    /// every connection of a handle opened to read only.
     ReadOnly,
+    /// Read-only where SQLite cannot keep its shared-memory file beside
+    /// the ledger (a read-only folder or mount): the file is taken as one
+    /// no one changes, which is what such a copy is.
+    Immutable,
 }
 
 /// Opens a connection to the ledger file for `purpose`: the only place
@@ -88,16 +93,32 @@ fn connect(path: &Path, purpose: Purpose) -> Result<Connection, LedgerError> {
     let e = query_error(path);
     let access = match purpose {
         Purpose::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        Purpose::Immutable => OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
         Purpose::Durable | Purpose::Bulk => OpenFlags::SQLITE_OPEN_READ_WRITE,
     };
+    let open_error = |source: rusqlite::Error| LedgerError::Open {
+        path: path.to_owned(),
+        source: source.into(),
+    };
     // The file exists already (`open_with` made it, mode 0600).
-    let conn = Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|source| LedgerError::Open {
-            path: path.to_owned(),
-            source: source.into(),
-        })?;
+    let conn = match purpose {
+        Purpose::Immutable => {
+            let uri = url::Url::from_file_path(
+                std::path::absolute(path).unwrap_or_else(|_| path.to_owned()),
+            )
+            .map(|url| format!("{url}?immutable=1"))
+            .map_err(|()| LedgerError::Corrupt {
+                path: path.to_owned(),
+                message: "cannot be named as a URI".into(),
+            })?;
+            Connection::open_with_flags(uri, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(open_error)?
+        }
+        _ => Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(open_error)?,
+    };
     conn.busy_timeout(BUSY_TIMEOUT).map_err(e)?;
-    if purpose == Purpose::ReadOnly {
+    if matches!(purpose, Purpose::ReadOnly | Purpose::Immutable) {
         return Ok(conn);
     }
     let synchronous = match purpose {
@@ -143,6 +164,9 @@ pub struct Sqlite {
     /// This handle's own descriptor of the file, open while any clone of
     /// the handle lives (see `open_with`).
     _file: Arc<std::fs::File>,
+    /// How the handle's own connections are opened: `Durable`, or one of
+    /// the read-only ways for a handle that only reads.
+    connections: Purpose,
 }
 
 impl LedgerError {
@@ -178,7 +202,9 @@ impl Sqlite {
     pub async fn open_with(path: &Path, mode: OpenMode) -> Result<Sqlite, LedgerError> {
         let created = match (mode, std::fs::symlink_metadata(path)) {
             (_, Ok(_)) => false,
-            (OpenMode::MustExist, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            (OpenMode::MustExist | OpenMode::ReadOnly, Err(e))
+                if e.kind() == std::io::ErrorKind::NotFound =>
+            {
                 return Err(LedgerError::Missing {
                     path: path.to_owned(),
                 })
@@ -211,6 +237,9 @@ impl Sqlite {
         let path = path.to_owned();
         let opening = Arc::clone(&file);
         let opened = tokio::task::spawn_blocking(move || {
+            if mode == OpenMode::ReadOnly {
+                return Sqlite::open_to_read(&path, &identity, &opening);
+            }
             let mut pause = Duration::from_millis(20);
             let mut opened = Sqlite::open_once(&path, &identity, created, &opening);
             for _ in 0..6 {
@@ -229,6 +258,39 @@ impl Sqlite {
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
         let _ = file.unlock();
         opened
+    }
+
+    /// Opens the ledger to read only (blocking): as it is where SQLite can
+    /// keep its shared memory beside it, else as a file no one changes. It
+    /// is not migrated: one a newer version must migrate first is refused.
+    fn open_to_read(
+        path: &Path,
+        identity: &Arc<FileIdentity>,
+        file: &Arc<std::fs::File>,
+    ) -> Result<Sqlite, LedgerError> {
+        let first = |purpose| -> Result<(Connection, String), LedgerError> {
+            let mut conn = connect(path, purpose)?;
+            migrate::check_current(&mut conn, path)?;
+            let salt = conn
+                .query_row("SELECT salt FROM ledger_salt", [], |row| row.get(0))
+                .map_err(query_error(path))?;
+            Ok((conn, salt))
+        };
+        let (connections, (conn, salt)) = match first(Purpose::ReadOnly) {
+            Ok(opened) => (Purpose::ReadOnly, opened),
+            Err(e @ (LedgerError::Newer { .. } | LedgerError::Corrupt { .. })) => return Err(e),
+            Err(_) => (Purpose::Immutable, first(Purpose::Immutable)?),
+        };
+        Ok(Sqlite {
+            queue: start_connection_threads(conn),
+            write_turn: Arc::new(Mutex::new(())),
+            path: path.to_owned(),
+            identity: Arc::clone(identity),
+            salt: salt.into(),
+            created: false,
+            _file: Arc::clone(file),
+            connections,
+        })
     }
 
     /// Opens the first connection, switches the file to WAL, migrates it
@@ -255,6 +317,7 @@ impl Sqlite {
             salt: salt.into(),
             created,
             _file: Arc::clone(file),
+            connections: Purpose::Durable,
         })
     }
 
@@ -407,7 +470,7 @@ impl Sqlite {
         let task = Task::Work(Box::new(move |slot: &mut Option<Connection>| {
             let outcome = match slot {
                 Some(conn) => work(&this, conn),
-                None => connect(&this.path, Purpose::Durable)
+                None => connect(&this.path, this.connections)
                     .and_then(|conn| work(&this, slot.insert(conn))),
             };
             let _ = done.send(outcome);
@@ -440,7 +503,10 @@ impl Sqlite {
     /// A read-only connection of its own, for long reads on one blocking
     /// thread.
     fn read_connection(&self) -> Result<Connection, LedgerError> {
-        connect(&self.path, Purpose::ReadOnly)
+        match self.connections {
+            Purpose::Immutable => connect(&self.path, Purpose::Immutable),
+            _ => connect(&self.path, Purpose::ReadOnly),
+        }
     }
 
     /// Turns a statement's error into the ledger's.
@@ -577,7 +643,7 @@ fn own_descriptor(path: &Path, mode: OpenMode) -> Result<std::fs::File, LedgerEr
         path: path.to_owned(),
         what,
     };
-    if mode == OpenMode::MustExist {
+    if mode != OpenMode::CreateIfMissing {
         return std::fs::File::open(path).map_err(|e| file_error(path, e));
     }
     let file = std::fs::OpenOptions::new()
