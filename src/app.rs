@@ -77,7 +77,7 @@ pub async fn execute(cli: Cli) -> Result<Exit, Error> {
             let state = state
                 .map(|s| s.trim().to_ascii_lowercase().parse::<OrderState>())
                 .transpose()
-                .map_err(|e| Error::Usage(format!("--state: {e}")))?;
+                .map_err(|e| Error::argument("--state", e.to_string()))?;
             let (ledger, name) = open_for(db, &campaign, OpenMode::ReadOnly).await?;
             if let Some(path) = &output {
                 protected_by(&ledger, db, &campaign)
@@ -338,10 +338,11 @@ async fn run_job(
         let would = orders_a_run_would_send(&ledger, &job, guards.limit).await?;
         if would > most {
             ledger.close().await;
-            return Err(Error::Usage(format!(
-                "this run would send {would} order(s), more than {most} (--confirm-above or the job's limits.confirm_above): nothing was sent; look at them with `nxcampaign check {}`, then run again with --yes",
-                job_path.display()
-            )));
+            return Err(Error::TooManyToSend {
+                would,
+                most,
+                job: job_path.display().to_string(),
+            });
         }
     }
     let bounds = Bounds {
@@ -362,8 +363,7 @@ async fn run_job(
         let id = ledger.campaign(job.name.as_str()).await?;
         let written = tokio::task::block_in_place(|| {
             write_rejects(&ledger, id, &job, from.as_ref(), skip, path)
-        })
-        .map_err(|e| Error::Output(io::Error::other(e.to_string())))?;
+        })?;
         eprintln!("rejects: {written} row(s) written to {}", path.display());
     }
     ledger.close().await;
@@ -559,7 +559,7 @@ async fn refuse_unknown_batches(
     campaign: crate::ledger::CampaignId,
     name: &str,
     named: &[BatchSeq],
-    done: &str,
+    done: &'static str,
 ) -> Result<(), Error> {
     if named.is_empty() {
         return Ok(());
@@ -573,10 +573,11 @@ async fn refuse_unknown_batches(
     if unknown.is_empty() {
         return Ok(());
     }
-    Err(Error::Usage(format!(
-        "campaign {name:?} has no batch{}; nothing was {done} (`nxcampaign report {name}` lists its batches)",
-        listed(&unknown).trim_start_matches(':')
-    )))
+    Err(Error::NoSuchBatches {
+        campaign: name.to_owned(),
+        batches: crate::error::batch_list(&unknown),
+        done,
+    })
 }
 
 /// `: #1, #2, …` for up to 20 batches; nothing for none.
@@ -584,9 +585,7 @@ fn listed(seqs: &[BatchSeq]) -> String {
     if seqs.is_empty() {
         return String::new();
     }
-    let shown: Vec<String> = seqs.iter().take(20).map(|s| format!("#{s}")).collect();
-    let more = if seqs.len() > 20 { ", …" } else { "" };
-    format!(": {}{more}", shown.join(", "))
+    format!(": {}", crate::error::batch_list(seqs))
 }
 
 /// `campaigns`: every campaign of the ledger.
@@ -611,9 +610,7 @@ async fn forget(db: Option<&str>, campaign: &str, sent_anyway: bool) -> Result<E
             println!("forgot campaign {campaign:?} and its {orders} order(s)");
             Ok(Exit::Done)
         }
-        Forgotten::Sent { attempts } => Err(Error::Usage(format!(
-            "campaign {campaign:?} sent {attempts} request(s): its record is what keeps its contacts from being called again, so it is kept; add --i-know-it-was-sent to delete it anyway"
-        ))),
+        Forgotten::Sent { attempts } => Err(Error::KeptSent { campaign, attempts }),
         Forgotten::Busy => Err(Error::CampaignBusy {
             campaign,
             holder: "a run (its lease is held)".to_owned(),
@@ -632,13 +629,14 @@ async fn suppress_command(
 ) -> Result<Exit, Error> {
     let job = job.map(|path| Job::load(path, None)).transpose()?;
     if db.is_none() && job.is_none() {
-        return Err(Error::Usage(
-            "suppress: which ledger? pass --job JOB (the job's ledger), or --db FILE|URL (or set NXCAMPAIGN_DB): the list must be in the ledger the campaigns read".into(),
+        return Err(Error::argument(
+            "suppress",
+            "which ledger? pass --job JOB (the job's ledger), or --db FILE|URL (or set NXCAMPAIGN_DB): the list must be in the ledger the campaigns read",
         ));
     }
     let location = ledger_location(db, job.as_ref());
     let country = |raw: Option<String>| {
-        raw.map(|cc| Country::parse(&cc).map_err(|e| Error::Usage(format!("--country: {e}"))))
+        raw.map(|cc| Country::parse(&cc).map_err(|e| Error::argument("--country", e.to_string())))
             .transpose()
     };
     let (inputs, args) = match action {
@@ -673,7 +671,10 @@ async fn suppress_command(
         SuppressAction::Add { numbers, entry } => (numbers, entry),
         SuppressAction::Import { file, entry } => {
             if !file.is_file() {
-                return Err(Error::Usage(format!("{}: no such file", file.display())));
+                return Err(Error::argument(
+                    "suppress import",
+                    format!("{}: no such file", file.display()),
+                ));
             }
             (vec![file.to_string_lossy().into_owned()], entry)
         }
@@ -681,10 +682,13 @@ async fn suppress_command(
     let ledger = Ledger::open_with(&location, OpenMode::CreateIfMissing).await?;
     eprintln!("ledger: {}", ledger.shown());
     if let Some(until) = args.until.filter(|until| *until <= now_ms()) {
-        return Err(Error::Usage(format!(
-            "--until {}: that is in the past; an entry that has already ended protects no one (leave --until out for good)",
-            rfc3339(until)
-        )));
+        return Err(Error::argument(
+            "--until",
+            format!(
+                "{} is in the past; an entry that has already ended protects no one (leave --until out for good)",
+                rfc3339(until)
+            ),
+        ));
     }
     let reading = suppress::Reading {
         country: country(args.country)?,
@@ -987,14 +991,16 @@ async fn receive_calls(
         Some(var) => match std::env::var(var) {
             Ok(token) if !token.trim().is_empty() => Some(token),
             Ok(_) => {
-                return Err(Error::Usage(format!(
-                    "webhook: the environment variable {var} is empty: it must hold the token the vendor sends (or pass --no-token, behind a proxy that authenticates the vendor)"
-                )))
+                return Err(Error::argument(
+                    "webhook",
+                    format!("the environment variable {var} is empty: it must hold the token the vendor sends (or pass --no-token, behind a proxy that authenticates the vendor)"),
+                ))
             }
             Err(_) => {
-                return Err(Error::Usage(format!(
-                    "webhook: the environment variable {var} is not set: it must hold the token the vendor sends (name another with --token-env, or pass --no-token behind a proxy that authenticates the vendor)"
-                )))
+                return Err(Error::argument(
+                    "webhook",
+                    format!("the environment variable {var} is not set: it must hold the token the vendor sends (name another with --token-env, or pass --no-token behind a proxy that authenticates the vendor)"),
+                ))
             }
         },
     };
@@ -1002,7 +1008,7 @@ async fn receive_calls(
     let ledger = Ledger::open_with(&ledger_location(db, job.as_ref()), OpenMode::MustExist).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| Error::Usage(format!("--listen {listen}: {e}")))?;
+        .map_err(|e| Error::argument(format!("--listen {listen}"), e.to_string()))?;
     let receiver = crate::webhook::Receiver::start(
         listener,
         ledger.clone(),
@@ -1038,7 +1044,7 @@ async fn serve_sandbox(
     let key = credentials.access_key().to_owned();
     let sandbox = Sandbox::start(listen, credentials, faults)
         .await
-        .map_err(Error::Sandbox)?;
+        .map_err(Error::Listen)?;
     eprintln!(
         "sandbox: NXLink stand-in on {} (access key {key:?}); stats at {}/_sandbox/stats; Ctrl-C stops it",
         sandbox.base_url(),

@@ -11,117 +11,16 @@ use std::time::{Duration, Instant};
 use md5::Digest as _;
 
 use crate::clock::{format_utc, human_duration, now_ms, rfc3339};
-use crate::contacts::ContactsError;
 use crate::dispatch::{Dispatch, Ending, SharedRate};
+pub use crate::error::{Error, Exit};
 use crate::ingest::{self, IngestError, IngestReport};
-use crate::job::{ApiSettings, Job, JobError, RateScope};
+use crate::job::{ApiSettings, Job, RateScope};
 use crate::lease::{Acquired, Lease, LeaseSettings, OnPresumedDead, Runner, TakenOver};
 use crate::ledger::{CampaignId, CampaignStatus, Fence, LeaseHolder, Ledger, LedgerError};
 use crate::nxlink::{Client, Credentials};
 use crate::outcome::{BatchState, OrderState};
 use crate::report::{self, Progress};
 use crate::throttle::{self, Throttle};
-
-/// How a command ended, as cron reads it (README, "Exit codes").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Nothing left to do: every batch is in a final state.
-    Done,
-    /// Finished, but some orders need attention.
-    Attention,
-    /// Usage, job file or input error; nothing was sent.
-    BadInput,
-    /// Stopped by an error that retrying will not fix.
-    Stopped,
-    /// Try again later: interrupted or busy.
-    TryLater,
-}
-
-impl Exit {
-    pub fn code(self) -> u8 {
-        match self {
-            Exit::Done => 0,
-            Exit::Attention => 1,
-            Exit::BadInput => 2,
-            Exit::Stopped => 3,
-            Exit::TryLater => 75,
-        }
-    }
-}
-
-/// Why a command could not do its work.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Job(#[from] JobError),
-    #[error(transparent)]
-    Contacts(#[from] ContactsError),
-    #[error("environment variable {var} is not set: it must hold the NXLink {what} (the job's api.{key} names it); or put {var}=... in a credentials file only its owner can read, named by NXLINK_CREDENTIALS_FILE or the job's api.credentials_file")]
-    MissingCredential {
-        var: String,
-        what: &'static str,
-        key: &'static str,
-    },
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    #[error("{0}")]
-    Usage(String),
-    #[error("campaign {campaign:?} is being run by {holder}; try again later")]
-    CampaignBusy { campaign: String, holder: String },
-    #[error("cannot start the HTTP client: {0}")]
-    Client(reqwest::Error),
-    #[error("sandbox: {0}")]
-    Sandbox(io::Error),
-    #[error("cannot write the output: {0}")]
-    Output(#[from] io::Error),
-    #[error("call records: {0}")]
-    Outcomes(#[from] crate::outcomes::OutcomesError),
-    #[error(transparent)]
-    Refused(#[from] crate::outfile::Refused),
-}
-
-impl Error {
-    /// Whether the output's reader went away (`orders … | head`): not a
-    /// failure of the command.
-    pub fn is_closed_pipe(&self) -> bool {
-        match self {
-            Error::Output(e) | Error::Ledger(LedgerError::Output(e)) => {
-                e.kind() == io::ErrorKind::BrokenPipe
-            }
-            _ => false,
-        }
-    }
-
-    pub fn exit(&self) -> Exit {
-        match self {
-            Error::Job(_)
-            | Error::Contacts(_)
-            | Error::MissingCredential { .. }
-            | Error::Refused(_)
-            | Error::Usage(_) => Exit::BadInput,
-            Error::Ledger(LedgerError::UnknownCampaign { .. } | LedgerError::Missing { .. }) => {
-                Exit::BadInput
-            }
-            // A server restarting, a connection reset: it passes.
-            Error::Ledger(e) if e.is_transient() => Exit::TryLater,
-            Error::CampaignBusy { .. } => Exit::TryLater,
-            Error::Outcomes(e) if e.retrying_helps() => Exit::TryLater,
-            Error::Outcomes(_) => Exit::Stopped,
-            Error::Ledger(_) | Error::Client(_) | Error::Sandbox(_) | Error::Output(_) => {
-                Exit::Stopped
-            }
-        }
-    }
-}
-
-impl From<IngestError> for Error {
-    fn from(e: IngestError) -> Self {
-        match e {
-            IngestError::Contacts(e) => Error::Contacts(e),
-            IngestError::Ledger(e) => Error::Ledger(e),
-        }
-    }
-}
 
 /// What one run of a campaign did.
 #[derive(Debug)]
@@ -723,8 +622,10 @@ pub fn credentials_from_env(api: &ApiSettings) -> Result<Credentials, Error> {
 /// than its owner may read it. Values are never shown in errors.
 fn read_credentials_file(path: &Path) -> Result<Vec<(String, String)>, Error> {
     use std::os::unix::fs::PermissionsExt as _;
-    let unusable =
-        |why: String| Error::Usage(format!("credentials file {}: {why}", path.display()));
+    let unusable = |why: String| Error::CredentialsFile {
+        path: path.to_owned(),
+        why,
+    };
     let meta = std::fs::metadata(path).map_err(|e| unusable(e.to_string()))?;
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(unusable(format!(

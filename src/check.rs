@@ -108,12 +108,9 @@ pub async fn check(
     let rejects = match rejects {
         Some(path) => {
             let ledger = scratch.ledger().clone();
-            Some(
-                tokio::task::block_in_place(|| {
-                    write_rejects(&ledger, campaign, job, None, 0, path)
-                })
-                .map_err(|e| Error::Usage(e.to_string()))?,
-            )
+            Some(tokio::task::block_in_place(|| {
+                write_rejects(&ledger, campaign, job, None, 0, path)
+            })?)
         }
         None => None,
     };

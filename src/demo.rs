@@ -41,7 +41,7 @@ pub async fn run() -> Result<Exit, Error> {
         faults,
     )
     .await
-    .map_err(Error::Sandbox)?;
+    .map_err(Error::Listen)?;
     let job = Job::load(&job_path, Some(&sandbox.base_url()))?;
     let db = dir.join("ledger.db");
     let ledger = Ledger::open(&crate::job::LedgerLocation::File(db.clone())).await?;
@@ -50,14 +50,14 @@ pub async fn run() -> Result<Exit, Error> {
     let receiver = crate::webhook::Receiver::start(
         tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
-            .map_err(Error::Sandbox)?,
+            .map_err(Error::Listen)?,
         ledger.clone(),
         crate::webhook::Settings {
             token: Some(DEMO_TOKEN.to_owned()),
             request_timeout: crate::webhook::REQUEST_TIMEOUT,
         },
     )
-    .map_err(Error::Sandbox)?;
+    .map_err(Error::Listen)?;
     sandbox.set_calls(CallSim {
         webhook_url: Some(format!(
             "http://{}{}",
@@ -175,9 +175,9 @@ fn example_job(dir: &Path) -> Result<PathBuf, Error> {
 }
 
 fn demo_dir_error(dir: &Path, e: io::Error) -> Error {
-    Error::Usage(format!(
-        "{}: cannot prepare the demo folder: {e}",
-        dir.display()
+    Error::Output(io::Error::new(
+        e.kind(),
+        format!("{}: cannot prepare the demo folder: {e}", dir.display()),
     ))
 }
 

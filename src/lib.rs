@@ -11,6 +11,7 @@
 //! - [`campaign`]: one campaign run (lease, ingest and dispatch together),
 //!   how it ended, exit codes.
 //! - [`clock`]: the one wall clock; everything else is handed the time.
+//! - [`error`]: why a command failed, and the one mapping to exit codes.
 //! - `batch`: a batch's number and its orders, as every layer sees them.
 //! - `job`: the job file's exact shape, validated into a `Job`.
 //! - `contacts`: streaming CSV (and gzip) reader with line numbers.
@@ -51,6 +52,7 @@ mod contacts;
 #[cfg(feature = "sandbox")]
 mod demo;
 mod dispatch;
+pub mod error;
 mod ingest;
 mod job;
 mod lease;

@@ -7,7 +7,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use nxcampaign::cli::{Cli, Color, LogFormat};
-use nxcampaign::{app, campaign};
+use nxcampaign::{app, error};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -19,19 +19,15 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(campaign::Exit::Stopped.code());
+            return ExitCode::from(error::Exit::Stopped.code());
         }
     };
-    let exit = match runtime.block_on(app::execute(cli)) {
-        Ok(exit) => exit,
-        // `orders … | head`: the reader has all it wanted.
-        Err(e) if e.is_closed_pipe() => campaign::Exit::Done,
-        Err(e) => {
-            eprintln!("error: {e}");
-            e.exit()
-        }
-    };
-    ExitCode::from(exit.code())
+    let result = runtime.block_on(app::execute(cli));
+    match &result {
+        Err(e) if !e.is_closed_pipe() => eprintln!("error: {e}"),
+        _ => {}
+    }
+    ExitCode::from(error::process_exit_code(&result))
 }
 
 /// Logs on stderr: the level from -q/-v (or `NXCAMPAIGN_LOG`, a tracing

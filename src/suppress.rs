@@ -258,7 +258,7 @@ where
             (lines.unwrap_or(0), refused)
         });
         while let Some(read) = chunks.recv().await {
-            let phones = read.map_err(Error::Usage)?;
+            let phones = read.map_err(|why| Error::ListFile { why })?;
             tally.done += apply(phones).await?;
         }
         let (lines, refused) = reader.await.expect("the list reader does not panic");
@@ -300,10 +300,12 @@ pub async fn load_job_lists(
     // The files as the job names them, relative to its folder.
     for file in &job.suppression_files {
         if !file.is_file() {
-            return Err(Error::Usage(format!(
-                "{}: the job's [suppression] files names it, but it is not a readable file",
-                file.display()
-            )));
+            return Err(Error::ListFile {
+                why: format!(
+                    "{}: the job's [suppression] files names it, but it is not a readable file",
+                    file.display()
+                ),
+            });
         }
         let reading = Reading {
             country: Some(job.default_country),
@@ -319,11 +321,13 @@ pub async fn load_job_lists(
                 refused.get_or_insert(line);
             },
         )
-        .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
+        .map_err(|e| Error::ListFile {
+            why: format!("{}: {e}", file.display()),
+        })?;
         if let Some(line) = refused {
-            return Err(Error::Usage(format!(
-                "{line}: a line of the job's do-not-call list that is not a number (nor a header, a blank line or a # comment): fix it; nothing was sent"
-            )));
+            return Err(Error::ListFile {
+                why: format!("{line}: a line of the job's do-not-call list that is not a number (nor a header, a blank line or a # comment): fix it; nothing was sent"),
+            });
         }
     }
     let numbers = listed.len() as u64;
