@@ -10,8 +10,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::campaign::{credentials_from_env, hold_to_read, Error, Exit};
 use crate::clock::{human_duration, now_ms, rfc3339};
+use crate::error::{Error, Exit};
 use crate::ingest::{self, IngestReport};
 use crate::job::Job;
 use crate::ledger::{CampaignStatus, Ledger, LedgerError, Preview, Scratch};
@@ -19,6 +19,8 @@ use crate::nxlink::{self, wire};
 use crate::outcome::OrderState;
 use crate::rejects::write_rejects;
 use crate::report::terminal_safe;
+use crate::run::hold_to_read;
+use crate::settings::Settings;
 use crate::suppress::load_job_lists;
 
 /// Contacts of the example request shown in full; the rest are counted.
@@ -43,12 +45,13 @@ pub struct CheckReport {
 /// Checks `job` against `real` (its ledger, if it exists yet), writing the
 /// rejected rows to `rejects` when asked.
 pub async fn check(
+    settings: &Settings,
     real: Option<&Ledger>,
     job: &Job,
     rejects: Option<&Path>,
 ) -> Result<CheckReport, Error> {
     let mut problems = Vec::new();
-    if let Err(e) = credentials_from_env(&job.api) {
+    if let Err(e) = settings.credentials(&job.api) {
         problems.push(e.to_string());
     }
     let known_campaign = match real {

@@ -53,185 +53,53 @@ pub enum Command {
     /// attention (invalid rows, batches rejected, failed or uncertain), 2 bad job
     /// or input (nothing sent), 3 stopped (authentication, ledger), 75 try
     /// again later (interrupted, campaign busy).
-    Run {
-        /// The job file (TOML).
-        job: PathBuf,
-        /// Stop starting batches after this long (e.g. 90s, 10m, 1h30m) and
-        /// exit 75, as SIGTERM would: for cron slots.
-        #[arg(long, value_parser = parse_duration)]
-        max_runtime: Option<Duration>,
-        /// Write the rows this run set aside (invalid, duplicate, suppressed) to FILE, as
-        /// CSV: the original row's columns, then `line` and `reason`.
-        #[arg(long, value_name = "FILE")]
-        rejects: Option<PathBuf>,
-        /// Send at most N orders in this run (whole batches: the batch that
-        /// would pass N waits for the next run); exit 75 when more waits.
-        #[arg(long, value_name = "N")]
-        limit: Option<u64>,
-        /// Refuse (exit 2, nothing sent) to send more than N orders in this
-        /// run unless --yes is given; overrides the job's
-        /// `limits.confirm_above`. The file is read first to count them.
-        #[arg(long, value_name = "N")]
-        confirm_above: Option<u64>,
-        /// Send even above --confirm-above / `limits.confirm_above`.
-        #[arg(long)]
-        yes: bool,
-        /// Write the run's summary as JSON to FILE (replaced whole): orders
-        /// and batches by state, attempts, retries by reason, elapsed, exit
-        /// code; written whatever the ending.
-        #[arg(long, value_name = "FILE")]
-        summary_json: Option<PathBuf>,
-        /// Write the run's metrics in Prometheus' text format to FILE
-        /// (replaced whole), with the time of the last successful run: for
-        /// node_exporter's textfile collector.
-        #[arg(long, value_name = "FILE")]
-        metrics_file: Option<PathBuf>,
-    },
+    Run(RunArgs),
     /// Dry run: read the job and its whole contact file as `run` would,
     /// against the current ledger, and say what a run would send; writes
     /// nothing to the ledger and sends nothing.
     ///
     /// Exit codes: 0 the job can run, 2 it cannot (the reasons are
     /// printed).
-    Check {
-        /// The job file (TOML).
-        job: PathBuf,
-        /// Write every row a run would set aside (invalid, duplicate, suppressed) to
-        /// FILE, as CSV: the original row's columns, then `line` and
-        /// `reason`.
-        #[arg(long, value_name = "FILE")]
-        rejects: Option<PathBuf>,
-    },
+    Check(CheckArgs),
     /// Ingest what is new in the job's contact file, without sending
     /// anything (no credentials needed): check a file before its campaign.
-    Ingest {
-        /// The job file (TOML).
-        job: PathBuf,
-    },
+    Ingest(IngestArgs),
     /// Rows read and counts of orders and batches by state.
-    Status {
-        /// Only this campaign (default: every campaign in the ledger); a job
-        /// file (`*.toml`) names its campaign and its ledger.
-        campaign: Option<String>,
-        /// One JSON object per campaign, one per line (`--format jsonl`).
-        #[arg(long)]
-        json: bool,
-        /// table; csv (a row of counts per campaign); or jsonl (one JSON
-        /// object per line; `json` works too).
-        #[arg(long, value_enum, default_value_t = OrdersFormat::Table)]
-        format: OrdersFormat,
-    },
+    Status(StatusArgs),
     /// Per-order outcomes, in input order.
-    Orders {
-        /// The campaign's name, or its job file (`*.toml`), which names its
-        /// ledger too.
-        campaign: String,
-        /// Only orders in this state (pending, sending, accepted, rejected,
-        /// failed, uncertain, cancelled, invalid, duplicate, suppressed;
-        /// any case).
-        #[arg(long)]
-        state: Option<String>,
-        #[arg(long, value_enum, default_value_t = OrdersFormat::Table)]
-        format: OrdersFormat,
-        /// Write to FILE instead of stdout (it appears whole, when done).
-        #[arg(long, short, value_name = "FILE")]
-        output: Option<PathBuf>,
-        /// Only orders whose batch changed at or after TIME (a date, from
-        /// its start, UTC, or an RFC 3339 time); orders set aside at
-        /// ingest have no such time and are left out.
-        #[arg(long, value_name = "TIME", value_parser = crate::clock::parse_since_ms)]
-        since: Option<i64>,
-        /// Only orders with an answered call, with calls none answered, or
-        /// with no call recorded.
-        #[arg(long, value_enum)]
-        call: Option<CallArg>,
-    },
+    Orders(OrdersArgs),
     /// Put uncertain or failed batches back to pending; the next run sends them.
     ///
     /// Re-sending an uncertain batch may call its contacts twice if the
     /// vendor did receive it: check the vendor's call records first.
-    #[command(group(ArgGroup::new("which").required(true).args(["uncertain", "failed", "rejected"])))]
-    Resend {
-        /// The campaign's name, or its job file (`*.toml`), which names its
-        /// ledger too.
-        campaign: String,
-        /// Re-queue the batches that may or may not have arrived.
-        #[arg(long)]
-        uncertain: bool,
-        /// Re-queue the batches whose retries ran out.
-        #[arg(long)]
-        failed: bool,
-        /// Re-queue the batches the vendor refused (after the job was fixed:
-        /// the next run sends them with the job's settings as they are then).
-        #[arg(long)]
-        rejected: bool,
-        /// Only this batch (repeatable); default: every batch in that state.
-        #[arg(long = "batch", value_name = "SEQ")]
-        batches: Vec<crate::batch::BatchSeq>,
-    },
+    Resend(ResendArgs),
     /// One campaign on one page: counts by state, requests over time,
     /// attempts by outcome, the slowest attempts, the batches that need a
     /// look, why rows were set aside.
-    Report {
-        /// The campaign's name, or its job file (`*.toml`).
-        campaign: String,
-        /// Also write the page as self-contained HTML (inline SVG charts,
-        /// nothing fetched) to FILE.
-        #[arg(long, value_name = "FILE")]
-        html: Option<PathBuf>,
-    },
+    Report(ReportArgs),
     /// Cancel pending batches: they are never sent (a final state).
-    Cancel {
-        /// The campaign's name, or its job file (`*.toml`).
-        campaign: String,
-        /// Only this batch (repeatable); default: every pending batch.
-        #[arg(long = "batch", value_name = "SEQ")]
-        batches: Vec<crate::batch::BatchSeq>,
-    },
+    Cancel(CancelArgs),
     /// Every campaign of the ledger: created and last run, job and contact
     /// files, orders by state.
-    Campaigns {
-        /// One JSON object per campaign, one per line.
-        #[arg(long)]
-        json: bool,
-    },
+    Campaigns(CampaignsArgs),
     /// Delete a campaign and everything recorded of it; refused for one
     /// that sent anything (its record is what keeps people from being
     /// called twice) unless --i-know-it-was-sent.
-    Forget {
-        /// The campaign's name, or its job file (`*.toml`).
-        campaign: String,
-        /// Delete it even though requests of it were sent.
-        #[arg(long = "i-know-it-was-sent")]
-        sent_anyway: bool,
-    },
+    Forget(ForgetArgs),
     /// The do-not-call list: numbers never called, in any campaign of the
     /// ledger. It applies when orders are planned and again just before
     /// each batch is sent.
-    Suppress {
-        /// A job file (`*.toml`) whose ledger holds the list; or name the
-        /// ledger with --db (or NXCAMPAIGN_DB). One of them is needed: a
-        /// list in a ledger no campaign reads protects no one.
-        #[arg(long, value_name = "JOB")]
-        job: Option<PathBuf>,
-        #[command(subcommand)]
-        action: SuppressAction,
-    },
+    Suppress(SuppressArgs),
     /// Create the ledger, or bring its schema up to date (every command
     /// does this too; this one does nothing else, for a database owner to
     /// run before the runners).
-    Migrate {
-        /// A job file (`*.toml`) whose ledger to migrate; default: `--db`.
-        job: Option<PathBuf>,
-    },
+    Migrate(MigrateArgs),
     /// Print a completion script for SHELL (bash, zsh, fish, elvish,
     /// powershell), e.g. `nxcampaign completions bash > /etc/bash_completion.d/nxcampaign`.
-    Completions {
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
-    /// Print the manual page (roff), e.g. `nxcampaign man | man -l -`.
-    Man,
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), e.g. `nxcampaign man | man -l -`, or
+    /// one command's (`nxcampaign man run`).
+    Man(ManArgs),
     /// Read the vendor's call records (`cdr/page`: AI outbound calls, a day
     /// at a time, 100 a page, under the job's rate limit) into the ledger,
     /// as the webhook would deliver them: a backstop for missed
@@ -239,15 +107,7 @@ pub enum Command {
     ///
     /// Exit codes: 0 done, 2 bad job, 3 refused (credentials), 75 try
     /// again later (no reply).
-    Sync {
-        /// The job file (TOML): gateway, credentials, campaign, ledger.
-        job: PathBuf,
-        /// Read from TIME (a date, from its start, UTC, or an RFC 3339
-        /// time). Default: six hours before where the last sync ended, or
-        /// just before the campaign's first request.
-        #[arg(long, value_name = "TIME", value_parser = crate::clock::parse_since_ms)]
-        since: Option<i64>,
-    },
+    Sync(SyncArgs),
     /// Settle `uncertain` batches from call records: a call for any of a
     /// batch's orders (in the ledger, or at the vendor now) proves it
     /// arrived, so it becomes accepted. One without any call long after it
@@ -256,64 +116,281 @@ pub enum Command {
     ///
     /// Exit codes: 0 done, 1 some batch is probably lost and was not
     /// re-queued, 75 the vendor could not be asked about some batch.
-    Reconcile {
-        /// The job file (TOML).
-        job: PathBuf,
-        /// A batch with no call this long after it was sent is probably
-        /// lost (startupType 3 calls start within minutes).
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
-        lost_after: Duration,
-        /// Re-queue the batches that are probably lost (the next run sends
-        /// them). Never inside the vendor's window of a request that may
-        /// still arrive. Needs the credentials: a batch is re-sent only
-        /// after the vendor's call records were asked too.
-        #[arg(long)]
-        resend_lost: bool,
-    },
+    Reconcile(ReconcileArgs),
     /// Receive NXLink's call-log webhook: each call POSTed to
     /// `/nxlink/calls` is stored in the ledger (once per callId) before it
     /// is answered 200. `GET /healthz` says it runs. Paste
     /// `<public base URL>/nxlink/calls` into the console.
-    Webhook {
-        /// Where to listen, e.g. 127.0.0.1:8090 behind a reverse proxy.
-        #[arg(long, value_name = "ADDR")]
-        listen: std::net::SocketAddr,
-        /// The environment variable holding the secret the vendor sends in
-        /// the `token` header (default NXCAMPAIGN_WEBHOOK_TOKEN). It must be
-        /// set and not empty: the receiver refuses to start open.
-        #[arg(long, value_name = "VAR", conflicts_with = "no_token")]
-        token_env: Option<String>,
-        /// Take calls without checking a token: only behind a proxy that
-        /// authenticates the vendor itself.
-        #[arg(long)]
-        no_token: bool,
-        /// A job file: its ledger is the one written (else --db, or
-        /// nxcampaign.db in the current folder).
-        #[arg(long, value_name = "JOB")]
-        job: Option<PathBuf>,
-        /// A client that takes longer to send its request gets 408 (or,
-        /// still sending its headers, its connection closed). Default 30s.
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        request_timeout: Option<Duration>,
-    },
+    Webhook(WebhookArgs),
     /// Serve a local NXLink stand-in (for trials and tests; it calls no one).
     #[cfg(feature = "sandbox")]
-    Sandbox {
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: std::net::SocketAddr,
-        #[arg(long, default_value = sandbox::DEFAULT_ACCESS_KEY)]
-        access_key: String,
-        /// The secret requests must be signed with.
-        #[arg(long, env = "NXLINK_SANDBOX_SECRET", hide_env_values = true, default_value = sandbox::DEFAULT_ACCESS_SECRET)]
-        access_secret: String,
-        /// Faults (change them while it runs: POST /_sandbox/faults with the
-        /// same names as JSON keys).
-        #[command(flatten)]
-        faults: FaultArgs,
-    },
+    Sandbox(SandboxArgs),
     /// Run the example campaign against an in-process sandbox.
     #[cfg(feature = "sandbox")]
     Demo,
+}
+
+/// The arguments of `run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The job file (TOML).
+    pub job: PathBuf,
+    /// Stop starting batches after this long (e.g. 90s, 10m, 1h30m) and
+    /// exit 75, as SIGTERM would: for cron slots.
+    #[arg(long, value_parser = parse_duration)]
+    pub max_runtime: Option<Duration>,
+    /// Write the rows this run set aside (invalid, duplicate, suppressed) to FILE, as
+    /// CSV: the original row's columns, then `line` and `reason`.
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+    /// Send at most N orders in this run (whole batches: the batch that
+    /// would pass N waits for the next run); exit 75 when more waits.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Refuse (exit 2, nothing sent) to send more than N orders in this
+    /// run unless --yes is given; overrides the job's
+    /// `limits.confirm_above`. The file is read first to count them.
+    #[arg(long, value_name = "N")]
+    pub confirm_above: Option<u64>,
+    /// Send even above --confirm-above / `limits.confirm_above`.
+    #[arg(long)]
+    pub yes: bool,
+    /// Write the run's summary as JSON to FILE (replaced whole): orders
+    /// and batches by state, attempts, retries by reason, elapsed, exit
+    /// code; written whatever the ending.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+    /// Write the run's metrics in Prometheus' text format to FILE
+    /// (replaced whole), with the time of the last successful run: for
+    /// node_exporter's textfile collector.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+/// The arguments of `check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The job file (TOML).
+    pub job: PathBuf,
+    /// Write every row a run would set aside (invalid, duplicate, suppressed) to
+    /// FILE, as CSV: the original row's columns, then `line` and
+    /// `reason`.
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+}
+
+/// The arguments of `ingest`.
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// The job file (TOML).
+    pub job: PathBuf,
+}
+
+/// The arguments of `status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Only this campaign (default: every campaign in the ledger); a job
+    /// file (`*.toml`) names its campaign and its ledger.
+    pub campaign: Option<String>,
+    /// One JSON object per campaign, one per line (`--format jsonl`).
+    #[arg(long)]
+    pub json: bool,
+    /// table; csv (a row of counts per campaign); or jsonl (one JSON
+    /// object per line; `json` works too).
+    #[arg(long, value_enum, default_value_t = OrdersFormat::Table)]
+    pub format: OrdersFormat,
+}
+
+/// The arguments of `orders`.
+#[derive(Debug, clap::Args)]
+pub struct OrdersArgs {
+    /// The campaign's name, or its job file (`*.toml`), which names its
+    /// ledger too.
+    pub campaign: String,
+    /// Only orders in this state (pending, sending, accepted, rejected,
+    /// failed, uncertain, cancelled, invalid, duplicate, suppressed;
+    /// any case).
+    #[arg(long)]
+    pub state: Option<String>,
+    #[arg(long, value_enum, default_value_t = OrdersFormat::Table)]
+    pub format: OrdersFormat,
+    /// Write to FILE instead of stdout (it appears whole, when done).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only orders whose batch changed at or after TIME (a date, from
+    /// its start, UTC, or an RFC 3339 time); orders set aside at
+    /// ingest have no such time and are left out.
+    #[arg(long, value_name = "TIME", value_parser = crate::clock::parse_since_ms)]
+    pub since: Option<i64>,
+    /// Only orders with an answered call, with calls none answered, or
+    /// with no call recorded.
+    #[arg(long, value_enum)]
+    pub call: Option<CallArg>,
+}
+
+/// The arguments of `resend`.
+#[derive(Debug, clap::Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["uncertain", "failed", "rejected"])))]
+pub struct ResendArgs {
+    /// The campaign's name, or its job file (`*.toml`), which names its
+    /// ledger too.
+    pub campaign: String,
+    /// Re-queue the batches that may or may not have arrived.
+    #[arg(long)]
+    pub uncertain: bool,
+    /// Re-queue the batches whose retries ran out.
+    #[arg(long)]
+    pub failed: bool,
+    /// Re-queue the batches the vendor refused (after the job was fixed:
+    /// the next run sends them with the job's settings as they are then).
+    #[arg(long)]
+    pub rejected: bool,
+    /// Only this batch (repeatable); default: every batch in that state.
+    #[arg(long = "batch", value_name = "SEQ")]
+    pub batches: Vec<crate::batch::BatchSeq>,
+}
+
+/// The arguments of `report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The campaign's name, or its job file (`*.toml`).
+    pub campaign: String,
+    /// Also write the page as self-contained HTML (inline SVG charts,
+    /// nothing fetched) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+/// The arguments of `cancel`.
+#[derive(Debug, clap::Args)]
+pub struct CancelArgs {
+    /// The campaign's name, or its job file (`*.toml`).
+    pub campaign: String,
+    /// Only this batch (repeatable); default: every pending batch.
+    #[arg(long = "batch", value_name = "SEQ")]
+    pub batches: Vec<crate::batch::BatchSeq>,
+}
+
+/// The arguments of `campaigns`.
+#[derive(Debug, clap::Args)]
+pub struct CampaignsArgs {
+    /// One JSON object per campaign, one per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The arguments of `forget`.
+#[derive(Debug, clap::Args)]
+pub struct ForgetArgs {
+    /// The campaign's name, or its job file (`*.toml`).
+    pub campaign: String,
+    /// Delete it even though requests of it were sent.
+    #[arg(long = "i-know-it-was-sent")]
+    pub sent_anyway: bool,
+}
+
+/// The arguments of `suppress`.
+#[derive(Debug, clap::Args)]
+pub struct SuppressArgs {
+    /// A job file (`*.toml`) whose ledger holds the list; or name the
+    /// ledger with --db (or NXCAMPAIGN_DB). One of them is needed: a
+    /// list in a ledger no campaign reads protects no one.
+    #[arg(long, value_name = "JOB")]
+    pub job: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: SuppressAction,
+}
+
+/// The arguments of `migrate`.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// A job file (`*.toml`) whose ledger to migrate; default: `--db`.
+    pub job: Option<PathBuf>,
+}
+
+/// The arguments of `completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// The arguments of `sync`.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// The job file (TOML): gateway, credentials, campaign, ledger.
+    pub job: PathBuf,
+    /// Read from TIME (a date, from its start, UTC, or an RFC 3339
+    /// time). Default: six hours before where the last sync ended, or
+    /// just before the campaign's first request.
+    #[arg(long, value_name = "TIME", value_parser = crate::clock::parse_since_ms)]
+    pub since: Option<i64>,
+}
+
+/// The arguments of `reconcile`.
+#[derive(Debug, clap::Args)]
+pub struct ReconcileArgs {
+    /// The job file (TOML).
+    pub job: PathBuf,
+    /// A batch with no call this long after it was sent is probably
+    /// lost (startupType 3 calls start within minutes).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
+    pub lost_after: Duration,
+    /// Re-queue the batches that are probably lost (the next run sends
+    /// them). Never inside the vendor's window of a request that may
+    /// still arrive. Needs the credentials: a batch is re-sent only
+    /// after the vendor's call records were asked too.
+    #[arg(long)]
+    pub resend_lost: bool,
+}
+
+/// The arguments of `webhook`.
+#[derive(Debug, clap::Args)]
+pub struct WebhookArgs {
+    /// Where to listen, e.g. 127.0.0.1:8090 behind a reverse proxy.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// The environment variable holding the secret the vendor sends in
+    /// the `token` header (default NXCAMPAIGN_WEBHOOK_TOKEN). It must be
+    /// set and not empty: the receiver refuses to start open.
+    #[arg(long, value_name = "VAR", conflicts_with = "no_token")]
+    pub token_env: Option<String>,
+    /// Take calls without checking a token: only behind a proxy that
+    /// authenticates the vendor itself.
+    #[arg(long)]
+    pub no_token: bool,
+    /// A job file: its ledger is the one written (else --db, or
+    /// nxcampaign.db in the current folder).
+    #[arg(long, value_name = "JOB")]
+    pub job: Option<PathBuf>,
+    /// A client that takes longer to send its request gets 408 (or,
+    /// still sending its headers, its connection closed). Default 30s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub request_timeout: Option<Duration>,
+}
+
+#[cfg(feature = "sandbox")]
+/// The arguments of `sandbox`.
+#[derive(Debug, clap::Args)]
+pub struct SandboxArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    #[arg(long, default_value = sandbox::DEFAULT_ACCESS_KEY)]
+    pub access_key: String,
+    /// The secret requests must be signed with.
+    #[arg(long, env = "NXLINK_SANDBOX_SECRET", hide_env_values = true, default_value = sandbox::DEFAULT_ACCESS_SECRET)]
+    pub access_secret: String,
+    /// Faults (change them while it runs: POST /_sandbox/faults with the
+    /// same names as JSON keys).
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+/// The arguments of `man`.
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// The command whose page to print; default: the overview.
+    pub command: Option<String>,
 }
 
 /// `orders --call`.

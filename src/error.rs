@@ -90,6 +90,13 @@ pub enum Error {
     TooManyToSend { would: u64, most: u64, job: String },
     #[error("campaign {campaign:?} sent {attempts} request(s): its record is what keeps its contacts from being called again, so it is kept; add --i-know-it-was-sent to delete it anyway")]
     KeptSent { campaign: String, attempts: u64 },
+    #[error("refused: batch {batches} was being sent by a run that lost the campaign but may still live; a request of it could still be accepted until {until} (in {seconds} s): re-send it after that")]
+    Fenced {
+        batches: String,
+        first: crate::batch::BatchSeq,
+        until: String,
+        seconds: u64,
+    },
     #[error("campaign {campaign:?} is being run by {holder}; try again later")]
     CampaignBusy { campaign: String, holder: String },
     #[error(transparent)]
@@ -139,6 +146,7 @@ impl Error {
             | Error::NoSuchBatches { .. }
             | Error::TooManyToSend { .. }
             | Error::KeptSent { .. }
+            | Error::Fenced { .. }
             | Error::Listen(_) => Exit::BadInput,
             Error::Ledger(LedgerError::UnknownCampaign { .. } | LedgerError::Missing { .. }) => {
                 Exit::BadInput

@@ -7,9 +7,10 @@
 //! use are public; the rest is the crate's own.
 //!
 //! - [`cli`]: the command line as clap sees it; runs nothing.
-//! - [`app`]: the commands, wiring the parts together.
-//! - [`campaign`]: one campaign run (lease, ingest and dispatch together),
-//!   how it ended, exit codes.
+//! - [`cmd`]: the commands, one file per verb.
+//! - `settings`: flags, environment and job file, resolved once.
+//! - `run`: one campaign run (reading and sending together, one runner or
+//!   several, shutdown), and how it ended.
 //! - [`clock`]: the one wall clock; everything else is handed the time.
 //! - [`error`]: why a command failed, and the one mapping to exit codes.
 //! - `batch`: a batch's number and its orders, as every layer sees them.
@@ -20,7 +21,6 @@
 //! - `plan`: pure: rows into contacts with order ids, contacts into batches.
 //! - `ingest`: contact file into the ledger, chunk by chunk, resumable;
 //!   for `run`, planned as it goes so sending starts at once.
-//! - `lease`: one run per campaign at a time, with a heartbeat.
 //! - `listen`: taking connections without spinning when accepting fails.
 //! - [`nxlink`]: the only module that knows the vendor: wire, signing, client.
 //! - `throttle`: request rate limit and in-flight cap.
@@ -37,25 +37,19 @@
 //!   (`reconcile`).
 //! - `sandbox`: a local NXLink stand-in with fault injection (cargo
 //!   feature `sandbox`, on by default).
-//! - `demo`: the example campaign against an in-process sandbox (same
-//!   feature).
 //! - `realistic`: contact rows as people export them, for the benchmark
 //!   and the tests that hold the fast paths to their references.
 
-pub mod app;
 mod batch;
-pub mod campaign;
 mod check;
 pub mod cli;
 pub mod clock;
+pub mod cmd;
 mod contacts;
-#[cfg(feature = "sandbox")]
-mod demo;
 mod dispatch;
 pub mod error;
 mod ingest;
 mod job;
-mod lease;
 pub mod ledger;
 mod listen;
 mod meter;
@@ -71,9 +65,11 @@ pub mod realistic;
 mod rejects;
 mod report;
 mod retry;
+mod run;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 mod schedule;
+mod settings;
 mod summary;
 mod suppress;
 mod throttle;

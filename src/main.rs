@@ -7,7 +7,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use nxcampaign::cli::{Cli, Color, LogFormat};
-use nxcampaign::{app, error};
+use nxcampaign::{cmd, error};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             return ExitCode::from(error::Exit::Stopped.code());
         }
     };
-    let result = runtime.block_on(app::execute(cli));
+    let result = runtime.block_on(cmd::execute(cli));
     match &result {
         Err(e) if !e.is_closed_pipe() => eprintln!("error: {e}"),
         _ => {}

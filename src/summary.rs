@@ -7,10 +7,11 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::campaign::{CampaignRun, Exit};
 use crate::clock::rfc3339;
 use crate::dispatch::Ending;
+use crate::error::Exit;
 use crate::report::RunTally;
+use crate::run::CampaignRun;
 
 /// One run as its summary tells it.
 pub struct RunSummary<'a> {

@@ -7,8 +7,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 
-use crate::campaign::Error;
 use crate::clock::{now_ms, rfc3339};
+use crate::error::Error;
 use crate::job::Job;
 use crate::ledger::{CampaignId, Ledger, Scope, SuppressionEntry};
 use crate::phone::{Country, Phone};

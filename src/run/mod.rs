@@ -1,6 +1,14 @@
-//! One campaign run: the lease, ingest and dispatch going on together, and
-//! how it ended (`CampaignRun`, `Exit`). The commands in `app` and the demo
-//! both run campaigns through here; errors carry their exit code.
+//! One campaign run: reading and sending together, with one runner (a
+//! lease, on SQLite) or several side by side (runners, on PostgreSQL), and
+//! how it ended (`CampaignRun`). `run` and `ingest` and the demo run
+//! campaigns through here.
+//!
+//! - `lease`: one run per campaign at a time, or runners side by side,
+//!   each with a heartbeat.
+//! - `shutdown`: SIGINT and SIGTERM.
+
+pub mod lease;
+mod shutdown;
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -12,15 +20,16 @@ use md5::Digest as _;
 
 use crate::clock::{format_utc, human_duration, now_ms, rfc3339};
 use crate::dispatch::{Dispatch, Ending, SharedRate};
-pub use crate::error::{Error, Exit};
+use crate::error::{Error, Exit};
 use crate::ingest::{self, IngestError, IngestReport};
-use crate::job::{ApiSettings, Job, RateScope};
-use crate::lease::{Acquired, Lease, LeaseSettings, OnPresumedDead, Runner, TakenOver};
+use crate::job::{Job, RateScope};
 use crate::ledger::{CampaignId, CampaignStatus, Fence, LeaseHolder, Ledger, LedgerError};
 use crate::nxlink::{Client, Credentials};
 use crate::outcome::{BatchState, OrderState};
 use crate::report::{self, Progress};
 use crate::throttle::{self, Throttle};
+use lease::{Acquired, Lease, LeaseSettings, OnPresumedDead, Runner, TakenOver};
+pub use shutdown::{graceful_shutdown, shutdown_signal};
 
 /// What one run of a campaign did.
 #[derive(Debug)]
@@ -578,134 +587,6 @@ pub(crate) async fn ingest_until(
     Ok((report, stopped))
 }
 
-/// The variable naming a credentials file, which wins over the job's
-/// `api.credentials_file`.
-pub const CREDENTIALS_FILE_VAR: &str = "NXLINK_CREDENTIALS_FILE";
-
-/// Reads the credentials: from the environment variables the job names,
-/// else from the credentials file (`NXLINK_CREDENTIALS_FILE`, else the
-/// job's `api.credentials_file`), a file of `NAME=value` lines with the
-/// same names, which only its owner may read (a shell can source it too).
-pub fn credentials_from_env(api: &ApiSettings) -> Result<Credentials, Error> {
-    let file = std::env::var_os(CREDENTIALS_FILE_VAR)
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(|| api.credentials_file.clone());
-    let from_file = match &file {
-        Some(path) => read_credentials_file(path)?,
-        None => Vec::new(),
-    };
-    let read = |var: &str, what: &'static str, key: &'static str| {
-        std::env::var(var)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .or_else(|| {
-                from_file
-                    .iter()
-                    .find(|(name, _)| name == var)
-                    .map(|(_, value)| value.clone())
-            })
-            .ok_or_else(|| Error::MissingCredential {
-                var: var.to_owned(),
-                what,
-                key,
-            })
-    };
-    Ok(Credentials::new(
-        read(&api.access_key_env, "access key", "access_key_env")?,
-        read(&api.access_secret_env, "access secret", "access_secret_env")?,
-    ))
-}
-
-/// The `NAME=value` lines of a credentials file (`export ` prefixes,
-/// quotes, blank lines and `#` comments allowed), refused when others
-/// than its owner may read it. Values are never shown in errors.
-fn read_credentials_file(path: &Path) -> Result<Vec<(String, String)>, Error> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let unusable = |why: String| Error::CredentialsFile {
-        path: path.to_owned(),
-        why,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| unusable(e.to_string()))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(unusable(format!(
-            "others than its owner may read or write it (mode {:o}): chmod 600 it",
-            meta.permissions().mode() & 0o777
-        )));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| unusable(e.to_string()))?;
-    parse_credentials(&text).map_err(|(line, why)| unusable(format!("line {line}: {why}")))
-}
-
-/// The `NAME=value` pairs of a credentials file, read as a shell or
-/// systemd's `EnvironmentFile` would: `export ` before the name, blank
-/// lines and `#` comments, a `# comment` after an unquoted value (after a
-/// space), values in single or double quotes (`\"` and `\\` inside double
-/// quotes). A line it cannot read is refused with its number and why, the
-/// value never shown.
-fn parse_credentials(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
-    let mut pairs = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
-        let Some((name, rest)) = line.split_once('=') else {
-            return Err((number, "not a NAME=value line".into()));
-        };
-        let name = name.trim_end();
-        let valid_name = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid_name {
-            return Err((number, format!("{name:?} is not a variable name")));
-        }
-        let rest = rest.trim_start();
-        let (value, after) = match rest.chars().next() {
-            Some(quote @ ('"' | '\'')) => {
-                let mut value = String::new();
-                let mut chars = rest[1..].char_indices();
-                let mut closed = None;
-                while let Some((i, c)) = chars.next() {
-                    match c {
-                        '\\' if quote == '"' => match chars.next() {
-                            Some((_, next)) => value.push(next),
-                            None => break,
-                        },
-                        c if c == quote => {
-                            closed = Some(i + 2);
-                            break;
-                        }
-                        c => value.push(c),
-                    }
-                }
-                let Some(end) = closed else {
-                    return Err((
-                        number,
-                        format!("the value of {name} opens a quote ({quote}) that is never closed"),
-                    ));
-                };
-                (value, &rest[end..])
-            }
-            _ => {
-                // Unquoted: a `#` after whitespace starts a comment.
-                let end = rest
-                    .char_indices()
-                    .find(|(i, c)| *c == '#' && rest[..*i].ends_with(char::is_whitespace))
-                    .map_or(rest.len(), |(i, _)| i);
-                (rest[..end].trim_end().to_owned(), "")
-            }
-        };
-        let after = after.trim_start();
-        if !(after.is_empty() || after.starts_with('#')) {
-            return Err((number, format!("text after the quoted value of {name}")));
-        }
-        pairs.push((name.to_owned(), value));
-    }
-    Ok(pairs)
-}
-
 /// Prints a run's ending and status; returns the exit code. Hints name the
 /// campaign by `job_file`, which finds its ledger from any folder.
 pub fn finish_run(run: &CampaignRun, job_file: &Path, out: &mut dyn Write) -> Result<Exit, Error> {
@@ -764,41 +645,6 @@ pub fn finish_run(run: &CampaignRun, job_file: &Path, out: &mut dyn Write) -> Re
     }
     Ok(run.exit())
 }
-/// Resolves on the first SIGINT or SIGTERM; a second one ends the process
-/// at once (the next run marks what was in flight `uncertain`).
-pub async fn graceful_shutdown() {
-    shutdown_signal().await;
-    eprintln!("stopping: no new batches; in-flight attempts finish and are recorded (signal again to quit at once)");
-    tokio::spawn(async {
-        shutdown_signal().await;
-        eprintln!("quitting at once: the next run marks batches that were in flight uncertain");
-        std::process::exit(i32::from(Exit::TryLater.code()));
-    });
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 fn report_ingest(ingest: &IngestReport) {
     if ingest.rows > 0 {
         eprintln!(
@@ -823,44 +669,4 @@ fn describe_holder(holder: &LeaseHolder) -> String {
         (now - holder.acquired_at_ms).max(0) / 1000,
         (now - holder.heartbeat_ms).max(0) / 1000
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_credentials;
-
-    #[test]
-    fn credentials_files_are_read_as_a_shell_or_systemd_reads_them() {
-        let check = |text: &str, expected: &[(&str, &str)]| {
-            let pairs = parse_credentials(text).unwrap_or_else(|e| panic!("{text:?}: {e:?}"));
-            let pairs: Vec<(&str, &str)> = pairs
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            assert_eq!(pairs, expected, "{text:?}");
-        };
-        check("KEY=value", &[("KEY", "value")]);
-        check("KEY=value # the team's", &[("KEY", "value")]);
-        check("export KEY=val#ue", &[("KEY", "val#ue")]);
-        check("KEY=\"a b # c\" # comment", &[("KEY", "a b # c")]);
-        check("KEY='a \"b\" c'", &[("KEY", "a \"b\" c")]);
-        check(r#"KEY="a\"b\\c""#, &[("KEY", "a\"b\\c")]);
-        check("# a comment\n\nA=1\nB = 2 ", &[("A", "1"), ("B", "2")]);
-    }
-
-    #[test]
-    fn a_line_it_cannot_read_is_named_and_its_value_never_shown() {
-        let refused = |text: &str| parse_credentials(text).unwrap_err();
-        let (line, why) = refused("\nKEY=\"s3cret");
-        assert_eq!(line, 2);
-        assert!(
-            why.contains("never closed") && !why.contains("s3cret"),
-            "{why}"
-        );
-        assert!(refused("KEY='s3cret' extra")
-            .1
-            .contains("after the quoted value"));
-        assert!(refused("just words").1.contains("NAME=value"));
-        assert!(refused("1KEY=x").1.contains("not a variable name"));
-    }
 }

@@ -5,18 +5,19 @@ use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use crate::campaign::{self, Error, Exit};
+use crate::error::{Error, Exit};
 use crate::job::Job;
 use crate::ledger::Ledger;
 use crate::report::Progress;
+use crate::run;
 use crate::sandbox::{CallSim, Faults, Sandbox};
 
 /// The token the demo's sandbox sends and its webhook expects.
 const DEMO_TOKEN: &str = "demo-webhook-token";
 
 /// The example job and contacts, compiled in so the demo runs from anywhere.
-const EXAMPLE_JOB: &str = include_str!("../jobs/example.toml");
-const EXAMPLE_CONTACTS: &str = include_str!("../jobs/example.csv");
+const EXAMPLE_JOB: &str = include_str!("../../jobs/example.toml");
+const EXAMPLE_CONTACTS: &str = include_str!("../../jobs/example.csv");
 
 pub async fn run() -> Result<Exit, Error> {
     let dir = std::env::temp_dir().join("nxcampaign-demo");
@@ -77,19 +78,19 @@ pub async fn run() -> Result<Exit, Error> {
         sandbox.base_url()
     );
     let mut progress = Progress::new();
-    let run = campaign::run_campaign(
+    let run = run::run_campaign(
         &ledger,
         &job,
         sandbox_credentials(),
-        campaign::graceful_shutdown(),
-        campaign::Bounds::default(),
+        run::graceful_shutdown(),
+        run::Bounds::default(),
         &mut progress,
     )
     .await?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
     writeln!(out)?;
-    let exit = match campaign::finish_run(&run, &job_path, &mut out)? {
+    let exit = match run::finish_run(&run, &job_path, &mut out)? {
         // The example file has invalid rows on purpose: that is the demo
         // working, not needing attention.
         Exit::Attention => Exit::Done,

@@ -1,0 +1,17 @@
+//! `completions`: a completion script for a shell, from the command line's
+//! own definition.
+
+use crate::cli::{Cli, CompletionsArgs};
+use crate::error::{Error, Exit};
+
+pub fn run(args: CompletionsArgs) -> Result<Exit, Error> {
+    use clap::CommandFactory as _;
+    let mut command = Cli::command();
+    clap_complete::generate(
+        args.shell,
+        &mut command,
+        "nxcampaign",
+        &mut std::io::stdout(),
+    );
+    Ok(Exit::Done)
+}
