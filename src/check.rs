@@ -17,8 +17,9 @@ use crate::job::Job;
 use crate::ledger::{CampaignStatus, Ledger, LedgerError, Preview, Scratch};
 use crate::nxlink::{self, wire};
 use crate::outcome::OrderState;
-use crate::rejects::write_rejects;
-use crate::report::terminal_safe;
+use crate::output::rejects::write_rejects;
+use crate::output::tables::terminal_safe;
+use crate::output::Output;
 use crate::run::hold_to_read;
 use crate::settings::Settings;
 use crate::suppress::load_job_lists;
@@ -49,6 +50,7 @@ pub async fn check(
     real: Option<&Ledger>,
     job: &Job,
     rejects: Option<&Path>,
+    output: &Output,
 ) -> Result<CheckReport, Error> {
     let mut problems = Vec::new();
     if let Err(e) = settings.credentials(&job.api) {
@@ -69,8 +71,8 @@ pub async fn check(
         .ensure_campaign(&job.name, now_ms())
         .await?;
     load_job_lists(scratch.ledger(), in_scratch, job).await?;
-    let (campaign, held) = hold_to_read(scratch.ledger(), job).await?;
-    let mut progress = crate::report::Progress::new();
+    let (campaign, held) = hold_to_read(scratch.ledger(), job, output).await?;
+    let mut progress = crate::output::progress::Progress::new(output);
     let ingested = ingest::ingest(
         scratch.ledger(),
         job,
@@ -78,6 +80,7 @@ pub async fn check(
         now_ms(),
         Arc::new(AtomicBool::new(false)),
         None,
+        output.reading(),
     )
     .await;
     progress.finish();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Parser, Subcommand};
 
-use crate::report::OrdersFormat;
+use crate::output::tables::OrdersFormat;
 #[cfg(feature = "sandbox")]
 use crate::sandbox;
 

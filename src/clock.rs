@@ -63,8 +63,9 @@ fn test_offset_ms() -> i64 {
 
 /// Unix milliseconds as an RFC 3339 UTC time.
 pub fn rfc3339(ms: i64) -> String {
+    // Always three digits of fraction, so lines of a log line up.
     jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
         .unwrap_or_else(|_| ms.to_string())
 }
 
@@ -120,6 +121,13 @@ pub fn human_duration(duration: std::time::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_have_a_fixed_width() {
+        assert_eq!(rfc3339(1_764_649_144_810), "2025-12-02T04:19:04.810Z");
+        assert_eq!(rfc3339(1_764_649_144_000), "2025-12-02T04:19:04.000Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+    }
 
     #[test]
     fn until_takes_a_whole_day_or_an_exact_time() {

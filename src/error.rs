@@ -54,6 +54,12 @@ pub fn process_exit_code(result: &Result<Exit, Error>) -> u8 {
     }
 }
 
+/// Ends the process at once with `exit`'s code: for a second signal,
+/// which must not wait for anything.
+pub fn exit_now(exit: Exit) -> ! {
+    std::process::exit(i32::from(exit.code()))
+}
+
 /// Why a command could not do its work.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -76,7 +82,7 @@ pub enum Error {
     Argument { flag: String, why: String },
     /// An output path that names a file the campaign depends on.
     #[error(transparent)]
-    Refused(#[from] crate::outfile::Refused),
+    Refused(#[from] crate::output::files::Refused),
     /// A do-not-call list file that cannot be read whole.
     #[error("{why}")]
     ListFile { why: String },
@@ -105,12 +111,15 @@ pub enum Error {
     Client(reqwest::Error),
     #[error("cannot listen: {0}")]
     Listen(io::Error),
+    /// The process could not start its async runtime (threads, memory).
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(io::Error),
     #[error("cannot write the output: {0}")]
     Output(#[from] io::Error),
     #[error("call records: {0}")]
     Outcomes(#[from] crate::outcomes::OutcomesError),
     #[error(transparent)]
-    Rejects(#[from] crate::rejects::RejectsError),
+    Rejects(#[from] crate::output::rejects::RejectsError),
 }
 
 impl Error {
@@ -159,6 +168,7 @@ impl Error {
             Error::Outcomes(_)
             | Error::Ledger(_)
             | Error::Client(_)
+            | Error::Runtime(_)
             | Error::Output(_)
             | Error::Rejects(_) => Exit::Stopped,
         }

@@ -16,7 +16,7 @@ use std::sync::{mpsc, Arc};
 use crate::contacts::{ContactReader, ContactsError, Resume, Row};
 use crate::job::{CampaignName, Job};
 use crate::ledger::{Checkpoint, Fence, IngestWriter, Ledger, LedgerError, StagedChunk, StagedRow};
-use crate::meter;
+use crate::meter::Reading;
 use crate::phone::Country;
 use crate::plan::{self, Batcher, Contact, InvalidRow};
 use seen::SeenKeys;
@@ -89,6 +89,7 @@ pub async fn ingest(
     now_ms: i64,
     stop: Arc<AtomicBool>,
     feed: Option<PlanFeed>,
+    meter: Arc<Reading>,
 ) -> Result<IngestReport, IngestError> {
     let campaign = fence.campaign;
     let checkpoint = ledger.checkpoint(campaign).await?;
@@ -102,7 +103,7 @@ pub async fn ingest(
     {
         Ok(reader) => {
             let (start, end) = reader.span();
-            meter::READING.opened(start, end);
+            meter.opened(start, end);
             (Some(reader), None)
         }
         Err(e @ ContactsError::NotReady { .. }) => (None, Some(e.to_string())),
@@ -130,11 +131,12 @@ pub async fn ingest(
         if ids_from_file {
             writer.ids_from_file();
         }
-        write_chunks(writer, &rx, batcher, now_ms, feed)
+        let ended = write_chunks(writer, &rx, batcher, now_ms, feed, &meter);
+        meter.finished();
+        ended
     });
     let written = writing.await;
     let ended = reading.await;
-    meter::READING.finished();
     let mut report = written?;
     report.waiting = waiting.or(ended.waiting);
     report.interrupted = ended.interrupted;
@@ -208,6 +210,7 @@ fn write_chunks(
     mut batcher: Batcher,
     now_ms: i64,
     feed: Option<PlanFeed>,
+    meter: &Reading,
 ) -> Result<IngestReport, IngestError> {
     let mut report = IngestReport::default();
     let started = std::time::Instant::now();
@@ -218,11 +221,11 @@ fn write_chunks(
         let chunk = chunk?;
         let at = chunk.checkpoint.offset;
         stage(&mut writer, chunk, &mut batcher, &mut report, now_ms)?;
-        meter::READING.advanced(at, report.rows - before);
+        meter.advanced(at, report.rows - before);
         unplanned += report.rows - before;
         let early = report.rows - unplanned < PLAN_AS_IT_GOES_UP_TO;
         if let Some(feed) = feed.as_ref().filter(|_| early && unplanned >= plan_after) {
-            plan(&mut writer, &mut batcher, &mut report, now_ms)?;
+            plan(&mut writer, &mut batcher, &mut report, now_ms, meter)?;
             feed.send_replace(());
             unplanned = 0;
             plan_after *= 2;
@@ -233,7 +236,7 @@ fn write_chunks(
         seconds = started.elapsed().as_secs_f64(),
         "staged"
     );
-    plan(&mut writer, &mut batcher, &mut report, now_ms)?;
+    plan(&mut writer, &mut batcher, &mut report, now_ms, meter)?;
     if let Some(feed) = feed {
         feed.send_replace(());
     }
@@ -246,6 +249,7 @@ fn plan(
     batcher: &mut Batcher,
     report: &mut IngestReport,
     now_ms: i64,
+    meter: &Reading,
 ) -> Result<(), LedgerError> {
     let started = std::time::Instant::now();
     batcher.close_all();
@@ -255,7 +259,7 @@ fn plan(
         seconds = started.elapsed().as_secs_f64(),
         "planned"
     );
-    meter::READING.planned(planned.orders);
+    meter.planned(planned.orders);
     report.orders += planned.orders;
     report.duplicates += planned.duplicates;
     report.suppressed += planned.suppressed;

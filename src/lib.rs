@@ -56,26 +56,17 @@ mod meter;
 pub mod nxlink;
 mod outcome;
 mod outcomes;
-mod outfile;
-mod overview;
+pub mod output;
 pub mod phone;
 mod plan;
 #[doc(hidden)]
 pub mod realistic;
-mod rejects;
-mod report;
 mod retry;
 mod run;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 mod schedule;
 mod settings;
-mod summary;
 mod suppress;
 mod throttle;
 mod webhook;
-
-/// Leaves progress lines out from now on (`-q`).
-pub fn report_quietly() {
-    report::set_quiet();
-}

@@ -7,27 +7,39 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use nxcampaign::cli::{Cli, Color, LogFormat};
-use nxcampaign::{cmd, error};
+use nxcampaign::error::{self, Error};
+use nxcampaign::output::{Output, Voice};
+use nxcampaign::{clock, cmd};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(&cli);
-    if cli.quiet {
-        nxcampaign::report_quietly();
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(error::Exit::Stopped.code());
-        }
+    let output = Output::new(
+        cli.quiet,
+        match cli.log_format {
+            LogFormat::Text => Voice::Text,
+            LogFormat::Json => Voice::Json,
+        },
+    );
+    let result = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(cmd::execute(cli, &output)),
+        Err(e) => Err(Error::Runtime(e)),
     };
-    let result = runtime.block_on(cmd::execute(cli));
     match &result {
-        Err(e) if !e.is_closed_pipe() => eprintln!("error: {e}"),
+        Err(e) if !e.is_closed_pipe() => output.error(e),
         _ => {}
     }
     ExitCode::from(error::process_exit_code(&result))
+}
+
+/// Log times as every other line shows them: UTC, to the millisecond,
+/// always the same width.
+struct LogTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for LogTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{}", clock::rfc3339(clock::now_ms()))
+    }
 }
 
 /// Logs on stderr: the level from -q/-v (or `NXCAMPAIGN_LOG`, a tracing
@@ -54,6 +66,7 @@ fn init_logs(cli: &Cli) {
         }
     };
     let logs = tracing_subscriber::fmt()
+        .with_timer(LogTime)
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match cli.log_format {

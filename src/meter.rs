@@ -1,13 +1,12 @@
-//! How far this process has got with reading a contact file: counters
-//! that ingest advances and the progress display reads.
+//! How far reading a contact file has got: counters that ingest advances
+//! and the progress bars read, from another thread.
 //!
-//! One process reads at most one contact file at a time, and progress goes
-//! to the one stderr, so the counters are the process's own. They are only
-//! ever shown, never relied on: relaxed atomics are enough.
+//! They are only ever shown, never relied on: relaxed atomics are enough.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-/// The reading of this process's contact file.
+/// The reading of one contact file.
+#[derive(Debug, Default)]
 pub struct Reading {
     /// Where reading started, in bytes of (decompressed) data.
     start: AtomicU64,
@@ -21,17 +20,7 @@ pub struct Reading {
     done: AtomicBool,
 }
 
-/// This process's reading.
-pub static READING: Reading = Reading {
-    start: AtomicU64::new(0),
-    end: AtomicU64::new(0),
-    at: AtomicU64::new(0),
-    rows: AtomicU64::new(0),
-    planned: AtomicU64::new(0),
-    done: AtomicBool::new(false),
-};
-
-/// A moment of [`READING`], as shown.
+/// A moment of a [`Reading`], as shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Snapshot {
     /// Bytes read of those there are to read in this run.

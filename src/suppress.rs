@@ -11,8 +11,9 @@ use crate::clock::{now_ms, rfc3339};
 use crate::error::Error;
 use crate::job::Job;
 use crate::ledger::{CampaignId, Ledger, Scope, SuppressionEntry};
+use crate::output::tables::{spreadsheet_safe, terminal_safe};
+use crate::output::Output;
 use crate::phone::{Country, Phone};
-use crate::report::{spreadsheet_safe, terminal_safe};
 
 /// Numbers per transaction: big, since a chunk's numbers land all over the
 /// list's index (sorted, each page is written once per chunk).
@@ -207,10 +208,11 @@ fn is_phone_heading(heading: &str) -> bool {
 
 /// Feeds every number of `inputs` (a number, or a list file, read as
 /// [`read_list_file`] says) to `apply`, a chunk at a time. Each argument
-/// or line that is not a number is named on stderr and counted.
+/// or line that is not a number is named to `output` and counted.
 pub async fn for_each_chunk<F, Fut>(
     inputs: &[String],
     reading: &Reading,
+    output: &Output,
     mut apply: F,
 ) -> Result<Tally, Error>
 where
@@ -226,7 +228,7 @@ where
                 Ok(phone) => chunk.push(phone),
                 Err(why) => {
                     tally.skipped += 1;
-                    eprintln!("not taken: {}", terminal_safe(&why));
+                    output.notice(format_args!("not taken: {}", terminal_safe(&why)));
                 }
             }
             continue;
@@ -265,7 +267,10 @@ where
         tally.lines += lines;
         tally.skipped += refused.len() as u64;
         for line in &refused {
-            eprintln!("not taken: {}", terminal_safe(&line.to_string()));
+            output.notice(format_args!(
+                "not taken: {}",
+                terminal_safe(&line.to_string())
+            ));
         }
     }
     if !chunk.is_empty() {
@@ -280,8 +285,12 @@ pub async fn add(
     inputs: &[String],
     reading: &Reading,
     entry: &SuppressionEntry,
+    output: &Output,
 ) -> Result<Tally, Error> {
-    for_each_chunk(inputs, reading, |phones| ledger.suppress(phones, entry)).await
+    for_each_chunk(inputs, reading, output, |phones| {
+        ledger.suppress(phones, entry)
+    })
+    .await
 }
 
 /// Loads the job's own list files (`[suppression] files`) into the

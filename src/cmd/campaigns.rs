@@ -1,18 +1,19 @@
 //! `campaigns`: every campaign of the ledger.
 
-use std::io::{self, Write as _};
+use std::io::Write as _;
 
 use crate::cli::CampaignsArgs;
 use crate::error::{Error, Exit};
 use crate::ledger::{Ledger, OpenMode};
-use crate::report;
+use crate::output::tables;
+use crate::output::Output;
 use crate::settings::Settings;
 
-pub async fn run(settings: &Settings, args: CampaignsArgs) -> Result<Exit, Error> {
+pub async fn run(settings: &Settings, args: CampaignsArgs, output: &Output) -> Result<Exit, Error> {
     let ledger = Ledger::open_with(&settings.ledger(None), OpenMode::ReadOnly).await?;
     let summaries = ledger.campaigns().await?;
-    let mut out = io::stdout().lock();
-    report::write_campaigns(&mut out, &summaries, args.json)?;
+    let mut out = output.stdout();
+    tables::write_campaigns(&mut out, &summaries, args.json)?;
     out.flush()?;
     Ok(Exit::Done)
 }

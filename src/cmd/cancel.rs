@@ -4,9 +4,10 @@ use crate::cli::CancelArgs;
 use crate::clock::now_ms;
 use crate::error::{Error, Exit};
 use crate::ledger::OpenMode;
+use crate::output::Output;
 use crate::settings::Settings;
 
-pub async fn run(settings: &Settings, args: CancelArgs) -> Result<Exit, Error> {
+pub async fn run(settings: &Settings, args: CancelArgs, output: &Output) -> Result<Exit, Error> {
     let only = &args.batches;
     let (ledger, campaign) =
         super::open_campaign(settings, &args.campaign, OpenMode::MustExist).await?;
@@ -15,18 +16,21 @@ pub async fn run(settings: &Settings, args: CancelArgs) -> Result<Exit, Error> {
     let cancelled = ledger
         .cancel(id, only, now_ms(), &settings.requested_by())
         .await?;
-    println!(
+    output.result(format_args!(
         "cancelled {} pending batch(es) of campaign {campaign:?}{}; they will never be sent",
         cancelled.len(),
         super::listed(&cancelled)
-    );
+    ))?;
     let skipped: Vec<_> = only
         .iter()
         .filter(|seq| !cancelled.contains(seq))
         .copied()
         .collect();
     if !skipped.is_empty() {
-        eprintln!("left alone (not pending){}", super::listed(&skipped));
+        output.notice(format_args!(
+            "left alone (not pending){}",
+            super::listed(&skipped)
+        ));
     }
     ledger.close().await;
     Ok(if skipped.is_empty() {

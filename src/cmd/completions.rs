@@ -3,15 +3,11 @@
 
 use crate::cli::{Cli, CompletionsArgs};
 use crate::error::{Error, Exit};
+use crate::output::Output;
 
-pub fn run(args: CompletionsArgs) -> Result<Exit, Error> {
+pub fn run(args: CompletionsArgs, output: &Output) -> Result<Exit, Error> {
     use clap::CommandFactory as _;
     let mut command = Cli::command();
-    clap_complete::generate(
-        args.shell,
-        &mut command,
-        "nxcampaign",
-        &mut std::io::stdout(),
-    );
+    clap_complete::generate(args.shell, &mut command, "nxcampaign", &mut output.stdout());
     Ok(Exit::Done)
 }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Exit};
 use crate::job::Job;
 use crate::ledger::Ledger;
-use crate::report::Progress;
+use crate::output::progress::Progress;
+use crate::output::Output;
 use crate::run;
 use crate::sandbox::{CallSim, Faults, Sandbox};
 
@@ -19,7 +20,7 @@ const DEMO_TOKEN: &str = "demo-webhook-token";
 const EXAMPLE_JOB: &str = include_str!("../../jobs/example.toml");
 const EXAMPLE_CONTACTS: &str = include_str!("../../jobs/example.csv");
 
-pub async fn run() -> Result<Exit, Error> {
+pub async fn run(output: &Output) -> Result<Exit, Error> {
     let dir = std::env::temp_dir().join("nxcampaign-demo");
     // A fresh ledger every time: the demo never resumes an old one.
     if dir.exists() {
@@ -71,26 +72,25 @@ pub async fn run() -> Result<Exit, Error> {
         ..CallSim::default()
     });
 
-    eprintln!(
+    output.note(format_args!(
         "demo: campaign {:?} from {} against a local NXLink sandbox on {} (10% of requests get 503 and are retried; 5% get code 99, which may follow a created task, so their batches are held uncertain, never re-sent on their own)",
         job.name.as_str(),
         job.contacts.display(),
         sandbox.base_url()
-    );
-    let mut progress = Progress::new();
+    ));
+    let mut progress = Progress::new(output);
     let run = run::run_campaign(
         &ledger,
         &job,
         sandbox_credentials(),
-        run::graceful_shutdown(),
+        run::graceful_shutdown(output.clone()),
         run::Bounds::default(),
         &mut progress,
     )
     .await?;
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
+    let mut out = output.stdout();
     writeln!(out)?;
-    let exit = match run::finish_run(&run, &job_path, &mut out)? {
+    let exit = match run::finish_run(&run, &job_path, &mut out, output)? {
         // The example file has invalid rows on purpose: that is the demo
         // working, not needing attention.
         Exit::Attention => Exit::Done,
@@ -106,7 +106,7 @@ pub async fn run() -> Result<Exit, Error> {
 
     // The calls, as the webhook received them.
     let made = sandbox.calls().len() as u64;
-    eprintln!("\ndemo: the sandbox made up {made} call(s) for the accepted orders and posts them to the webhook at http://{}{}", receiver.addr(), crate::webhook::CALLS_PATH);
+    output.note(format_args!("demo: the sandbox made up {made} call(s) for the accepted orders and posts them to the webhook at http://{}{}", receiver.addr(), crate::webhook::CALLS_PATH));
     let waited = std::time::Instant::now();
     while sandbox.stats().webhook_delivered + sandbox.stats().webhook_given_up < made
         && waited.elapsed() < std::time::Duration::from_secs(60)
@@ -122,7 +122,7 @@ pub async fn run() -> Result<Exit, Error> {
         "\nwebhook: {} of {made} call(s) received; call outcomes in the ledger:",
         stats.webhook_delivered
     )?;
-    crate::report::write_call_outcomes(&mut out, std::slice::from_ref(&status))?;
+    crate::output::tables::write_call_outcomes(&mut out, std::slice::from_ref(&status))?;
     writeln!(
         out,
         "sandbox: {} order(s) answered (the ledger counts {})",

@@ -4,9 +4,10 @@
 use crate::cli::ForgetArgs;
 use crate::error::{Error, Exit};
 use crate::ledger::{Forgotten, OpenMode};
+use crate::output::Output;
 use crate::settings::Settings;
 
-pub async fn run(settings: &Settings, args: ForgetArgs) -> Result<Exit, Error> {
+pub async fn run(settings: &Settings, args: ForgetArgs, output: &Output) -> Result<Exit, Error> {
     let (ledger, campaign) =
         super::open_campaign(settings, &args.campaign, OpenMode::MustExist).await?;
     let id = ledger.campaign(&campaign).await?;
@@ -14,7 +15,9 @@ pub async fn run(settings: &Settings, args: ForgetArgs) -> Result<Exit, Error> {
     ledger.close().await;
     match outcome {
         Forgotten::Deleted { orders } => {
-            println!("forgot campaign {campaign:?} and its {orders} order(s)");
+            output.result(format_args!(
+                "forgot campaign {campaign:?} and its {orders} order(s)"
+            ))?;
             Ok(Exit::Done)
         }
         Forgotten::Sent { attempts } => Err(Error::KeptSent { campaign, attempts }),

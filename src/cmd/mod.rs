@@ -10,7 +10,8 @@ use crate::clock::now_ms;
 use crate::error::{Error, Exit};
 use crate::job::{Job, LedgerLocation};
 use crate::ledger::{Ledger, OpenMode};
-use crate::outfile::Protected;
+use crate::output::files::Protected;
+use crate::output::Output;
 use crate::settings::{Env, Settings};
 
 mod campaigns;
@@ -36,46 +37,46 @@ mod sync;
 mod webhook;
 
 /// Runs one parsed command line.
-pub async fn execute(cli: Cli) -> Result<Exit, Error> {
+pub async fn execute(cli: Cli, output: &Output) -> Result<Exit, Error> {
     let settings = Settings::new(cli.db.as_deref(), Env::of_process());
     match cli.command {
-        Command::Run(args) => run::run(&settings, args).await,
-        Command::Check(args) => check::run(&settings, args).await,
-        Command::Ingest(args) => ingest::run(&settings, args).await,
-        Command::Status(args) => status::run(&settings, args).await,
-        Command::Orders(args) => orders::run(&settings, args).await,
-        Command::Resend(args) => resend::run(&settings, args).await,
-        Command::Cancel(args) => cancel::run(&settings, args).await,
-        Command::Report(args) => report::run(&settings, args).await,
-        Command::Campaigns(args) => campaigns::run(&settings, args).await,
-        Command::Forget(args) => forget::run(&settings, args).await,
-        Command::Suppress(args) => suppress::run(&settings, args).await,
-        Command::Migrate(args) => migrate::run(&settings, args).await,
-        Command::Completions(args) => completions::run(args),
-        Command::Man(args) => man::run(args),
-        Command::Sync(args) => sync::run(&settings, args).await,
-        Command::Reconcile(args) => reconcile::run(&settings, args).await,
-        Command::Webhook(args) => webhook::run(&settings, args).await,
+        Command::Run(args) => run::run(&settings, args, output).await,
+        Command::Check(args) => check::run(&settings, args, output).await,
+        Command::Ingest(args) => ingest::run(&settings, args, output).await,
+        Command::Status(args) => status::run(&settings, args, output).await,
+        Command::Orders(args) => orders::run(&settings, args, output).await,
+        Command::Resend(args) => resend::run(&settings, args, output).await,
+        Command::Cancel(args) => cancel::run(&settings, args, output).await,
+        Command::Report(args) => report::run(&settings, args, output).await,
+        Command::Campaigns(args) => campaigns::run(&settings, args, output).await,
+        Command::Forget(args) => forget::run(&settings, args, output).await,
+        Command::Suppress(args) => suppress::run(&settings, args, output).await,
+        Command::Migrate(args) => migrate::run(&settings, args, output).await,
+        Command::Completions(args) => completions::run(args, output),
+        Command::Man(args) => man::run(args, output),
+        Command::Sync(args) => sync::run(&settings, args, output).await,
+        Command::Reconcile(args) => reconcile::run(&settings, args, output).await,
+        Command::Webhook(args) => webhook::run(&settings, args, output).await,
         #[cfg(feature = "sandbox")]
-        Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Sandbox(args) => sandbox::run(args, output).await,
         #[cfg(feature = "sandbox")]
-        Command::Demo => demo::run().await,
+        Command::Demo => demo::run(output).await,
     }
 }
 
 /// Opens (creating if needed) the ledger of a job's run, and says which
 /// file it is: a run on a new ledger by mistake would call everyone again.
-async fn open_job_ledger(settings: &Settings, job: &Job) -> Result<Ledger, Error> {
+async fn open_job_ledger(settings: &Settings, job: &Job, output: &Output) -> Result<Ledger, Error> {
     let ledger = Ledger::open_with(&settings.ledger(Some(job)), OpenMode::CreateIfMissing).await?;
     let shown = ledger.shown();
     tracing::info!(ledger = %shown, created = ledger.created(), "ledger open");
     if ledger.created() {
-        eprintln!(
-            "NOTE: created a NEW, empty ledger at {shown}: if campaign {:?} ran before with another ledger, stop now, or everyone in it is called again (name the ledger with --db, NXCAMPAIGN_DB or the job's `ledger` key)",
+        output.warn(format_args!(
+            "created a NEW, empty ledger at {shown}: if campaign {:?} ran before with another ledger, stop now, or everyone in it is called again (name the ledger with --db, NXCAMPAIGN_DB or the job's `ledger` key)",
             job.name.as_str()
-        );
+        ));
     } else {
-        eprintln!("ledger: {shown}");
+        output.note(format_args!("ledger: {shown}"));
     }
     Ok(ledger)
 }
@@ -94,7 +95,12 @@ async fn open_campaign(
 /// Notes the run of `job_path` in the campaign (creating it) and brings
 /// the campaign's part of the do-not-call list in line with the job's own
 /// list files, before anything is planned or sent.
-async fn start_campaign(ledger: &Ledger, job: &Job, job_path: &Path) -> Result<(), Error> {
+async fn start_campaign(
+    ledger: &Ledger,
+    job: &Job,
+    job_path: &Path,
+    output: &Output,
+) -> Result<(), Error> {
     let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
     let shown = std::path::absolute(job_path).unwrap_or_else(|_| job_path.to_owned());
     ledger
@@ -102,7 +108,9 @@ async fn start_campaign(ledger: &Ledger, job: &Job, job_path: &Path) -> Result<(
         .await?;
     let listed = crate::suppress::load_job_lists(ledger, campaign, job).await?;
     if listed > 0 {
-        eprintln!("do-not-call: {listed} number(s) in the job's list files");
+        output.note(format_args!(
+            "do-not-call: {listed} number(s) in the job's list files"
+        ));
     }
     Ok(())
 }

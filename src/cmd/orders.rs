@@ -7,11 +7,12 @@ use crate::cli::OrdersArgs;
 use crate::error::{Error, Exit};
 use crate::ledger::OpenMode;
 use crate::outcome::OrderState;
-use crate::outfile;
-use crate::report::OrderWriter;
+use crate::output::files;
+use crate::output::tables::OrderWriter;
+use crate::output::Output;
 use crate::settings::Settings;
 
-pub async fn run(settings: &Settings, args: OrdersArgs) -> Result<Exit, Error> {
+pub async fn run(settings: &Settings, args: OrdersArgs, output: &Output) -> Result<Exit, Error> {
     let state = args
         .state
         .map(|s| s.trim().to_ascii_lowercase().parse::<OrderState>())
@@ -37,12 +38,9 @@ pub async fn run(settings: &Settings, args: OrdersArgs) -> Result<Exit, Error> {
         Ok(())
     };
     match &args.output {
-        None => export(&mut io::BufWriter::with_capacity(
-            1 << 16,
-            io::stdout().lock(),
-        ))?,
+        None => export(&mut io::BufWriter::with_capacity(1 << 16, output.stdout()))?,
         Some(path) => {
-            let mut out = outfile::Partial::create(path)?;
+            let mut out = files::Partial::create(path)?;
             export(&mut out)?;
             out.commit()?;
         }

@@ -1,6 +1,5 @@
 //! `reconcile`: settles uncertain batches from call records.
 
-use std::io;
 use std::path::Path;
 
 use crate::cli::ReconcileArgs;
@@ -10,13 +9,14 @@ use crate::job::Job;
 use crate::ledger::{CampaignId, Ledger, OpenMode};
 use crate::nxlink::Client;
 use crate::outcomes::{Decision, Reconciling};
+use crate::output::Output;
 use crate::settings::Settings;
 use crate::throttle::Throttle;
 
-pub async fn run(settings: &Settings, args: ReconcileArgs) -> Result<Exit, Error> {
-    let vendor = Vendor::open(settings, &args.job, args.resend_lost).await?;
+pub async fn run(settings: &Settings, args: ReconcileArgs, output: &Output) -> Result<Exit, Error> {
+    let vendor = Vendor::open(settings, &args.job, args.resend_lost, output).await?;
     let requested_by = settings.requested_by();
-    let mut out = io::stdout().lock();
+    let mut out = output.stdout();
     let decided = crate::outcomes::reconcile(
         &Reconciling {
             ledger: &vendor.ledger,
@@ -66,7 +66,12 @@ pub(super) struct Vendor {
 }
 
 impl Vendor {
-    pub async fn open(settings: &Settings, job_path: &Path, needed: bool) -> Result<Vendor, Error> {
+    pub async fn open(
+        settings: &Settings,
+        job_path: &Path,
+        needed: bool,
+        output: &Output,
+    ) -> Result<Vendor, Error> {
         let job = settings.job(job_path)?;
         let client = match settings.credentials(&job.api) {
             Ok(credentials) => Some((
@@ -76,7 +81,9 @@ impl Vendor {
             )),
             Err(e) if needed => return Err(e),
             Err(e) => {
-                eprintln!("warning: {e}; only the calls already in the ledger are looked at");
+                output.warn(format_args!(
+                    "{e}; only the calls already in the ledger are looked at"
+                ));
                 None
             }
         };

@@ -1,15 +1,16 @@
 //! `report`: one campaign on one page, as text and as self-contained HTML.
 
-use std::io::{self, Write as _};
+use std::io::Write as _;
 
 use crate::cli::ReportArgs;
 use crate::error::{Error, Exit};
 use crate::ledger::OpenMode;
-use crate::outfile;
-use crate::overview;
+use crate::output::campaign_report;
+use crate::output::files;
+use crate::output::Output;
 use crate::settings::Settings;
 
-pub async fn run(settings: &Settings, args: ReportArgs) -> Result<Exit, Error> {
+pub async fn run(settings: &Settings, args: ReportArgs, output: &Output) -> Result<Exit, Error> {
     let (ledger, campaign) =
         super::open_campaign(settings, &args.campaign, OpenMode::ReadOnly).await?;
     if let Some(path) = &args.html {
@@ -18,13 +19,13 @@ pub async fn run(settings: &Settings, args: ReportArgs) -> Result<Exit, Error> {
             .check("--html", path)?;
     }
     let id = ledger.campaign(&campaign).await?;
-    let page = overview::gather(&ledger, id, &campaign).await?;
-    let mut out = io::stdout().lock();
+    let page = campaign_report::gather(&ledger, id, &campaign).await?;
+    let mut out = output.stdout();
     page.write_text(&mut out)?;
     out.flush()?;
     if let Some(path) = &args.html {
-        outfile::write_whole(path, page.html().as_bytes())?;
-        eprintln!("report: {}", path.display());
+        files::write_whole(path, page.html().as_bytes())?;
+        output.note(format_args!("report: {}", path.display()));
     }
     Ok(Exit::Done)
 }

@@ -6,9 +6,10 @@ use crate::clock::{format_utc, now_ms};
 use crate::error::{Error, Exit};
 use crate::ledger::{OpenMode, Resend};
 use crate::outcome::BatchState;
+use crate::output::Output;
 use crate::settings::Settings;
 
-pub async fn run(settings: &Settings, args: ResendArgs) -> Result<Exit, Error> {
+pub async fn run(settings: &Settings, args: ResendArgs, output: &Output) -> Result<Exit, Error> {
     let from = if args.uncertain {
         BatchState::Uncertain
     } else if args.rejected {
@@ -35,18 +36,21 @@ pub async fn run(settings: &Settings, args: ResendArgs) -> Result<Exit, Error> {
         )
         .await?;
     let seqs = resent.requeued;
-    println!(
+    output.result(format_args!(
         "re-queued {} {from} batch(es){}; the next `nxcampaign run` sends them",
         seqs.len(),
         super::listed(&seqs)
-    );
+    ))?;
     let skipped: Vec<String> = only
         .iter()
         .filter(|seq| !seqs.contains(seq) && !resent.fenced.iter().any(|(s, _)| s == *seq))
         .map(|seq| format!("#{seq}"))
         .collect();
     if !skipped.is_empty() {
-        eprintln!("left alone (not {from}): {}", skipped.join(", "));
+        output.notice(format_args!(
+            "left alone (not {from}): {}",
+            skipped.join(", ")
+        ));
     }
     if let Some((seq, until)) = resent.fenced.first() {
         return Err(Error::Fenced {

@@ -1,7 +1,6 @@
 //! `run`: read what is new in the job's contact file and send every due
 //! batch, then leave the run's summary and metrics, whatever the ending.
 
-use std::io;
 use std::time::Instant;
 
 use crate::cli::RunArgs;
@@ -11,16 +10,17 @@ use crate::ingest::resume_point;
 use crate::job::Job;
 use crate::ledger::{Ledger, LedgerError};
 use crate::outcome::{BatchState, OrderState};
-use crate::outfile;
-use crate::rejects::write_rejects;
-use crate::report::Progress;
+use crate::output::files;
+use crate::output::progress::Progress;
+use crate::output::rejects::write_rejects;
+use crate::output::Output;
+use crate::run::summary::RunSummary;
 use crate::run::{
     finish_run, graceful_shutdown, hold_to_read, ingest_until, run_campaign, Bounds, CampaignRun,
 };
 use crate::settings::Settings;
-use crate::summary::RunSummary;
 
-pub async fn run(settings: &Settings, args: RunArgs) -> Result<Exit, Error> {
+pub async fn run(settings: &Settings, args: RunArgs, output: &Output) -> Result<Exit, Error> {
     let started_at_ms = now_ms();
     let job_path = args.job.as_path();
     // Before anything else: no output may replace a file the campaign
@@ -38,8 +38,8 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<Exit, Error> {
             }
         }
     }
-    let mut progress = Progress::new();
-    let result = run_job(settings, &args, &mut progress).await;
+    let mut progress = Progress::new(output);
+    let result = run_job(settings, &args, &mut progress, output).await;
     if args.summary_json.is_none() && args.metrics_file.is_none() {
         return result.map(|(exit, _, _)| exit);
     }
@@ -69,12 +69,12 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<Exit, Error> {
     if let Some(path) = &args.summary_json {
         let mut text = serde_json::to_vec_pretty(&summary.json()).expect("JSON serializes");
         text.push(b'\n');
-        outfile::write_whole(path, &text)?;
+        files::write_whole(path, &text)?;
     }
     if let Some(path) = &args.metrics_file {
         let previous = std::fs::read_to_string(path).ok();
         let text = summary.prometheus(previous.as_deref());
-        outfile::write_whole(path, text.as_bytes())?;
+        files::write_whole(path, text.as_bytes())?;
     }
     result.map(|(exit, _, _)| exit)
 }
@@ -84,13 +84,14 @@ async fn run_job(
     settings: &Settings,
     args: &RunArgs,
     progress: &mut Progress,
+    output: &Output,
 ) -> Result<(Exit, CampaignRun, String), Error> {
     let job_path = args.job.as_path();
     let deadline = args.max_runtime.map(|limit| Instant::now() + limit);
     let job = settings.job(job_path)?;
     let credentials = settings.credentials(&job.api)?;
-    let ledger = super::open_job_ledger(settings, &job).await?;
-    super::start_campaign(&ledger, &job, job_path).await?;
+    let ledger = super::open_job_ledger(settings, &job, output).await?;
+    super::start_campaign(&ledger, &job, job_path, output).await?;
     // Where this run's read begins, for its rejects file.
     let read_before = match (&args.rejects, ledger.campaign(job.name.as_str()).await) {
         (None, _) => None,
@@ -104,7 +105,7 @@ async fn run_job(
     };
     let confirm_above = args.confirm_above.or(job.limits.confirm_above);
     if let Some(most) = confirm_above.filter(|_| !args.yes) {
-        let would = orders_a_run_would_send(&ledger, &job, args.limit).await?;
+        let would = orders_a_run_would_send(&ledger, &job, args.limit, output).await?;
         if would > most {
             ledger.close().await;
             return Err(Error::TooManyToSend {
@@ -122,18 +123,21 @@ async fn run_job(
         &ledger,
         &job,
         credentials,
-        graceful_shutdown(),
+        graceful_shutdown(output.clone()),
         bounds,
         progress,
     )
     .await?;
-    let exit = finish_run(&run, job_path, &mut io::stdout().lock())?;
+    let exit = finish_run(&run, job_path, &mut output.stdout(), output)?;
     if let (Some(path), Some((from, skip))) = (&args.rejects, read_before) {
         let id = ledger.campaign(job.name.as_str()).await?;
         let written = tokio::task::block_in_place(|| {
             write_rejects(&ledger, id, &job, from.as_ref(), skip, path)
         })?;
-        eprintln!("rejects: {written} row(s) written to {}", path.display());
+        output.note(format_args!(
+            "rejects: {written} row(s) written to {}",
+            path.display()
+        ));
     }
     ledger.close().await;
     Ok((exit, run, job.name.to_string()))
@@ -145,9 +149,17 @@ async fn orders_a_run_would_send(
     ledger: &Ledger,
     job: &Job,
     limit: Option<u64>,
+    output: &Output,
 ) -> Result<u64, Error> {
-    let (campaign, held) = hold_to_read(ledger, job).await?;
-    let ingested = ingest_until(ledger, job, held.fence(), graceful_shutdown()).await;
+    let (campaign, held) = hold_to_read(ledger, job, output).await?;
+    let ingested = ingest_until(
+        ledger,
+        job,
+        held.fence(),
+        graceful_shutdown(output.clone()),
+        output,
+    )
+    .await;
     held.release().await?;
     ingested?;
     let status = ledger.status(campaign, job.name.as_str()).await?;

@@ -4,25 +4,26 @@
 use crate::cli::SandboxArgs;
 use crate::error::{Error, Exit};
 use crate::nxlink::Credentials;
+use crate::output::Output;
 use crate::sandbox::Sandbox;
 
-pub async fn run(args: SandboxArgs) -> Result<Exit, Error> {
+pub async fn run(args: SandboxArgs, output: &Output) -> Result<Exit, Error> {
     let key = args.access_key.clone();
     let credentials = Credentials::new(args.access_key, args.access_secret);
     let sandbox = Sandbox::start(args.listen, credentials, args.faults.into())
         .await
         .map_err(Error::Listen)?;
-    eprintln!(
+    output.note(format_args!(
         "sandbox: NXLink stand-in on {} (access key {key:?}); stats at {}/_sandbox/stats; Ctrl-C stops it",
         sandbox.base_url(),
         sandbox.base_url()
-    );
+    ));
     crate::run::shutdown_signal().await;
     let stats = sandbox.stats();
     sandbox.stop().await;
-    println!(
+    output.result(format_args!(
         "{}",
         serde_json::to_string_pretty(&stats).unwrap_or_default()
-    );
+    ))?;
     Ok(Exit::Done)
 }

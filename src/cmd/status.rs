@@ -1,14 +1,15 @@
 //! `status`: rows read, orders and batches by state, call outcomes.
 
-use std::io::{self, Write as _};
+use std::io::Write as _;
 
 use crate::cli::StatusArgs;
 use crate::error::{Error, Exit};
 use crate::ledger::{Ledger, OpenMode};
-use crate::report::{self, OrdersFormat};
+use crate::output::tables::{self, OrdersFormat};
+use crate::output::Output;
 use crate::settings::Settings;
 
-pub async fn run(settings: &Settings, args: StatusArgs) -> Result<Exit, Error> {
+pub async fn run(settings: &Settings, args: StatusArgs, output: &Output) -> Result<Exit, Error> {
     let format = if args.json {
         OrdersFormat::Json
     } else {
@@ -33,11 +34,11 @@ pub async fn run(settings: &Settings, args: StatusArgs) -> Result<Exit, Error> {
         status.calls = Some(ledger.call_stats(id).await?);
         statuses.push(status);
     }
-    let mut out = io::stdout().lock();
+    let mut out = output.stdout();
     match format {
-        OrdersFormat::Json => report::write_status_json(&mut out, &statuses)?,
-        OrdersFormat::Csv => report::write_status_csv(&mut out, &statuses)?,
-        OrdersFormat::Table => report::write_status_table(&mut out, &statuses)?,
+        OrdersFormat::Json => tables::write_status_json(&mut out, &statuses)?,
+        OrdersFormat::Csv => tables::write_status_csv(&mut out, &statuses)?,
+        OrdersFormat::Table => tables::write_status_table(&mut out, &statuses)?,
     }
     out.flush()?;
     Ok(Exit::Done)

@@ -9,11 +9,12 @@ use crate::cli::{ListFormat, SuppressAction, SuppressArgs};
 use crate::clock::{now_ms, rfc3339};
 use crate::error::{Error, Exit};
 use crate::ledger::{Ledger, OpenMode, Scope, SuppressionEntry};
+use crate::output::Output;
 use crate::phone::Country;
 use crate::settings::Settings;
 use crate::suppress;
 
-pub async fn run(settings: &Settings, args: SuppressArgs) -> Result<Exit, Error> {
+pub async fn run(settings: &Settings, args: SuppressArgs, output: &Output) -> Result<Exit, Error> {
     let job = args
         .job
         .as_deref()
@@ -32,7 +33,7 @@ pub async fn run(settings: &Settings, args: SuppressArgs) -> Result<Exit, Error>
     let (inputs, entry) = match args.action {
         SuppressAction::List { format } => {
             let ledger = Ledger::open_with(&location, OpenMode::ReadOnly).await?;
-            let mut out = io::BufWriter::new(io::stdout().lock());
+            let mut out = io::BufWriter::new(output.stdout());
             suppress::write_list(&ledger, format == ListFormat::Json, &mut out).await?;
             out.flush()?;
             return Ok(Exit::Done);
@@ -46,11 +47,14 @@ pub async fn run(settings: &Settings, args: SuppressArgs) -> Result<Exit, Error>
                 country: country(cc)?,
                 column: None,
             };
-            let tally = suppress::for_each_chunk(&numbers, &reading, |phones| {
+            let tally = suppress::for_each_chunk(&numbers, &reading, output, |phones| {
                 ledger.unsuppress(phones, Scope::Every)
             })
             .await?;
-            println!("removed {} number(s) from the do-not-call list", tally.done);
+            output.result(format_args!(
+                "removed {} number(s) from the do-not-call list",
+                tally.done
+            ))?;
             ledger.close().await;
             return Ok(if tally.skipped > 0 {
                 Exit::Attention
@@ -83,7 +87,7 @@ pub async fn run(settings: &Settings, args: SuppressArgs) -> Result<Exit, Error>
         column: entry.column,
     };
     let ledger = Ledger::open_with(&location, OpenMode::CreateIfMissing).await?;
-    eprintln!("ledger: {}", ledger.shown());
+    output.note(format_args!("ledger: {}", ledger.shown()));
     let listed = SuppressionEntry {
         scope: Scope::Every,
         reason: entry.reason,
@@ -91,8 +95,8 @@ pub async fn run(settings: &Settings, args: SuppressArgs) -> Result<Exit, Error>
         added_at_ms: now_ms(),
         source: settings.requested_by(),
     };
-    let tally = suppress::add(&ledger, &inputs, &reading, &listed).await?;
-    println!(
+    let tally = suppress::add(&ledger, &inputs, &reading, &listed, output).await?;
+    output.result(format_args!(
         "{} number(s) on the do-not-call list for every campaign of ledger {}{}{}",
         tally.done,
         ledger.shown(),
@@ -107,7 +111,7 @@ pub async fn run(settings: &Settings, args: SuppressArgs) -> Result<Exit, Error>
                 " ({lines} line(s) read); {skipped} not taken (each named above): fix them and add them again"
             ),
         }
-    );
+    ))?;
     ledger.close().await;
     Ok(if tally.skipped > 0 {
         Exit::Attention

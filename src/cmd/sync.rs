@@ -3,10 +3,11 @@
 use crate::cli::SyncArgs;
 use crate::clock::{now_ms, rfc3339};
 use crate::error::{Error, Exit};
+use crate::output::Output;
 use crate::settings::Settings;
 
-pub async fn run(settings: &Settings, args: SyncArgs) -> Result<Exit, Error> {
-    let vendor = super::reconcile::Vendor::open(settings, &args.job, true).await?;
+pub async fn run(settings: &Settings, args: SyncArgs, output: &Output) -> Result<Exit, Error> {
+    let vendor = super::reconcile::Vendor::open(settings, &args.job, true, output).await?;
     let (client, throttle) = vendor
         .client
         .as_ref()
@@ -23,12 +24,12 @@ pub async fn run(settings: &Settings, args: SyncArgs) -> Result<Exit, Error> {
     vendor.ledger.close().await;
     let synced = synced?;
     if let Some(from) = synced.clamped_from {
-        eprintln!(
+        output.note(format_args!(
             "sync: --since is earlier than any call of this campaign can be: reading from {} (an hour before the campaign's first request)",
             rfc3339(from)
-        );
+        ));
     }
-    println!(
+    output.result(format_args!(
         "sync: {} record(s) from {} to {} ({} window(s), {} page(s)): {} new, {} again, {} of orders this ledger does not know{}",
         synced.records,
         rfc3339(synced.from_ms),
@@ -43,6 +44,6 @@ pub async fn run(settings: &Settings, args: SyncArgs) -> Result<Exit, Error> {
         } else {
             String::new()
         }
-    );
+    ))?;
     Ok(Exit::Done)
 }

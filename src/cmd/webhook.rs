@@ -4,10 +4,11 @@
 use crate::cli::WebhookArgs;
 use crate::error::{Error, Exit};
 use crate::ledger::{Ledger, OpenMode};
+use crate::output::Output;
 use crate::settings::Settings;
 use crate::webhook::{Receiver, CALLS_PATH, REQUEST_TIMEOUT};
 
-pub async fn run(settings: &Settings, args: WebhookArgs) -> Result<Exit, Error> {
+pub async fn run(settings: &Settings, args: WebhookArgs, output: &Output) -> Result<Exit, Error> {
     // Fails closed: a token variable unset or empty is refused; only
     // --no-token runs without one.
     let token = settings.webhook_token(args.token_env.as_deref(), args.no_token)?;
@@ -30,17 +31,17 @@ pub async fn run(settings: &Settings, args: WebhookArgs) -> Result<Exit, Error> 
     )
     .map_err(Error::Listen)?;
     if token.is_none() {
-        eprintln!(
+        output.warn(
             "webhook: --no-token: calls are taken from anyone who can reach this address; keep it behind a proxy that authenticates the vendor"
         );
     }
-    eprintln!(
+    output.note(format_args!(
         "webhook: receiving calls at http://{}{CALLS_PATH} into {}; Ctrl-C stops it",
         receiver.addr(),
         ledger.shown()
-    );
+    ));
     crate::run::shutdown_signal().await;
-    eprintln!("webhook: stopping; deliveries in progress are stored first");
+    output.note("webhook: stopping; deliveries in progress are stored first");
     receiver.stop().await;
     ledger.close().await;
     Ok(Exit::Done)

@@ -9,6 +9,7 @@
 
 pub mod lease;
 mod shutdown;
+pub mod summary;
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -26,7 +27,8 @@ use crate::job::{Job, RateScope};
 use crate::ledger::{CampaignId, CampaignStatus, Fence, LeaseHolder, Ledger, LedgerError};
 use crate::nxlink::{Client, Credentials};
 use crate::outcome::{BatchState, OrderState};
-use crate::report::{self, Progress};
+use crate::output::progress::Progress;
+use crate::output::{tables, Output};
 use crate::throttle::{self, Throttle};
 use lease::{Acquired, Lease, LeaseSettings, OnPresumedDead, Runner, TakenOver};
 pub use shutdown::{graceful_shutdown, shutdown_signal};
@@ -99,7 +101,8 @@ pub async fn run_campaign(
         return run_as_one_of_several(ledger, job, credentials, shutdown, bounds, progress).await;
     }
     let deadline = bounds.deadline;
-    let (campaign, lease, recovered) = hold_campaign(ledger, job).await?;
+    let output = progress.output().clone();
+    let (campaign, lease, recovered) = hold_campaign(ledger, job, &output).await?;
     let dispatch = dispatch_for(job, lease.fence(), credentials, bounds, None)?;
     let stop_reading = Arc::new(AtomicBool::new(false));
     let (feed, planned) = tokio::sync::watch::channel(());
@@ -110,6 +113,7 @@ pub async fn run_campaign(
         now_ms(),
         Arc::clone(&stop_reading),
         Some(feed),
+        output.reading(),
     );
     let run = read_and_send(
         ledger,
@@ -152,13 +156,14 @@ pub async fn run_as_one_of_several(
     progress: &mut Progress,
 ) -> Result<CampaignRun, Error> {
     let deadline = bounds.deadline;
+    let output = progress.output().clone();
     let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
     let recovered = Arc::new(AtomicU64::new(0));
     let runner = Runner::join(
         ledger,
         campaign,
         lease_settings(job),
-        on_presumed_dead(job, Arc::clone(&recovered)),
+        on_presumed_dead(job, Arc::clone(&recovered), &output),
     )
     .await?;
     let shared_rate = SharedRate {
@@ -175,7 +180,14 @@ pub async fn run_as_one_of_several(
     let dispatch = dispatch_for(job, runner.fence(), credentials, bounds, Some(shared_rate))?;
     let stop_reading = Arc::new(AtomicBool::new(false));
     let (feed, planned) = tokio::sync::watch::channel(());
-    let reading = read_or_follow(ledger, job, runner.fence(), Arc::clone(&stop_reading), feed);
+    let reading = read_or_follow(
+        ledger,
+        job,
+        runner.fence(),
+        Arc::clone(&stop_reading),
+        feed,
+        &output,
+    );
     let run = read_and_send(
         ledger,
         job,
@@ -197,7 +209,7 @@ pub async fn run_as_one_of_several(
     let run = match run {
         Ok(run) if run.ending == Ending::Finished => {
             async {
-                wait_for_other_runners(ledger, job, runner.fence(), deadline).await?;
+                wait_for_other_runners(ledger, job, runner.fence(), deadline, &output).await?;
                 let status = ledger.status(campaign, job.name.as_str()).await?;
                 Ok(CampaignRun { status, ..run })
             }
@@ -224,6 +236,7 @@ async fn wait_for_other_runners(
     job: &Job,
     fence: &Fence,
     deadline: Option<Instant>,
+    output: &Output,
 ) -> Result<(), Error> {
     let mut said = false;
     loop {
@@ -232,11 +245,11 @@ async fn wait_for_other_runners(
             return Ok(());
         }
         if !said {
-            eprintln!(
+            output.note(format_args!(
                 "campaign {:?}: nothing more to send; waiting for {elsewhere} batch(es) that other runners are sending (one that stays silent for {} s is presumed dead)",
                 job.name.as_str(),
                 job.lease_stale_after.as_secs_f64()
-            );
+            ));
             said = true;
         }
         tokio::time::sleep(FOLLOW_EVERY).await;
@@ -245,12 +258,13 @@ async fn wait_for_other_runners(
 
 /// What a runner says when it presumes another one dead; `tally` counts
 /// the batches that became uncertain.
-fn on_presumed_dead(job: &Job, tally: Arc<AtomicU64>) -> OnPresumedDead {
+fn on_presumed_dead(job: &Job, tally: Arc<AtomicU64>, output: &Output) -> OnPresumedDead {
     let name = job.name.to_string();
+    let output = output.clone();
     Box::new(move |gone: &TakenOver, recovered: u64| {
         tally.fetch_add(recovered, Ordering::Relaxed);
-        eprintln!(
-            "warning: campaign {name:?}: presumed another runner dead ({}: {}); {recovered} batch(es) it was sending are now uncertain and will not be re-sent on their own{}",
+        output.warn(format_args!(
+            "campaign {name:?}: presumed another runner dead ({}: {}); {recovered} batch(es) it was sending are now uncertain and will not be re-sent on their own{}",
             if gone.dead { "its process is gone" } else { "its heartbeat stopped" },
             describe_holder(&gone.holder),
             if gone.resend_after_ms > 0 {
@@ -258,7 +272,7 @@ fn on_presumed_dead(job: &Job, tally: Arc<AtomicU64>) -> OnPresumedDead {
             } else {
                 String::new()
             }
-        );
+        ));
     })
 }
 
@@ -288,9 +302,13 @@ impl Held {
 }
 
 /// Holds the job's campaign for reading its file (`ingest`).
-pub(crate) async fn hold_to_read(ledger: &Ledger, job: &Job) -> Result<(CampaignId, Held), Error> {
+pub(crate) async fn hold_to_read(
+    ledger: &Ledger,
+    job: &Job,
+    output: &Output,
+) -> Result<(CampaignId, Held), Error> {
     if !ledger.several_runners() {
-        let (campaign, lease, _) = hold_campaign(ledger, job).await?;
+        let (campaign, lease, _) = hold_campaign(ledger, job, output).await?;
         return Ok((campaign, Held::Lease(lease)));
     }
     let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
@@ -298,7 +316,7 @@ pub(crate) async fn hold_to_read(ledger: &Ledger, job: &Job) -> Result<(Campaign
         ledger,
         campaign,
         lease_settings(job),
-        on_presumed_dead(job, Arc::default()),
+        on_presumed_dead(job, Arc::default(), output),
     )
     .await?;
     if ledger.take_ingest_lease(runner.fence()).await? {
@@ -321,6 +339,7 @@ async fn read_or_follow(
     fence: &Fence,
     stop: Arc<AtomicBool>,
     feed: ingest::PlanFeed,
+    output: &Output,
 ) -> Result<IngestReport, IngestError> {
     let mut planned_through = None;
     loop {
@@ -332,7 +351,16 @@ async fn read_or_follow(
             });
         }
         if ledger.take_ingest_lease(fence).await? {
-            let report = ingest::ingest(ledger, job, fence, now_ms(), stop, Some(feed)).await;
+            let report = ingest::ingest(
+                ledger,
+                job,
+                fence,
+                now_ms(),
+                stop,
+                Some(feed),
+                output.reading(),
+            )
+            .await;
             ledger.release_ingest_lease(fence).await?;
             return report;
         }
@@ -392,16 +420,17 @@ fn dispatch_for(
 pub(crate) async fn hold_campaign(
     ledger: &Ledger,
     job: &Job,
+    output: &Output,
 ) -> Result<(CampaignId, Lease, u64), Error> {
     let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
     let settings = lease_settings(job);
     let mut watching = |holder: &LeaseHolder| {
-        eprintln!(
+        output.notice(format_args!(
             "campaign {:?} is held by {}, whose heartbeat does not look recent; watching it for {} s before taking over",
             job.name.as_str(),
             describe_holder(holder),
             settings.stale_after.as_secs_f64()
-        )
+        ))
     };
     match Lease::acquire(ledger, campaign, settings, &mut watching).await? {
         Acquired::Busy(holder) => Err(Error::CampaignBusy {
@@ -414,8 +443,8 @@ pub(crate) async fn hold_campaign(
             recovered,
         } => {
             if let Some(gone) = &took_over {
-                eprintln!(
-                    "warning: took over campaign {:?} from a run that is {} ({})",
+                output.warn(format_args!(
+                    "took over campaign {:?} from a run that is {} ({})",
                     job.name.as_str(),
                     if gone.dead {
                         "gone"
@@ -423,7 +452,7 @@ pub(crate) async fn hold_campaign(
                         "silent: its heartbeat stopped"
                     },
                     describe_holder(&gone.holder)
-                );
+                ));
             }
             if recovered > 0 {
                 let fence = match &took_over {
@@ -433,9 +462,9 @@ pub(crate) async fn hold_campaign(
                     ),
                     _ => String::new(),
                 };
-                eprintln!(
-                    "warning: {recovered} batch(es) were being sent when an earlier run ended or lost the campaign; they are now uncertain and will not be re-sent on their own (see `nxcampaign resend --help`){fence}"
-                );
+                output.warn(format_args!(
+                    "{recovered} batch(es) were being sent when an earlier run ended or lost the campaign; they are now uncertain and will not be re-sent on their own (see `nxcampaign resend --help`){fence}"
+                ));
             }
             Ok((campaign, lease, recovered))
         }
@@ -485,6 +514,7 @@ async fn read_and_send(
         progress.expect(status.orders_in(OrderState::InBatch(BatchState::Pending)));
     }
     let stop_sending = tokio::sync::Notify::new();
+    let output = progress.output().clone();
     let mut on_event = |event| progress.on_event(event);
     // Stop sending on a shutdown, or if another run took the campaign over
     // (this one was presumed dead): it must never send beside it.
@@ -493,7 +523,7 @@ async fn read_and_send(
         async {
             tokio::select! {
                 () = stop_sending.notified() => {}
-                () = lost => eprintln!("warning: another run took over this campaign; stopping"),
+                () = lost => output.warn("another run took over this campaign; stopping"),
             }
         },
         Some(planned),
@@ -512,7 +542,7 @@ async fn read_and_send(
         tokio::select! {
             report = &mut reading, if ingested.is_none() => {
                 match &report {
-                    Ok(report) => report_ingest(report),
+                    Ok(report) => report_ingest(report, &output),
                     // Nothing more will be planned: what is in flight is
                     // recorded, the rest waits for the next run.
                     Err(_) => stop_sending.notify_one(),
@@ -568,9 +598,18 @@ pub(crate) async fn ingest_until(
     job: &Job,
     fence: &Fence,
     shutdown: impl std::future::Future<Output = ()>,
+    output: &Output,
 ) -> Result<(IngestReport, bool), Error> {
     let stop = Arc::new(AtomicBool::new(false));
-    let reading = ingest::ingest(ledger, job, fence, now_ms(), Arc::clone(&stop), None);
+    let reading = ingest::ingest(
+        ledger,
+        job,
+        fence,
+        now_ms(),
+        Arc::clone(&stop),
+        None,
+        output.reading(),
+    );
     let mut reading = std::pin::pin!(reading);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut stopped = false;
@@ -583,80 +622,101 @@ pub(crate) async fn ingest_until(
             }
         }
     };
-    report_ingest(&report);
+    report_ingest(&report, output);
     Ok((report, stopped))
 }
 
-/// Prints a run's ending and status; returns the exit code. Hints name the
-/// campaign by `job_file`, which finds its ledger from any folder.
-pub fn finish_run(run: &CampaignRun, job_file: &Path, out: &mut dyn Write) -> Result<Exit, Error> {
-    let printed = report::write_status_table(out, std::slice::from_ref(&run.status))
-        .and_then(|()| out.flush());
-    // A reader that went away does not change how the run ended.
-    match printed {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e.into()),
-        _ => {}
-    }
-    match &run.ending {
-        Ending::Stopped(cause) => eprintln!(
-            "error: stopped: {}; no batch was marked failed, the rest stay pending: fix this and run again",
-            cause.explain()
-        ),
-        Ending::Interrupted => {
-            eprintln!("interrupted: in-flight attempts were recorded; run again to send the rest")
+/// Prints a run's status table on `out` and says how it ended; returns
+/// the exit code. Under `-q` a run that ended well says nothing at all.
+/// Hints name the campaign by `job_file`, which finds its ledger from any
+/// folder.
+pub fn finish_run(
+    run: &CampaignRun,
+    job_file: &Path,
+    out: &mut dyn Write,
+    output: &Output,
+) -> Result<Exit, Error> {
+    let exit = run.exit();
+    if !output.is_quiet() || exit != Exit::Done {
+        let printed = tables::write_status_table(out, std::slice::from_ref(&run.status))
+            .and_then(|()| out.flush());
+        // A reader that went away does not change how the run ended.
+        match printed {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e.into()),
+            _ => {}
         }
-        Ending::TimeUp { next_due_ms: None } => eprintln!(
-            "time is up (--max-runtime): in-flight attempts were recorded, the rest stays pending for the next run"
+    }
+    let ending = match &run.ending {
+        Ending::Stopped(cause) => {
+            output.error(format_args!(
+                "stopped: {}; no batch was marked failed, the rest stay pending: fix this and run again",
+                cause.explain()
+            ));
+            None
+        }
+        Ending::Interrupted => Some(
+            "interrupted: in-flight attempts were recorded; run again to send the rest".to_owned(),
+        ),
+        Ending::TimeUp { next_due_ms: None } => Some(
+            "time is up (--max-runtime): in-flight attempts were recorded, the rest stays pending for the next run".to_owned(),
         ),
         Ending::TimeUp {
             next_due_ms: Some(due),
-        } => eprintln!(
+        } => Some(format!(
             "time is up (--max-runtime) before the next retry is due at {} (in {}; the vendor may have asked to wait that long): the rest stays pending: run again then",
             rfc3339(*due),
             human_duration(Duration::from_millis((*due - now_ms()).max(0) as u64))
-        ),
-        Ending::VendorFailing { failures, window } => eprintln!(
+        )),
+        Ending::VendorFailing { failures, window } => Some(format!(
             "the vendor is failing ({failures} of the last {window} attempts failed), try later: the rest stays pending"
-        ),
+        )),
         Ending::OutsideWindows {
             opens_at_ms: Some(opens),
-        } => eprintln!(
+        } => Some(format!(
             "outside the calling windows: what is left waits; the next window opens at {} (in {}): run again then",
             rfc3339(*opens),
             human_duration(Duration::from_millis((*opens - now_ms()).max(0) as u64))
-        ),
-        Ending::LimitReached { sent_orders } => eprintln!(
+        )),
+        Ending::LimitReached { sent_orders } => Some(format!(
             "limit reached: this run sent {sent_orders} order(s) (--limit); the rest stays pending for the next run"
+        )),
+        Ending::OutsideWindows { opens_at_ms: None } => Some(
+            "outside the calling windows, and none opens again within a year (see the job's [schedule]): what is left stays pending".to_owned(),
         ),
-        Ending::OutsideWindows { opens_at_ms: None } => eprintln!(
-            "outside the calling windows, and none opens again within a year (see the job's [schedule]): what is left stays pending"
-        ),
-        Ending::Finished if run.exit() == Exit::Attention => eprintln!(
+        Ending::Finished if exit == Exit::Attention => Some(format!(
             "finished; some orders need attention: see `nxcampaign orders {} --state <state>`",
             job_file.display()
-        ),
-        Ending::Finished => {}
+        )),
+        Ending::Finished => None,
+    };
+    if let Some(ending) = ending {
+        output.notice(ending);
     }
     if run.has_news() && run.ending != Ending::Finished {
-        eprintln!(
+        output.notice(format_args!(
             "this run also left orders that need attention (exit 1): see `nxcampaign orders {} --state <state>`",
             job_file.display()
-        );
+        ));
     }
-    Ok(run.exit())
+    Ok(exit)
 }
-fn report_ingest(ingest: &IngestReport) {
+
+/// What reading took in, as one line (when there is something to say).
+fn report_ingest(ingest: &IngestReport, output: &Output) {
     if ingest.rows > 0 {
-        eprintln!(
+        output.note(format_args!(
             "ingest: {} new row(s): {} order(s), {} invalid, {} duplicate(s), {} suppressed",
             ingest.rows, ingest.orders, ingest.invalid, ingest.duplicates, ingest.suppressed,
-        );
+        ));
     }
     if ingest.interrupted {
-        eprintln!("ingest: stopped at a record boundary; what was read is kept, and the next run reads on from there");
+        output.notice("ingest: stopped at a record boundary; what was read is kept, and the next run reads on from there");
     }
     if let Some(waiting) = &ingest.waiting {
-        eprintln!("ingest: waiting: {}", report::terminal_safe(waiting));
+        output.notice(format_args!(
+            "ingest: waiting: {}",
+            tables::terminal_safe(waiting)
+        ));
     }
 }
 

@@ -1,16 +1,17 @@
 //! SIGINT and SIGTERM: the first stops new work, a second quits at once.
 
-use crate::error::Exit;
+use crate::error::{exit_now, Exit};
+use crate::output::Output;
 
 /// Resolves on the first SIGINT or SIGTERM; a second one ends the process
 /// at once (the next run marks what was in flight `uncertain`).
-pub async fn graceful_shutdown() {
+pub async fn graceful_shutdown(output: Output) {
     shutdown_signal().await;
-    eprintln!("stopping: no new batches; in-flight attempts finish and are recorded (signal again to quit at once)");
-    tokio::spawn(async {
+    output.notice("stopping: no new batches; in-flight attempts finish and are recorded (signal again to quit at once)");
+    tokio::spawn(async move {
         shutdown_signal().await;
-        eprintln!("quitting at once: the next run marks batches that were in flight uncertain");
-        std::process::exit(i32::from(Exit::TryLater.code()));
+        output.notice("quitting at once: the next run marks batches that were in flight uncertain");
+        exit_now(Exit::TryLater);
     });
 }
 

@@ -9,13 +9,11 @@ use std::path::{Path, PathBuf};
 /// Top to bottom, as ARCHITECTURE.md draws them.
 const LAYERS: &[&[&str]] = &[
     &["cmd"],
-    &["check", "summary"],
+    &["check"],
     &["settings", "suppress"],
     &["run"],
     &["error", "cli"],
-    &["overview"],
-    &["report", "rejects"],
-    &["outfile"],
+    &["output"],
     &["ingest", "dispatch", "webhook", "outcomes"],
     &["ledger"],
     &["plan", "retry", "throttle", "sandbox"],
@@ -194,6 +192,43 @@ fn each_database_has_one_driver() {
             "{other_driver} in the {backend} backend: {found:?}"
         );
     }
+}
+
+/// One voice: only `output` writes to stdout or stderr (the binary's
+/// `main`, which starts logging, is not a module).
+#[test]
+fn only_the_output_prints() {
+    for word in [
+        "println!",
+        "eprintln!",
+        "print!(",
+        "eprint!(",
+        "io::stdout",
+        "io::stderr",
+        "dbg!(",
+    ] {
+        let found = found_outside(word, &["output"]);
+        assert!(found.is_empty(), "{word} outside src/output: {found:?}");
+    }
+}
+
+/// Commands say how they ended (`Exit::Done`, `Exit::Attention`, …);
+/// which number that is, and ending the process, belong to error.rs.
+#[test]
+fn no_command_picks_an_exit_code() {
+    for word in ["process::exit", "ExitCode"] {
+        let found = found_outside(word, &["error"]);
+        assert!(found.is_empty(), "{word} outside error.rs: {found:?}");
+    }
+    let numbered: Vec<String> = sources()
+        .into_iter()
+        .filter(|(module, _, code)| module == "cmd" && code.contains(".code()"))
+        .map(|(_, path, _)| path.display().to_string())
+        .collect();
+    assert!(
+        numbered.is_empty(),
+        "a command numbers its exit: {numbered:?}"
+    );
 }
 
 #[test]

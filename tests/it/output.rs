@@ -273,11 +273,19 @@ async fn quiet_verbose_colour_and_json_logs_and_timestamped_progress_off_a_termi
     }
     assert!(!plain.stderr.contains(&0x1b));
 
-    // -q: no progress, the status table still on stdout.
+    // -q: no progress; the status table only when not all is well.
     let quiet = run(&fresh(300), &["-q"]).await.unwrap();
-    assert!([0, 1].contains(&exit_code(&quiet)), "{}", stderr(&quiet));
     assert!(!stderr(&quiet).contains("progress:"), "{}", stderr(&quiet));
-    assert!(String::from_utf8_lossy(&quiet.stdout).contains("accepted"));
+    match exit_code(&quiet) {
+        // A new ledger is worth its warning even then.
+        0 => {
+            assert!(quiet.stdout.is_empty());
+            assert_eq!(stderr(&quiet).lines().count(), 1, "{}", stderr(&quiet));
+            assert!(stderr(&quiet).contains("created a NEW"));
+        }
+        1 => assert!(String::from_utf8_lossy(&quiet.stdout).contains("accepted")),
+        code => panic!("exit {code}: {}", stderr(&quiet)),
+    }
 
     // -v: what the run does, batch by batch, and no SQL.
     let verbose = run(&fresh(300), &["-v"]).await.unwrap();
@@ -420,10 +428,133 @@ async fn on_a_terminal_reading_and_sending_show_bars_with_totals_rate_and_eta() 
     assert!(screen.contains("300/300 orders"), "{screen}");
     assert!(screen.contains("ETA"), "{screen}");
     assert!(screen.contains("/s"), "{screen}");
+    // No bar was drawn before it had something to count.
+    assert!(!screen.contains(" 0/0 "), "{screen}");
+    // Notes go above the bars, whole (indicatif pads them to the
+    // terminal's width rather than ending them with a line break).
+    assert!(
+        screen.contains(
+            "ingest: 300 new row(s): 300 order(s), 0 invalid, 0 duplicate(s), 0 suppressed"
+        ),
+        "{screen}"
+    );
+
+    // A run with nothing new draws no bar at all.
+    let rerun = on_terminal("run").output().await.unwrap();
+    let screen = String::from_utf8_lossy(&rerun.stdout).into_owned();
+    assert_eq!(exit_code(&rerun), 0, "{screen}");
+    assert!(!screen.contains("reading ["), "{screen}");
+    assert!(!screen.contains("sending ["), "{screen}");
 
     // Off a terminal the same run draws no bar.
     let mut again = Campaign::new(&sandbox);
     again.write_contacts(Mix::valid(30));
     let plain = again.run().await;
     assert!(!stderr(&plain).contains("sending ["), "{}", stderr(&plain));
+}
+
+/// Cron mails whatever a job prints: under -q, a run with nothing new (or
+/// one that sent everything well) prints nothing at all and exits 0; one
+/// that needs a look still shows its table and why.
+#[tokio::test(flavor = "multi_thread")]
+async fn quiet_is_silent_when_all_is_well() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign = Campaign::new(&sandbox);
+    campaign.write_contacts(Mix::valid(30));
+    let first = campaign.run_with_flags(&["-q"]).await;
+    assert_eq!(exit_code(&first), 0, "{}", stderr(&first));
+    assert!(
+        first.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
+    );
+    // The new ledger is worth a warning even under -q: a run on a new
+    // ledger by mistake calls everyone again.
+    assert!(
+        stderr(&first).contains("created a NEW, empty ledger"),
+        "{}",
+        stderr(&first)
+    );
+
+    let again = campaign.run_with_flags(&["-q"]).await;
+    assert_eq!(exit_code(&again), 0, "{}", stderr(&again));
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "");
+    assert_eq!(stderr(&again), "");
+
+    campaign.append_contacts(Mix {
+        valid: 2,
+        invalid: 1,
+        duplicates: 0,
+    });
+    let news = campaign.run_with_flags(&["-q"]).await;
+    assert_eq!(exit_code(&news), 1, "{}", stderr(&news));
+    assert!(String::from_utf8_lossy(&news.stdout).contains("invalid"));
+    assert!(
+        stderr(&news).contains("need attention"),
+        "{}",
+        stderr(&news)
+    );
+}
+
+/// With --log-format json, every line on stderr is a JSON object, the
+/// run's notes, retries, warnings and its final error included, each with
+/// a time of one fixed width.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_make_every_stderr_line_an_object() {
+    let sandbox = start_sandbox(Faults {
+        http503: 0.3,
+        code99: 0.2,
+        seed: 5,
+        ..Faults::default()
+    })
+    .await;
+    let mut campaign = Campaign::new(&sandbox)
+        .with("limits", "max_in_flight = 1")
+        .with("batching", "size = 10");
+    campaign.write_contacts(Mix {
+        valid: 200,
+        invalid: 2,
+        duplicates: 1,
+    });
+    let check_lines = |output: &std::process::Output| -> Vec<serde_json::Value> {
+        let text = stderr(output);
+        assert!(!text.is_empty());
+        text.lines()
+            .map(|line| {
+                let value: serde_json::Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                assert!(value.is_object(), "{line}");
+                let time = value["timestamp"].as_str().expect("a time");
+                assert_eq!(time.len(), "2026-12-02T04:19:04.810Z".len(), "{line}");
+                value
+            })
+            .collect()
+    };
+    let run = campaign.run_with_flags(&["--log-format", "json"]).await;
+    assert_eq!(exit_code(&run), 1, "{}", stderr(&run));
+    let lines = check_lines(&run);
+    let said = |needle: &str| {
+        lines.iter().any(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(needle))
+        })
+    };
+    assert!(said("retry in"), "{}", stderr(&run));
+    assert!(said("uncertain"), "{}", stderr(&run));
+    assert!(said("need attention"), "{}", stderr(&run));
+
+    // -v adds tracing's lines, in the same shape; a failure is a line too.
+    let verbose = campaign
+        .run_with_flags(&["-v", "--log-format", "json"])
+        .await;
+    check_lines(&verbose);
+    let failed = nxcampaign(&campaign.db())
+        .args(["--log-format", "json", "status", "no-such-campaign"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(exit_code(&failed), 2);
+    let lines = check_lines(&failed);
+    assert_eq!(lines.last().unwrap()["level"], "ERROR");
 }

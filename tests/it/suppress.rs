@@ -110,7 +110,7 @@ async fn the_list_applies_at_ingest_and_an_expired_entry_no_longer_does() {
     assert_eq!(entries.len(), 2);
     assert_eq!(
         entries[1]["until"],
-        format!("{}T00:00:00Z", tomorrow.tomorrow().unwrap())
+        format!("{}T00:00:00.000Z", tomorrow.tomorrow().unwrap())
     );
 
     // Three days later: the dated entry has ended.
@@ -287,13 +287,13 @@ async fn a_do_not_call_entry_never_weakens_by_a_renewal() {
     let other = format!("+852{}", hk_number(1));
     assert_success(&suppress(&db, &["add", &other, "--until", "2098-06-30"]).await);
     assert_success(&suppress(&db, &["add", &other, "--until", "2097-01-01"]).await);
-    assert_eq!(entries(&db).await[1]["until"], "2098-07-01T00:00:00Z");
+    assert_eq!(entries(&db).await[1]["until"], "2098-07-01T00:00:00.000Z");
     assert_success(&suppress(&db, &["add", &other, "--until", "2099-12-31"]).await);
-    assert_eq!(entries(&db).await[1]["until"], "2100-01-01T00:00:00Z");
+    assert_eq!(entries(&db).await[1]["until"], "2100-01-01T00:00:00.000Z");
     // An end in the past protects no one: refused.
     let past = suppress(&db, &["add", &other, "--until", "2020-01-01"]).await;
     assert_exit_saying(&past, 2, "in the past");
-    assert_eq!(entries(&db).await[1]["until"], "2100-01-01T00:00:00Z");
+    assert_eq!(entries(&db).await[1]["until"], "2100-01-01T00:00:00.000Z");
     // `remove` is the one way to weaken an entry.
     assert_success(&suppress(&db, &["remove", &number]).await);
     assert_eq!(entries(&db).await.len(), 1);

@@ -15,7 +15,7 @@ use crate::contacts::{ContactReader, Resume, Row};
 use crate::job::Job;
 use crate::ledger::{CampaignId, Ledger, LedgerError};
 use crate::outcome::OrderState;
-use crate::outfile::Partial;
+use crate::output::files::Partial;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RejectsError {

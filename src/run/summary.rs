@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::clock::rfc3339;
 use crate::dispatch::Ending;
 use crate::error::Exit;
-use crate::report::RunTally;
+use crate::output::progress::RunTally;
 use crate::run::CampaignRun;
 
 /// One run as its summary tells it.

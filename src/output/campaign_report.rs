@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use crate::clock::rfc3339;
 use crate::ledger::{CallStats, CampaignId, CampaignStatus, Ledger, LedgerError, ReportData};
 use crate::outcome::OrderState;
-use crate::report::terminal_safe;
+use crate::output::tables::terminal_safe;
 
 /// Distinct set-aside reasons kept; rarer ones count as "other reasons".
 const REASONS: usize = 200;
