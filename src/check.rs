@@ -15,7 +15,7 @@ use crate::error::{Error, Exit};
 use crate::ingest::{self, IngestReport};
 use crate::job::Job;
 use crate::ledger::{CampaignStatus, Ledger, LedgerError, Preview, Scratch};
-use crate::nxlink::{self, wire};
+use crate::nxlink;
 use crate::outcome::OrderState;
 use crate::output::rejects::write_rejects;
 use crate::output::tables::terminal_safe;
@@ -290,25 +290,13 @@ fn write_example(
     orders: &[crate::batch::BatchOrder],
 ) -> io::Result<()> {
     let shown = &orders[..orders.len().min(EXAMPLE_CONTACTS)];
-    let body = wire::create_and_call_body(&job.task, country, seq, shown);
-    let body: serde_json::Value = serde_json::from_slice(&body).map_err(io::Error::other)?;
-    writeln!(
-        out,
-        "  POST {}{}",
-        job.api.base_url,
-        nxlink::CREATE_AND_CALL_PATH
-    )?;
-    for (name, value) in [
-        ("Content-Type", "application/json".to_owned()),
-        ("accessKey", "****".to_owned()),
-        ("ts", now_ms().to_string()),
-        ("bizType", nxlink::BIZ_TYPE_CC.to_owned()),
-        ("action", nxlink::ACTION_CC.to_owned()),
-        ("sign", "****".to_owned()),
-    ] {
+    let request =
+        nxlink::preview_request(&job.api.base_url, &job.task, country, seq, shown, now_ms());
+    writeln!(out, "  POST {}", request.url)?;
+    for (name, value) in &request.headers {
         writeln!(out, "  {name}: {value}")?;
     }
-    let pretty = serde_json::to_string_pretty(&body).map_err(io::Error::other)?;
+    let pretty = serde_json::to_string_pretty(&request.body).map_err(io::Error::other)?;
     for line in pretty.lines() {
         writeln!(out, "  {}", terminal_safe(line))?;
     }

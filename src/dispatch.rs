@@ -17,10 +17,10 @@ use crate::batch::BatchSeq;
 use crate::clock::now_ms;
 use crate::job::{BreakerSettings, RetryPolicy};
 use crate::ledger::{AttemptResult, BatchToSend, Claim, Fence, Ledger, LedgerError};
-use crate::nxlink::wire::{self, TaskSettings};
-use crate::nxlink::{Client, Exchange, TransportError};
+use crate::nxlink::TaskSettings;
+use crate::nxlink::{Client, Exchange};
 use crate::outcome::{BatchState, Verdict};
-use crate::retry::{self, Breaker, Decision, StopCause};
+use crate::retry::{self, Breaker, Decision, History, StopCause};
 use crate::schedule::Schedule;
 use crate::throttle::{InFlight, Throttle};
 
@@ -469,18 +469,15 @@ async fn attempt(
     ts: i64,
     in_flight: InFlight,
 ) -> Result<Finished, LedgerError> {
-    let body = wire::create_and_call_body(&ctx.task, &batch.country, batch.seq, &batch.orders);
-    let exchange = ctx.client.create_and_call(body, ts).await;
-    let decision = match (retry::classify(&exchange, batch.after_clock_fix), &exchange) {
-        (Decision::Retry { .. }, Exchange::Transport(TransportError::NotSent { detail, .. }))
-            if !ctx.reached =>
-        {
-            Decision::Stop(StopCause::Unreachable {
-                detail: detail.clone(),
-            })
-        }
-        (decision, _) => decision,
+    let exchange = ctx
+        .client
+        .create_and_call(&ctx.task, &batch.country, batch.seq, &batch.orders, ts)
+        .await;
+    let history = History {
+        previous_code: batch.previous_code,
+        reached: ctx.reached,
     };
+    let decision = retry::classify(&exchange, &history);
     let reached = matches!(exchange, Exchange::Reply(_));
     if let Decision::FixClock {
         server_offset_ms: Some(offset_ms),

@@ -12,7 +12,7 @@ use jiff::civil::Weekday;
 
 use serde::Deserialize;
 
-use crate::nxlink::{self, wire::TaskSettings};
+use crate::nxlink::{self, TaskSettings};
 use crate::phone::Country;
 use crate::schedule::{self, Schedule};
 

@@ -65,14 +65,7 @@ impl OutcomesError {
     /// itself; anything else (no reply, a busy gateway) may.
     pub fn retrying_helps(&self) -> bool {
         match self {
-            OutcomesError::Vendor {
-                source: QueryError::Refused { code, .. },
-                ..
-            } => {
-                use crate::nxlink::wire::code;
-                !code::AUTH_RANGE.contains(code) && *code != code::PARAMETER_ERROR
-            }
-            OutcomesError::Vendor { .. } => true,
+            OutcomesError::Vendor { source, .. } => source.may_pass(),
             OutcomesError::Ledger(e) => e.is_transient(),
             OutcomesError::Output(_) => false,
         }

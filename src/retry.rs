@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::job::{BreakerSettings, RetryPolicy};
-use crate::nxlink::wire::code;
+use crate::nxlink::code;
 use crate::nxlink::{Exchange, Reply, TransportError};
 use crate::outcome::{BatchState, Verdict};
 
@@ -95,20 +95,47 @@ impl StopCause {
     }
 }
 
+/// What came before an attempt, as far as what its result means depends
+/// on it. The ledger and dispatch report the facts; only [`classify`]
+/// draws conclusions from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct History {
+    /// The vendor's code for the batch's previous attempt, if it got one.
+    pub previous_code: Option<i64>,
+    /// Whether the gateway ever answered this campaign (in this run, or by
+    /// accepting or rejecting a batch of an earlier one).
+    pub reached: bool,
+}
+
+impl History {
+    /// The previous attempt got 1004 and was re-signed with the server's
+    /// clock.
+    fn after_clock_fix(&self) -> bool {
+        self.previous_code == Some(code::TIMESTAMP_EXPIRED)
+    }
+}
+
 /// Classifies one attempt's result. Every reply code and transport failure
-/// is decided here and nowhere else. `after_clock_fix` says that the
-/// batch's previous attempt got 1004: a second one in a row stops the run.
+/// is decided here and nowhere else, with the batch's and the campaign's
+/// `history`: a second 1004 in a row stops the run, and a connection that
+/// cannot be made to a gateway that never answered is a wrong address,
+/// not an outage.
 ///
 /// Only what provably was not processed is retried (a failed connect, 429
 /// and 503, a 1004 once); everything that may follow a created task (88,
 /// 99, any other 5xx, a reply that cannot be read) is held `Uncertain`,
 /// because every `createandcall` creates a new task.
-pub fn classify(exchange: &Exchange, after_clock_fix: bool) -> Decision {
+pub fn classify(exchange: &Exchange, history: &History) -> Decision {
     match exchange {
+        Exchange::Transport(TransportError::NotSent { detail, .. }) if !history.reached => {
+            Decision::Stop(StopCause::Unreachable {
+                detail: detail.clone(),
+            })
+        }
         Exchange::Transport(TransportError::NotSent { .. }) => Decision::Retry { after: None },
         Exchange::Transport(TransportError::NoAnswer { .. })
         | Exchange::Transport(TransportError::TooLarge { .. }) => Decision::Uncertain,
-        Exchange::Reply(reply) => classify_reply(reply, after_clock_fix),
+        Exchange::Reply(reply) => classify_reply(reply, history.after_clock_fix()),
     }
 }
 
@@ -315,8 +342,14 @@ mod tests {
         })
     }
 
+    /// A batch's first attempt, on a campaign whose gateway has answered.
+    const FIRST: History = History {
+        previous_code: None,
+        reached: true,
+    };
+
     fn check(exchange: Exchange, expected: Decision) {
-        assert_eq!(classify(&exchange, false), expected, "{exchange:?}");
+        assert_eq!(classify(&exchange, &FIRST), expected, "{exchange:?}");
     }
 
     #[test]
@@ -404,7 +437,13 @@ mod tests {
     #[test]
     fn a_second_1004_in_a_row_stops_with_the_clock_explained() {
         assert_eq!(
-            classify(&reply(200, Some(1004)), true),
+            classify(
+                &reply(200, Some(1004)),
+                &History {
+                    previous_code: Some(1004),
+                    ..FIRST
+                }
+            ),
             Decision::Stop(StopCause::Clock {
                 server_offset_ms: Some(90_000)
             })
@@ -419,6 +458,34 @@ mod tests {
         }
         .explain()
         .contains("90.0 s"));
+    }
+
+    #[test]
+    fn a_gateway_that_never_answered_is_a_wrong_address_not_an_outage() {
+        let refused = Exchange::Transport(TransportError::NotSent {
+            detail: "connection refused".into(),
+            elapsed: Duration::ZERO,
+        });
+        assert_eq!(
+            classify(&refused, &History::default()),
+            Decision::Stop(StopCause::Unreachable {
+                detail: "connection refused".into()
+            })
+        );
+        assert_eq!(classify(&refused, &FIRST), Decision::Retry { after: None });
+        // Another code before does not make a 1004 the second one.
+        assert_eq!(
+            classify(
+                &reply(200, Some(1004)),
+                &History {
+                    previous_code: Some(99),
+                    ..FIRST
+                }
+            ),
+            Decision::FixClock {
+                server_offset_ms: Some(90_000)
+            }
+        );
     }
 
     #[test]

@@ -271,9 +271,7 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         return unavailable("the receiver is stopping");
     }
     match stored.await {
-        Ok(Ok(_)) => {
-            Json(serde_json::json!({ "code": 0, "msg": "ok", "calls": count })).into_response()
-        }
+        Ok(Ok(_)) => Json(crate::nxlink::calls::stored_reply(count)).into_response(),
         Ok(Err(e)) => unavailable(&e),
         Err(_) => unavailable("the receiver is stopping"),
     }

@@ -18,8 +18,9 @@ pub struct BatchToSend {
     /// Tries since the batch was last re-queued, this one included: what
     /// the retry budget counts.
     pub attempt_in_round: u32,
-    /// Whether the batch's previous attempt got 1004 (a clock fix).
-    pub after_clock_fix: bool,
+    /// The vendor's code for the batch's previous attempt, if any (what
+    /// it means is `retry`'s to say).
+    pub previous_code: Option<i64>,
     pub orders: Vec<BatchOrder>,
 }
 

@@ -239,6 +239,12 @@ fn unix_ms(n: i64) -> i64 {
     }
 }
 
+/// What the webhook answers a delivery it stored: a reply in the vendor's
+/// own shape (`code` 0), with how many calls it held.
+pub fn stored_reply(calls: usize) -> Value {
+    serde_json::json!({ "code": 0, "msg": "ok", "calls": calls })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

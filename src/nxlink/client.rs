@@ -16,8 +16,10 @@ use super::calls::{
     Call, CallError, CDR_BY_ORDER_PATH, CDR_FILTER_AI_OUTBOUND, CDR_PAGE_PATH, CDR_PAGE_SIZE,
 };
 use super::sign::{sign, Credentials, SignedParts};
-use super::wire::ApiReply;
+use super::task::TaskSettings;
+use super::wire::{create_and_call_body, ApiReply};
 use super::{ACTION_CC, BIZ_TYPE_CC, CREATE_AND_CALL_PATH};
+use crate::batch::{BatchOrder, BatchSeq};
 
 /// The most of a reply body that is read; a longer reply is not the
 /// vendor's, and what it means is unknown.
@@ -106,6 +108,20 @@ pub enum QueryError {
     Http { status: u16, body: String },
     #[error("the vendor refused it: code {code}: {msg}")]
     Refused { code: i64, msg: String },
+}
+
+impl QueryError {
+    /// Whether asking again later may get an answer: a refusal for the
+    /// credentials or the parameters will not pass by itself; no reply, or
+    /// a busy gateway, may.
+    pub fn may_pass(&self) -> bool {
+        match self {
+            QueryError::Refused { code, .. } => {
+                !super::code::AUTH_RANGE.contains(code) && *code != super::code::PARAMETER_ERROR
+            }
+            QueryError::Transport(_) | QueryError::Http { .. } => true,
+        }
+    }
 }
 
 /// A request that got no HTTP reply.
@@ -206,8 +222,18 @@ impl Client {
         now_ms() + self.clock_offset_ms.load(Ordering::Relaxed)
     }
 
-    /// Sends one `createandcall` signed with `ts` over exactly `body`.
-    pub async fn create_and_call(&self, body: Vec<u8>, ts: i64) -> Exchange {
+    /// Sends batch `seq` of `orders` (all of `country`) as one
+    /// `createandcall` task, signed with `ts`: once, whatever comes back.
+    pub async fn create_and_call(
+        &self,
+        task: &TaskSettings,
+        country: &str,
+        seq: BatchSeq,
+        orders: &[BatchOrder],
+        ts: i64,
+    ) -> Exchange {
+        // Serialized once, signed and sent as they are.
+        let body = create_and_call_body(task, country, seq, orders);
         let started = Instant::now();
         let (http_status, headers, bytes) =
             match self.post_signed(&self.create_and_call_url, body, ts).await {

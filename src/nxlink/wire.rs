@@ -1,112 +1,55 @@
-//! The JSON shapes of `createandcall` and of every reply, and the reply
-//! codes (ARCHITECTURE.md, "The vendor's rules the code relies on").
+//! The JSON shapes of `createandcall` and of every reply: private to the
+//! vendor module, which hands out only what they mean.
 
 use serde::{Deserialize, Serialize};
 
+use super::task::{TaskSettings, EMPTY_OTHER};
 use crate::batch::{BatchOrder, BatchSeq};
 
-/// Reply codes the vendor documents.
-pub mod code {
-    pub const SUCCESS: i64 = 0;
-    pub const PARAMETER_ERROR: i64 = 41000;
-    pub const REQUEST_FAILED: i64 = 88;
-    pub const SYSTEM_ERROR: i64 = 99;
-    pub const MISSING_HEADER: i64 = 1001;
-    pub const WRONG_BIZ_TYPE_OR_ACTION: i64 = 1002;
-    pub const INVALID_SIGNATURE: i64 = 1003;
-    pub const TIMESTAMP_EXPIRED: i64 = 1004;
-    pub const ACCESS_KEY_INVALID: i64 = 1005;
-    /// Every code in here is an authentication failure (1004 aside).
-    pub const AUTH_RANGE: std::ops::RangeInclusive<i64> = 1000..=1009;
-}
-
 /// The body of `createandcall`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CreateAndCall {
-    pub country: String,
-    pub task_name: String,
-    #[serde(default)]
-    pub task_desc: String,
-    pub strategy_name: String,
-    pub dispatch_type: u8,
-    pub agent_group_no: String,
-    pub predict_call_rate: f64,
-    pub ratio_call_rate: f64,
-    pub start_count: u32,
-    pub call_list: Vec<CallItem>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub startup_type: Option<u8>,
+pub(super) struct CreateAndCall {
+    country: String,
+    task_name: String,
+    task_desc: String,
+    strategy_name: String,
+    dispatch_type: u8,
+    agent_group_no: String,
+    predict_call_rate: f64,
+    ratio_call_rate: f64,
+    start_count: u32,
+    call_list: Vec<CallItem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    startup_type: Option<u8>,
 }
 
 /// One contact of a `callList`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CallItem {
+#[derive(Debug, Serialize)]
+pub(super) struct CallItem {
     #[serde(rename = "orderID")]
-    pub order_id: String,
+    order_id: String,
     #[serde(rename = "userPhone")]
-    pub user_phone: String,
-    pub other: String,
+    user_phone: String,
+    other: String,
 }
 
 /// Every reply: HTTP 200 with a `code`, success or not.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ApiReply {
+pub(super) struct ApiReply {
     #[serde(default)]
-    pub req_id: Option<String>,
-    pub code: i64,
+    pub(super) req_id: Option<String>,
+    pub(super) code: i64,
     #[serde(default)]
-    pub msg: Option<String>,
+    pub(super) msg: Option<String>,
     #[serde(default)]
-    pub data: serde_json::Value,
+    pub(super) data: serde_json::Value,
 }
-
-/// The `createandcall` fields that are the same for every batch (the job
-/// file's `[task]` section, checked and rounded by `job`).
-#[derive(Debug, Clone)]
-pub struct TaskSettings {
-    /// Each batch's task is named `"<task_name> #<seq>"`.
-    pub task_name: String,
-    pub task_desc: String,
-    pub strategy_name: String,
-    pub dispatch_type: u8,
-    pub agent_group_no: String,
-    /// Rounded to two decimals, as the vendor documents.
-    pub predict_call_rate: f64,
-    /// Rounded to one decimal, as the vendor documents.
-    pub ratio_call_rate: f64,
-    pub start_count: u32,
-    pub startup_type: u8,
-}
-
-impl TaskSettings {
-    /// Whether the vendor starts dialling a task as soon as it is created
-    /// (`startupType` 3); a manual or scheduled start may come at any time.
-    pub fn starts_at_once(&self) -> bool {
-        self.startup_type == STARTUP_IMMEDIATE
-    }
-
-    /// The start, as people read it.
-    pub fn startup_words(&self) -> &'static str {
-        match self.startup_type {
-            STARTUP_IMMEDIATE => "starts at once",
-            1 => "started by hand in the console",
-            2 => "scheduled",
-            _ => "no start set",
-        }
-    }
-}
-
-/// `startupType` of a task the vendor starts as soon as it is created.
-pub const STARTUP_IMMEDIATE: u8 = 3;
-
-/// What `other` carries for an order whose job packs no column into it.
-pub const EMPTY_OTHER: &str = "{}";
 
 /// The exact body bytes of one batch's request: serialized once, signed and
 /// sent as they are.
-pub fn create_and_call_body(
+pub(super) fn create_and_call_body(
     task: &TaskSettings,
     country: &str,
     seq: BatchSeq,

@@ -270,7 +270,7 @@ impl Overview {
         section(&mut page, "troubled", "Batches that need a look", |page| {
             table(
                 page,
-                &["batch", "country", "state", "code", "message", "reqId"],
+                &["batch", "country", "state", "code", "message", "request id"],
                 data.troubled
                     .iter()
                     .map(|b| {

@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::nxlink::wire::CreateAndCall;
+use super::wire::CreateAndCall;
 
 /// How the sandbox makes up and delivers calls.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -28,14 +28,15 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 mod calls;
+mod wire;
 
 pub use calls::{CallSim, MOST_SECONDS_PER_QUERY};
 
 use crate::clock::vendor_now_ms;
 use crate::nxlink::calls::{CDR_BY_ORDER_PATH, CDR_PAGE_PATH};
 use crate::nxlink::sign::{sign, Credentials, SignedParts};
-use crate::nxlink::wire::{code, ApiReply, CreateAndCall};
 use crate::nxlink::{ACTION_CC, BIZ_TYPE_CC, CREATE_AND_CALL_PATH};
+use wire::{code, ApiReply, CreateAndCall};
 
 /// The credentials the sandbox accepts unless told otherwise.
 pub const DEFAULT_ACCESS_KEY: &str = "sandbox-key";
@@ -843,6 +844,20 @@ fn check_task(task: &CreateAndCall, max_list: Option<usize>) -> Result<(), Strin
         if value.trim().is_empty() {
             return Err(format!("{name} is empty"));
         }
+    }
+    if task.dispatch_type > 2 {
+        return Err(format!("dispatchType {}", task.dispatch_type));
+    }
+    for (name, rate) in [
+        ("predictCallRate", task.predict_call_rate),
+        ("ratioCallRate", task.ratio_call_rate),
+    ] {
+        if !rate.is_finite() || rate < 0.0 {
+            return Err(format!("{name} {rate}"));
+        }
+    }
+    if task.startup_type.is_some_and(|startup| startup > 3) {
+        return Err(format!("startupType {:?}", task.startup_type));
     }
     if task.call_list.is_empty() {
         return Err("callList is empty".into());

@@ -231,6 +231,60 @@ fn no_command_picks_an_exit_code() {
     );
 }
 
+/// Only `nxlink` knows the vendor's JSON: its wire shapes are private to
+/// it, and no other module reads or writes a vendor field by name (the
+/// sandbox, a stand-in for the vendor, keeps shapes of its own).
+#[test]
+fn only_the_vendor_module_knows_the_vendors_fields() {
+    let found = found_outside("nxlink::wire", &["nxlink"]);
+    assert!(found.is_empty(), "nxlink's wire types used in {found:?}");
+    for field in [
+        "callList",
+        "orderID",
+        "orderId",
+        "userPhone",
+        "agentGroupNo",
+        "taskName",
+        "strategyName",
+        "dispatchType",
+        "startupType",
+        "callId",
+        "startTime",
+        "answerTime",
+        "endTime",
+        "callDuration",
+        "ringDuration",
+        "tenantId",
+        "reqId",
+        "accessKey",
+        "bizType",
+        "msg",
+    ] {
+        let literal = format!("\"{field}\"");
+        let found = found_outside(&literal, &["nxlink", "sandbox"]);
+        assert!(
+            found.is_empty(),
+            "the vendor's field {literal} in {found:?}"
+        );
+    }
+}
+
+/// Which database a ledger is on is the ledger's own business: no other
+/// module picks a backend apart.
+#[test]
+fn no_module_outside_the_ledger_names_a_backend() {
+    for word in [
+        "Ledger::Sqlite",
+        "Ledger::Postgres",
+        "DbError::",
+        "ledger::sqlite",
+        "ledger::postgres",
+    ] {
+        let found = found_outside(word, &["ledger"]);
+        assert!(found.is_empty(), "{word} outside src/ledger: {found:?}");
+    }
+}
+
 #[test]
 fn the_import_reader_sees_grouped_and_plain_imports() {
     let named =

@@ -8,7 +8,6 @@ use super::{seq_array, Postgres};
 use crate::batch::{BatchOrder, BatchSeq};
 use crate::ledger::model::{AttemptResult, BatchToSend, Claim, Fence, Resend, Resent};
 use crate::ledger::{CampaignId, LedgerError};
-use crate::nxlink::wire::code;
 use crate::outcome::BatchState;
 
 impl Postgres {
@@ -104,7 +103,7 @@ impl Postgres {
                 country: row.get(1),
                 attempt,
                 attempt_in_round: attempt - row.get::<i32, _>(3) as u32,
-                after_clock_fix: row.get::<Option<i64>, _>(4) == Some(code::TIMESTAMP_EXPIRED),
+                previous_code: row.get::<Option<i64>, _>(4),
                 orders: Vec::new(),
             });
         }

@@ -6,7 +6,6 @@ use rusqlite::params;
 use super::{CampaignId, Fence, LedgerError, Sqlite};
 use crate::batch::{BatchOrder, BatchSeq};
 use crate::ledger::model::{AttemptResult, BatchToSend, Claim, Resend, Resent};
-use crate::nxlink::wire::code;
 use crate::outcome::BatchState;
 
 impl Sqlite {
@@ -113,7 +112,7 @@ impl Sqlite {
                     country,
                     attempt,
                     attempt_in_round: attempt - attempts_before_resend as u32,
-                    after_clock_fix: last_code == Some(code::TIMESTAMP_EXPIRED),
+                    previous_code: last_code,
                     orders,
                 });
             }
