@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use crate::batch::BatchSeq;
 use crate::clock::now_ms;
 use crate::job::{BreakerSettings, RetryPolicy};
-use crate::ledger::{AttemptResult, BatchToSend, Claim, Fence, Ledger, LedgerError};
+use crate::ledger::{AttemptResult, BatchToSend, Claim, Fence, Ledger, LedgerError, Runners};
 use crate::nxlink::TaskSettings;
 use crate::nxlink::{Client, Exchange};
 use crate::outcome::{BatchState, Verdict};
@@ -47,6 +47,8 @@ pub struct Dispatch {
 /// A request rate shared through the ledger by every runner using `key`.
 #[derive(Debug, Clone)]
 pub struct SharedRate {
+    /// Where the bucket is kept: the server ledger all runners share.
+    pub runners: Runners,
     /// Who shares it: an account or a campaign.
     pub key: String,
     /// One request per period…
@@ -221,7 +223,8 @@ impl Dispatch {
             // its window was checked (a wasted slot is the price).
             let reserve_first = self.schedule.is_some();
             if let Some(shared) = self.shared_rate.as_ref().filter(|_| reserve_first) {
-                let wait = ledger
+                let wait = shared
+                    .runners
                     .reserve_request(&shared.key, shared.period, shared.tolerance)
                     .await?;
                 tokio::time::sleep(wait).await;
@@ -251,7 +254,8 @@ impl Dispatch {
                     // a claim's latency later; the wait is short (a slot
                     // per runner ahead at most), and the batch is already
                     // `sending`, so it is not cut short by a stop.
-                    let wait = ledger
+                    let wait = shared
+                        .runners
                         .reserve_request(&shared.key, shared.period, shared.tolerance)
                         .await?;
                     tokio::time::sleep(wait).await;

@@ -136,6 +136,91 @@ impl DbError {
     }
 }
 
+/// What only a server ledger does: several runners side by side on one
+/// campaign, the ingest lease they pass between them, and the rate limit
+/// they share. [`Ledger::runners`] gives it for a ledger that has them, so
+/// no path on SQLite can reach these and fail when it runs.
+#[derive(Clone, Debug)]
+pub struct Runners(postgres::Postgres);
+
+impl Runners {
+    /// Registers `me` as one of the campaign's runners.
+    pub async fn join(&self, campaign: CampaignId, me: &LeaseHolder) -> Result<(), LedgerError> {
+        self.0.join(campaign, me).await
+    }
+
+    /// Unregisters a runner; the batches it left `sending` become
+    /// `uncertain`. Returns how many.
+    pub async fn leave(
+        &self,
+        fence: &Fence,
+        resend_after_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, LedgerError> {
+        self.0.leave(fence, resend_after_ms, now_ms).await
+    }
+
+    /// Every runner of the campaign.
+    pub async fn list(&self, campaign: CampaignId) -> Result<Vec<LeaseHolder>, LedgerError> {
+        self.0.runners(campaign).await
+    }
+
+    /// Presumes runner `gone` dead if it is still exactly as watched: it
+    /// is removed, and the batches it was sending become `uncertain` (not
+    /// to be re-sent by an operator before `resend_after_ms`), in one
+    /// transaction. Returns how many batches, or `None` if it beat again or
+    /// left meanwhile.
+    pub async fn presume_dead(
+        &self,
+        campaign: CampaignId,
+        gone: &LeaseHolder,
+        resend_after_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<u64>, LedgerError> {
+        self.0
+            .presume_dead(campaign, gone, resend_after_ms, now_ms)
+            .await
+    }
+
+    /// Takes the campaign's ingest lease for `fence`'s runner if no runner
+    /// holds it; true if it is (now) this runner's.
+    pub async fn take_ingest_lease(&self, fence: &Fence) -> Result<bool, LedgerError> {
+        self.0.take_ingest_lease(fence).await
+    }
+
+    /// Gives the ingest lease back if `fence`'s runner holds it.
+    pub async fn release_ingest_lease(&self, fence: &Fence) -> Result<(), LedgerError> {
+        self.0.release_ingest_lease(fence).await
+    }
+
+    /// Batches of the campaign that runners other than `fence`'s are
+    /// sending.
+    pub async fn sent_by_others(&self, fence: &Fence) -> Result<u64, LedgerError> {
+        self.0.sent_by_others(fence).await
+    }
+
+    /// The campaign's highest planned batch: it grows as ingest plans.
+    pub async fn batches_planned_through(&self, campaign: CampaignId) -> Result<i64, LedgerError> {
+        self.0.batches_planned_through(campaign).await
+    }
+
+    /// Reserves the next request slot of the shared rate limit `key` (one
+    /// request per `period`, `tolerance` of burst), on the server's clock;
+    /// returns how long to wait before sending.
+    pub async fn reserve_request(
+        &self,
+        key: &str,
+        period: std::time::Duration,
+        tolerance: std::time::Duration,
+    ) -> Result<std::time::Duration, LedgerError> {
+        let wait = self
+            .0
+            .reserve_request(key, period.as_micros() as i64, tolerance.as_micros() as i64)
+            .await?;
+        Ok(std::time::Duration::from_micros(wait as u64))
+    }
+}
+
 /// A handle on the ledger; cheap to clone.
 #[derive(Clone, Debug)]
 pub enum Ledger {
@@ -182,10 +267,13 @@ impl Ledger {
         each!(self, l => l.shown())
     }
 
-    /// Whether several runs may work on one campaign at once: only a
-    /// server ledger lets runs on several hosts claim batches side by side.
-    pub fn several_runners(&self) -> bool {
-        matches!(self, Ledger::Postgres(_))
+    /// The runners' side of a server ledger; `None` on SQLite, where a
+    /// campaign has one run at a time, under its lease.
+    pub fn runners(&self) -> Option<Runners> {
+        match self {
+            Ledger::Postgres(l) => Some(Runners(l.clone())),
+            Ledger::Sqlite(_) => None,
+        }
     }
 
     /// Whether this handle created the ledger.
@@ -254,36 +342,6 @@ impl Ledger {
     /// Gives the lease back if it is still `fence`'s.
     pub async fn release_lease(&self, fence: &Fence) -> Result<(), LedgerError> {
         each!(self, l => l.release_lease(fence).await)
-    }
-
-    /// Registers `me` as one of the campaign's runners (server ledgers).
-    pub async fn join(&self, campaign: CampaignId, me: &LeaseHolder) -> Result<(), LedgerError> {
-        match self {
-            Ledger::Postgres(l) => l.join(campaign, me).await,
-            Ledger::Sqlite(_) => Err(self.one_runner_only()),
-        }
-    }
-
-    /// Unregisters a runner (server ledgers); the batches it left
-    /// `sending` become `uncertain`. Returns how many.
-    pub async fn leave(
-        &self,
-        fence: &Fence,
-        resend_after_ms: i64,
-        now_ms: i64,
-    ) -> Result<u64, LedgerError> {
-        match self {
-            Ledger::Postgres(l) => l.leave(fence, resend_after_ms, now_ms).await,
-            Ledger::Sqlite(_) => Err(self.one_runner_only()),
-        }
-    }
-
-    /// Every runner of the campaign (server ledgers).
-    pub async fn runners(&self, campaign: CampaignId) -> Result<Vec<LeaseHolder>, LedgerError> {
-        match self {
-            Ledger::Postgres(l) => l.runners(campaign).await,
-            Ledger::Sqlite(_) => Err(self.one_runner_only()),
-        }
     }
 
     /// The numbers behind `report`, from one snapshot: see [`ReportData`].
@@ -427,88 +485,6 @@ impl Ledger {
         ids: Vec<String>,
     ) -> Result<Vec<(String, String)>, LedgerError> {
         each!(self, l => l.order_ids_elsewhere(except, ids).await)
-    }
-
-    /// Presumes runner `gone` dead if it is still exactly as watched: it
-    /// is removed, and the batches it was sending become `uncertain` (not
-    /// to be re-sent by an operator before `resend_after_ms`), in one
-    /// transaction. Returns how many batches, or `None` if it beat again or
-    /// left meanwhile (server ledgers).
-    pub async fn presume_dead(
-        &self,
-        campaign: CampaignId,
-        gone: &LeaseHolder,
-        resend_after_ms: i64,
-        now_ms: i64,
-    ) -> Result<Option<u64>, LedgerError> {
-        match self {
-            Ledger::Postgres(l) => {
-                l.presume_dead(campaign, gone, resend_after_ms, now_ms)
-                    .await
-            }
-            Ledger::Sqlite(_) => Err(self.one_runner_only()),
-        }
-    }
-
-    /// Takes the campaign's ingest lease for `fence`'s runner if no runner
-    /// holds it; true if it is (now) this runner's (server ledgers).
-    pub async fn take_ingest_lease(&self, fence: &Fence) -> Result<bool, LedgerError> {
-        match self {
-            Ledger::Postgres(l) => l.take_ingest_lease(fence).await,
-            Ledger::Sqlite(_) => Err(self.one_runner_only()),
-        }
-    }
-
-    /// Gives the ingest lease back if `fence`'s runner holds it.
-    pub async fn release_ingest_lease(&self, fence: &Fence) -> Result<(), LedgerError> {
-        match self {
-            Ledger::Postgres(l) => l.release_ingest_lease(fence).await,
-            Ledger::Sqlite(_) => Err(self.one_runner_only()),
-        }
-    }
-
-    /// Batches of the campaign that runners other than `fence`'s are
-    /// sending (server ledgers).
-    pub async fn sent_by_others(&self, fence: &Fence) -> Result<u64, LedgerError> {
-        match self {
-            Ledger::Postgres(l) => l.sent_by_others(fence).await,
-            Ledger::Sqlite(_) => Err(self.one_runner_only()),
-        }
-    }
-
-    /// The campaign's highest planned batch: it grows as ingest plans.
-    pub async fn batches_planned_through(&self, campaign: CampaignId) -> Result<i64, LedgerError> {
-        match self {
-            Ledger::Postgres(l) => l.batches_planned_through(campaign).await,
-            Ledger::Sqlite(_) => Err(self.one_runner_only()),
-        }
-    }
-
-    /// Reserves the next request slot of the shared rate limit `key` (one
-    /// request per `period`, `tolerance` of burst), on the server's clock;
-    /// returns how long to wait before sending (server ledgers).
-    pub async fn reserve_request(
-        &self,
-        key: &str,
-        period: std::time::Duration,
-        tolerance: std::time::Duration,
-    ) -> Result<std::time::Duration, LedgerError> {
-        match self {
-            Ledger::Postgres(l) => {
-                let wait = l
-                    .reserve_request(key, period.as_micros() as i64, tolerance.as_micros() as i64)
-                    .await?;
-                Ok(std::time::Duration::from_micros(wait as u64))
-            }
-            Ledger::Sqlite(_) => Err(self.one_runner_only()),
-        }
-    }
-
-    fn one_runner_only(&self) -> LedgerError {
-        LedgerError::Corrupt {
-            path: self.shown().into(),
-            message: "a SQLite ledger has one run per campaign: runners, the ingest lease and the shared rate are PostgreSQL's".into(),
-        }
     }
 
     /// Marks due batches `sending` (in sequence order, as many as `claim`

@@ -43,6 +43,40 @@ pub struct AttemptResult {
     pub spends_budget: bool,
 }
 
+impl BatchToSend {
+    /// A batch just claimed: its `attempts` counted this one already;
+    /// `before_resend` attempts were spent before it was last re-queued.
+    pub(super) fn claimed(
+        seq: BatchSeq,
+        country: String,
+        attempts: i64,
+        before_resend: i64,
+        previous_code: Option<i64>,
+        orders: Vec<BatchOrder>,
+    ) -> BatchToSend {
+        let attempt = attempts as u32;
+        BatchToSend {
+            seq,
+            country,
+            attempt,
+            attempt_in_round: attempt - before_resend as u32,
+            previous_code,
+            orders,
+        }
+    }
+}
+
+/// The message of a batch whose every order went on the do-not-call list
+/// between planning and sending: it is cancelled, never sent.
+pub(super) const EMPTIED_BEFORE_SENDING: &str =
+    "every order in it was put on the do-not-call list before it was sent; not sent";
+
+/// Why recording an attempt's end found its batch in another state than
+/// `sending` (by this runner, on a server ledger).
+pub(super) fn not_sending_when_it_ended(seq: i64, attempt: u32) -> String {
+    format!("batch #{seq} was not being sent by this run when its attempt {attempt} ended")
+}
+
 /// What a re-send did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resent {
@@ -51,6 +85,22 @@ pub struct Resent {
     /// Batches refused because a run that may still live was sending them:
     /// each with the time (Unix ms) after which it may be re-sent.
     pub fenced: Vec<(BatchSeq, i64)>,
+}
+
+impl Resent {
+    /// The batches chosen for a re-send, each with the time before which
+    /// no re-send may happen: those past it are re-queued, the rest wait.
+    pub(super) fn split(chosen: impl IntoIterator<Item = (BatchSeq, i64)>, now_ms: i64) -> Resent {
+        let mut resent = Resent::default();
+        for (seq, until) in chosen {
+            if until <= now_ms {
+                resent.requeued.push(seq);
+            } else {
+                resent.fenced.push((seq, until));
+            }
+        }
+        resent
+    }
 }
 
 /// Who asked for a re-send of which batches.

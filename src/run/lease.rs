@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::clock::now_ms;
-use crate::ledger::{CampaignId, Fence, LeaseGrant, LeaseHolder, Ledger, LedgerError};
+use crate::ledger::{CampaignId, Fence, LeaseGrant, LeaseHolder, Ledger, LedgerError, Runners};
 
 /// A held lease. Dropping it stops the heartbeat; `release` also gives the
 /// lease back at once.
@@ -190,7 +190,7 @@ impl Drop for Lease {
 /// `sending` batches become `uncertain`.
 #[derive(Debug)]
 pub struct Runner {
-    ledger: Ledger,
+    runners: Runners,
     fence: Fence,
     heartbeat: JoinHandle<()>,
     watcher: JoinHandle<()>,
@@ -209,6 +209,7 @@ impl Runner {
     /// heartbeat and its watch over the other runners.
     pub async fn join(
         ledger: &Ledger,
+        runners: &Runners,
         campaign: CampaignId,
         settings: LeaseSettings,
         on_presumed_dead: OnPresumedDead,
@@ -224,7 +225,7 @@ impl Runner {
             heartbeat_ms: now,
             beats: 0,
         };
-        ledger.join(campaign, &me).await?;
+        runners.join(campaign, &me).await?;
         let fence = Fence {
             campaign,
             owner: me.owner.clone(),
@@ -238,14 +239,14 @@ impl Runner {
         ));
         let clock_window = settings.clock_window;
         let watcher = tokio::spawn(watch_runners(
-            ledger.clone(),
+            runners.clone(),
             me,
             campaign,
             settings,
             on_presumed_dead,
         ));
         Ok(Runner {
-            ledger: ledger.clone(),
+            runners: runners.clone(),
             fence,
             heartbeat,
             watcher,
@@ -275,7 +276,7 @@ impl Runner {
         self.watcher.abort();
         let now = now_ms();
         let recovered = self
-            .ledger
+            .runners
             .leave(&self.fence, now + self.clock_window.as_millis() as i64, now)
             .await?;
         if recovered > 0 {
@@ -299,7 +300,7 @@ impl Drop for Runner {
 /// gone: on this host with no process, or whose heartbeat counter did not
 /// move for `stale_after` by this process's monotonic clock.
 async fn watch_runners(
-    ledger: Ledger,
+    runners: Runners,
     me: LeaseHolder,
     campaign: CampaignId,
     settings: LeaseSettings,
@@ -310,16 +311,16 @@ async fn watch_runners(
     // Each other runner's counter as last seen, and since when.
     let mut seen: std::collections::HashMap<String, (i64, Instant)> = Default::default();
     loop {
-        let runners = match ledger.runners(campaign).await {
-            Ok(runners) => runners,
+        let others = match runners.list(campaign).await {
+            Ok(others) => others,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the campaign's runners");
                 tokio::time::sleep(every).await;
                 continue;
             }
         };
-        seen.retain(|owner, _| runners.iter().any(|r| &r.owner == owner));
-        for runner in runners.into_iter().filter(|r| r.owner != me.owner) {
+        seen.retain(|owner, _| others.iter().any(|r| &r.owner == owner));
+        for runner in others.into_iter().filter(|r| r.owner != me.owner) {
             let dead = runner.host == me.host && !process_alive(runner.pid);
             let since = match seen.get(&runner.owner) {
                 Some((beats, since)) if *beats == runner.beats => *since,
@@ -337,7 +338,7 @@ async fn watch_runners(
             } else {
                 now_ms() + settings.resend_fence().as_millis() as i64
             };
-            match ledger
+            match runners
                 .presume_dead(campaign, &runner, resend_after_ms, now_ms())
                 .await
             {

@@ -24,7 +24,7 @@ use crate::dispatch::{Dispatch, Ending, SharedRate};
 use crate::error::{Error, Exit};
 use crate::ingest::{self, IngestError, IngestReport};
 use crate::job::{Job, RateScope};
-use crate::ledger::{CampaignId, CampaignStatus, Fence, LeaseHolder, Ledger, LedgerError};
+use crate::ledger::{CampaignId, CampaignStatus, Fence, LeaseHolder, Ledger, LedgerError, Runners};
 use crate::nxlink::{Client, Credentials};
 use crate::outcome::{BatchState, OrderState};
 use crate::output::progress::Progress;
@@ -97,8 +97,17 @@ pub async fn run_campaign(
     bounds: Bounds,
     progress: &mut Progress,
 ) -> Result<CampaignRun, Error> {
-    if ledger.several_runners() {
-        return run_as_one_of_several(ledger, job, credentials, shutdown, bounds, progress).await;
+    if let Some(runners) = ledger.runners() {
+        return run_as_one_of_several(
+            ledger,
+            &runners,
+            job,
+            credentials,
+            shutdown,
+            bounds,
+            progress,
+        )
+        .await;
     }
     let deadline = bounds.deadline;
     let output = progress.output().clone();
@@ -149,6 +158,7 @@ pub async fn run_campaign(
 /// the checkpoint.
 pub async fn run_as_one_of_several(
     ledger: &Ledger,
+    runners: &Runners,
     job: &Job,
     credentials: Credentials,
     shutdown: impl std::future::Future<Output = ()>,
@@ -161,12 +171,14 @@ pub async fn run_as_one_of_several(
     let recovered = Arc::new(AtomicU64::new(0));
     let runner = Runner::join(
         ledger,
+        runners,
         campaign,
         lease_settings(job),
         on_presumed_dead(job, Arc::clone(&recovered), &output),
     )
     .await?;
     let shared_rate = SharedRate {
+        runners: runners.clone(),
         key: match job.limits.scope {
             RateScope::Account => format!(
                 "account:{}",
@@ -182,6 +194,7 @@ pub async fn run_as_one_of_several(
     let (feed, planned) = tokio::sync::watch::channel(());
     let reading = read_or_follow(
         ledger,
+        runners,
         job,
         runner.fence(),
         Arc::clone(&stop_reading),
@@ -209,7 +222,7 @@ pub async fn run_as_one_of_several(
     let run = match run {
         Ok(run) if run.ending == Ending::Finished => {
             async {
-                wait_for_other_runners(ledger, job, runner.fence(), deadline, &output).await?;
+                wait_for_other_runners(runners, job, runner.fence(), deadline, &output).await?;
                 let status = ledger.status(campaign, job.name.as_str()).await?;
                 Ok(CampaignRun { status, ..run })
             }
@@ -232,7 +245,7 @@ pub async fn run_as_one_of_several(
 /// is presumed dead (after `stale_after` of silence) and it becomes
 /// `uncertain`. The campaign's last runner thus leaves no batch `sending`.
 async fn wait_for_other_runners(
-    ledger: &Ledger,
+    runners: &Runners,
     job: &Job,
     fence: &Fence,
     deadline: Option<Instant>,
@@ -240,7 +253,7 @@ async fn wait_for_other_runners(
 ) -> Result<(), Error> {
     let mut said = false;
     loop {
-        let elsewhere = ledger.sent_by_others(fence).await?;
+        let elsewhere = runners.sent_by_others(fence).await?;
         if elsewhere == 0 || deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             return Ok(());
         }
@@ -307,19 +320,20 @@ pub(crate) async fn hold_to_read(
     job: &Job,
     output: &Output,
 ) -> Result<(CampaignId, Held), Error> {
-    if !ledger.several_runners() {
+    let Some(runners) = ledger.runners() else {
         let (campaign, lease, _) = hold_campaign(ledger, job, output).await?;
         return Ok((campaign, Held::Lease(lease)));
-    }
+    };
     let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
     let runner = Runner::join(
         ledger,
+        &runners,
         campaign,
         lease_settings(job),
         on_presumed_dead(job, Arc::default(), output),
     )
     .await?;
-    if ledger.take_ingest_lease(runner.fence()).await? {
+    if runners.take_ingest_lease(runner.fence()).await? {
         return Ok((campaign, Held::Runner(runner)));
     }
     let holder = ledger.lease_holder(campaign).await?;
@@ -335,6 +349,7 @@ pub(crate) async fn hold_to_read(
 /// free, it takes it and ingests what is left of the file.
 async fn read_or_follow(
     ledger: &Ledger,
+    runners: &Runners,
     job: &Job,
     fence: &Fence,
     stop: Arc<AtomicBool>,
@@ -350,7 +365,7 @@ async fn read_or_follow(
                 ..IngestReport::default()
             });
         }
-        if ledger.take_ingest_lease(fence).await? {
+        if runners.take_ingest_lease(fence).await? {
             let report = ingest::ingest(
                 ledger,
                 job,
@@ -361,10 +376,10 @@ async fn read_or_follow(
                 output.reading(),
             )
             .await;
-            ledger.release_ingest_lease(fence).await?;
+            runners.release_ingest_lease(fence).await?;
             return report;
         }
-        let now = ledger.batches_planned_through(fence.campaign).await?;
+        let now = runners.batches_planned_through(fence.campaign).await?;
         if planned_through != Some(now) {
             planned_through = Some(now);
             feed.send_replace(());

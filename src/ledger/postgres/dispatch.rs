@@ -6,7 +6,10 @@ use sqlx::Row as _;
 
 use super::{seq_array, Postgres};
 use crate::batch::{BatchOrder, BatchSeq};
-use crate::ledger::model::{AttemptResult, BatchToSend, Claim, Fence, Resend, Resent};
+use crate::ledger::model::{
+    not_sending_when_it_ended, AttemptResult, BatchToSend, Claim, Fence, Resend, Resent,
+    EMPTIED_BEFORE_SENDING,
+};
 use crate::ledger::{CampaignId, LedgerError};
 use crate::outcome::BatchState;
 
@@ -79,7 +82,7 @@ impl Postgres {
         if suppressed > 0 {
             emptied = sqlx::query_scalar(
                 "UPDATE batches SET state = $3, attempts = attempts - 1, updated_at_ms = $4, runner = NULL,
-                     message = 'every order in it was put on the do-not-call list before it was sent; not sent'
+                     message = $5
                  WHERE campaign_id = $1 AND seq = ANY($2) AND size = 0
                  RETURNING seq",
             )
@@ -87,6 +90,7 @@ impl Postgres {
             .bind(&claimed)
             .bind(BatchState::Cancelled.as_str())
             .bind(now_ms)
+            .bind(EMPTIED_BEFORE_SENDING)
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| self.query_error(e))?;
@@ -96,16 +100,14 @@ impl Postgres {
             .iter()
             .filter(|row| !emptied.contains(&row.get::<i64, _>(0)))
         {
-            let seq = self.batch_seq(row.get::<i64, _>(0))?;
-            let attempt = row.get::<i32, _>(2) as u32;
-            batches.push(BatchToSend {
-                seq,
-                country: row.get(1),
-                attempt,
-                attempt_in_round: attempt - row.get::<i32, _>(3) as u32,
-                previous_code: row.get::<Option<i64>, _>(4),
-                orders: Vec::new(),
-            });
+            batches.push(BatchToSend::claimed(
+                self.batch_seq(row.get::<i64, _>(0))?,
+                row.get(1),
+                row.get::<i32, _>(2).into(),
+                row.get::<i32, _>(3).into(),
+                row.get(4),
+                Vec::new(),
+            ));
         }
         batches.sort_by_key(|batch| batch.seq);
         if batches.is_empty() {
@@ -264,9 +266,7 @@ impl Postgres {
         .await
         .map_err(|e| self.query_error(e))?;
         if updated.rows_affected() != 1 {
-            return Err(self.corrupt(format!(
-                "batch #{seq} was not being sent by this runner when its attempt {attempt} ended"
-            )));
+            return Err(self.corrupt(not_sending_when_it_ended(seq.into(), attempt)));
         }
         tx.commit().await.map_err(|e| self.query_error(e))
     }
@@ -289,15 +289,11 @@ impl Postgres {
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| self.query_error(e))?;
-        let mut resent = Resent::default();
-        for (seq, until) in chosen {
-            let seq = self.batch_seq(seq)?;
-            if until <= resend.now_ms {
-                resent.requeued.push(seq);
-            } else {
-                resent.fenced.push((seq, until));
-            }
-        }
+        let chosen = chosen
+            .into_iter()
+            .map(|(seq, until)| Ok((self.batch_seq(seq)?, until)))
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        let resent = Resent::split(chosen, resend.now_ms);
         let requeued = seq_array(&resent.requeued);
         sqlx::query(
             "INSERT INTO resends (campaign_id, batch_seq, from_state, requested_by, requested_at_ms)

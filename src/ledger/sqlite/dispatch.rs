@@ -5,7 +5,10 @@ use rusqlite::params;
 
 use super::{CampaignId, Fence, LedgerError, Sqlite};
 use crate::batch::{BatchOrder, BatchSeq};
-use crate::ledger::model::{AttemptResult, BatchToSend, Claim, Resend, Resent};
+use crate::ledger::model::{
+    not_sending_when_it_ended, AttemptResult, BatchToSend, Claim, Resend, Resent,
+    EMPTIED_BEFORE_SENDING,
+};
 use crate::outcome::BatchState;
 
 impl Sqlite {
@@ -85,7 +88,8 @@ impl Sqlite {
                             campaign.0,
                             seqs,
                             BatchState::Cancelled.as_str(),
-                            now_ms
+                            now_ms,
+                            EMPTIED_BEFORE_SENDING
                         ],
                         |row| row.get(0),
                     )
@@ -107,14 +111,14 @@ impl Sqlite {
                     .execute(params![campaign.0, seq, attempt, now_ms])
                     .map_err(e)?;
                 let orders = orders_of_batch(tx, campaign.0, seq).map_err(e)?;
-                batches.push(BatchToSend {
+                batches.push(BatchToSend::claimed(
                     seq,
                     country,
-                    attempt,
-                    attempt_in_round: attempt - attempts_before_resend as u32,
-                    previous_code: last_code,
+                    attempts,
+                    attempts_before_resend,
+                    last_code,
                     orders,
-                });
+                ));
             }
             // Durable (synchronous = FULL) once `write` commits, before the
             // caller sends anything.
@@ -241,9 +245,7 @@ impl Sqlite {
             if updated != 1 {
                 return Err(LedgerError::Corrupt {
                     path: this.path.clone(),
-                    message: format!(
-                        "batch #{seq} was not in state sending when its attempt {attempt} ended"
-                    ),
+                    message: not_sending_when_it_ended(seq.into(), attempt),
                 });
             }
             Ok(())
@@ -281,15 +283,11 @@ impl Sqlite {
                 .map_err(e)?
                 .collect::<Result<_, _>>()
                 .map_err(e)?;
-            let mut resent = Resent::default();
-            for (seq, until) in chosen {
-                let seq = this.batch_seq(seq)?;
-                if until <= now_ms {
-                    resent.requeued.push(seq);
-                } else {
-                    resent.fenced.push((seq, until));
-                }
-            }
+            let chosen = chosen
+                .into_iter()
+                .map(|(seq, until)| Ok((this.batch_seq(seq)?, until)))
+                .collect::<Result<Vec<_>, LedgerError>>()?;
+            let resent = Resent::split(chosen, now_ms);
             // `?2` is the JSON array of the batches re-queued.
             let requeued = json_numbers(&resent.requeued);
             tx.execute(
@@ -313,7 +311,7 @@ impl Sqlite {
 /// Cancels the batches of campaign `?1` among `?2` (a JSON array) that
 /// suppressions left empty, undoing the attempt they were taken for.
 const EMPTIED: &str = "UPDATE batches SET state = ?3, attempts = attempts - 1, updated_at_ms = ?4,
-        message = 'every order in it was put on the do-not-call list before it was sent; not sent'
+        message = ?5
     WHERE campaign_id = ?1 AND seq IN (SELECT value FROM json_each(?2)) AND size = 0
     RETURNING seq";
 
