@@ -16,12 +16,12 @@ use crate::ingest::{self, IngestReport};
 use crate::job::Job;
 use crate::ledger::{CampaignStatus, Ledger, LedgerError, Preview, Scratch};
 use crate::nxlink;
-use crate::outcome::OrderState;
 use crate::output::rejects::write_rejects;
 use crate::output::tables::terminal_safe;
 use crate::output::Output;
 use crate::run::hold_to_read;
 use crate::settings::Settings;
+use crate::state::OrderState;
 use crate::suppress::load_job_lists;
 
 /// Contacts of the example request shown in full; the rest are counted.

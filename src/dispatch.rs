@@ -19,9 +19,9 @@ use crate::job::{BreakerSettings, RetryPolicy};
 use crate::ledger::{AttemptResult, BatchToSend, Claim, Fence, Ledger, LedgerError, Runners};
 use crate::nxlink::TaskSettings;
 use crate::nxlink::{Client, Exchange};
-use crate::outcome::{BatchState, Verdict};
 use crate::retry::{self, Breaker, Decision, History, StopCause};
 use crate::schedule::Schedule;
+use crate::state::{BatchState, Verdict};
 use crate::throttle::{InFlight, Throttle};
 
 /// What a dispatch needs besides the ledger and the shutdown signal.

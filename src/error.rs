@@ -117,7 +117,7 @@ pub enum Error {
     #[error("cannot write the output: {0}")]
     Output(#[from] io::Error),
     #[error("call records: {0}")]
-    Outcomes(#[from] crate::outcomes::OutcomesError),
+    CallRecords(#[from] crate::call_records::CallRecordsError),
     #[error(transparent)]
     Rejects(#[from] crate::output::rejects::RejectsError),
 }
@@ -164,8 +164,8 @@ impl Error {
             // passes.
             Error::Ledger(e) if e.is_transient() => Exit::TryLater,
             Error::CampaignBusy { .. } => Exit::TryLater,
-            Error::Outcomes(e) if e.retrying_helps() => Exit::TryLater,
-            Error::Outcomes(_)
+            Error::CallRecords(e) if e.retrying_helps() => Exit::TryLater,
+            Error::CallRecords(_)
             | Error::Ledger(_)
             | Error::Client(_)
             | Error::Runtime(_)

@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use nxcampaign::cli::{Cli, Color, LogFormat};
@@ -12,7 +11,7 @@ use nxcampaign::output::{Output, Voice};
 use nxcampaign::{clock, cmd};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = nxcampaign::cli::parse();
     init_logs(&cli);
     let output = Output::new(
         cli.quiet,

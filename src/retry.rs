@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::job::{BreakerSettings, RetryPolicy};
 use crate::nxlink::code;
 use crate::nxlink::{Exchange, Reply, TransportError};
-use crate::outcome::{BatchState, Verdict};
+use crate::state::{BatchState, Verdict};
 
 /// What to do with a batch after one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,13 +1,12 @@
 //! `completions`: a completion script for a shell, from the command line's
 //! own definition.
 
-use crate::cli::{Cli, CompletionsArgs};
+use crate::cli::{manual, CompletionsArgs};
 use crate::error::{Error, Exit};
 use crate::output::Output;
 
 pub fn run(args: CompletionsArgs, output: &Output) -> Result<Exit, Error> {
-    use clap::CommandFactory as _;
-    let mut command = Cli::command();
+    let mut command = manual::command();
     clap_complete::generate(args.shell, &mut command, "nxcampaign", &mut output.stdout());
     Ok(Exit::Done)
 }

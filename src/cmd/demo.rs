@@ -134,8 +134,8 @@ pub async fn run(output: &Output) -> Result<Exit, Error> {
     let lost_after = std::time::Duration::from_secs(3600);
     let requested_by = "demo".to_owned();
     writeln!(out, "\nreconcile (from the calls in the ledger):")?;
-    crate::outcomes::reconcile(
-        &crate::outcomes::Reconciling {
+    crate::call_records::reconcile(
+        &crate::call_records::Reconciling {
             ledger: &ledger,
             job: &job,
             campaign,

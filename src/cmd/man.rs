@@ -1,11 +1,21 @@
-//! `man`: the manual page, from the command line's own definition.
+//! `man`: the manual page of one command, or the overview, from the
+//! command line's own definition.
 
-use crate::cli::{Cli, ManArgs};
+use crate::cli::{manual, ManArgs};
 use crate::error::{Error, Exit};
 use crate::output::Output;
 
-pub fn run(_args: ManArgs, output: &Output) -> Result<Exit, Error> {
-    use clap::CommandFactory as _;
-    clap_mangen::Man::new(Cli::command()).render(&mut output.stdout())?;
-    Ok(Exit::Done)
+pub fn run(args: ManArgs, output: &Output) -> Result<Exit, Error> {
+    let mut out = output.stdout();
+    if manual::write_man_page(args.command.as_deref(), &mut out)? {
+        Ok(Exit::Done)
+    } else {
+        Err(Error::argument(
+            "man",
+            format!(
+                "no command {:?}: `nxcampaign --help` lists them",
+                args.command.unwrap_or_default()
+            ),
+        ))
+    }
 }

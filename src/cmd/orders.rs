@@ -6,11 +6,11 @@ use std::io::{self, Write};
 use crate::cli::OrdersArgs;
 use crate::error::{Error, Exit};
 use crate::ledger::OpenMode;
-use crate::outcome::OrderState;
 use crate::output::files;
 use crate::output::tables::OrderWriter;
 use crate::output::Output;
 use crate::settings::Settings;
+use crate::state::OrderState;
 
 pub async fn run(settings: &Settings, args: OrdersArgs, output: &Output) -> Result<Exit, Error> {
     let state = args

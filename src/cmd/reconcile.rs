@@ -2,13 +2,13 @@
 
 use std::path::Path;
 
+use crate::call_records::{Decision, Reconciling};
 use crate::cli::ReconcileArgs;
 use crate::clock::now_ms;
 use crate::error::{Error, Exit};
 use crate::job::Job;
 use crate::ledger::{CampaignId, Ledger, OpenMode};
 use crate::nxlink::Client;
-use crate::outcomes::{Decision, Reconciling};
 use crate::output::Output;
 use crate::settings::Settings;
 use crate::throttle::Throttle;
@@ -17,7 +17,7 @@ pub async fn run(settings: &Settings, args: ReconcileArgs, output: &Output) -> R
     let vendor = Vendor::open(settings, &args.job, args.resend_lost, output).await?;
     let requested_by = settings.requested_by();
     let mut out = output.stdout();
-    let decided = crate::outcomes::reconcile(
+    let decided = crate::call_records::reconcile(
         &Reconciling {
             ledger: &vendor.ledger,
             job: &vendor.job,

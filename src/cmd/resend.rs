@@ -5,9 +5,9 @@ use crate::cli::ResendArgs;
 use crate::clock::{format_utc, now_ms};
 use crate::error::{Error, Exit};
 use crate::ledger::{OpenMode, Resend};
-use crate::outcome::BatchState;
 use crate::output::Output;
 use crate::settings::Settings;
+use crate::state::BatchState;
 
 pub async fn run(settings: &Settings, args: ResendArgs, output: &Output) -> Result<Exit, Error> {
     let from = if args.uncertain {

@@ -9,7 +9,6 @@ use crate::error::{Error, Exit};
 use crate::ingest::resume_point;
 use crate::job::Job;
 use crate::ledger::{Ledger, LedgerError};
-use crate::outcome::{BatchState, OrderState};
 use crate::output::files;
 use crate::output::progress::Progress;
 use crate::output::rejects::write_rejects;
@@ -19,6 +18,7 @@ use crate::run::{
     finish_run, graceful_shutdown, hold_to_read, ingest_until, run_campaign, Bounds, CampaignRun,
 };
 use crate::settings::Settings;
+use crate::state::{BatchState, OrderState};
 
 pub async fn run(settings: &Settings, args: RunArgs, output: &Output) -> Result<Exit, Error> {
     let started_at_ms = now_ms();

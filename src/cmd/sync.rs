@@ -12,7 +12,7 @@ pub async fn run(settings: &Settings, args: SyncArgs, output: &Output) -> Result
         .client
         .as_ref()
         .expect("credentials are needed, so there is a client");
-    let synced = crate::outcomes::sync(
+    let synced = crate::call_records::sync(
         &vendor.ledger,
         vendor.campaign,
         client,

@@ -26,7 +26,7 @@ pub use model::{
 use crate::batch::BatchSeq;
 use crate::job::CampaignName;
 pub use crate::job::LedgerLocation;
-use crate::outcome::OrderState;
+use crate::state::OrderState;
 pub use scratch::Scratch;
 
 /// Whether opening may create the ledger.

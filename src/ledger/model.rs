@@ -5,8 +5,8 @@ use std::borrow::Cow;
 
 use super::CampaignId;
 use crate::batch::{BatchOrder, BatchSeq};
-use crate::outcome::{BatchState, OrderState, Verdict};
 use crate::phone::Country;
+use crate::state::{BatchState, OrderState, Verdict};
 
 /// A batch that is due, just marked `sending`, with what its request needs.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::sqlite::Sqlite;
 use super::{CampaignId, KeyKind, Ledger, LedgerError, Preview};
-use crate::outcome::OrderState;
+use crate::state::OrderState;
 
 /// A scratch ledger; its folder is removed when it is dropped.
 pub struct Scratch {

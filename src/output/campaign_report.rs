@@ -9,8 +9,8 @@ use std::io::{self, Write};
 
 use crate::clock::rfc3339;
 use crate::ledger::{CallStats, CampaignId, CampaignStatus, Ledger, LedgerError, ReportData};
-use crate::outcome::OrderState;
 use crate::output::tables::terminal_safe;
+use crate::state::OrderState;
 
 /// Distinct set-aside reasons kept; rarer ones count as "other reasons".
 const REASONS: usize = 200;

@@ -10,7 +10,7 @@ use super::tables::terminal_safe;
 use super::Output;
 use crate::dispatch::{AttemptReport, Event};
 use crate::meter::Reading;
-use crate::outcome::BatchState;
+use crate::state::BatchState;
 
 /// Shows a run's progress on stderr: every attempt that did not simply
 /// succeed, and a running count of accepted batches at most once a second.

@@ -14,8 +14,8 @@ use std::path::Path;
 use crate::contacts::{ContactReader, Resume, Row};
 use crate::job::Job;
 use crate::ledger::{CampaignId, Ledger, LedgerError};
-use crate::outcome::OrderState;
 use crate::output::files::Partial;
+use crate::state::OrderState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RejectsError {

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::clock::rfc3339;
 use crate::ledger::{CallStats, CampaignStatus, CampaignSummary, OrderLine};
-use crate::outcome::{BatchState, OrderState};
+use crate::state::{BatchState, OrderState};
 
 /// How `orders` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

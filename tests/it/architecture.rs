@@ -12,9 +12,10 @@ const LAYERS: &[&[&str]] = &[
     &["check"],
     &["settings", "suppress"],
     &["run"],
-    &["error", "cli"],
+    &["cli"],
+    &["error"],
     &["output"],
-    &["ingest", "dispatch", "webhook", "outcomes"],
+    &["ingest", "dispatch", "webhook", "call_records"],
     &["ledger"],
     &["plan", "retry", "throttle", "sandbox"],
     &["contacts"],
@@ -23,7 +24,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "phone",
         "clock",
-        "outcome",
+        "state",
         "batch",
         "realistic",
         "schedule",
@@ -282,6 +283,35 @@ fn no_module_outside_the_ledger_names_a_backend() {
     ] {
         let found = found_outside(word, &["ledger"]);
         assert!(found.is_empty(), "{word} outside src/ledger: {found:?}");
+    }
+}
+
+/// lib.rs's codemap names every module, and every layer holds a module
+/// that exists.
+#[test]
+fn the_codemap_and_the_layers_name_every_module() {
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
+        .expect("lib.rs");
+    let modules: Vec<&str> = lib
+        .lines()
+        .filter_map(|line| {
+            line.trim_start_matches("pub ")
+                .strip_prefix("mod ")?
+                .strip_suffix(';')
+        })
+        .collect();
+    for module in &modules {
+        assert!(
+            lib.contains(&format!("- `{module}`")) || lib.contains(&format!("- [`{module}`]")),
+            "lib.rs's codemap does not name {module}"
+        );
+        layer_of(module);
+    }
+    for module in LAYERS.iter().flat_map(|layer| layer.iter()) {
+        assert!(
+            modules.contains(module),
+            "LAYERS names {module}, which is no module"
+        );
     }
 }
 

@@ -63,7 +63,61 @@ async fn completions_and_the_manual_page_know_every_command() {
     let page = String::from_utf8_lossy(&man.stdout);
     assert!(page.contains(".TH nxcampaign 1"), "{page}");
     assert!(page.contains("suppress"), "{page}");
+    // The overview sends readers to pages that exist.
+    assert!(page.contains("nxcampaign man run"), "{page}");
+    assert!(!page.contains("nxcampaign\\-run(1)"), "{page}");
     assert!(!db.exists(), "no ledger is made for them");
+}
+
+/// Each command's page says what its exit codes mean and which variables
+/// it reads; `--help` says the same, wrapped to the terminal.
+#[tokio::test]
+async fn every_command_has_a_manual_page_with_exit_status_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("l.db");
+    let page = |command: &'static str| {
+        let mut man = nxcampaign(&db);
+        man.args(["man", command]);
+        async move {
+            let output = man.output().await.unwrap();
+            assert_eq!(exit_code(&output), 0, "{command}: {}", stderr(&output));
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        }
+    };
+    let run = page("run").await;
+    assert!(run.contains(".TH nxcampaign-run 1"), "{run}");
+    assert!(run.contains(".SH \"EXIT STATUS\""), "{run}");
+    assert!(run.contains(".SH ENVIRONMENT"), "{run}");
+    assert!(run.contains("NXLINK_ACCESS_SECRET"), "{run}");
+    assert!(run.contains("\\-\\-max\\-runtime"), "{run}");
+    // The global options are the command's too.
+    assert!(run.contains("\\-\\-log\\-format"), "{run}");
+    for command in ["status", "webhook", "reconcile", "suppress"] {
+        let text = page(command).await;
+        assert!(text.contains(".SH \"EXIT STATUS\""), "{command}");
+        assert!(text.contains(".SH ENVIRONMENT"), "{command}");
+    }
+    assert!(page("webhook").await.contains("NXCAMPAIGN_WEBHOOK_TOKEN"));
+    let unknown = nxcampaign(&db)
+        .args(["man", "nope"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(exit_code(&unknown), 2);
+
+    let help = nxcampaign(&db)
+        .env("COLUMNS", "100")
+        .args(["run", "--help"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("Global options:"), "{text}");
+    assert!(text.contains("Exit status:"), "{text}");
+    assert!(text.contains("NXLINK_BASE_URL"), "{text}");
+    for line in text.lines() {
+        assert!(line.chars().count() <= 100, "over 100 columns: {line:?}");
+    }
 }
 
 #[tokio::test]

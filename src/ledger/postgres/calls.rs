@@ -10,7 +10,7 @@ use crate::ledger::model::{
 };
 use crate::ledger::{CampaignId, LedgerError};
 use crate::nxlink::calls::Call;
-use crate::outcome::BatchState;
+use crate::state::BatchState;
 
 /// The order `call` belongs to, if it is one of this ledger's (the rule
 /// is the SQLite backend's).

@@ -7,7 +7,7 @@ use super::{seq_array, Postgres};
 use crate::batch::BatchSeq;
 use crate::ledger::model::{CampaignRecord, Forgotten};
 use crate::ledger::{CampaignId, LedgerError};
-use crate::outcome::BatchState;
+use crate::state::BatchState;
 
 impl Postgres {
     pub async fn cancel(

@@ -11,7 +11,7 @@ use crate::ledger::model::{
     EMPTIED_BEFORE_SENDING,
 };
 use crate::ledger::{CampaignId, LedgerError};
-use crate::outcome::BatchState;
+use crate::state::BatchState;
 
 impl Postgres {
     /// Claims up to `limit` due batches for `fence`'s runner: marks them

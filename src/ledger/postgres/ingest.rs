@@ -21,7 +21,7 @@ use tokio::runtime::Handle;
 use super::Postgres;
 use crate::ledger::model::{Checkpoint, Fence, Planned, StagedChunk};
 use crate::ledger::{CampaignId, LedgerError};
-use crate::outcome::{BatchState, OrderState};
+use crate::state::{BatchState, OrderState};
 
 impl Postgres {
     pub async fn checkpoint(&self, campaign: CampaignId) -> Result<Checkpoint, LedgerError> {

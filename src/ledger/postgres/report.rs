@@ -13,7 +13,7 @@ use crate::ledger::model::{
     OrderStream, ReportData, SlowAttempt, TroubledBatch, REPORT_ROWS, TIMELINE_BUCKETS,
 };
 use crate::ledger::{CampaignId, LedgerError};
-use crate::outcome::{BatchState, OrderState};
+use crate::state::{BatchState, OrderState};
 
 /// `$1` a campaign: each order's last call, and whether any was answered.
 pub(super) const CALLS_OF_ORDERS: &str =

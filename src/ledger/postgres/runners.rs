@@ -6,7 +6,7 @@ use sqlx::Row as _;
 use super::Postgres;
 use crate::ledger::model::{Fence, LeaseGrant, LeaseHolder};
 use crate::ledger::{CampaignId, LedgerError};
-use crate::outcome::{BatchState, Verdict};
+use crate::state::{BatchState, Verdict};
 
 const RUNNER: &str = "SELECT owner, host, pid, acquired_at_ms, heartbeat_ms, beats FROM runners";
 

@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 use super::Postgres;
 use crate::ledger::model::{Scope, Suppression, SuppressionEntry};
 use crate::ledger::LedgerError;
-use crate::outcome::OrderState;
+use crate::state::OrderState;
 
 /// Which live orders of a campaign to look at.
 pub(super) enum Which<'a> {

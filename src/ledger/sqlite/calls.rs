@@ -10,7 +10,7 @@ use crate::ledger::model::{
 };
 use crate::ledger::CampaignId;
 use crate::nxlink::calls::Call;
-use crate::outcome::BatchState;
+use crate::state::BatchState;
 
 /// The order `call` belongs to, if it is one of this ledger's: by its
 /// orderId, the order of that id whose batch was sent before the call

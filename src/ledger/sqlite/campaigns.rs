@@ -6,7 +6,7 @@ use rusqlite::{params, OptionalExtension as _};
 use super::{CampaignId, LedgerError, Sqlite};
 use crate::batch::BatchSeq;
 use crate::ledger::model::{CampaignRecord, Forgotten};
-use crate::outcome::BatchState;
+use crate::state::BatchState;
 
 impl Sqlite {
     /// Moves the campaign's planned pending batches (all, or `only`) to

@@ -9,7 +9,7 @@ use crate::ledger::model::{
     not_sending_when_it_ended, AttemptResult, BatchToSend, Claim, Resend, Resent,
     EMPTIED_BEFORE_SENDING,
 };
-use crate::outcome::BatchState;
+use crate::state::BatchState;
 
 impl Sqlite {
     /// Marks up to `limit` due batches `sending`, each with a new attempt,

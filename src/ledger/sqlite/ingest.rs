@@ -20,7 +20,7 @@ use rusqlite::{params, TransactionBehavior};
 use super::{CampaignId, Fence, LedgerError, Sqlite};
 use crate::batch::BatchSeq;
 use crate::ledger::model::{Checkpoint, Planned, StagedChunk};
-use crate::outcome::{BatchState, OrderState};
+use crate::state::{BatchState, OrderState};
 
 impl Sqlite {
     pub async fn checkpoint(&self, campaign: CampaignId) -> Result<Checkpoint, LedgerError> {

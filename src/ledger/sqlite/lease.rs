@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension as _};
 
 use super::{CampaignId, LedgerError, Sqlite};
 use crate::ledger::model::{Fence, LeaseGrant, LeaseHolder};
-use crate::outcome::{BatchState, Verdict};
+use crate::state::{BatchState, Verdict};
 
 /// Selects the holder of campaign `?1`.
 const HOLDER: &str =

@@ -11,7 +11,7 @@ use crate::ledger::model::{
     AttemptGroup, BatchOutcome, CallFilter, CampaignStatus, LastCall, OrderLine, OrderStream,
     ReportData, SlowAttempt, TroubledBatch, REPORT_ROWS, TIMELINE_BUCKETS,
 };
-use crate::outcome::{BatchState, OrderState};
+use crate::state::{BatchState, OrderState};
 use rusqlite::params;
 
 impl Sqlite {

@@ -6,7 +6,7 @@ use rusqlite::params;
 
 use super::{CampaignId, LedgerError, Sqlite};
 use crate::ledger::model::{KeyKind, Preview};
-use crate::outcome::OrderState;
+use crate::state::OrderState;
 
 /// Live orders looked up in the real ledger per round trip.
 pub const KNOWN_CHUNK: usize = 5_000;

@@ -7,7 +7,7 @@ use rusqlite::{params, params_from_iter, Connection};
 
 use super::{LedgerError, Sqlite};
 use crate::ledger::model::{Scope, Suppression, SuppressionEntry};
-use crate::outcome::OrderState;
+use crate::state::OrderState;
 
 /// Sets aside, as suppressed, the live orders of campaign `campaign` that
 /// `which` selects (a condition on `o`, an order, whose parameters are

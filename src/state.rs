@@ -1,4 +1,4 @@
-//! The states an order or a batch can be in (README, "States").
+//! The states an order or a batch can be in (docs/running.md, "States").
 //!
 //! Orders in a batch follow their batch; the remaining order states are
 //! decided at ingest and never change.

@@ -1,4 +1,9 @@
 //! The command line, as clap sees it; nothing here runs anything.
+//!
+//! - `manual`: each command's exit status and environment, for `--help`
+//!   and `man`.
+
+pub mod manual;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,6 +13,17 @@ use clap::{ArgGroup, Parser, Subcommand};
 use crate::output::tables::OrdersFormat;
 #[cfg(feature = "sandbox")]
 use crate::sandbox;
+
+/// The heading of the options every command takes.
+const GLOBAL: &str = "Global options";
+
+/// The command line of this process, with each command's exit status and
+/// environment in its `--help`; exits (2) on a command line that is wrong.
+pub fn parse() -> Cli {
+    use clap::FromArgMatches as _;
+    let matches = manual::command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
 
 /// Outbound AI call campaigns on NXLink: contact files in, signed
 /// createandcall batches out, every order recorded in a ledger.
@@ -19,26 +35,35 @@ pub struct Cli {
     /// `nxcampaign.db` beside the job file; for commands without a job
     /// file, `nxcampaign.db` in the current folder. Only `run`, `ingest`
     /// and `migrate` create a ledger.
-    #[arg(long, global = true, env = "NXCAMPAIGN_DB", value_name = "FILE|URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "NXCAMPAIGN_DB",
+        value_name = "FILE|URL",
+        help_heading = GLOBAL
+    )]
     pub db: Option<String>,
 
-    /// Only errors and results: no progress lines, no warnings.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    /// Silent when all is well: no notes or progress, and `run` and
+    /// `ingest` print their table only when something needs a look.
+    /// Warnings and errors still show.
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     pub quiet: bool,
 
     /// More log: -v what a run does (ledger, gateway, each batch), -vv
     /// details, -vvv everything (SQL included). NXCAMPAIGN_LOG, a
     /// tracing filter, wins.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
 
     /// Colour in logs: auto (only on a terminal, and not with NO_COLOR),
     /// always or never.
-    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto, help_heading = GLOBAL)]
     pub color: Color,
 
-    /// Logs as text lines, or as one JSON object per line.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    /// Every line on stderr as text, or as one JSON object per line
+    /// (notes, progress, warnings, errors and -v logs alike).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, help_heading = GLOBAL)]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -48,18 +73,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Ingest what is new in the job's contact file, then send every due batch.
-    ///
-    /// Exit codes: 0 done, 1 done but this run found something new that needs
-    /// attention (invalid rows, batches rejected, failed or uncertain), 2 bad job
-    /// or input (nothing sent), 3 stopped (authentication, ledger), 75 try
-    /// again later (interrupted, campaign busy).
     Run(RunArgs),
     /// Dry run: read the job and its whole contact file as `run` would,
     /// against the current ledger, and say what a run would send; writes
     /// nothing to the ledger and sends nothing.
-    ///
-    /// Exit codes: 0 the job can run, 2 it cannot (the reasons are
-    /// printed).
     Check(CheckArgs),
     /// Ingest what is new in the job's contact file, without sending
     /// anything (no credentials needed): check a file before its campaign.
@@ -104,18 +121,12 @@ pub enum Command {
     /// at a time, 100 a page, under the job's rate limit) into the ledger,
     /// as the webhook would deliver them: a backstop for missed
     /// deliveries, safe to run from cron.
-    ///
-    /// Exit codes: 0 done, 2 bad job, 3 refused (credentials), 75 try
-    /// again later (no reply).
     Sync(SyncArgs),
     /// Settle `uncertain` batches from call records: a call for any of a
     /// batch's orders (in the ledger, or at the vendor now) proves it
     /// arrived, so it becomes accepted. One without any call long after it
     /// was sent is reported "probably lost", and re-queued only with
     /// --resend-lost. Safe to run from cron.
-    ///
-    /// Exit codes: 0 done, 1 some batch is probably lost and was not
-    /// re-queued, 75 the vendor could not be asked about some batch.
     Reconcile(ReconcileArgs),
     /// Receive NXLink's call-log webhook: each call POSTed to
     /// `/nxlink/calls` is stored in the ledger (once per callId) before it
@@ -653,5 +664,6 @@ mod tests {
     fn the_command_line_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+        manual::command().debug_assert();
     }
 }

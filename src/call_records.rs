@@ -26,7 +26,7 @@ use crate::job::Job;
 use crate::ledger::{CampaignId, Ledger, LedgerError, Resend, StoredCalls, UncertainBatch};
 use crate::nxlink::client::{QueryError, RecordWindow, Records};
 use crate::nxlink::Client;
-use crate::outcome::BatchState;
+use crate::state::BatchState;
 use crate::throttle::Throttle;
 
 /// The longest span of one `cdr/page` query, in seconds.
@@ -47,7 +47,7 @@ const MOST_PAGES: u32 = 100_000;
 
 /// Why reading call records stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum OutcomesError {
+pub enum CallRecordsError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error("{what}: {source}")]
@@ -60,14 +60,14 @@ pub enum OutcomesError {
     Output(#[from] std::io::Error),
 }
 
-impl OutcomesError {
+impl CallRecordsError {
     /// A refusal for the credentials or the parameters will not pass by
     /// itself; anything else (no reply, a busy gateway) may.
     pub fn retrying_helps(&self) -> bool {
         match self {
-            OutcomesError::Vendor { source, .. } => source.may_pass(),
-            OutcomesError::Ledger(e) => e.is_transient(),
-            OutcomesError::Output(_) => false,
+            CallRecordsError::Vendor { source, .. } => source.may_pass(),
+            CallRecordsError::Ledger(e) => e.is_transient(),
+            CallRecordsError::Output(_) => false,
         }
     }
 }
@@ -101,7 +101,7 @@ pub async fn sync(
     throttle: &Throttle,
     since_ms: Option<i64>,
     now_ms: i64,
-) -> Result<Synced, OutcomesError> {
+) -> Result<Synced, CallRecordsError> {
     let (first_attempt, synced) = ledger.sync_span(campaign).await?;
     let Some(first_attempt) = first_attempt else {
         // Nothing was ever sent: there are no calls to read.
@@ -138,7 +138,7 @@ async fn scan(
     from_ms: i64,
     to_ms: i64,
     source: &'static str,
-) -> Result<Synced, OutcomesError> {
+) -> Result<Synced, CallRecordsError> {
     let mut done = Synced {
         from_ms,
         to_ms,
@@ -155,7 +155,7 @@ async fn scan(
         for page in 1..=MOST_PAGES {
             let _turn = throttle.admit(1).await;
             let records = client.call_records(&window, page).await.map_err(|source| {
-                OutcomesError::Vendor {
+                CallRecordsError::Vendor {
                     what: format!(
                         "cdr/page from {} to {}, page {page}",
                         rfc3339(window.start_s * 1000),
@@ -240,7 +240,7 @@ pub struct Reconciling<'a> {
 pub async fn reconcile(
     how: &Reconciling<'_>,
     out: &mut dyn Write,
-) -> Result<Vec<(BatchSeq, Decision)>, OutcomesError> {
+) -> Result<Vec<(BatchSeq, Decision)>, CallRecordsError> {
     let batches = how.ledger.uncertain_batches(how.campaign).await?;
     if batches.is_empty() {
         say(out, "no uncertain batch: nothing to reconcile")?;
@@ -346,7 +346,7 @@ async fn look_at_vendor(
             );
             Ok(Looked::Completely)
         }
-        Err(OutcomesError::Ledger(e)) => Err(e),
+        Err(CallRecordsError::Ledger(e)) => Err(e),
         Err(e) => Ok(Looked::Failed(e.to_string())),
     }
 }
@@ -382,7 +382,7 @@ async fn judge_lost(
     how: &Reconciling<'_>,
     batch: &UncertainBatch,
     out: &mut dyn Write,
-) -> Result<Decision, OutcomesError> {
+) -> Result<Decision, CallRecordsError> {
     let task = &how.job.task;
     if !task.starts_at_once() {
         return Ok(Decision::CannotTell {
