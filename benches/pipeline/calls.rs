@@ -19,7 +19,7 @@ use nxcampaign::sandbox::{Sandbox, DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET};
 
 use super::{fresh_db, generate, measure_with, row, write_job, BINARY, EASY};
 
-/// Connections the load comes over (the measure).
+/// Connections the load comes over.
 const CONNECTIONS: usize = 64;
 /// How long each load runs.
 const LOAD_FOR: Duration = Duration::from_secs(4);

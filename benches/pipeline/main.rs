@@ -1,5 +1,5 @@
 //! The whole pipeline, measured with the real binary against the sandbox on
-//! 127.0.0.1 (issue 4). Prints one markdown table.
+//! 127.0.0.1. Prints one markdown table.
 //!
 //! ```sh
 //! cargo bench --bench pipeline                 # 1 million rows
@@ -387,7 +387,7 @@ fn realistic(table: &mut String, work: &Path, sandbox: &Sandbox, rows: usize, ru
     .unwrap();
 }
 
-/// The PostgreSQL figures (issue 11), each on schemas of their own:
+/// The PostgreSQL figures, each on schemas of their own:
 /// ingest of the realistic file against `psql \copy` of the same rows
 /// (with an id column) into a table with an order id primary key and a
 /// unique phone (through a staging table: the file repeats phone texts); `status` on 10 million orders; and three runners, one
