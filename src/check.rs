@@ -78,9 +78,12 @@ pub async fn check(
         job,
         held.fence(),
         now_ms(),
-        Arc::new(AtomicBool::new(false)),
-        None,
-        output.reading(),
+        ingest::Hooks {
+            stop: Arc::new(AtomicBool::new(false)),
+            feed: None,
+            meter: output.reading(),
+            redials: false,
+        },
     )
     .await;
     progress.finish();

@@ -132,9 +132,70 @@ pub fn human_duration(duration: std::time::Duration) -> String {
     }
 }
 
+/// Parses `500ms`, `90s`, `10m`, `2h`, `1d`, or several together (`1h30m`); a bare
+/// number is seconds.
+pub fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
+    let text = raw.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(seconds));
+    }
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let unit_len = rest[digits..]
+            .bytes()
+            .take_while(u8::is_ascii_alphabetic)
+            .count();
+        let (number, unit) = (&rest[..digits], &rest[digits..digits + unit_len]);
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("{raw:?} is not a duration (e.g. 90s, 10m, 1h30m)"))?;
+        total += match unit {
+            "ms" => std::time::Duration::from_millis(value),
+            "s" => std::time::Duration::from_secs(value),
+            "m" => std::time::Duration::from_secs(value * 60),
+            "h" => std::time::Duration::from_secs(value * 3600),
+            "d" => std::time::Duration::from_secs(value * 86_400),
+            _ => {
+                return Err(format!(
+                    "{raw:?}: unknown unit {unit:?} (use ms, s, m, h or d)"
+                ))
+            }
+        };
+        rest = &rest[digits + unit_len..];
+    }
+    if total.is_zero() {
+        return Err(format!("{raw:?} must be a duration above zero"));
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check(raw: &str, expected: Result<u64, ()>) {
+        let got = parse_duration(raw)
+            .map(|d| d.as_millis() as u64)
+            .map_err(|_| ());
+        assert_eq!(got, expected, "{raw:?}");
+    }
+
+    #[test]
+    fn durations_take_units_and_combinations() {
+        check("90", Ok(90_000));
+        check("90s", Ok(90_000));
+        check("10m", Ok(600_000));
+        check("1h30m", Ok(5_400_000));
+        check("250ms", Ok(250));
+        check("1d", Ok(86_400_000));
+        check("1d12h", Ok(129_600_000));
+        check("0s", Err(()));
+        check("10 minutes", Err(()));
+        check("m", Err(()));
+        check("", Err(()));
+    }
 
     #[test]
     fn times_have_a_fixed_width() {

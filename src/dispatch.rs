@@ -42,6 +42,8 @@ pub struct Dispatch {
     pub schedule: Option<Schedule>,
     /// Orders this run may send at most (`run --limit`).
     pub most_orders: Option<u64>,
+    /// The job's `[redial]`: redials are re-checked as they are claimed.
+    pub redial: Option<crate::redial::Policy>,
 }
 
 /// A request rate shared through the ledger by every runner using `key`.
@@ -244,6 +246,7 @@ impl Dispatch {
                 batches: permits.len(),
                 orders: left,
                 countries: open.as_deref(),
+                redial: self.redial.as_ref(),
             };
             let batches = ledger.take_due_batches(&self.fence, &claim).await?;
             flight.taken_orders += batches.iter().map(|b| b.orders.len() as u64).sum::<u64>();

@@ -15,7 +15,9 @@ use std::sync::{mpsc, Arc};
 
 use crate::contacts::{ContactReader, ContactsError, Resume, Row};
 use crate::job::{CampaignName, Job};
-use crate::ledger::{Checkpoint, Fence, IngestWriter, Ledger, LedgerError, StagedChunk, StagedRow};
+use crate::ledger::{
+    Checkpoint, Fence, IngestWriter, Ledger, LedgerError, RedialsPlanned, StagedChunk, StagedRow,
+};
 use crate::meter::Reading;
 use crate::phone::Country;
 use crate::plan::{self, Batcher, Contact, InvalidRow};
@@ -39,6 +41,27 @@ pub struct IngestReport {
     /// True when a stop (signal, `--max-runtime`) ended reading early, at a
     /// record boundary; what was read is kept.
     pub interrupted: bool,
+    /// What planning redials did, when the job has them and this ingest
+    /// planned them (`run`).
+    pub redials: Option<RedialsPlanned>,
+}
+
+/// What a caller hands ingest besides the job: when to stop, where plans
+/// are announced (`run`, which sends as it reads), the meter the progress
+/// bars read, and whether to plan the job's redials at the end.
+pub struct Hooks {
+    pub stop: Arc<AtomicBool>,
+    pub feed: Option<PlanFeed>,
+    pub meter: Arc<Reading>,
+    pub redials: bool,
+}
+
+/// The job's redials, for the writer thread.
+struct Redials {
+    policy: crate::redial::Policy,
+    campaign: String,
+    batch_size: u32,
+    stop: Arc<AtomicBool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,10 +110,14 @@ pub async fn ingest(
     job: &Job,
     fence: &Fence,
     now_ms: i64,
-    stop: Arc<AtomicBool>,
-    feed: Option<PlanFeed>,
-    meter: Arc<Reading>,
+    hooks: Hooks,
 ) -> Result<IngestReport, IngestError> {
+    let Hooks {
+        stop,
+        feed,
+        meter,
+        redials,
+    } = hooks;
     let campaign = fence.campaign;
     let checkpoint = ledger.checkpoint(campaign).await?;
     let source = job.contacts.to_string_lossy().into_owned();
@@ -112,6 +139,15 @@ pub async fn ingest(
     let size = u32::from(job.batch_size.get());
     let batcher = Batcher::new(size, ledger.next_batch_seq(campaign).await?);
 
+    let redials = redials
+        .then(|| job.redial.clone())
+        .flatten()
+        .map(|policy| Redials {
+            policy,
+            campaign: job.name.to_string(),
+            batch_size: size,
+            stop: Arc::clone(&stop),
+        });
     let (tx, rx) = mpsc::sync_channel(2);
     let name = job.name.clone();
     let country = job.default_country;
@@ -131,7 +167,7 @@ pub async fn ingest(
         if ids_from_file {
             writer.ids_from_file();
         }
-        let ended = write_chunks(writer, &rx, batcher, now_ms, feed, &meter);
+        let ended = write_chunks(writer, &rx, batcher, now_ms, feed, &meter, redials);
         meter.finished();
         ended
     });
@@ -211,6 +247,7 @@ fn write_chunks(
     now_ms: i64,
     feed: Option<PlanFeed>,
     meter: &Reading,
+    redials: Option<Redials>,
 ) -> Result<IngestReport, IngestError> {
     let mut report = IngestReport::default();
     let started = std::time::Instant::now();
@@ -237,6 +274,17 @@ fn write_chunks(
         "staged"
     );
     plan(&mut writer, &mut batcher, &mut report, now_ms, meter)?;
+    // Redials are planned once nothing is staged, and not after a stop.
+    if let Some(redials) = redials.filter(|r| !r.stop.load(Ordering::Relaxed)) {
+        let planned = writer.plan_redials(
+            &redials.policy,
+            &redials.campaign,
+            redials.batch_size,
+            now_ms,
+        )?;
+        meter.planned(planned.orders);
+        report.redials = Some(planned);
+    }
     if let Some(feed) = feed {
         feed.send_replace(());
     }

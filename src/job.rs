@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::nxlink::{self, TaskSettings};
 use crate::phone::Country;
+use crate::redial;
 use crate::schedule::{self, Schedule};
 
 /// A validated job: everything a run needs apart from the credentials.
@@ -48,6 +49,9 @@ pub struct Job {
     /// A run's hold on its campaign counts as abandoned after this long
     /// without a heartbeat.
     pub lease_stale_after: Duration,
+    /// When a contact that did not answer is called again (`[redial]`);
+    /// `None`: never.
+    pub redial: Option<redial::Policy>,
 }
 
 /// A campaign name: letters, digits, `-` and `_`, at most 64 characters.
@@ -447,6 +451,12 @@ impl Job {
             .schedule
             .map(|s| read_schedule(s).map_err(|(key, message)| invalid(key, message)))
             .transpose()?;
+        let redial = file
+            .redial
+            .map(|r| {
+                read_redial(r, schedule.as_ref()).map_err(|(key, message)| invalid(key, message))
+            })
+            .transpose()?;
         let suppression_files = file
             .suppression
             .files
@@ -506,6 +516,7 @@ impl Job {
                 failure_share: retry.breaker_failure_share,
             },
             lease_stale_after: Duration::from_millis(file.lease.stale_after_ms),
+            redial,
         })
     }
 }
@@ -716,6 +727,104 @@ struct JobFile {
     #[serde(default)]
     suppression: SuppressionFile,
     schedule: Option<ScheduleFile>,
+    redial: Option<RedialFile>,
+}
+
+/// `[redial]`: calling again those who did not answer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedialFile {
+    max_attempts: u32,
+    #[serde(default = "default_redial_after")]
+    after: Vec<String>,
+    #[serde(default = "default_redial_on")]
+    on: Vec<String>,
+    max_per_day: Option<u32>,
+    #[serde(default)]
+    suppress_intents: Vec<String>,
+    /// `hangupCode` or `callStatus` → outcome.
+    #[serde(default)]
+    codes: std::collections::BTreeMap<String, String>,
+}
+
+fn default_redial_after() -> Vec<String> {
+    ["30m", "2h", "1d"].map(String::from).to_vec()
+}
+
+fn default_redial_on() -> Vec<String> {
+    ["no_answer", "busy", "failed"].map(String::from).to_vec()
+}
+
+/// Checks `[redial]`; the zones of "a day" are the schedule's.
+fn read_redial(
+    file: RedialFile,
+    schedule: Option<&Schedule>,
+) -> Result<redial::Policy, (&'static str, String)> {
+    if !(1..=20).contains(&file.max_attempts) {
+        return Err((
+            "redial.max_attempts",
+            format!(
+                "{} must be between 1 and 20 (calls of one contact in all, the first included)",
+                file.max_attempts
+            ),
+        ));
+    }
+    if file.after.is_empty() {
+        return Err((
+            "redial.after",
+            "must name at least one wait (e.g. [\"30m\"])".into(),
+        ));
+    }
+    let after = file
+        .after
+        .iter()
+        .map(|raw| {
+            let wait = crate::clock::parse_duration(raw)?;
+            if wait < Duration::from_secs(1) {
+                return Err(format!("{raw:?} is under a second"));
+            }
+            Ok(wait)
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|m| ("redial.after", m))?;
+    let outcome = |raw: &str| {
+        redial::Outcome::parse(raw).ok_or_else(|| {
+            format!("{raw:?} is not an outcome (no_answer, busy, rejected or failed)")
+        })
+    };
+    let on = file
+        .on
+        .iter()
+        .map(|raw| outcome(raw))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|m| ("redial.on", m))?;
+    if file.max_per_day == Some(0) {
+        return Err(("redial.max_per_day", "must be at least 1".into()));
+    }
+    let codes = file
+        .codes
+        .iter()
+        .map(|(code, raw)| Ok((code.trim().to_ascii_uppercase(), outcome(raw)?)))
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|m| ("redial.codes", m))?;
+    let suppress_intents = file
+        .suppress_intents
+        .iter()
+        .map(|intent| intent.trim().to_owned())
+        .filter(|intent| !intent.is_empty())
+        .collect();
+    Ok(redial::Policy {
+        max_attempts: file.max_attempts,
+        after,
+        on,
+        max_per_day: file.max_per_day,
+        suppress_intents,
+        codes,
+        zones: redial::Zones {
+            default: schedule.map(|s| s.timezone.clone()),
+            countries: schedule.map(|s| s.countries.clone()).unwrap_or_default(),
+        },
+    })
 }
 
 /// `[schedule]`: calling windows.

@@ -44,6 +44,8 @@
 //! - `state`: the states of orders and batches.
 //! - `batch`: a batch's number and its orders, as every layer sees them.
 //! - `schedule`: calling windows, in each country's time zone.
+//! - `redial`: pure: which contacts are called again and when, from their
+//!   calls; what the claim re-checks; the funnel.
 //! - `meter`: how far reading has got, for the bars.
 //! - `listen`: taking connections without spinning when accepting fails.
 //! - `realistic`: contact rows as people export them, for the benchmark
@@ -69,6 +71,7 @@ pub mod phone;
 mod plan;
 #[doc(hidden)]
 pub mod realistic;
+mod redial;
 mod retry;
 mod run;
 #[cfg(feature = "sandbox")]

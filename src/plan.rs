@@ -52,6 +52,21 @@ impl OrderId {
         OrderId(hex::encode_upper(hasher.finalize()))
     }
 
+    /// The id of attempt `attempt` (2, 3, …) of the contact whose first
+    /// order is `first`: MD5 over the ledger's salt, the campaign, the first
+    /// order's id and the attempt, so planning the same redial twice gives
+    /// the same id, and every attempt of a contact its own.
+    pub fn for_redial(salt: &str, campaign: &str, first: &str, attempt: u32) -> OrderId {
+        let mut hasher = Md5::new();
+        hasher.update(salt.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(campaign.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(first.as_bytes());
+        hasher.update(format!("\nattempt {attempt}").as_bytes());
+        OrderId(hex::encode_upper(hasher.finalize()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -72,10 +72,13 @@ pub enum OrderState {
     Duplicate,
     /// The number is on the suppression list.
     Suppressed,
+    /// A redial whose contact was settled (answered, opted out, out of
+    /// attempts) between its planning and its claim: never sent.
+    Settled,
 }
 
 impl OrderState {
-    pub const ALL: [OrderState; 10] = [
+    pub const ALL: [OrderState; 11] = [
         OrderState::InBatch(BatchState::Pending),
         OrderState::InBatch(BatchState::Sending),
         OrderState::InBatch(BatchState::Accepted),
@@ -86,6 +89,7 @@ impl OrderState {
         OrderState::Invalid,
         OrderState::Duplicate,
         OrderState::Suppressed,
+        OrderState::Settled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +98,7 @@ impl OrderState {
             OrderState::Invalid => "invalid",
             OrderState::Duplicate => "duplicate",
             OrderState::Suppressed => "suppressed",
+            OrderState::Settled => "settled",
         }
     }
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Parser, Subcommand};
 
+use crate::clock::parse_duration;
+
 use crate::output::tables::OrdersFormat;
 #[cfg(feature = "sandbox")]
 use crate::sandbox;
@@ -598,67 +600,9 @@ impl From<FaultArgs> for sandbox::Faults {
     }
 }
 
-/// Parses `500ms`, `90s`, `10m`, `2h`, or several together (`1h30m`); a bare
-/// number is seconds.
-pub fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let text = raw.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let unit_len = rest[digits..]
-            .bytes()
-            .take_while(u8::is_ascii_alphabetic)
-            .count();
-        let (number, unit) = (&rest[..digits], &rest[digits..digits + unit_len]);
-        let value: u64 = number
-            .parse()
-            .map_err(|_| format!("{raw:?} is not a duration (e.g. 90s, 10m, 1h30m)"))?;
-        total += match unit {
-            "ms" => Duration::from_millis(value),
-            "s" => Duration::from_secs(value),
-            "m" => Duration::from_secs(value * 60),
-            "h" => Duration::from_secs(value * 3600),
-            _ => {
-                return Err(format!(
-                    "{raw:?}: unknown unit {unit:?} (use ms, s, m or h)"
-                ))
-            }
-        };
-        rest = &rest[digits + unit_len..];
-    }
-    if total.is_zero() {
-        return Err(format!("{raw:?} must be a duration above zero"));
-    }
-    Ok(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn check(raw: &str, expected: Result<u64, ()>) {
-        let got = parse_duration(raw)
-            .map(|d| d.as_millis() as u64)
-            .map_err(|_| ());
-        assert_eq!(got, expected, "{raw:?}");
-    }
-
-    #[test]
-    fn durations_take_units_and_combinations() {
-        check("90", Ok(90_000));
-        check("90s", Ok(90_000));
-        check("10m", Ok(600_000));
-        check("1h30m", Ok(5_400_000));
-        check("250ms", Ok(250));
-        check("0s", Err(()));
-        check("10 minutes", Err(()));
-        check("m", Err(()));
-        check("", Err(()));
-    }
 
     #[test]
     fn the_command_line_is_consistent() {

@@ -1,4 +1,5 @@
-//! `cancel`: pending batches (all, or the ones named) become `cancelled`.
+//! `cancel`: pending batches (all, or the ones named) become `cancelled`;
+//! cancelling them all also stops the campaign's redials.
 
 use crate::cli::CancelArgs;
 use crate::clock::now_ms;
@@ -17,9 +18,14 @@ pub async fn run(settings: &Settings, args: CancelArgs, output: &Output) -> Resu
         .cancel(id, only, now_ms(), &settings.requested_by())
         .await?;
     output.result(format_args!(
-        "cancelled {} pending batch(es) of campaign {campaign:?}{}; they will never be sent",
+        "cancelled {} pending batch(es) of campaign {campaign:?}{}; they will never be sent{}",
         cancelled.len(),
-        super::listed(&cancelled)
+        super::listed(&cancelled),
+        if only.is_empty() {
+            ", and no redial is planned from now on"
+        } else {
+            ""
+        }
     ))?;
     let skipped: Vec<_> = only
         .iter()

@@ -104,7 +104,15 @@ async fn start_campaign(
     let campaign = ledger.ensure_campaign(&job.name, now_ms()).await?;
     let shown = std::path::absolute(job_path).unwrap_or_else(|_| job_path.to_owned());
     ledger
-        .note_run(campaign, &shown.to_string_lossy(), now_ms())
+        .note_run(
+            campaign,
+            &shown.to_string_lossy(),
+            job.redial
+                .as_ref()
+                .map(|policy| policy.to_json())
+                .as_deref(),
+            now_ms(),
+        )
         .await?;
     let listed = crate::suppress::load_job_lists(ledger, campaign, job).await?;
     if listed > 0 {

@@ -3,6 +3,7 @@
 use std::io::Write as _;
 
 use crate::cli::StatusArgs;
+use crate::clock::now_ms;
 use crate::error::{Error, Exit};
 use crate::ledger::{Ledger, OpenMode};
 use crate::output::tables::{self, OrdersFormat};
@@ -32,6 +33,7 @@ pub async fn run(settings: &Settings, args: StatusArgs, output: &Output) -> Resu
         let id = ledger.campaign(&name).await?;
         let mut status = ledger.status(id, &name).await?;
         status.calls = Some(ledger.call_stats(id).await?);
+        status.redials = ledger.funnel(id, now_ms()).await?;
         statuses.push(status);
     }
     let mut out = output.stdout();

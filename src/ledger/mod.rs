@@ -11,6 +11,7 @@
 
 mod model;
 mod postgres;
+mod redials;
 mod scratch;
 mod sqlite;
 
@@ -27,6 +28,7 @@ use crate::batch::BatchSeq;
 use crate::job::CampaignName;
 pub use crate::job::LedgerLocation;
 use crate::state::OrderState;
+pub use redials::RedialsPlanned;
 pub use scratch::Scratch;
 
 /// Whether opening may create the ledger.
@@ -344,6 +346,16 @@ impl Ledger {
         each!(self, l => l.release_lease(fence).await)
     }
 
+    /// Where the campaign's contacts stand with redials at `now_ms`, by the
+    /// `[redial]` its last run kept; `None` for a campaign without one.
+    pub async fn funnel(
+        &self,
+        campaign: CampaignId,
+        now_ms: i64,
+    ) -> Result<Option<crate::redial::Funnel>, LedgerError> {
+        each!(self, l => l.funnel(campaign, now_ms).await)
+    }
+
     /// The numbers behind `report`, from one snapshot: see [`ReportData`].
     pub async fn report_data(&self, campaign: CampaignId) -> Result<ReportData, LedgerError> {
         each!(self, l => l.report_data(campaign).await)
@@ -351,7 +363,8 @@ impl Ledger {
 
     /// Moves the campaign's planned pending batches (all, or `only`) to
     /// `cancelled`, noting who asked; returns the ones it moved. A batch
-    /// being sent is not pending, so it is never cut short.
+    /// being sent is not pending, so it is never cut short. Cancelling all
+    /// of them also stops the campaign's redials: none is planned again.
     pub async fn cancel(
         &self,
         campaign: CampaignId,
@@ -362,14 +375,17 @@ impl Ledger {
         each!(self, l => l.cancel(campaign, only, now_ms, by).await)
     }
 
-    /// Notes that a run (or ingest) of `job_file` starts now.
+    /// Notes that a run (or ingest) of `job_file` starts now, and keeps
+    /// the job's `[redial]` (JSON; `None`: no redials) for what reads the
+    /// campaign without a job file.
     pub async fn note_run(
         &self,
         campaign: CampaignId,
         job_file: &str,
+        redial_policy: Option<&str>,
         now_ms: i64,
     ) -> Result<(), LedgerError> {
-        each!(self, l => l.note_run(campaign, job_file, now_ms).await)
+        each!(self, l => l.note_run(campaign, job_file, redial_policy, now_ms).await)
     }
 
     /// Every campaign, in the order they were created, with its counts.
@@ -715,5 +731,17 @@ impl IngestWriter {
     /// batches; the rest claim their keys.
     pub fn plan_staged(&mut self, now_ms: i64) -> Result<Planned, LedgerError> {
         each_writer!(self, w => w.plan_staged(now_ms))
+    }
+
+    /// Plans the campaign's due redials into new batches, in one
+    /// transaction; call it when nothing is staged.
+    pub fn plan_redials(
+        &mut self,
+        policy: &crate::redial::Policy,
+        campaign_name: &str,
+        batch_size: u32,
+        now_ms: i64,
+    ) -> Result<RedialsPlanned, LedgerError> {
+        each_writer!(self, w => w.plan_redials(policy, campaign_name, batch_size, now_ms))
     }
 }

@@ -66,10 +66,11 @@ impl BatchToSend {
     }
 }
 
-/// The message of a batch whose every order went on the do-not-call list
-/// between planning and sending: it is cancelled, never sent.
+/// The message of a batch whose every order left it between planning and
+/// sending (a number put on the do-not-call list, a redial no longer due):
+/// it is cancelled, never sent.
 pub(super) const EMPTIED_BEFORE_SENDING: &str =
-    "every order in it was put on the do-not-call list before it was sent; not sent";
+    "every order in it left before it was sent (its number went on the do-not-call list, or a redial was no longer due); not sent";
 
 /// Why recording an attempt's end found its batch in another state than
 /// `sending` (by this runner, on a server ledger).
@@ -163,6 +164,9 @@ pub struct CampaignStatus {
     pub batches: Vec<(BatchState, u64)>,
     /// Call outcomes, where the caller asked for them.
     pub calls: Option<CallStats>,
+    /// Where the contacts stand with redials, where the caller asked and
+    /// the campaign has a `[redial]`.
+    pub redials: Option<crate::redial::Funnel>,
 }
 
 impl CampaignStatus {
@@ -197,6 +201,7 @@ impl CampaignStatus {
             orders,
             batches,
             calls: None,
+            redials: None,
         }
     }
 
@@ -257,6 +262,11 @@ pub struct OrderLine<'a> {
     /// The vendor's `reqId` of the reply that left its batch rejected,
     /// failed or uncertain (what the vendor's support asks for).
     pub req_id: Option<Cow<'a, str>>,
+    /// 1 for a contact's first order; 2, 3, … for its redials.
+    pub attempt: u32,
+    /// A redial's contact, by its first order's id (`None` for a first
+    /// order).
+    pub first_order_id: Option<Cow<'a, str>>,
 }
 
 impl CallStats {
@@ -595,6 +605,9 @@ pub struct Claim<'a> {
     /// Only batches of these countries (those inside a calling window);
     /// `None`: every country.
     pub countries: Option<&'a [String]>,
+    /// The job's `[redial]`: the redial orders of the batches taken are
+    /// re-checked against their contacts' calls (see `redial::recheck`).
+    pub redial: Option<&'a crate::redial::Policy>,
 }
 
 /// One campaign as `campaigns` lists it.
@@ -692,6 +705,9 @@ pub struct StoredCalls {
     pub replaced: u64,
     /// Calls matched to no order of the ledger (kept all the same).
     pub unknown: u64,
+    /// Answered calls whose intent put their number on the do-not-call
+    /// list (the campaign's `[redial] suppress_intents`).
+    pub opted_out: u64,
 }
 
 /// A campaign's call outcomes.

@@ -55,7 +55,74 @@ pub fn write_status_table(out: &mut dyn Write, statuses: &[CampaignStatus]) -> i
         }
         writeln!(out)?;
     }
-    write_call_outcomes(out, statuses)
+    write_call_outcomes(out, statuses)?;
+    write_redials(out, statuses)
+}
+
+/// Where the contacts of campaigns with redials stand (after a blank
+/// line): reached on which call, waiting, exhausted, ended.
+pub fn write_redials(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io::Result<()> {
+    for status in statuses {
+        let Some(funnel) = &status.redials else {
+            continue;
+        };
+        writeln!(out)?;
+        let on_calls: Vec<String> = funnel
+            .reached_on_call
+            .iter()
+            .map(|(call, n)| format!("{n} on call {call}"))
+            .collect();
+        writeln!(
+            out,
+            "redials of {}: {} contact(s) reached{}",
+            status.campaign,
+            funnel.reached(),
+            if on_calls.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", on_calls.join(", "))
+            }
+        )?;
+        let mut waiting = format!(
+            "  waiting: {} due now, {} later",
+            funnel.due_now, funnel.waiting
+        );
+        if let Some(due) = funnel.next_due_ms {
+            waiting.push_str(&format!(" (the next at {})", rfc3339(due)));
+        }
+        waiting.push_str(&format!(
+            ", {} accepted without a call yet (the vendor may still be dialling)",
+            funnel.awaiting_call
+        ));
+        writeln!(out, "{waiting}")?;
+        let mut done = vec![
+            format!("{} exhausted", funnel.exhausted),
+            format!("{} opted out", funnel.opted_out),
+        ];
+        done.extend(
+            funnel
+                .ended
+                .iter()
+                .map(|(outcome, n)| format!("{n} ended {outcome}")),
+        );
+        writeln!(out, "  done: {}", done.join(", "))?;
+    }
+    Ok(())
+}
+
+/// A funnel as `status --json` shows it.
+fn funnel_object(funnel: &crate::redial::Funnel) -> serde_json::Value {
+    json!({
+        "reached": funnel.reached(),
+        "reached_on_call": funnel.reached_on_call.iter().map(|(call, n)| (call.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "opted_out": funnel.opted_out,
+        "due_now": funnel.due_now,
+        "waiting": funnel.waiting,
+        "next_due_at": funnel.next_due_ms.map(rfc3339),
+        "accepted_without_call": funnel.awaiting_call,
+        "exhausted": funnel.exhausted,
+        "ended": funnel.ended.iter().map(|(outcome, n)| (outcome.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+    })
 }
 
 /// The width of the campaign column of a status table.
@@ -194,6 +261,9 @@ fn status_object(status: &CampaignStatus) -> serde_json::Value {
             "intents": calls.intents.iter().map(|(intent, n)| json!({"intent": intent, "calls": n})).collect::<Vec<_>>(),
         });
     }
+    if let Some(funnel) = &status.redials {
+        object["redials"] = funnel_object(funnel);
+    }
     object
 }
 
@@ -252,7 +322,7 @@ pub fn write_status_json(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io
 }
 
 /// The CSV header of `orders --format csv`.
-pub const ORDERS_CSV_HEADER: [&str; 12] = [
+pub const ORDERS_CSV_HEADER: [&str; 14] = [
     "order_id",
     "phone",
     "state",
@@ -265,6 +335,8 @@ pub const ORDERS_CSV_HEADER: [&str; 12] = [
     "hangup_reason",
     "intent",
     "req_id",
+    "attempt",
+    "first_order_id",
 ];
 
 /// Writes order lines one at a time in the chosen format.
@@ -281,8 +353,16 @@ impl<'w> OrderWriter<'w> {
             OrdersFormat::Table => {
                 writeln!(
                     out,
-                    "{:<32}  {:<16}  {:<10}  {:>6}  {:>6}  {:>8}  {:<8}  {:>6}  message",
-                    "order_id", "phone", "state", "batch", "code", "line", "answered", "talk"
+                    "{:<32}  {:<16}  {:<10}  {:>6}  {:>6}  {:>8}  {:>7}  {:<8}  {:>6}  message",
+                    "order_id",
+                    "phone",
+                    "state",
+                    "batch",
+                    "code",
+                    "line",
+                    "attempt",
+                    "answered",
+                    "talk"
                 )?;
                 OrderWriter::Table(out)
             }
@@ -299,13 +379,14 @@ impl<'w> OrderWriter<'w> {
         match self {
             OrderWriter::Table(out) => writeln!(
                 out,
-                "{:<32}  {:<16}  {:<10}  {:>6}  {:>6}  {:>8}  {:<8}  {:>6}  {}",
+                "{:<32}  {:<16}  {:<10}  {:>6}  {:>6}  {:>8}  {:>7}  {:<8}  {:>6}  {}",
                 terminal_safe(order.order_id.as_deref().unwrap_or("-")),
                 terminal_safe(&order.phone),
                 order.state.as_str(),
                 order.batch.map(|b| b.to_string()).unwrap_or_default(),
                 order.code.map(|c| c.to_string()).unwrap_or_default(),
                 order.line,
+                order.attempt,
                 order
                     .last_call
                     .as_ref()
@@ -324,7 +405,8 @@ impl<'w> OrderWriter<'w> {
             ),
             OrderWriter::Csv(csv) => {
                 // Numbers are formatted on the stack: this runs per order.
-                let (mut batch, mut code, mut line, mut talk) = (
+                let (mut batch, mut code, mut line, mut talk, mut attempt) = (
+                    itoa::Buffer::new(),
                     itoa::Buffer::new(),
                     itoa::Buffer::new(),
                     itoa::Buffer::new(),
@@ -349,6 +431,8 @@ impl<'w> OrderWriter<'w> {
                     spreadsheet_safe(call.and_then(|c| c.intent.as_deref()).unwrap_or(""))
                         .as_bytes(),
                     spreadsheet_safe(order.req_id.as_deref().unwrap_or("")).as_bytes(),
+                    attempt.format(order.attempt).as_bytes(),
+                    spreadsheet_safe(order.first_order_id.as_deref().unwrap_or("")).as_bytes(),
                 ])
                 // Keep the I/O error's kind: a closed pipe is not a failure.
                 .map_err(|e| match e.into_kind() {
@@ -370,6 +454,8 @@ impl<'w> OrderWriter<'w> {
                     "hangup_reason": order.last_call.as_ref().and_then(|c| c.hangup_reason.as_deref()),
                     "intent": order.last_call.as_ref().and_then(|c| c.intent.as_deref()),
                     "req_id": order.req_id,
+                    "attempt": order.attempt,
+                    "first_order_id": order.first_order_id,
                 });
                 writeln!(out, "{object}")
             }

@@ -70,9 +70,15 @@ impl CampaignRun {
         self.new_trouble > 0 || self.ingest.invalid > 0
     }
 
-    /// Whether the campaign has nothing left for a later run.
+    /// Whether the campaign has nothing left for a later run: no file to
+    /// read on, and no contact waiting for a redial or for its calls.
     pub fn is_done(&self) -> bool {
-        self.ending == Ending::Finished && self.ingest.waiting.is_none()
+        let redials_left = self
+            .status
+            .redials
+            .as_ref()
+            .is_some_and(|f| f.due_now + f.waiting + f.awaiting_call > 0);
+        self.ending == Ending::Finished && self.ingest.waiting.is_none() && !redials_left
     }
 }
 
@@ -120,9 +126,12 @@ pub async fn run_campaign(
         job,
         lease.fence(),
         now_ms(),
-        Arc::clone(&stop_reading),
-        Some(feed),
-        output.reading(),
+        ingest::Hooks {
+            stop: Arc::clone(&stop_reading),
+            feed: Some(feed),
+            meter: output.reading(),
+            redials: true,
+        },
     );
     let run = read_and_send(
         ledger,
@@ -223,7 +232,10 @@ pub async fn run_as_one_of_several(
         Ok(run) if run.ending == Ending::Finished => {
             async {
                 wait_for_other_runners(runners, job, runner.fence(), deadline, &output).await?;
-                let status = ledger.status(campaign, job.name.as_str()).await?;
+                let status = CampaignStatus {
+                    redials: run.status.redials.clone(),
+                    ..ledger.status(campaign, job.name.as_str()).await?
+                };
                 Ok(CampaignRun { status, ..run })
             }
             .await
@@ -371,9 +383,12 @@ async fn read_or_follow(
                 job,
                 fence,
                 now_ms(),
-                stop,
-                Some(feed),
-                output.reading(),
+                ingest::Hooks {
+                    stop,
+                    feed: Some(feed),
+                    meter: output.reading(),
+                    redials: true,
+                },
             )
             .await;
             runners.release_ingest_lease(fence).await?;
@@ -425,6 +440,7 @@ fn dispatch_for(
         shared_rate,
         schedule: job.schedule.clone(),
         most_orders: bounds.most_orders,
+        redial: job.redial.clone(),
     })
 }
 
@@ -589,7 +605,10 @@ async fn read_and_send(
     let ingest = ingested?;
     let ending = ending?;
     progress.finish();
-    let status = ledger.status(campaign, job.name.as_str()).await?;
+    let mut status = ledger.status(campaign, job.name.as_str()).await?;
+    if job.redial.is_some() {
+        status.redials = ledger.funnel(campaign, now_ms()).await?;
+    }
     Ok(CampaignRun {
         ingest,
         ending,
@@ -621,9 +640,12 @@ pub(crate) async fn ingest_until(
         job,
         fence,
         now_ms(),
-        Arc::clone(&stop),
-        None,
-        output.reading(),
+        ingest::Hooks {
+            stop: Arc::clone(&stop),
+            feed: None,
+            meter: output.reading(),
+            redials: false,
+        },
     );
     let mut reading = std::pin::pin!(reading);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -732,6 +754,22 @@ fn report_ingest(ingest: &IngestReport, output: &Output) {
             "ingest: waiting: {}",
             tables::terminal_safe(waiting)
         ));
+    }
+    if let Some(redials) = &ingest.redials {
+        let mut line = format!(
+            "redials: {} planned; {} contact(s) wait for a later attempt",
+            redials.orders, redials.waiting
+        );
+        if let Some(due) = redials.next_due_ms {
+            line.push_str(&format!(" (the next due at {})", rfc3339(due)));
+        }
+        if redials.awaiting_call > 0 {
+            line.push_str(&format!(
+                ", {} accepted without a call yet",
+                redials.awaiting_call
+            ));
+        }
+        output.note(line);
     }
 }
 

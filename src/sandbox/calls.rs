@@ -23,8 +23,14 @@ use super::wire::CreateAndCall;
 pub struct CallSim {
     /// Share of calls answered (0.0–1.0).
     pub answered_share: f64,
-    /// Share of unanswered orders dialled a second time.
+    /// Share of unanswered orders dialled a second time (the vendor's own
+    /// redial, under the task's dial strategy).
     pub redial_share: f64,
+    /// Shares of unanswered calls that were busy, rejected or failed (the
+    /// rest rang out unanswered), each with its hang-up code.
+    pub busy_share: f64,
+    pub rejected_share: f64,
+    pub failed_share: f64,
     /// Every call of a task starts at least this long after the task was
     /// accepted (a vendor queue, a task started late); 0: 1 to 30 s after.
     pub delay_ms: u64,
@@ -49,6 +55,9 @@ impl Default for CallSim {
         CallSim {
             answered_share: 0.6,
             redial_share: 0.3,
+            busy_share: 0.15,
+            rejected_share: 0.05,
+            failed_share: 0.05,
             delay_ms: 0,
             spread_ms: 0,
             webhook_url: None,
@@ -103,6 +112,21 @@ pub(super) fn calls_for(
                 })
                 .map_or("interested", |(intent, _)| intent);
             let user_hung_up = dice.gen_bool(0.5);
+            // How an unanswered call ended, on dice of its own (the
+            // others' draws stay as they were).
+            let (code, status, reason) = if answered {
+                (
+                    "16",
+                    "ANSWERED",
+                    if user_hung_up {
+                        "user hung up"
+                    } else {
+                        "agent hung up"
+                    },
+                )
+            } else {
+                unanswered_outcome(sim, &item.order_id, dial)
+            };
             calls.push(json!({
                 "callId": format!("sbx-{task_id}-{}-{dial}", item.order_id),
                 "orderId": item.order_id,
@@ -119,9 +143,9 @@ pub(super) fn calls_for(
                 "ringDuration": ring_ms / 1000,
                 "callDuration": talk,
                 "hangupBy": if !answered { 2 } else if user_hung_up { 1 } else { 0 },
-                "hangupCode": if answered { "16" } else { "19" },
-                "hangupReason": if !answered { "no answer" } else if user_hung_up { "user hung up" } else { "agent hung up" },
-                "callStatus": if answered { "ANSWERED" } else { "NO_ANSWER" },
+                "hangupCode": code,
+                "hangupReason": reason,
+                "callStatus": status,
                 "intent": if answered { Value::from(intent) } else { Value::Null },
                 "recordUrl": if answered { Value::from(format!("https://records.sandbox.invalid/{}.mp3", item.order_id)) } else { Value::Null },
                 "totalCustomerPrice": format!("{:.4}", 0.002 * (talk as f64 / 60.0).ceil().max(1.0)),
@@ -133,6 +157,27 @@ pub(super) fn calls_for(
         }
     }
     calls
+}
+
+/// How an unanswered call of `order_id` (its dial number `dial`) ended:
+/// its hang-up code (Q.850), status and reason.
+fn unanswered_outcome(
+    sim: &CallSim,
+    order_id: &str,
+    dial: u32,
+) -> (&'static str, &'static str, &'static str) {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (sim.seed, order_id, dial, "outcome").hash(&mut hasher);
+    let draw = StdRng::seed_from_u64(hasher.finish()).gen::<f64>();
+    if draw < sim.busy_share {
+        ("17", "BUSY", "user busy")
+    } else if draw < sim.busy_share + sim.rejected_share {
+        ("21", "REJECTED", "call rejected")
+    } else if draw < sim.busy_share + sim.rejected_share + sim.failed_share {
+        ("34", "FAILED", "no circuit available")
+    } else {
+        ("19", "NO_ANSWER", "no answer")
+    }
 }
 
 /// Whether `call` has ended by `now_ms`: the vendor reports a call once

@@ -28,6 +28,7 @@ const LAYERS: &[&[&str]] = &[
         "batch",
         "realistic",
         "schedule",
+        "redial",
         "meter",
         "listen",
     ],

@@ -191,7 +191,9 @@ async fn the_sandboxs_calls_reach_status_through_the_webhook() {
             "talk_seconds",
             "hangup_reason",
             "intent",
-            "req_id"
+            "req_id",
+            "attempt",
+            "first_order_id"
         ]
     );
     assert_eq!(answered.len() as u64, sandbox.orders_answered());
@@ -204,9 +206,14 @@ async fn the_sandboxs_calls_reach_status_through_the_webhook() {
     }
     let (_, unanswered) = orders("unanswered").await;
     assert_eq!(answered.len() + unanswered.len(), 300);
-    assert!(unanswered
-        .iter()
-        .all(|row| &row[7] == "false" && &row[9] == "no answer"));
+    assert!(unanswered.iter().all(|row| &row[7] == "false"
+        && [
+            "no answer",
+            "user busy",
+            "call rejected",
+            "no circuit available"
+        ]
+        .contains(&&row[9])));
     let (_, none) = orders("none").await;
     assert!(none.is_empty());
 

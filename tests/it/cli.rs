@@ -260,6 +260,7 @@ async fn status_json_has_every_state_even_at_zero() {
         "pending",
         "rejected",
         "sending",
+        "settled",
         "suppressed",
         "uncertain",
     ];

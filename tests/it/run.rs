@@ -226,7 +226,9 @@ async fn a_rejected_batch_keeps_the_vendor_code_on_every_order() {
             "talk_seconds",
             "hangup_reason",
             "intent",
-            "req_id"
+            "req_id",
+            "attempt",
+            "first_order_id"
         ]
     );
     assert_eq!(rows.len(), 121);

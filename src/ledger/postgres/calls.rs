@@ -8,6 +8,7 @@ use super::Postgres;
 use crate::ledger::model::{
     sent_by_for, CallOwner, CallRow, CallStats, MatchedBy, StoredCalls, UncertainBatch, UPSERT_CALL,
 };
+use crate::ledger::redials::OptOuts;
 use crate::ledger::{CampaignId, LedgerError};
 use crate::nxlink::calls::Call;
 use crate::state::BatchState;
@@ -107,6 +108,46 @@ const HOT_STATEMENTS: &[(&str, &[&str])] = &[
     (super::ingest::USED_ELSEWHERE, &["2", "0", "100"]),
 ];
 
+/// Puts the number of `owner`'s order on the do-not-call list (for every
+/// campaign, for good) when `call` is an answered call whose intent is one
+/// of the campaign's opt-outs (see SQLite's `opt_out`).
+async fn opt_out(
+    tx: &mut sqlx::PgConnection,
+    opt_outs: &mut OptOuts,
+    owner: &CallOwner,
+    call: &Call,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    if !call.answered || call.intent.is_none() {
+        return Ok(false);
+    }
+    if !opt_outs.knows(owner.campaign) {
+        let policy: Option<String> =
+            sqlx::query_scalar("SELECT redial_policy FROM campaigns WHERE id = $1")
+                .bind(owner.campaign)
+                .fetch_one(&mut *tx)
+                .await?;
+        opt_outs.learn(owner.campaign, policy.as_deref());
+    }
+    let Some((reason, source)) = opt_outs.entry(owner.campaign, call) else {
+        return Ok(false);
+    };
+    let phone: String = sqlx::query_scalar("SELECT phone FROM orders WHERE id = $1")
+        .bind(owner.order_row)
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query(super::suppress::UPSERT_SUPPRESSION)
+        .bind(vec![phone])
+        .bind(0_i64)
+        .bind(reason)
+        .bind(None::<i64>)
+        .bind(now_ms)
+        .bind(source)
+        .execute(&mut *tx)
+        .await?;
+    Ok(true)
+}
+
 impl Postgres {
     /// Each hot statement with the server's plan for it, sequential scans
     /// switched off: a statement that still scans a table has no index to
@@ -142,6 +183,7 @@ impl Postgres {
         let mut stored = StoredCalls::default();
         // `xmax = 0` only for a row this statement inserted.
         let upsert = format!("{UPSERT_CALL} RETURNING (xmax = 0)");
+        let mut opt_outs = OptOuts::default();
         for call in &calls {
             let owner = match_order(&mut tx, call).await.map_err(e)?;
             stored.unknown += u64::from(owner.is_none());
@@ -182,6 +224,14 @@ impl Postgres {
                 stored.new += 1;
             } else {
                 stored.replaced += 1;
+            }
+            if let Some(owner) = &owner {
+                if opt_out(&mut tx, &mut opt_outs, owner, call, now_ms)
+                    .await
+                    .map_err(e)?
+                {
+                    stored.opted_out += 1;
+                }
             }
         }
         tx.commit().await.map_err(e)?;

@@ -18,8 +18,12 @@ impl Postgres {
         by: &str,
     ) -> Result<Vec<BatchSeq>, LedgerError> {
         let only = (!only.is_empty()).then(|| seq_array(only));
+        // Cancelling a whole campaign stops its redials too.
         let mut cancelled: Vec<i64> = sqlx::query_scalar(
-            "UPDATE batches SET state = $3, updated_at_ms = $4, message = $5
+            "WITH stop AS (
+                 UPDATE campaigns SET redials_stopped_at_ms = COALESCE(redials_stopped_at_ms, $4)
+                 WHERE id = $1 AND $6::BIGINT[] IS NULL)
+             UPDATE batches SET state = $3, updated_at_ms = $4, message = $5
              WHERE campaign_id = $1 AND state = $2
                AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = $1)
                AND ($6::BIGINT[] IS NULL OR seq = ANY($6))
@@ -45,15 +49,19 @@ impl Postgres {
         &self,
         campaign: CampaignId,
         job_file: &str,
+        redial_policy: Option<&str>,
         now_ms: i64,
     ) -> Result<(), LedgerError> {
-        sqlx::query("UPDATE campaigns SET job_path = $2, last_run_at_ms = $3 WHERE id = $1")
-            .bind(campaign.0)
-            .bind(job_file)
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.query_error(e))?;
+        sqlx::query(
+            "UPDATE campaigns SET job_path = $2, last_run_at_ms = $3, redial_policy = $4 WHERE id = $1",
+        )
+        .bind(campaign.0)
+        .bind(job_file)
+        .bind(now_ms)
+        .bind(redial_policy)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.query_error(e))?;
         Ok(())
     }
 

@@ -10,8 +10,10 @@ use crate::ledger::model::{
     not_sending_when_it_ended, AttemptResult, BatchToSend, Claim, Fence, Resend, Resent,
     EMPTIED_BEFORE_SENDING,
 };
+use crate::ledger::redials::{recheck, ClaimedRedial, CALLS_BEFORE_REDIAL};
 use crate::ledger::{CampaignId, LedgerError};
-use crate::state::BatchState;
+use crate::redial::{CallSeen, Recheck};
+use crate::state::{BatchState, OrderState};
 
 impl Postgres {
     /// Claims up to `limit` due batches for `fence`'s runner: marks them
@@ -79,7 +81,15 @@ impl Postgres {
         )
         .await
         .map_err(|e| self.query_error(e))?;
-        if suppressed > 0 {
+        // Redials whose contact was answered, opted out or ran out of
+        // attempts meanwhile are settled; one due later is withdrawn.
+        let rechecked = match claim.redial {
+            Some(policy) => recheck_redials(&mut tx, campaign.0, &claimed, policy, now_ms)
+                .await
+                .map_err(|e| self.query_error(e))?,
+            None => 0,
+        };
+        if suppressed + rechecked > 0 {
             emptied = sqlx::query_scalar(
                 "UPDATE batches SET state = $3, attempts = attempts - 1, updated_at_ms = $4, runner = NULL,
                      message = $5
@@ -322,4 +332,92 @@ impl Postgres {
         tx.commit().await.map_err(|e| self.query_error(e))?;
         Ok(resent)
     }
+}
+
+/// Re-checks the redial orders of the batches `seqs` of `campaign` against
+/// their contacts' calls now (see the SQLite claim's `recheck_redials`).
+async fn recheck_redials(
+    tx: &mut sqlx::PgConnection,
+    campaign: i64,
+    seqs: &[i64],
+    policy: &crate::redial::Policy,
+    now_ms: i64,
+) -> Result<u64, sqlx::Error> {
+    let redials: Vec<ClaimedRedial> = sqlx::query(
+        "SELECT o.id, o.contact_row, o.attempt, b.country, o.order_id, o.batch_seq
+         FROM orders o JOIN batches b ON b.campaign_id = o.campaign_id AND b.seq = o.batch_seq
+         WHERE o.campaign_id = $1 AND o.batch_seq = ANY($2)
+           AND o.set_aside IS NULL AND o.contact_row IS NOT NULL",
+    )
+    .bind(campaign)
+    .bind(seqs)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|row| ClaimedRedial {
+        row: row.get(0),
+        contact: row.get(1),
+        attempt: row.get::<i32, _>(2) as u32,
+        country: row.get(3),
+        order_id: row.get(4),
+        batch_seq: row.get(5),
+    })
+    .collect();
+    let mut left = 0;
+    for redial in &redials {
+        let calls = sqlx::query(CALLS_BEFORE_REDIAL)
+            .bind(redial.contact)
+            .bind(redial.attempt as i32)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| {
+                (
+                    row.get::<i32, _>(0) as u32,
+                    CallSeen {
+                        start_ms: row.get(1),
+                        end_ms: row.get(2),
+                        answered: row.get(3),
+                        hangup_code: row.get(4),
+                        call_status: row.get(5),
+                        intent: row.get(6),
+                        of_latest: false,
+                    },
+                )
+            })
+            .collect();
+        match recheck(policy, redial, calls, now_ms) {
+            Recheck::Send => continue,
+            Recheck::Settle(reason) => {
+                sqlx::query(
+                    "UPDATE orders SET set_aside = $2, batch_seq = NULL, reason = $3 WHERE id = $1",
+                )
+                .bind(redial.row)
+                .bind(OrderState::Settled.as_str())
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Recheck::Withdraw => {
+                sqlx::query(
+                    "DELETE FROM order_keys WHERE campaign_id = $1 AND kind = 1 AND key = $2",
+                )
+                .bind(campaign)
+                .bind(&redial.order_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM orders WHERE id = $1")
+                    .bind(redial.row)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        sqlx::query("UPDATE batches SET size = size - 1 WHERE campaign_id = $1 AND seq = $2")
+            .bind(campaign)
+            .bind(redial.batch_seq)
+            .execute(&mut *tx)
+            .await?;
+        left += 1;
+    }
+    Ok(left)
 }

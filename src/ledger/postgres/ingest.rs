@@ -20,6 +20,7 @@ use tokio::runtime::Handle;
 
 use super::Postgres;
 use crate::ledger::model::{Checkpoint, Fence, Planned, StagedChunk};
+use crate::ledger::redials::{RedialsPlanned, Walk};
 use crate::ledger::{CampaignId, LedgerError};
 use crate::state::{BatchState, OrderState};
 
@@ -444,6 +445,140 @@ impl IngestWriter {
 /// commit lost in a server crash is only read again, and the next `sending`
 /// commit (which waits for the disk) makes the log durable up to itself,
 /// this commit included.
+impl IngestWriter {
+    /// Plans the campaign's due redials into new batches, in one
+    /// transaction (see the SQLite writer's `plan_redials`, which does the
+    /// same): the contacts are read through a cursor, a page at a time, and
+    /// the due redials gathered in a temporary table before they become
+    /// orders set-wise.
+    pub fn plan_redials(
+        &mut self,
+        policy: &crate::redial::Policy,
+        campaign_name: &str,
+        batch_size: u32,
+        now_ms: i64,
+    ) -> Result<RedialsPlanned, LedgerError> {
+        let ledger = &self.ledger;
+        let fence = &self.fence;
+        let campaign = fence.campaign.0;
+        let e = |source| ledger.query_error(source);
+        self.runtime.block_on(async {
+            let mut tx = ledger.transaction().await?;
+            ledger.check_ingest_lease(&mut tx, fence).await?;
+            let (planned_through, last, stopped, next_seq): (i64, Option<i64>, bool, i64) =
+                sqlx::query_as(
+                    "SELECT planned_through, (SELECT MAX(id) FROM orders WHERE campaign_id = $1),
+                            redials_stopped_at_ms IS NOT NULL,
+                            (SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE campaign_id = $1)
+                     FROM campaigns WHERE id = $1 FOR UPDATE",
+                )
+                .bind(campaign)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(e)?;
+            if last.unwrap_or(0) > planned_through {
+                return Err(ledger.corrupt("redials planned while rows are staged".into()));
+            }
+            sqlx::raw_sql(
+                "CREATE TEMP TABLE redials_due (
+                     contact BIGINT NOT NULL, attempt INTEGER NOT NULL, order_id TEXT COLLATE \"C\" NOT NULL,
+                     batch_seq BIGINT NOT NULL, country TEXT NOT NULL) ON COMMIT DROP",
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+            let salt = ledger.order_id_salt().to_owned();
+            let next_seq = ledger.batch_seq(next_seq)?;
+            let mut walk =
+                Walk::planning(policy, now_ms, &salt, campaign_name, batch_size, next_seq);
+            super::redials::walk_contacts(&mut tx, campaign, &mut walk, !stopped)
+                .await
+                .map_err(e)?;
+            let funnel = &walk.funnel;
+            let mut planned = RedialsPlanned {
+                orders: 0,
+                waiting: funnel.waiting,
+                next_due_ms: funnel.next_due_ms,
+                awaiting_call: funnel.awaiting_call,
+            };
+            if stopped || funnel.due_now == 0 {
+                tx.commit().await.map_err(e)?;
+                return Ok(planned);
+            }
+            sqlx::query(
+                "INSERT INTO batches (campaign_id, seq, country, size, updated_at_ms)
+                 SELECT $1, batch_seq, country, COUNT(*), $2 FROM redials_due GROUP BY batch_seq, country",
+            )
+            .bind(campaign)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+            let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM orders")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(e)?;
+            planned.orders = sqlx::query(
+                "INSERT INTO orders (campaign_id, line, order_id, phone, country, other, batch_seq, attempt, contact_row)
+                 SELECT $1, f.line, d.order_id, f.phone, f.country, f.other, d.batch_seq, d.attempt, d.contact
+                 FROM redials_due d JOIN orders f ON f.id = d.contact
+                 ORDER BY d.batch_seq, d.contact",
+            )
+            .bind(campaign)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?
+            .rows_affected();
+            let through: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM orders WHERE campaign_id = $1")
+                .bind(campaign)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(e)?;
+            sqlx::query(
+                "INSERT INTO order_keys (campaign_id, kind, key, line, order_row)
+                 SELECT $1, 1, order_id, line, id FROM orders WHERE campaign_id = $1 AND id > $2 ORDER BY order_id",
+            )
+            .bind(campaign)
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+            let suppressed = super::suppress::set_aside_suppressed(
+                &mut tx,
+                campaign,
+                now_ms,
+                super::suppress::Which::Staged {
+                    after: before,
+                    through,
+                },
+            )
+            .await
+            .map_err(e)?;
+            planned.orders -= suppressed;
+            sqlx::query(
+                "DELETE FROM batches WHERE campaign_id = $1 AND size = 0 AND state = $2 AND attempts = 0",
+            )
+            .bind(campaign)
+            .bind(BatchState::Pending.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+            sqlx::query(
+                "UPDATE campaigns SET planned_through = $2,
+                     batches_planned_through = (SELECT COALESCE(MAX(seq), 0) FROM batches WHERE campaign_id = $1)
+                 WHERE id = $1",
+            )
+            .bind(campaign)
+            .bind(through)
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+            tx.commit().await.map_err(e)?;
+            Ok(planned)
+        })
+    }
+}
+
 async fn quick_commit(tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query("SET LOCAL synchronous_commit = off")
         .execute(tx)

@@ -15,6 +15,7 @@ mod calls;
 mod campaigns;
 mod dispatch;
 mod ingest;
+mod redials;
 mod report;
 mod runners;
 mod suppress;

@@ -26,6 +26,38 @@ pub(super) const CALLS_OF_ORDERS: &str =
 const PAGE: usize = 5_000;
 
 impl Postgres {
+    /// Where the campaign's contacts stand with redials at `now_ms` (see
+    /// SQLite's `funnel`).
+    pub async fn funnel(
+        &self,
+        campaign: CampaignId,
+        now_ms: i64,
+    ) -> Result<Option<crate::redial::Funnel>, LedgerError> {
+        let e = |source| self.query_error(source);
+        let mut tx = self.pool.begin().await.map_err(e)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+        let policy: Option<String> =
+            sqlx::query_scalar("SELECT redial_policy FROM campaigns WHERE id = $1")
+                .bind(campaign.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(e)?;
+        let Some(policy) = policy.as_deref().and_then(crate::redial::Policy::from_json) else {
+            return Ok(None);
+        };
+        let mut walk = crate::ledger::redials::Walk::counting(&policy, now_ms);
+        super::redials::walk_contacts(&mut tx, campaign.0, &mut walk, false)
+            .await
+            .map_err(e)?;
+        tx.commit().await.map_err(e)?;
+        Ok(Some(walk.funnel))
+    }
+}
+
+impl Postgres {
     /// Which of `keys` (of one kind) the campaign's live orders hold, with
     /// the line of the order holding each.
     pub async fn known_keys(
@@ -199,7 +231,8 @@ impl Postgres {
             sqlx::query(&format!(
                 "DECLARE orders_out NO SCROLL CURSOR FOR
                  SELECT o.order_id, o.phone, o.set_aside, o.batch_seq, o.reason, o.line,
-                        {columns}
+                        {columns}, o.attempt,
+                        (SELECT f.order_id FROM orders f WHERE f.id = o.contact_row)
                  FROM orders o {join}
                  WHERE o.campaign_id = $1 {filter} {calls} ORDER BY o.id"
             ))
@@ -240,6 +273,8 @@ impl Postgres {
                         line: row.get::<i64, _>(5) as u64,
                         updated_at_ms: outcome.map(|batch| batch.updated_at_ms),
                         req_id: outcome.and_then(BatchOutcome::shown_req_id),
+                        attempt: row.get::<i32, _>(12) as u32,
+                        first_order_id: row.get::<Option<&str>, _>(13).map(Cow::Borrowed),
                         last_call: row.get::<Option<i64>, _>(10).map(|_| LastCall {
                             answered: row.get(6),
                             talk_seconds: row.get(7),

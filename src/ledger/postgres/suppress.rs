@@ -72,6 +72,21 @@ pub(super) async fn set_aside_suppressed(
     Ok(moved as u64)
 }
 
+/// Adds numbers `$1` to the list (scope, reason, until, added, source); a
+/// number already on it keeps the stronger entry (for good beats until a
+/// date, a later date beats an earlier one) and every reason given.
+pub(super) const UPSERT_SUPPRESSION: &str =
+    "INSERT INTO suppressions (phone, scope, reason, until_ms, added_at_ms, source)
+     SELECT DISTINCT phone, $2, $3, $4, $5, $6 FROM UNNEST($1::TEXT[]) AS t (phone)
+     ON CONFLICT (phone, scope) DO UPDATE SET
+         until_ms = CASE WHEN suppressions.until_ms IS NULL OR excluded.until_ms IS NULL THEN NULL
+                         ELSE GREATEST(suppressions.until_ms, excluded.until_ms) END,
+         reason = CASE WHEN excluded.reason IS NULL
+                         OR position(excluded.reason IN COALESCE(suppressions.reason, '')) > 0
+                       THEN suppressions.reason
+                       WHEN suppressions.reason IS NULL THEN excluded.reason
+                       ELSE suppressions.reason || '; ' || excluded.reason END";
+
 /// The advisory lock class of list reloads (the scope is the object).
 const SUPPRESSIONS_LOCK: i32 = 0x6e78_646e;
 
@@ -81,27 +96,16 @@ impl Postgres {
         phones: Vec<String>,
         entry: &SuppressionEntry,
     ) -> Result<u64, LedgerError> {
-        let added = sqlx::query(
-            "INSERT INTO suppressions (phone, scope, reason, until_ms, added_at_ms, source)
-             SELECT DISTINCT phone, $2, $3, $4, $5, $6 FROM UNNEST($1::TEXT[]) AS t (phone)
-             ON CONFLICT (phone, scope) DO UPDATE SET
-                 until_ms = CASE WHEN suppressions.until_ms IS NULL OR excluded.until_ms IS NULL THEN NULL
-                                 ELSE GREATEST(suppressions.until_ms, excluded.until_ms) END,
-                 reason = CASE WHEN excluded.reason IS NULL
-                                 OR position(excluded.reason IN COALESCE(suppressions.reason, '')) > 0
-                               THEN suppressions.reason
-                               WHEN suppressions.reason IS NULL THEN excluded.reason
-                               ELSE suppressions.reason || '; ' || excluded.reason END",
-        )
-        .bind(&phones)
-        .bind(entry.scope.stored())
-        .bind(entry.reason.as_deref())
-        .bind(entry.until_ms)
-        .bind(entry.added_at_ms)
-        .bind(&entry.source)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.query_error(e))?;
+        let added = sqlx::query(UPSERT_SUPPRESSION)
+            .bind(&phones)
+            .bind(entry.scope.stored())
+            .bind(entry.reason.as_deref())
+            .bind(entry.until_ms)
+            .bind(entry.added_at_ms)
+            .bind(&entry.source)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.query_error(e))?;
         Ok(added.rows_affected())
     }
 

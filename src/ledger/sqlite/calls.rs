@@ -8,6 +8,7 @@ use super::{LedgerError, Sqlite};
 use crate::ledger::model::{
     sent_by_for, CallOwner, CallRow, CallStats, MatchedBy, StoredCalls, UncertainBatch, UPSERT_CALL,
 };
+use crate::ledger::redials::OptOuts;
 use crate::ledger::CampaignId;
 use crate::nxlink::calls::Call;
 use crate::state::BatchState;
@@ -148,6 +149,36 @@ fn store_call(
     Ok((known, owner))
 }
 
+/// Puts the number of `owner`'s order on the do-not-call list (for every
+/// campaign, for good) when `call` is an answered call whose intent is one
+/// of the campaign's opt-outs. Says whether it did.
+fn opt_out(
+    tx: &Transaction<'_>,
+    opt_outs: &mut OptOuts,
+    owner: &CallOwner,
+    call: &Call,
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    if !call.answered || call.intent.is_none() {
+        return Ok(false);
+    }
+    if !opt_outs.knows(owner.campaign) {
+        let policy: Option<String> = tx
+            .prepare_cached("SELECT redial_policy FROM campaigns WHERE id = ?1")?
+            .query_row([owner.campaign], |row| row.get(0))?;
+        opt_outs.learn(owner.campaign, policy.as_deref());
+    }
+    let Some((reason, source)) = opt_outs.entry(owner.campaign, call) else {
+        return Ok(false);
+    };
+    let phone: String = tx
+        .prepare_cached("SELECT phone FROM orders WHERE id = ?1")?
+        .query_row([owner.order_row], |row| row.get(0))?;
+    tx.prepare_cached(crate::ledger::sqlite::suppress::UPSERT_SUPPRESSION)?
+        .execute(params![phone, 0, reason, None::<i64>, now_ms, source])?;
+    Ok(true)
+}
+
 impl Sqlite {
     /// Each hot statement with SQLite's plan for it (`EXPLAIN QUERY PLAN`),
     /// one step a line.
@@ -189,6 +220,7 @@ impl Sqlite {
         self.write(move |this, tx| {
             let e = this.error();
             let mut stored = StoredCalls::default();
+            let mut opt_outs = OptOuts::default();
             for call in &calls {
                 let (known, owner) = store_call(tx, call, source, now_ms).map_err(e)?;
                 if known {
@@ -197,6 +229,11 @@ impl Sqlite {
                     stored.new += 1;
                 }
                 stored.unknown += u64::from(owner.is_none());
+                if let Some(owner) = &owner {
+                    if opt_out(tx, &mut opt_outs, owner, call, now_ms).map_err(e)? {
+                        stored.opted_out += 1;
+                    }
+                }
             }
             Ok(stored)
         })

@@ -46,6 +46,14 @@ impl Sqlite {
                 .collect::<Result<_, _>>()
                 .map_err(e)?;
             cancelled.sort_unstable();
+            // Cancelling a whole campaign stops its redials too.
+            if only.is_none() {
+                tx.execute(
+                    "UPDATE campaigns SET redials_stopped_at_ms = COALESCE(redials_stopped_at_ms, ?2) WHERE id = ?1",
+                    params![campaign.0, now_ms],
+                )
+                .map_err(e)?;
+            }
             cancelled
                 .into_iter()
                 .map(|seq| this.batch_seq(seq))
@@ -59,13 +67,15 @@ impl Sqlite {
         &self,
         campaign: CampaignId,
         job_file: &str,
+        redial_policy: Option<&str>,
         now_ms: i64,
     ) -> Result<(), LedgerError> {
         let job_file = job_file.to_owned();
+        let redial_policy = redial_policy.map(str::to_owned);
         self.write(move |this, tx| {
             tx.execute(
-                "UPDATE campaigns SET job_path = ?2, last_run_at_ms = ?3 WHERE id = ?1",
-                params![campaign.0, job_file, now_ms],
+                "UPDATE campaigns SET job_path = ?2, last_run_at_ms = ?3, redial_policy = ?4 WHERE id = ?1",
+                params![campaign.0, job_file, now_ms, redial_policy],
             )
             .map_err(this.error())?;
             Ok(())

@@ -9,7 +9,9 @@ use crate::ledger::model::{
     not_sending_when_it_ended, AttemptResult, BatchToSend, Claim, Resend, Resent,
     EMPTIED_BEFORE_SENDING,
 };
-use crate::state::BatchState;
+use crate::ledger::redials::{recheck, ClaimedRedial, CALLS_BEFORE_REDIAL};
+use crate::redial::{CallSeen, Recheck};
+use crate::state::{BatchState, OrderState};
 
 impl Sqlite {
     /// Marks up to `limit` due batches `sending`, each with a new attempt,
@@ -33,6 +35,7 @@ impl Sqlite {
         let only = countries_json(claim.countries);
         let (now_ms, limit) = (claim.now_ms, claim.batches);
         let most_orders = claim.orders.map(|n| n as i64);
+        let redial = claim.redial.cloned();
         self.write(move |this, tx| {
             let e = this.error();
             let campaign = fence.campaign;
@@ -79,7 +82,13 @@ impl Sqlite {
                 &[&seqs],
             )
             .map_err(e)?;
-            if suppressed > 0 {
+            // Redials whose contact was answered, opted out or ran out of
+            // attempts meanwhile are settled; one due later is withdrawn.
+            let rechecked = match &redial {
+                Some(policy) => recheck_redials(tx, campaign.0, &seqs, policy, now_ms).map_err(e)?,
+                None => 0,
+            };
+            if suppressed + rechecked > 0 {
                 let emptied: Vec<i64> = tx
                     .prepare(EMPTIED)
                     .map_err(e)?
@@ -306,6 +315,84 @@ impl Sqlite {
         })
         .await
     }
+}
+
+/// Re-checks the redial orders of the batches `seqs` (a JSON array) of
+/// `campaign` against their contacts' calls now: settled ones are set
+/// aside, withdrawn ones deleted (with their id's claim), to be planned
+/// again when due. Returns how many left their batches.
+fn recheck_redials(
+    tx: &rusqlite::Transaction<'_>,
+    campaign: i64,
+    seqs: &str,
+    policy: &crate::redial::Policy,
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    let redials: Vec<ClaimedRedial> = tx
+        .prepare_cached(
+            "SELECT o.id, o.contact_row, o.attempt, b.country, o.order_id, o.batch_seq
+             FROM orders o CROSS JOIN batches b ON b.campaign_id = o.campaign_id AND b.seq = o.batch_seq
+             WHERE o.campaign_id = ?1 AND o.batch_seq IN (SELECT value FROM json_each(?2))
+               AND o.set_aside IS NULL AND o.contact_row IS NOT NULL",
+        )?
+        .query_map(params![campaign, seqs], |row| {
+            Ok(ClaimedRedial {
+                row: row.get(0)?,
+                contact: row.get(1)?,
+                attempt: row.get(2)?,
+                country: row.get(3)?,
+                order_id: row.get(4)?,
+                batch_seq: row.get(5)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut left = 0;
+    for redial in &redials {
+        let calls = tx
+            .prepare_cached(CALLS_BEFORE_REDIAL)?
+            .query_map(params![redial.contact, redial.attempt], |row| {
+                Ok((
+                    row.get::<_, u32>(0)?,
+                    CallSeen {
+                        start_ms: row.get(1)?,
+                        end_ms: row.get(2)?,
+                        answered: row.get(3)?,
+                        hangup_code: row.get(4)?,
+                        call_status: row.get(5)?,
+                        intent: row.get(6)?,
+                        of_latest: false,
+                    },
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        match recheck(policy, redial, calls, now_ms) {
+            Recheck::Send => continue,
+            Recheck::Settle(reason) => {
+                tx.prepare_cached(
+                    "UPDATE orders SET set_aside = ?2, batch_seq = NULL, reason = ?3 WHERE id = ?1",
+                )?
+                .execute(params![
+                    redial.row,
+                    OrderState::Settled.as_str(),
+                    reason
+                ])?;
+            }
+            Recheck::Withdraw => {
+                tx.prepare_cached(
+                    "DELETE FROM order_keys WHERE campaign_id = ?1 AND kind = 1 AND key = ?2",
+                )?
+                .execute(params![campaign, redial.order_id])?;
+                tx.prepare_cached("DELETE FROM orders WHERE id = ?1")?
+                    .execute([redial.row])?;
+            }
+        }
+        tx.prepare_cached(
+            "UPDATE batches SET size = size - 1 WHERE campaign_id = ?1 AND seq = ?2",
+        )?
+        .execute(params![campaign, redial.batch_seq])?;
+        left += 1;
+    }
+    Ok(left)
 }
 
 /// Cancels the batches of campaign `?1` among `?2` (a JSON array) that

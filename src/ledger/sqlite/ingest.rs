@@ -20,6 +20,8 @@ use rusqlite::{params, TransactionBehavior};
 use super::{CampaignId, Fence, LedgerError, Sqlite};
 use crate::batch::BatchSeq;
 use crate::ledger::model::{Checkpoint, Planned, StagedChunk};
+use crate::ledger::redials::{ContactRow, DueRedial, RedialsPlanned, Walk, CONTACT_ROWS};
+use crate::redial::CallSeen;
 use crate::state::{BatchState, OrderState};
 
 impl Sqlite {
@@ -438,6 +440,177 @@ impl IngestWriter {
             suppressed: suppressed as u64,
         })
     }
+}
+
+impl IngestWriter {
+    /// Plans the campaign's due redials (see [`crate::redial::next`]) into
+    /// new batches, in one transaction, unless `cancel` stopped them:
+    /// each an order of its own with a new id, linked to its contact, its
+    /// number put aside if it went on the do-not-call list. Call it when
+    /// nothing is staged (after the last plan): the new orders count as
+    /// planned at once. A second plan of the same attempt is refused by
+    /// the ledger (`orders_redials`).
+    pub fn plan_redials(
+        &mut self,
+        policy: &crate::redial::Policy,
+        campaign_name: &str,
+        batch_size: u32,
+        now_ms: i64,
+    ) -> Result<RedialsPlanned, LedgerError> {
+        self.ledger.check_file()?;
+        let e = self.ledger.error();
+        let campaign = self.campaign;
+        let salt = self.ledger.order_id_salt().to_owned();
+        let turn = self.ledger.write_turn();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(e)?;
+        self.ledger.check_fence_on(&tx, &self.fence)?;
+        let (planned_through, last, stopped, next_seq): (i64, Option<i64>, bool, i64) = tx
+            .query_row(
+                "SELECT planned_through, (SELECT MAX(id) FROM orders WHERE campaign_id = ?1),
+                        redials_stopped_at_ms IS NOT NULL,
+                        (SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE campaign_id = ?1)
+                 FROM campaigns WHERE id = ?1",
+                [campaign],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .map_err(e)?;
+        if last.unwrap_or(0) > planned_through {
+            return Err(LedgerError::Corrupt {
+                path: self.ledger.path.clone(),
+                message: "redials planned while rows are staged".into(),
+            });
+        }
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS redials_due (
+                 contact INTEGER NOT NULL, attempt INTEGER NOT NULL, order_id TEXT NOT NULL,
+                 batch_seq INTEGER NOT NULL, country TEXT NOT NULL);
+             DELETE FROM temp.redials_due;",
+        )
+        .map_err(e)?;
+        let next_seq = self.ledger.batch_seq(next_seq)?;
+        let mut walk = Walk::planning(policy, now_ms, &salt, campaign_name, batch_size, next_seq);
+        {
+            let mut due = tx
+                .prepare_cached(
+                    "INSERT INTO temp.redials_due (contact, attempt, order_id, batch_seq, country)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(e)?;
+            let mut store = |redial: DueRedial| {
+                due.execute(params![
+                    redial.contact,
+                    redial.attempt,
+                    redial.order_id,
+                    redial.batch_seq,
+                    redial.country
+                ])
+                .map(|_| ())
+            };
+            let mut rows = tx.prepare(CONTACT_ROWS).map_err(e)?;
+            let mut rows = rows.query([campaign]).map_err(e)?;
+            while let Some(row) = rows.next().map_err(e)? {
+                if let Some(redial) = walk.take(contact_row(row).map_err(e)?) {
+                    if !stopped {
+                        store(redial).map_err(e)?;
+                    }
+                }
+            }
+            if let Some(redial) = walk.finish().filter(|_| !stopped) {
+                store(redial).map_err(e)?;
+            }
+        }
+        let funnel = walk.funnel;
+        let mut planned = RedialsPlanned {
+            orders: 0,
+            waiting: funnel.waiting,
+            next_due_ms: funnel.next_due_ms,
+            awaiting_call: funnel.awaiting_call,
+        };
+        if stopped || funnel.due_now == 0 {
+            tx.commit().map_err(e)?;
+            return Ok(planned);
+        }
+        tx.execute(
+            "INSERT INTO batches (campaign_id, seq, country, size, updated_at_ms)
+             SELECT ?1, batch_seq, country, COUNT(*), ?2 FROM temp.redials_due GROUP BY batch_seq, country",
+            params![campaign, now_ms],
+        )
+        .map_err(e)?;
+        let before: i64 = tx
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM orders", [], |row| {
+                row.get(0)
+            })
+            .map_err(e)?;
+        planned.orders = tx
+            .execute(
+                "INSERT INTO orders (campaign_id, line, order_id, phone, country, other, batch_seq, attempt, contact_row)
+                 SELECT ?1, f.line, d.order_id, f.phone, f.country, f.other, d.batch_seq, d.attempt, d.contact
+                 FROM temp.redials_due d CROSS JOIN orders f ON f.id = d.contact
+                 ORDER BY d.batch_seq, d.contact",
+                [campaign],
+            )
+            .map_err(e)? as u64;
+        tx.execute(
+            "INSERT INTO order_keys (campaign_id, kind, key, line, order_row)
+             SELECT ?1, 1, order_id, line, id FROM orders WHERE id > ?2 ORDER BY order_id",
+            params![campaign, before],
+        )
+        .map_err(e)?;
+        // A number that went on the do-not-call list since: set aside now.
+        let suppressed =
+            super::suppress::set_aside_suppressed(&tx, campaign, now_ms, "o.id > ?3", &[&before])
+                .map_err(e)?;
+        planned.orders -= suppressed as u64;
+        tx.execute(
+            &format!(
+                "DELETE FROM batches WHERE campaign_id = ?1 AND size = 0 AND state = '{}' AND attempts = 0",
+                BatchState::Pending.as_str()
+            ),
+            [campaign],
+        )
+        .map_err(e)?;
+        tx.execute(
+            "UPDATE campaigns SET planned_through = (SELECT MAX(id) FROM orders WHERE campaign_id = ?1),
+                 batches_planned_through = (SELECT COALESCE(MAX(seq), 0) FROM batches WHERE campaign_id = ?1)
+             WHERE id = ?1",
+            [campaign],
+        )
+        .map_err(e)?;
+        tx.commit().map_err(e)?;
+        drop(turn);
+        Ok(planned)
+    }
+}
+
+/// A row of [`CONTACT_ROWS`] as SQLite gives it.
+pub(super) fn contact_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRow> {
+    let contact: i64 = row.get(0)?;
+    Ok(if row.get::<_, i64>(1)? == 0 {
+        ContactRow::Latest {
+            contact,
+            latest_row: row.get(2)?,
+            attempt: row.get(3)?,
+            country: row.get(4)?,
+            first_id: row.get(5)?,
+        }
+    } else {
+        ContactRow::Call {
+            contact,
+            order_row: row.get(2)?,
+            call: CallSeen {
+                start_ms: row.get(6)?,
+                end_ms: row.get(7)?,
+                answered: row.get::<_, Option<bool>>(8)?.unwrap_or(false),
+                hangup_code: row.get(9)?,
+                call_status: row.get(10)?,
+                intent: row.get(11)?,
+                of_latest: false,
+            },
+        }
+    })
 }
 
 /// Staged rows whose order id another campaign of the ledger holds.

@@ -48,6 +48,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(8, "campaign runs", "0008_campaign_runs.sql"),
     migration!(9, "calls", "0009_calls.sql"),
     migration!(10, "call matching", "0010_call_matching.sql"),
+    migration!(11, "redials", "0011_redials.sql"),
 ];
 
 impl Migration {

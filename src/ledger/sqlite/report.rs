@@ -15,6 +15,42 @@ use crate::state::{BatchState, OrderState};
 use rusqlite::params;
 
 impl Sqlite {
+    /// Where the campaign's contacts stand with redials at `now_ms`, by
+    /// the `[redial]` its last run kept; `None` without one.
+    pub async fn funnel(
+        &self,
+        campaign: CampaignId,
+        now_ms: i64,
+    ) -> Result<Option<crate::redial::Funnel>, LedgerError> {
+        self.read(move |this, conn| {
+            let e = this.error();
+            let snapshot = conn.unchecked_transaction().map_err(e)?;
+            let policy: Option<String> = snapshot
+                .query_row(
+                    "SELECT redial_policy FROM campaigns WHERE id = ?1",
+                    [campaign.0],
+                    |row| row.get(0),
+                )
+                .map_err(e)?;
+            let Some(policy) = policy.as_deref().and_then(crate::redial::Policy::from_json) else {
+                return Ok(None);
+            };
+            let mut walk = crate::ledger::redials::Walk::counting(&policy, now_ms);
+            let mut rows = snapshot
+                .prepare(crate::ledger::redials::CONTACT_ROWS)
+                .map_err(e)?;
+            let mut rows = rows.query([campaign.0]).map_err(e)?;
+            while let Some(row) = rows.next().map_err(e)? {
+                walk.take(super::ingest::contact_row(row).map_err(e)?);
+            }
+            walk.finish();
+            Ok(Some(walk.funnel))
+        })
+        .await
+    }
+}
+
+impl Sqlite {
     pub async fn status(
         &self,
         campaign: CampaignId,
@@ -131,7 +167,8 @@ impl Sqlite {
         // (both read along an index): no lookup per order.
         let mut statement = snapshot
             .prepare(&format!(
-                "SELECT o.id, o.order_id, o.phone, o.set_aside, o.batch_seq, o.reason, o.line
+                "SELECT o.id, o.order_id, o.phone, o.set_aside, o.batch_seq, o.reason, o.line, o.attempt,
+                        (SELECT f.order_id FROM orders f WHERE f.id = o.contact_row)
                  FROM orders o WHERE o.campaign_id = ?1 {filter} ORDER BY o.id"
             ))
             .map_err(e)?;
@@ -187,6 +224,8 @@ impl Sqlite {
                 updated_at_ms: batch_outcome.map(|batch| batch.updated_at_ms),
                 last_call: of_order.map(|c| c.last),
                 req_id: batch_outcome.and_then(BatchOutcome::shown_req_id),
+                attempt: row.get(7).map_err(e)?,
+                first_order_id: text(8)?.map(Cow::Borrowed),
             };
             sink(&line).map_err(LedgerError::Output)?;
         }

@@ -67,6 +67,23 @@ pub(super) fn set_aside_suppressed(
     )
 }
 
+/// Adds one number to the list (phone, scope, reason, until, added,
+/// source); a number already on it keeps the stronger entry (for good
+/// beats until a date, a later date beats an earlier one) and every reason
+/// given.
+pub(in crate::ledger::sqlite) const UPSERT_SUPPRESSION: &str =
+    "INSERT INTO suppressions (phone, scope, reason, until_ms, added_at_ms, source)
+     VALUES (?, ?, ?, ?, ?, ?)
+     ON CONFLICT (phone, scope) DO UPDATE SET
+         until_ms = CASE WHEN suppressions.until_ms IS NULL OR excluded.until_ms IS NULL THEN NULL
+                         WHEN excluded.until_ms > suppressions.until_ms THEN excluded.until_ms
+                         ELSE suppressions.until_ms END,
+         reason = CASE WHEN excluded.reason IS NULL
+                         OR instr(COALESCE(suppressions.reason, ''), excluded.reason) > 0
+                       THEN suppressions.reason
+                       WHEN suppressions.reason IS NULL THEN excluded.reason
+                       ELSE suppressions.reason || '; ' || excluded.reason END";
+
 impl Sqlite {
     /// Adds `phones` (normalized) to the list; a number already on it keeps
     /// the stronger entry (for good beats until a date, a later date beats
@@ -83,19 +100,7 @@ impl Sqlite {
         phones.dedup();
         self.write(move |this, tx| {
             let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO suppressions (phone, scope, reason, until_ms, added_at_ms, source)
-                     VALUES (?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (phone, scope) DO UPDATE SET
-                         until_ms = CASE WHEN suppressions.until_ms IS NULL OR excluded.until_ms IS NULL THEN NULL
-                                         WHEN excluded.until_ms > suppressions.until_ms THEN excluded.until_ms
-                                         ELSE suppressions.until_ms END,
-                         reason = CASE WHEN excluded.reason IS NULL
-                                         OR instr(COALESCE(suppressions.reason, ''), excluded.reason) > 0
-                                       THEN suppressions.reason
-                                       WHEN suppressions.reason IS NULL THEN excluded.reason
-                                       ELSE suppressions.reason || '; ' || excluded.reason END",
-                )
+                .prepare_cached(UPSERT_SUPPRESSION)
                 .map_err(this.error())?;
             for phone in &phones {
                 insert

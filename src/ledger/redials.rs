@@ -1,0 +1,384 @@
+//! Redials as both backends plan, count and re-check them: one query that
+//! lists a campaign's contacts with their calls, read in contact order, and
+//! one walk over its rows that asks `redial` what comes next for each
+//! contact. The backends only run the statements and store what comes out.
+
+use crate::batch::BatchSeq;
+use crate::phone::Country;
+use crate::plan::{Batcher, OrderId};
+use crate::redial::{self, CallSeen, Contact, Funnel, Next, Policy};
+
+/// Every contact of campaign `$1` whose latest order was accepted (kind 0:
+/// its latest order's row, attempt and batch country, its first order's
+/// id), and every call of the campaign with its order's contact (kind 1),
+/// in contact order, each contact's own row first. The same text serves
+/// both backends (`$1` is read as the first parameter by SQLite too).
+pub(super) const CONTACT_ROWS: &str = "SELECT contact, kind, a_row, attempt, country, first_id,
+        start_ms, end_ms, answered, hangup_code, call_status, intent
+     FROM (
+         SELECT COALESCE(o.contact_row, o.id) AS contact, 0 AS kind, o.id AS a_row, o.attempt AS attempt,
+                b.country AS country, f.order_id AS first_id,
+                NULL AS start_ms, NULL AS end_ms, NULL AS answered, NULL AS hangup_code,
+                NULL AS call_status, NULL AS intent
+         FROM orders o
+         JOIN batches b ON b.campaign_id = o.campaign_id AND b.seq = o.batch_seq
+         JOIN orders f ON f.id = COALESCE(o.contact_row, o.id)
+         WHERE o.campaign_id = $1 AND o.batch_seq IS NOT NULL AND b.state = 'accepted'
+           AND NOT EXISTS (SELECT 1 FROM orders n
+                           WHERE n.contact_row = COALESCE(o.contact_row, o.id) AND n.attempt > o.attempt)
+         UNION ALL
+         SELECT COALESCE(o.contact_row, o.id), 1, c.order_row, o.attempt, NULL, NULL,
+                c.start_ms, c.end_ms, c.answered, c.hangup_code, c.call_status, c.intent
+         FROM calls c JOIN orders o ON o.id = c.order_row
+         WHERE c.campaign_id = $1
+     ) t
+     ORDER BY contact, kind";
+
+/// One row of [`CONTACT_ROWS`], as a backend decodes it.
+#[derive(Debug, Clone)]
+pub(super) enum ContactRow {
+    /// A contact whose latest order was accepted.
+    Latest {
+        contact: i64,
+        latest_row: i64,
+        attempt: u32,
+        country: String,
+        first_id: Option<String>,
+    },
+    /// A call of one of the contact's orders.
+    Call {
+        contact: i64,
+        order_row: i64,
+        call: CallSeen,
+    },
+}
+
+impl ContactRow {
+    fn contact(&self) -> i64 {
+        match self {
+            ContactRow::Latest { contact, .. } | ContactRow::Call { contact, .. } => *contact,
+        }
+    }
+}
+
+/// A redial to store: order number `attempt` of the contact whose first
+/// order is row `contact`, with its id and batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct DueRedial {
+    pub contact: i64,
+    pub attempt: u32,
+    pub order_id: String,
+    pub batch_seq: BatchSeq,
+    pub country: String,
+}
+
+/// What planning redials did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedialsPlanned {
+    /// Redial orders planned now.
+    pub orders: u64,
+    /// Contacts waiting for a later attempt, and the earliest due.
+    pub waiting: u64,
+    pub next_due_ms: Option<i64>,
+    /// Contacts whose latest order has no call yet.
+    pub awaiting_call: u64,
+}
+
+/// The walk over [`CONTACT_ROWS`]: groups a contact's rows, asks
+/// `redial::next`, and places the due ones into new batches.
+pub(super) struct Walk<'a> {
+    policy: &'a Policy,
+    now_ms: i64,
+    /// Where due redials go; `None` only counts (the funnel).
+    planning: Option<Planning<'a>>,
+    current: Option<Gathered>,
+    pub funnel: Funnel,
+}
+
+struct Planning<'a> {
+    salt: &'a str,
+    campaign: &'a str,
+    batcher: Batcher,
+}
+
+/// The rows of one contact so far.
+struct Gathered {
+    contact: i64,
+    latest: Option<(i64, u32, String, Option<String>)>,
+    calls: Vec<(i64, CallSeen)>,
+}
+
+impl<'a> Walk<'a> {
+    /// A walk that plans: new batches start at `next_seq`, `size` orders
+    /// at most; ids are derived with the ledger's `salt`.
+    pub fn planning(
+        policy: &'a Policy,
+        now_ms: i64,
+        salt: &'a str,
+        campaign: &'a str,
+        size: u32,
+        next_seq: BatchSeq,
+    ) -> Walk<'a> {
+        Walk {
+            policy,
+            now_ms,
+            planning: Some(Planning {
+                salt,
+                campaign,
+                batcher: Batcher::new(size, next_seq),
+            }),
+            current: None,
+            funnel: Funnel::default(),
+        }
+    }
+
+    /// A walk that only counts.
+    pub fn counting(policy: &'a Policy, now_ms: i64) -> Walk<'a> {
+        Walk {
+            policy,
+            now_ms,
+            planning: None,
+            current: None,
+            funnel: Funnel::default(),
+        }
+    }
+
+    /// Takes the next row (in contact order); a contact's redial comes out
+    /// once its last row has been taken.
+    pub fn take(&mut self, row: ContactRow) -> Option<DueRedial> {
+        let done = match &self.current {
+            Some(current) if current.contact != row.contact() => self.current.take(),
+            _ => None,
+        };
+        let current = self.current.get_or_insert_with(|| Gathered {
+            contact: row.contact(),
+            latest: None,
+            calls: Vec::new(),
+        });
+        match row {
+            ContactRow::Latest {
+                latest_row,
+                attempt,
+                country,
+                first_id,
+                ..
+            } => current.latest = Some((latest_row, attempt, country, first_id)),
+            ContactRow::Call {
+                order_row, call, ..
+            } => current.calls.push((order_row, call)),
+        }
+        done.and_then(|gathered| self.decide(gathered))
+    }
+
+    /// The last contact's redial, if due.
+    pub fn finish(&mut self) -> Option<DueRedial> {
+        self.current
+            .take()
+            .and_then(|gathered| self.decide(gathered))
+    }
+
+    fn decide(&mut self, gathered: Gathered) -> Option<DueRedial> {
+        // Calls of a contact whose latest order is not accepted: not ours
+        // to decide (it is being sent, or was set aside).
+        let (latest_row, latest_attempt, country, first_id) = gathered.latest?;
+        let contact = Contact {
+            country: country.clone(),
+            latest_attempt,
+            calls: gathered
+                .calls
+                .into_iter()
+                .map(|(order_row, call)| CallSeen {
+                    of_latest: order_row == latest_row,
+                    ..call
+                })
+                .collect(),
+        };
+        let next = redial::next(self.policy, &contact, self.now_ms);
+        self.funnel.add(next);
+        let Next::Due { attempt } = next else {
+            return None;
+        };
+        let planning = self.planning.as_mut()?;
+        let first = first_id?;
+        let placed = planning.batcher.place(Country::parse(&country).ok()?);
+        Some(DueRedial {
+            contact: gathered.contact,
+            attempt,
+            order_id: OrderId::for_redial(planning.salt, planning.campaign, &first, attempt)
+                .to_string(),
+            batch_seq: placed.seq,
+            country,
+        })
+    }
+}
+
+/// The calls of contact `$1`'s orders before attempt `$2`: what the claim
+/// re-checks a redial by (the same text on both backends).
+pub(super) const CALLS_BEFORE_REDIAL: &str =
+    "SELECT o.attempt, c.start_ms, c.end_ms, c.answered, c.hangup_code,
+        c.call_status, c.intent
+     FROM orders o JOIN calls c ON c.campaign_id = o.campaign_id AND c.order_row = o.id
+     WHERE (o.id = $1 OR o.contact_row = $1) AND o.attempt < $2";
+
+/// A redial order of a batch being claimed.
+#[derive(Debug, Clone)]
+pub(super) struct ClaimedRedial {
+    pub row: i64,
+    pub contact: i64,
+    pub attempt: u32,
+    pub country: String,
+    pub order_id: Option<String>,
+    pub batch_seq: i64,
+}
+
+/// What the claim does with `redial`, given the calls of its contact's
+/// orders before it (`(attempt of the order, call)`).
+pub(super) fn recheck(
+    policy: &Policy,
+    redial: &ClaimedRedial,
+    calls: Vec<(u32, CallSeen)>,
+    now_ms: i64,
+) -> redial::Recheck {
+    let follows = redial.attempt.saturating_sub(1);
+    let contact = Contact {
+        country: redial.country.clone(),
+        latest_attempt: follows,
+        calls: calls
+            .into_iter()
+            .map(|(attempt, call)| CallSeen {
+                of_latest: attempt == follows,
+                ..call
+            })
+            .collect(),
+    };
+    redial::recheck(policy, &contact, redial.attempt, now_ms)
+}
+
+/// Each campaign's opt-out intents, read once per batch of calls stored.
+#[derive(Debug, Default)]
+pub(super) struct OptOuts {
+    intents: std::collections::HashMap<i64, Vec<String>>,
+}
+
+impl OptOuts {
+    /// Whether the campaign's intents are known yet.
+    pub fn knows(&self, campaign: i64) -> bool {
+        self.intents.contains_key(&campaign)
+    }
+
+    /// Learns the campaign's intents from its kept `[redial]` (JSON).
+    pub fn learn(&mut self, campaign: i64, policy: Option<&str>) {
+        let intents = policy
+            .and_then(Policy::from_json)
+            .map(|policy| policy.suppress_intents)
+            .unwrap_or_default();
+        self.intents.insert(campaign, intents);
+    }
+
+    /// The do-not-call entry's reason and source when `call`, stored as
+    /// the campaign's, is an answered call with an opt-out intent.
+    pub fn entry(
+        &self,
+        campaign: i64,
+        call: &crate::nxlink::calls::Call,
+    ) -> Option<(String, String)> {
+        let intents = self.intents.get(&campaign)?;
+        let intent = call.intent.as_deref()?;
+        (call.answered && redial::is_opt_out(intents, Some(intent))).then(|| {
+            (
+                format!("opted out on a call: intent {:?}", intent.trim()),
+                format!("call {}", call.call_id),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::redial::{Outcome, Zones};
+
+    fn policy() -> Policy {
+        Policy {
+            max_attempts: 3,
+            after: vec![Duration::from_secs(60)],
+            on: vec![Outcome::NoAnswer],
+            max_per_day: None,
+            suppress_intents: Vec::new(),
+            codes: Vec::new(),
+            zones: Zones::default(),
+        }
+    }
+
+    fn latest(contact: i64, row: i64, attempt: u32) -> ContactRow {
+        ContactRow::Latest {
+            contact,
+            latest_row: row,
+            attempt,
+            country: "HK".into(),
+            first_id: Some(format!("ID{contact}")),
+        }
+    }
+
+    fn call(contact: i64, order_row: i64, end_s: i64, answered: bool) -> ContactRow {
+        ContactRow::Call {
+            contact,
+            order_row,
+            call: CallSeen {
+                start_ms: Some(end_s * 1000 - 10_000),
+                end_ms: Some(end_s * 1000),
+                answered,
+                hangup_code: Some(if answered { "16" } else { "19" }.into()),
+                call_status: None,
+                intent: None,
+                of_latest: false,
+            },
+        }
+    }
+
+    #[test]
+    fn each_contact_is_decided_once_from_all_its_rows() {
+        let p = policy();
+        let mut walk = Walk::planning(
+            &p,
+            1_000_000,
+            "salt",
+            "spring",
+            2,
+            BatchSeq::new(7).unwrap(),
+        );
+        let rows = vec![
+            // Answered: done.
+            latest(1, 1, 1),
+            call(1, 1, 100, true),
+            // Unanswered long ago: due, attempt 2.
+            latest(2, 2, 1),
+            call(2, 2, 100, false),
+            // A redial (row 9) of contact 3, no call of it yet: waits.
+            latest(3, 9, 2),
+            call(3, 3, 100, false),
+            // Calls of a contact whose latest order is not accepted.
+            call(4, 4, 100, false),
+            // Unanswered just now: later.
+            latest(5, 5, 1),
+            call(5, 5, 990, false),
+        ];
+        let mut due: Vec<DueRedial> = rows.into_iter().filter_map(|row| walk.take(row)).collect();
+        due.extend(walk.finish());
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].contact, 2);
+        assert_eq!(due[0].attempt, 2);
+        assert_eq!(due[0].batch_seq.get(), 7);
+        assert_eq!(
+            due[0].order_id,
+            OrderId::for_redial("salt", "spring", "ID2", 2).to_string()
+        );
+        assert_eq!(walk.funnel.reached(), 1);
+        assert_eq!(walk.funnel.awaiting_call, 1);
+        assert_eq!(walk.funnel.due_now, 1);
+        assert_eq!(walk.funnel.waiting, 1);
+        assert_eq!(walk.funnel.next_due_ms, Some(1_050_000));
+    }
+}
