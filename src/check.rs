@@ -19,6 +19,7 @@ use crate::nxlink;
 use crate::output::rejects::write_rejects;
 use crate::output::tables::terminal_safe;
 use crate::output::Output;
+use crate::redial::Funnel;
 use crate::run::hold_to_read;
 use crate::settings::Settings;
 use crate::state::OrderState;
@@ -39,6 +40,9 @@ pub struct CheckReport {
     pub preview: Preview,
     /// Rows written to the rejects file, when one was asked for.
     pub rejects: Option<u64>,
+    /// Where the campaign's contacts stand by the job's `[redial]`, when
+    /// it has one and the ledger holds the campaign.
+    pub redials: Option<Funnel>,
     /// Why the job could not run; empty when it could.
     pub problems: Vec<String>,
 }
@@ -89,6 +93,10 @@ pub async fn check(
     progress.finish();
     held.release().await?;
     let ingest = ingested?;
+    let redials = match (&job.redial, known_campaign) {
+        (Some(policy), Some((real, id))) => real.funnel(id, now_ms(), Some(policy)).await?,
+        _ => None,
+    };
     let already_known = match known_campaign {
         Some((real, id)) => scratch.set_aside_known(campaign, real, id).await?,
         None => 0,
@@ -131,6 +139,7 @@ pub async fn check(
         used_elsewhere,
         preview,
         rejects,
+        redials,
         problems,
     })
 }
@@ -204,6 +213,9 @@ impl CheckReport {
         if let Some(waiting) = &self.ingest.waiting {
             writeln!(out, "  left for a later run: {}", terminal_safe(waiting))?;
         }
+        if job.redial.is_some() {
+            self.write_redials(out)?;
+        }
         writeln!(out, "batches (at most {} contacts each):", job.batch_size)?;
         for (country, orders, batches) in &self.preview.countries {
             writeln!(
@@ -266,9 +278,15 @@ impl CheckReport {
             writeln!(out, "rejects file: {rows} row(s)")?;
         }
         if self.problems.is_empty() {
+            let redials = match self.redials.as_ref() {
+                Some(funnel) if funnel.due_now > 0 && funnel.stopped_at_ms.is_none() => {
+                    format!(", and plan and send {} redial(s)", funnel.due_now)
+                }
+                _ => String::new(),
+            };
             writeln!(
                 out,
-                "the job can run: `nxcampaign run {}` would send {} order(s) in {} request(s)",
+                "the job can run: `nxcampaign run {}` would send {} order(s) in {} request(s){redials}",
                 job_file.display(),
                 self.new_orders(),
                 self.batches()
@@ -280,6 +298,44 @@ impl CheckReport {
             }
         }
         Ok(())
+    }
+}
+
+impl CheckReport {
+    /// What the job's `[redial]` would plan now, and when the next are due.
+    fn write_redials(&self, out: &mut dyn Write) -> io::Result<()> {
+        let Some(funnel) = &self.redials else {
+            return writeln!(
+                out,
+                "redials: none yet (they follow the calls of the orders this campaign sends)"
+            );
+        };
+        if let Some(stopped) = funnel.stopped_at_ms {
+            return writeln!(
+                out,
+                "redials: stopped by cancel at {}; none is planned",
+                rfc3339(stopped)
+            );
+        }
+        let mut line = format!(
+            "redials: {} due now (a run plans and sends them), {} later",
+            funnel.due_now, funnel.waiting
+        );
+        if let Some(next) = funnel.next_due_ms {
+            let now = now_ms();
+            line.push_str(&format!(
+                " (the next at {}, in {})",
+                rfc3339(next),
+                human_duration(Duration::from_millis((next - now).max(0) as u64))
+            ));
+        }
+        if funnel.awaiting_call > 0 {
+            line.push_str(&format!(
+                "; {} accepted without a call in the ledger yet (sync or the webhook brings them)",
+                funnel.awaiting_call
+            ));
+        }
+        writeln!(out, "{line}")
     }
 }
 

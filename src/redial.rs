@@ -422,6 +422,11 @@ pub fn recheck(policy: &Policy, contact: &Contact, attempt: u32, now_ms: i64) ->
 /// Where a campaign's contacts stand, for `status` and `report`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Funnel {
+    /// Redial orders the campaign holds (orders of rows already read: a
+    /// campaign's order counts are its rows read plus these).
+    pub orders: u64,
+    /// When `cancel` stopped the campaign's redials: none is planned since.
+    pub stopped_at_ms: Option<i64>,
     /// Contacts answered, by the number of the call that was answered.
     pub reached_on_call: BTreeMap<u32, u64>,
     pub opted_out: u64,

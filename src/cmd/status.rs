@@ -33,7 +33,7 @@ pub async fn run(settings: &Settings, args: StatusArgs, output: &Output) -> Resu
         let id = ledger.campaign(&name).await?;
         let mut status = ledger.status(id, &name).await?;
         status.calls = Some(ledger.call_stats(id).await?);
-        status.redials = ledger.funnel(id, now_ms()).await?;
+        status.redials = ledger.funnel(id, now_ms(), None).await?;
         statuses.push(status);
     }
     let mut out = output.stdout();

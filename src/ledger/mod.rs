@@ -346,14 +346,16 @@ impl Ledger {
         each!(self, l => l.release_lease(fence).await)
     }
 
-    /// Where the campaign's contacts stand with redials at `now_ms`, by the
-    /// `[redial]` its last run kept; `None` for a campaign without one.
+    /// Where the campaign's contacts stand with redials at `now_ms`, by
+    /// `policy`, else by the `[redial]` its last run kept; `None` for a
+    /// campaign without one.
     pub async fn funnel(
         &self,
         campaign: CampaignId,
         now_ms: i64,
+        policy: Option<&crate::redial::Policy>,
     ) -> Result<Option<crate::redial::Funnel>, LedgerError> {
-        each!(self, l => l.funnel(campaign, now_ms).await)
+        each!(self, l => l.funnel(campaign, now_ms, policy.cloned()).await)
     }
 
     /// The numbers behind `report`, from one snapshot: see [`ReportData`].

@@ -212,6 +212,11 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// How many redial orders campaign `$1` holds (by the index of redials:
+/// only the ledger's redial orders are read).
+pub(crate) const REDIAL_ORDERS: &str =
+    "SELECT COUNT(*) FROM orders WHERE contact_row IS NOT NULL AND campaign_id = $1";
+
 /// The calls of contact `$1`'s orders before attempt `$2`: what the claim
 /// re-checks a redial by (the same text on both backends).
 pub(super) const CALLS_BEFORE_REDIAL: &str =

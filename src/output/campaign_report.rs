@@ -32,6 +32,9 @@ pub async fn gather(
 ) -> Result<Overview, LedgerError> {
     let mut status = ledger.status(campaign, name).await?;
     status.calls = Some(ledger.call_stats(campaign).await?);
+    status.redials = ledger
+        .funnel(campaign, crate::clock::now_ms(), None)
+        .await?;
     let data = ledger.report_data(campaign).await?;
     let mut reasons: BTreeMap<(&'static str, String), u64> = BTreeMap::new();
     for state in [
@@ -188,6 +191,9 @@ impl Overview {
                 }
             }
         }
+        if status.redials.is_some() {
+            super::tables::write_redials(out, std::slice::from_ref(status))?;
+        }
         writeln!(out, "\nrows set aside, by reason")?;
         if self.set_aside.is_empty() {
             writeln!(out, "  none")?;
@@ -305,6 +311,20 @@ impl Overview {
                 }
             }
         });
+        if let Some(funnel) = &status.redials {
+            section(&mut page, "redials", "Redials", |page| {
+                let reached: Vec<(String, u64)> = funnel
+                    .reached_on_call
+                    .iter()
+                    .map(|(call, n)| (format!("reached on call {call}"), *n))
+                    .collect();
+                if !reached.is_empty() {
+                    page.push_str("<h3>Contacts reached, by call</h3>");
+                    bars(page, &reached);
+                }
+                table(page, &["contacts", "value"], funnel_figures(funnel));
+            });
+        }
         section(
             &mut page,
             "set-aside",
@@ -332,6 +352,43 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;border-bottom:2px solid
 h3{font-size:1em;color:#4a5568}.lead{color:#4a5568}table{border-collapse:collapse;width:100%}\
 td,th{text-align:left;padding:.25em .6em;border-bottom:1px solid #e6e9f0}th{background:#f3f5f9}\
 svg text{font:12px system-ui,sans-serif;fill:#1d2430}.none{color:#718096}";
+
+/// Where a campaign's contacts stand with redials, as label and value.
+fn funnel_figures(funnel: &crate::redial::Funnel) -> Vec<Vec<String>> {
+    let mut rows = vec![
+        ("redial orders".to_owned(), funnel.orders.to_string()),
+        ("due now".to_owned(), funnel.due_now.to_string()),
+        (
+            "waiting for a later attempt".to_owned(),
+            funnel.waiting.to_string(),
+        ),
+        (
+            "the next due".to_owned(),
+            funnel
+                .next_due_ms
+                .map(rfc3339)
+                .unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "accepted without a call yet".to_owned(),
+            funnel.awaiting_call.to_string(),
+        ),
+        ("exhausted".to_owned(), funnel.exhausted.to_string()),
+        ("opted out".to_owned(), funnel.opted_out.to_string()),
+    ];
+    rows.extend(
+        funnel
+            .ended
+            .iter()
+            .map(|(outcome, n)| (format!("ended {outcome}"), n.to_string())),
+    );
+    if let Some(stopped) = funnel.stopped_at_ms {
+        rows.push(("stopped by cancel at".to_owned(), rfc3339(stopped)));
+    }
+    rows.into_iter()
+        .map(|(what, value)| vec![what, value])
+        .collect()
+}
 
 /// The call outcomes, as label and value.
 fn call_figures(calls: &CallStats) -> Vec<(&'static str, String)> {

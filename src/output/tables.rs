@@ -74,8 +74,9 @@ pub fn write_redials(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io::Re
             .collect();
         writeln!(
             out,
-            "redials of {}: {} contact(s) reached{}",
+            "redials of {}: {} redial order(s); {} contact(s) reached{}",
             status.campaign,
+            funnel.orders,
             funnel.reached(),
             if on_calls.is_empty() {
                 String::new()
@@ -95,6 +96,13 @@ pub fn write_redials(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io::Re
             funnel.awaiting_call
         ));
         writeln!(out, "{waiting}")?;
+        if let Some(stopped) = funnel.stopped_at_ms {
+            writeln!(
+                out,
+                "  stopped by cancel at {}: no redial is planned any more",
+                rfc3339(stopped)
+            )?;
+        }
         let mut done = vec![
             format!("{} exhausted", funnel.exhausted),
             format!("{} opted out", funnel.opted_out),
@@ -113,6 +121,8 @@ pub fn write_redials(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io::Re
 /// A funnel as `status --json` shows it.
 fn funnel_object(funnel: &crate::redial::Funnel) -> serde_json::Value {
     json!({
+        "redial_orders": funnel.orders,
+        "stopped_at": funnel.stopped_at_ms.map(rfc3339),
         "reached": funnel.reached(),
         "reached_on_call": funnel.reached_on_call.iter().map(|(call, n)| (call.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "opted_out": funnel.opted_out,

@@ -607,7 +607,7 @@ async fn read_and_send(
     progress.finish();
     let mut status = ledger.status(campaign, job.name.as_str()).await?;
     if job.redial.is_some() {
-        status.redials = ledger.funnel(campaign, now_ms()).await?;
+        status.redials = ledger.funnel(campaign, now_ms(), None).await?;
     }
     Ok(CampaignRun {
         ingest,
@@ -644,7 +644,7 @@ pub(crate) async fn ingest_until(
             stop: Arc::clone(&stop),
             feed: None,
             meter: output.reading(),
-            redials: false,
+            redials: true,
         },
     );
     let mut reading = std::pin::pin!(reading);

@@ -14,6 +14,7 @@ mod guards;
 mod input;
 mod output;
 mod reconcile;
+mod redials;
 mod report;
 mod run;
 mod runners;

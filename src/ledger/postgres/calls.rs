@@ -92,8 +92,8 @@ const TOP_INTENTS: &str = "SELECT intent, COUNT(*) AS n FROM calls
      WHERE campaign_id = $1 AND answered AND intent IS NOT NULL
      GROUP BY intent ORDER BY n DESC, intent LIMIT 5";
 
-/// Every statement a call, a delivery, a reconciliation or an export of
-/// orders with calls runs per item, with values for its parameters.
+/// Every statement a call, a delivery, a reconciliation, an export of
+/// orders with calls or the claim of a redial runs per item, with values for its parameters.
 const HOT_STATEMENTS: &[(&str, &[&str])] = &[
     (
         MATCH_BY_ORDER_ID,
@@ -106,6 +106,8 @@ const HOT_STATEMENTS: &[(&str, &[&str])] = &[
     (TOP_INTENTS, &["1"]),
     (super::report::CALLS_OF_ORDERS, &["1"]),
     (super::ingest::USED_ELSEWHERE, &["2", "0", "100"]),
+    (crate::ledger::redials::CALLS_BEFORE_REDIAL, &["7", "3"]),
+    (crate::ledger::redials::REDIAL_ORDERS, &["1"]),
 ];
 
 /// Puts the number of `owner`'s order on the do-not-call list (for every

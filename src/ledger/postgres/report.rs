@@ -32,6 +32,7 @@ impl Postgres {
         &self,
         campaign: CampaignId,
         now_ms: i64,
+        policy: Option<crate::redial::Policy>,
     ) -> Result<Option<crate::redial::Funnel>, LedgerError> {
         let e = |source| self.query_error(source);
         let mut tx = self.pool.begin().await.map_err(e)?;
@@ -39,21 +40,31 @@ impl Postgres {
             .execute(&mut *tx)
             .await
             .map_err(e)?;
-        let policy: Option<String> =
-            sqlx::query_scalar("SELECT redial_policy FROM campaigns WHERE id = $1")
-                .bind(campaign.0)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(e)?;
-        let Some(policy) = policy.as_deref().and_then(crate::redial::Policy::from_json) else {
+        let (kept, stopped_at_ms): (Option<String>, Option<i64>) = sqlx::query_as(
+            "SELECT redial_policy, redials_stopped_at_ms FROM campaigns WHERE id = $1",
+        )
+        .bind(campaign.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(e)?;
+        let Some(policy) =
+            policy.or_else(|| kept.as_deref().and_then(crate::redial::Policy::from_json))
+        else {
             return Ok(None);
         };
         let mut walk = crate::ledger::redials::Walk::counting(&policy, now_ms);
         super::redials::walk_contacts(&mut tx, campaign.0, &mut walk, false)
             .await
             .map_err(e)?;
+        let mut funnel = walk.funnel;
+        funnel.stopped_at_ms = stopped_at_ms;
+        funnel.orders = sqlx::query_scalar::<_, i64>(crate::ledger::redials::REDIAL_ORDERS)
+            .bind(campaign.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(e)? as u64;
         tx.commit().await.map_err(e)?;
-        Ok(Some(walk.funnel))
+        Ok(Some(funnel))
     }
 }
 
@@ -103,13 +114,17 @@ impl Postgres {
         campaign: CampaignId,
         name: &str,
     ) -> Result<CampaignStatus, LedgerError> {
-        let (rows_read, invalid, duplicate, suppressed): (i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT rows_read, invalid_orders, duplicate_orders, suppressed_orders FROM campaigns WHERE id = $1",
-        )
-        .bind(campaign.0)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| self.query_error(e))?;
+        // Settled redials are few: counted, not kept as a counter.
+        let (rows_read, invalid, duplicate, suppressed, settled): (i64, i64, i64, i64, i64) =
+            sqlx::query_as(
+                "SELECT rows_read, invalid_orders, duplicate_orders, suppressed_orders,
+                    (SELECT COUNT(*) FROM orders WHERE campaign_id = $1 AND set_aside = 'settled')
+             FROM campaigns WHERE id = $1",
+            )
+            .bind(campaign.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.query_error(e))?;
         let batch_rows = sqlx::query(
             "SELECT state, COUNT(*), COALESCE(SUM(size), 0)::BIGINT FROM batches WHERE campaign_id = $1 GROUP BY state",
         )
@@ -134,6 +149,7 @@ impl Postgres {
                 (OrderState::Invalid, invalid as u64),
                 (OrderState::Duplicate, duplicate as u64),
                 (OrderState::Suppressed, suppressed as u64),
+                (OrderState::Settled, settled as u64),
             ],
         ))
     }

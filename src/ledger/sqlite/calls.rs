@@ -85,8 +85,8 @@ const TOP_INTENTS: &str = "SELECT intent, COUNT(*) AS n FROM calls
      WHERE campaign_id = ?1 AND answered AND intent IS NOT NULL
      GROUP BY intent ORDER BY n DESC, intent LIMIT 5";
 
-/// Every statement a call, a delivery, a reconciliation or an export of
-/// orders with calls runs per item, with values for its parameters: each
+/// Every statement a call, a delivery, a reconciliation, an export of
+/// orders with calls or the claim of a redial runs per item, with values for its parameters: each
 /// must be an index lookup at any size (`explain_hot_statements`).
 const HOT_STATEMENTS: &[(&str, &[&str])] = &[
     (
@@ -101,6 +101,8 @@ const HOT_STATEMENTS: &[(&str, &[&str])] = &[
     (TOP_INTENTS, &["1"]),
     (super::report::CALLS_OF_ORDERS, &["1", "1"]),
     (super::ingest::USED_ELSEWHERE, &["2", "0", "100"]),
+    (crate::ledger::redials::CALLS_BEFORE_REDIAL, &["7", "3"]),
+    (crate::ledger::redials::REDIAL_ORDERS, &["1"]),
 ];
 
 /// Stores one call in `tx`: says whether it was stored before, and whose
@@ -193,7 +195,12 @@ impl Sqlite {
             .map_err(e)?;
             let mut plans = Vec::new();
             for (sql, values) in HOT_STATEMENTS {
-                let sql = crate::ledger::model::with_values(sql, '?', values);
+                // The statements shared with PostgreSQL number theirs `$N`.
+                let sql = crate::ledger::model::with_values(
+                    &crate::ledger::model::with_values(sql, '?', values),
+                    '$',
+                    values,
+                );
                 let mut statement = conn
                     .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                     .map_err(e)?;

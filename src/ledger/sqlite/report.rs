@@ -16,23 +16,26 @@ use rusqlite::params;
 
 impl Sqlite {
     /// Where the campaign's contacts stand with redials at `now_ms`, by
-    /// the `[redial]` its last run kept; `None` without one.
+    /// `policy`, else the `[redial]` its last run kept; `None` without one.
     pub async fn funnel(
         &self,
         campaign: CampaignId,
         now_ms: i64,
+        policy: Option<crate::redial::Policy>,
     ) -> Result<Option<crate::redial::Funnel>, LedgerError> {
         self.read(move |this, conn| {
             let e = this.error();
             let snapshot = conn.unchecked_transaction().map_err(e)?;
-            let policy: Option<String> = snapshot
+            let (kept, stopped_at_ms): (Option<String>, Option<i64>) = snapshot
                 .query_row(
-                    "SELECT redial_policy FROM campaigns WHERE id = ?1",
+                    "SELECT redial_policy, redials_stopped_at_ms FROM campaigns WHERE id = ?1",
                     [campaign.0],
-                    |row| row.get(0),
+                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .map_err(e)?;
-            let Some(policy) = policy.as_deref().and_then(crate::redial::Policy::from_json) else {
+            let Some(policy) =
+                policy.or_else(|| kept.as_deref().and_then(crate::redial::Policy::from_json))
+            else {
                 return Ok(None);
             };
             let mut walk = crate::ledger::redials::Walk::counting(&policy, now_ms);
@@ -44,7 +47,14 @@ impl Sqlite {
                 walk.take(super::ingest::contact_row(row).map_err(e)?);
             }
             walk.finish();
-            Ok(Some(walk.funnel))
+            let mut funnel = walk.funnel;
+            funnel.stopped_at_ms = stopped_at_ms;
+            funnel.orders = snapshot
+                .query_row(crate::ledger::redials::REDIAL_ORDERS, [campaign.0], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .map_err(e)? as u64;
+            Ok(Some(funnel))
         })
         .await
     }
