@@ -1,11 +1,15 @@
 //! Call outcomes at campaign size: a campaign of N orders, all sent; then
 //!
 //! - the webhook receiver: `/healthz` answered a second, and calls stored a
-//!   second (each delivery one call of one of the campaign's orders), both
-//!   with 64 connections from this process;
+//!   second (each delivery an answered call of one of the first tenth of
+//!   the campaign's orders), both with 64 connections from this process;
 //! - `sync` of N call records (one per order), served by a stand-in of
 //!   `cdr/page` that costs next to nothing;
-//! - `orders --format csv` of the N orders, every one with a call.
+//! - `orders --format csv` of the N orders, every one with a call;
+//! - redials: the same campaign given a `[redial]` policy, the due
+//!   redials planned (every contact whose call was not answered: most of
+//!   them) by `ingest`, beside an `ingest` with nothing to do; then
+//!   `status`, which walks every contact for the funnel.
 
 use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader};
@@ -54,7 +58,9 @@ pub fn bench(
     let stored = runtime.block_on(load(CONNECTIONS, LOAD_FOR, {
         let sent = Arc::clone(&sent);
         move |client: &reqwest::Client, i: u64| {
-            let (order_id, phone) = &sent[i as usize % sent.len()];
+            // Answered calls of the first tenth of the orders only: the
+            // rest stay unanswered, for the redials below.
+            let (order_id, phone) = &sent[i as usize % answerable(sent.len())];
             client
                 .post(url.as_str())
                 .header("token", TOKEN)
@@ -130,9 +136,72 @@ pub fn bench(
         orders as f64,
         None,
     );
+
+    // Redials: the contacts the webhook's answered calls reached are done;
+    // every other one's call rang out, and is due a minute after it ended.
+    let answered = (stored.done as usize).min(answerable(sent.len()));
+    let redial_job = job.replace(".toml", "-redials.toml");
+    std::fs::write(
+        &redial_job,
+        std::fs::read_to_string(&job).expect("the job")
+            + "[redial]\nmax_attempts = 3\nafter = [\"1m\"]\n",
+    )
+    .expect("the redial job");
+    let mut later = credentials();
+    later.push((
+        nxcampaign::clock::TEST_OFFSET_VAR.to_owned(),
+        (orders as i64 + 60_000 + 30_000 + 120_000).to_string(),
+    ));
+    let idle = measure_with(&[BINARY, "--db", &db, "ingest", &job], &later);
+    row(
+        table,
+        orders,
+        "ingest, nothing new (the file's checkpoint checked)",
+        &idle,
+        orders as f64,
+        None,
+    );
+    let planned = measure_with(&[BINARY, "--db", &db, "ingest", &redial_job], &later);
+    let status = Command::new(BINARY)
+        .args(["--db", &db, "status", "bench", "--json"])
+        .envs(later.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("status runs");
+    let status: serde_json::Value =
+        serde_json::from_slice(&status.stdout).expect("status prints JSON");
+    assert_eq!(
+        status["redials"]["redial_orders"].as_u64(),
+        Some((sent.len() - answered) as u64),
+        "every contact not answered got its redial: {status}"
+    );
+    row(
+        table,
+        orders,
+        &format!(
+            "ingest planning {} due redials (each contact's calls read; {answered} contacts answered)",
+            sent.len() - answered
+        ),
+        &planned,
+        orders as f64,
+        None,
+    );
+    let funnel = measure_with(&[BINARY, "--db", &db, "status", "bench", "--json"], &later);
+    row(
+        table,
+        orders,
+        "status --json with the redial funnel (every contact walked)",
+        &funnel,
+        orders as f64,
+        None,
+    );
 }
 
 const TOKEN: &str = "bench-token";
+
+/// The orders the webhook's answered calls go to: the first tenth.
+fn answerable(orders: usize) -> usize {
+    (orders / 10).max(1)
+}
 
 fn credentials() -> Vec<(String, String)> {
     vec![
@@ -216,6 +285,27 @@ fn call_json(call_id: &str, order_id: &str, phone: &str, start_ms: i64) -> Strin
         "hangupBy": 1,
         "hangupCode": "16",
         "intent": "interested",
+    })
+    .to_string()
+}
+
+/// A call of `order_id` that rang out unanswered (Q.850 cause 19).
+fn unanswered_call_json(call_id: &str, order_id: &str, phone: &str, start_ms: i64) -> String {
+    serde_json::json!({
+        "callId": call_id,
+        "orderId": order_id,
+        "taskId": "1688363452814331904",
+        "caller": phone.trim_start_matches('+').replace(' ', ""),
+        "callee": "NX09445G000025@43.134.225.234:5060",
+        "direction": 2,
+        "answered": false,
+        "startTime": start_ms,
+        "endTime": start_ms + 30_000,
+        "ringDuration": 30,
+        "callDuration": 0,
+        "hangupBy": 2,
+        "hangupCode": "19",
+        "callStatus": "NO_ANSWER",
     })
     .to_string()
 }
@@ -310,7 +400,7 @@ impl Records {
         (from..to)
             .map(|i| {
                 let (order_id, phone) = &self.orders[i];
-                call_json(
+                unanswered_call_json(
                     &format!("sync-{i}"),
                     order_id,
                     phone,

@@ -8,42 +8,51 @@ use crate::phone::Country;
 use crate::plan::{Batcher, OrderId};
 use crate::redial::{self, CallSeen, Contact, Funnel, Next, Policy};
 
-/// Every contact of campaign `$1` whose latest order was accepted (kind 0:
-/// its latest order's row, attempt and batch country, its first order's
-/// id), and every call of the campaign with its order's contact (kind 1),
-/// in contact order, each contact's own row first. The same text serves
-/// both backends (`$1` is read as the first parameter by SQLite too).
-pub(super) const CONTACT_ROWS: &str = "SELECT contact, kind, a_row, attempt, country, first_id,
+/// Every order of campaign `$1` with its contact (kind 0: its row,
+/// attempt and order id, its batch's country and whether the batch was
+/// accepted; a redial set aside at its claim is listed too, without a
+/// batch), and every call of the campaign with its order's contact (kind
+/// 1), in contact order, a contact's orders first. The walk finds each
+/// contact's latest order itself: no subquery per order, one sort. The
+/// same text serves both backends (`$1` is read as the first parameter by
+/// SQLite too; the calls come second, so PostgreSQL types the `NULL`s of
+/// the first branch by them).
+pub(super) const CONTACT_ROWS: &str = "SELECT contact, kind, a_row, attempt, country, order_id, accepted,
         start_ms, end_ms, answered, hangup_code, call_status, intent
      FROM (
          SELECT COALESCE(o.contact_row, o.id) AS contact, 0 AS kind, o.id AS a_row, o.attempt AS attempt,
-                b.country AS country, f.order_id AS first_id,
+                b.country AS country, o.order_id AS order_id, b.state = 'accepted' AS accepted,
                 NULL AS start_ms, NULL AS end_ms, NULL AS answered, NULL AS hangup_code,
                 NULL AS call_status, NULL AS intent
          FROM orders o
          JOIN batches b ON b.campaign_id = o.campaign_id AND b.seq = o.batch_seq
-         JOIN orders f ON f.id = COALESCE(o.contact_row, o.id)
-         WHERE o.campaign_id = $1 AND o.batch_seq IS NOT NULL AND b.state = 'accepted'
-           AND NOT EXISTS (SELECT 1 FROM orders n
-                           WHERE n.contact_row = COALESCE(o.contact_row, o.id) AND n.attempt > o.attempt)
+         WHERE o.campaign_id = $1 AND o.batch_seq IS NOT NULL
          UNION ALL
-         SELECT COALESCE(o.contact_row, o.id), 1, c.order_row, o.attempt, NULL, NULL,
+         SELECT COALESCE(o.contact_row, o.id), 1, c.order_row, o.attempt, NULL, NULL, NULL,
                 c.start_ms, c.end_ms, c.answered, c.hangup_code, c.call_status, c.intent
          FROM calls c JOIN orders o ON o.id = c.order_row
          WHERE c.campaign_id = $1
+         UNION ALL
+         SELECT o.contact_row, 0, o.id, o.attempt, NULL, o.order_id, FALSE,
+                NULL, NULL, NULL, NULL, NULL, NULL
+         FROM orders o
+         WHERE o.contact_row IS NOT NULL AND o.batch_seq IS NULL AND o.campaign_id = $1
      ) t
      ORDER BY contact, kind";
 
 /// One row of [`CONTACT_ROWS`], as a backend decodes it.
 #[derive(Debug, Clone)]
 pub(super) enum ContactRow {
-    /// A contact whose latest order was accepted.
-    Latest {
+    /// One of the contact's orders.
+    Order {
         contact: i64,
-        latest_row: i64,
+        row: i64,
         attempt: u32,
-        country: String,
-        first_id: Option<String>,
+        /// Its batch's country; `None` for a redial set aside.
+        country: Option<String>,
+        order_id: Option<String>,
+        /// Whether its batch was accepted.
+        accepted: bool,
     },
     /// A call of one of the contact's orders.
     Call {
@@ -56,7 +65,7 @@ pub(super) enum ContactRow {
 impl ContactRow {
     fn contact(&self) -> i64 {
         match self {
-            ContactRow::Latest { contact, .. } | ContactRow::Call { contact, .. } => *contact,
+            ContactRow::Order { contact, .. } | ContactRow::Call { contact, .. } => *contact,
         }
     }
 }
@@ -104,7 +113,10 @@ struct Planning<'a> {
 /// The rows of one contact so far.
 struct Gathered {
     contact: i64,
-    latest: Option<(i64, u32, String, Option<String>)>,
+    /// Its latest order so far: row, attempt, country, accepted.
+    latest: Option<(i64, u32, Option<String>, bool)>,
+    /// The order id of its first order.
+    first_id: Option<String>,
     calls: Vec<(i64, CallSeen)>,
 }
 
@@ -153,16 +165,25 @@ impl<'a> Walk<'a> {
         let current = self.current.get_or_insert_with(|| Gathered {
             contact: row.contact(),
             latest: None,
+            first_id: None,
             calls: Vec::new(),
         });
         match row {
-            ContactRow::Latest {
-                latest_row,
+            ContactRow::Order {
+                row,
                 attempt,
                 country,
-                first_id,
+                order_id,
+                accepted,
                 ..
-            } => current.latest = Some((latest_row, attempt, country, first_id)),
+            } => {
+                if attempt == 1 {
+                    current.first_id = order_id;
+                }
+                if current.latest.as_ref().is_none_or(|l| l.1 < attempt) {
+                    current.latest = Some((row, attempt, country, accepted));
+                }
+            }
             ContactRow::Call {
                 order_row, call, ..
             } => current.calls.push((order_row, call)),
@@ -178,9 +199,11 @@ impl<'a> Walk<'a> {
     }
 
     fn decide(&mut self, gathered: Gathered) -> Option<DueRedial> {
-        // Calls of a contact whose latest order is not accepted: not ours
-        // to decide (it is being sent, or was set aside).
-        let (latest_row, latest_attempt, country, first_id) = gathered.latest?;
+        // A contact whose latest order is not accepted: not ours to decide
+        // (it is being sent, or was set aside).
+        let (latest_row, latest_attempt, country, accepted) = gathered.latest?;
+        let country = country.filter(|_| accepted)?;
+        let first_id = gathered.first_id;
         let contact = Contact {
             country: country.clone(),
             latest_attempt,
@@ -317,14 +340,19 @@ mod tests {
         }
     }
 
-    fn latest(contact: i64, row: i64, attempt: u32) -> ContactRow {
-        ContactRow::Latest {
+    fn order(contact: i64, row: i64, attempt: u32, accepted: bool) -> ContactRow {
+        ContactRow::Order {
             contact,
-            latest_row: row,
+            row,
             attempt,
-            country: "HK".into(),
-            first_id: Some(format!("ID{contact}")),
+            country: Some("HK".into()),
+            order_id: Some(format!("ID{row}")),
+            accepted,
         }
+    }
+
+    fn latest(contact: i64, row: i64, attempt: u32) -> ContactRow {
+        order(contact, row, attempt, true)
     }
 
     fn call(contact: i64, order_row: i64, end_s: i64, answered: bool) -> ContactRow {
@@ -362,9 +390,12 @@ mod tests {
             latest(2, 2, 1),
             call(2, 2, 100, false),
             // A redial (row 9) of contact 3, no call of it yet: waits.
+            latest(3, 3, 1),
             latest(3, 9, 2),
             call(3, 3, 100, false),
-            // Calls of a contact whose latest order is not accepted.
+            // A contact whose latest order (a redial) is not accepted.
+            order(4, 4, 1, true),
+            order(4, 11, 2, false),
             call(4, 4, 100, false),
             // Unanswered just now: later.
             latest(5, 5, 1),

@@ -51,24 +51,25 @@ pub(super) async fn walk_contacts(
 fn contact_row(row: &sqlx::postgres::PgRow) -> Result<ContactRow, sqlx::Error> {
     let contact: i64 = row.try_get(0)?;
     Ok(if row.try_get::<i32, _>(1)? == 0 {
-        ContactRow::Latest {
+        ContactRow::Order {
             contact,
-            latest_row: row.try_get(2)?,
+            row: row.try_get(2)?,
             attempt: row.try_get::<i32, _>(3)? as u32,
             country: row.try_get(4)?,
-            first_id: row.try_get(5)?,
+            order_id: row.try_get(5)?,
+            accepted: row.try_get(6)?,
         }
     } else {
         ContactRow::Call {
             contact,
             order_row: row.try_get(2)?,
             call: CallSeen {
-                start_ms: row.try_get(6)?,
-                end_ms: row.try_get(7)?,
-                answered: row.try_get::<Option<bool>, _>(8)?.unwrap_or(false),
-                hangup_code: row.try_get(9)?,
-                call_status: row.try_get(10)?,
-                intent: row.try_get(11)?,
+                start_ms: row.try_get(7)?,
+                end_ms: row.try_get(8)?,
+                answered: row.try_get::<Option<bool>, _>(9)?.unwrap_or(false),
+                hangup_code: row.try_get(10)?,
+                call_status: row.try_get(11)?,
+                intent: row.try_get(12)?,
                 of_latest: false,
             },
         }

@@ -509,15 +509,19 @@ impl IngestWriter {
                 ])
                 .map(|_| ())
             };
-            let mut rows = tx.prepare(CONTACT_ROWS).map_err(e)?;
-            let mut rows = rows.query([campaign]).map_err(e)?;
-            while let Some(row) = rows.next().map_err(e)? {
-                if let Some(redial) = walk.take(contact_row(row).map_err(e)?) {
-                    if !stopped {
-                        store(redial).map_err(e)?;
+            with_sort_helpers(&tx, || {
+                let mut rows = tx.prepare(CONTACT_ROWS)?;
+                let mut rows = rows.query([campaign])?;
+                while let Some(row) = rows.next()? {
+                    if let Some(redial) = walk.take(contact_row(row)?) {
+                        if !stopped {
+                            store(redial)?;
+                        }
                     }
                 }
-            }
+                Ok(())
+            })
+            .map_err(e)?;
             if let Some(redial) = walk.finish().filter(|_| !stopped) {
                 store(redial).map_err(e)?;
             }
@@ -585,28 +589,43 @@ impl IngestWriter {
     }
 }
 
+/// Runs `walk` (a read of [`CONTACT_ROWS`]) with two helper threads for
+/// its sort, which is most of its time at a million contacts; then none
+/// again, as the connection had.
+pub(super) fn with_sort_helpers<T>(
+    conn: &rusqlite::Connection,
+    walk: impl FnOnce() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let before: i64 = conn.query_row("PRAGMA threads", [], |row| row.get(0))?;
+    conn.pragma_update(None, "threads", 2)?;
+    let walked = walk();
+    conn.pragma_update(None, "threads", before)?;
+    walked
+}
+
 /// A row of [`CONTACT_ROWS`] as SQLite gives it.
 pub(super) fn contact_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRow> {
     let contact: i64 = row.get(0)?;
     Ok(if row.get::<_, i64>(1)? == 0 {
-        ContactRow::Latest {
+        ContactRow::Order {
             contact,
-            latest_row: row.get(2)?,
+            row: row.get(2)?,
             attempt: row.get(3)?,
             country: row.get(4)?,
-            first_id: row.get(5)?,
+            order_id: row.get(5)?,
+            accepted: row.get(6)?,
         }
     } else {
         ContactRow::Call {
             contact,
             order_row: row.get(2)?,
             call: CallSeen {
-                start_ms: row.get(6)?,
-                end_ms: row.get(7)?,
-                answered: row.get::<_, Option<bool>>(8)?.unwrap_or(false),
-                hangup_code: row.get(9)?,
-                call_status: row.get(10)?,
-                intent: row.get(11)?,
+                start_ms: row.get(7)?,
+                end_ms: row.get(8)?,
+                answered: row.get::<_, Option<bool>>(9)?.unwrap_or(false),
+                hangup_code: row.get(10)?,
+                call_status: row.get(11)?,
+                intent: row.get(12)?,
                 of_latest: false,
             },
         }

@@ -39,13 +39,15 @@ impl Sqlite {
                 return Ok(None);
             };
             let mut walk = crate::ledger::redials::Walk::counting(&policy, now_ms);
-            let mut rows = snapshot
-                .prepare(crate::ledger::redials::CONTACT_ROWS)
-                .map_err(e)?;
-            let mut rows = rows.query([campaign.0]).map_err(e)?;
-            while let Some(row) = rows.next().map_err(e)? {
-                walk.take(super::ingest::contact_row(row).map_err(e)?);
-            }
+            super::ingest::with_sort_helpers(&snapshot, || {
+                let mut rows = snapshot.prepare(crate::ledger::redials::CONTACT_ROWS)?;
+                let mut rows = rows.query([campaign.0])?;
+                while let Some(row) = rows.next()? {
+                    walk.take(super::ingest::contact_row(row)?);
+                }
+                Ok(())
+            })
+            .map_err(e)?;
             walk.finish();
             let mut funnel = walk.funnel;
             funnel.stopped_at_ms = stopped_at_ms;
