@@ -16,7 +16,8 @@ use crate::redial::{self, CallSeen, Contact, Funnel, Next, Policy};
 /// contact's latest order itself: no subquery per order, one sort. The
 /// same text serves both backends (`$1` is read as the first parameter by
 /// SQLite too; the calls come second, so PostgreSQL types the `NULL`s of
-/// the first branch by them).
+/// the first branch by them). A call the vendor reported without an end
+/// time ended, for the spacing, when the ledger stored it.
 pub(super) const CONTACT_ROWS: &str = "SELECT contact, kind, a_row, attempt, country, order_id, accepted,
         start_ms, end_ms, answered, hangup_code, call_status, intent
      FROM (
@@ -29,7 +30,8 @@ pub(super) const CONTACT_ROWS: &str = "SELECT contact, kind, a_row, attempt, cou
          WHERE o.campaign_id = $1 AND o.batch_seq IS NOT NULL
          UNION ALL
          SELECT COALESCE(o.contact_row, o.id), 1, c.order_row, o.attempt, NULL, NULL, NULL,
-                c.start_ms, c.end_ms, c.answered, c.hangup_code, c.call_status, c.intent
+                c.start_ms, COALESCE(c.end_ms, c.received_at_ms), c.answered, c.hangup_code,
+                c.call_status, c.intent
          FROM calls c JOIN orders o ON o.id = c.order_row
          WHERE c.campaign_id = $1
          UNION ALL
@@ -241,9 +243,10 @@ pub(crate) const REDIAL_ORDERS: &str =
     "SELECT COUNT(*) FROM orders WHERE contact_row IS NOT NULL AND campaign_id = $1";
 
 /// The calls of contact `$1`'s orders before attempt `$2`: what the claim
-/// re-checks a redial by (the same text on both backends).
+/// re-checks a redial by (the same text on both backends; an end time as
+/// in [`CONTACT_ROWS`]).
 pub(super) const CALLS_BEFORE_REDIAL: &str =
-    "SELECT o.attempt, c.start_ms, c.end_ms, c.answered, c.hangup_code,
+    "SELECT o.attempt, c.start_ms, COALESCE(c.end_ms, c.received_at_ms), c.answered, c.hangup_code,
         c.call_status, c.intent
      FROM orders o JOIN calls c ON c.campaign_id = o.campaign_id AND c.order_row = o.id
      WHERE (o.id = $1 OR o.contact_row = $1) AND o.attempt < $2";

@@ -602,3 +602,46 @@ async fn cancel_stops_a_campaigns_redials() {
     assert!(said.contains("redials: stopped by cancel at "), "{said}");
     assert!(!said.contains("redial(s)"), "{said}");
 }
+
+/// A call reported without a start or an end time ended, for the spacing,
+/// when the ledger stored it: its contact is due once the spacing has
+/// passed since then, not always "later".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_without_times_is_spaced_from_when_it_was_stored() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    let mut campaign =
+        Campaign::new(&sandbox).with("redial", "max_attempts = 2\nafter = [\"10m\"]");
+    campaign.write_contacts(Mix::valid(1));
+    assert_success(&campaign.run().await);
+    let order_id = campaign.order_states().await.into_keys().next().unwrap();
+    let hook = crate::support::start_webhook(&campaign, None).await;
+    let call = serde_json::json!({
+        "callId": "no-times-1",
+        "orderId": order_id,
+        "answered": false,
+        "hangupCode": "19",
+    });
+    assert_eq!(
+        crate::support::post(&hook.url, None, call.to_string())
+            .await
+            .0,
+        200
+    );
+    drop(hook);
+
+    let early = campaign.at(&sandbox, 9 * MINUTE, "run", &[]).await;
+    assert_success(&early);
+    assert!(
+        stderr(&early).contains("redials: 0 planned; 1 contact(s) wait"),
+        "{}",
+        stderr(&early)
+    );
+    let due = campaign.at(&sandbox, 11 * MINUTE, "run", &[]).await;
+    assert_success(&due);
+    assert!(
+        stderr(&due).contains("redials: 1 planned"),
+        "{}",
+        stderr(&due)
+    );
+    assert_eq!(sandbox.accepted_orders().len(), 2);
+}
