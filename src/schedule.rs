@@ -52,7 +52,11 @@ impl Schedule {
             .windows
             .iter()
             .find(|(start, end)| *start <= now && now < *end)?;
-        let closes = instant(&local, *end)?;
+        // The first time the local clock reads `end` from now on: on a day
+        // whose clock goes back, a time of the repeated hour comes twice.
+        let closes = instants(&local, *end)
+            .into_iter()
+            .find(|closes| *closes > at_ms)?;
         let closes = match self.not_after {
             Some(last) => closes.min(last.as_millisecond()),
             None => closes,
@@ -76,12 +80,13 @@ impl Schedule {
             if self.day_allowed(day) {
                 let mut starts: Vec<Time> = self.windows.iter().map(|(start, _)| *start).collect();
                 starts.sort();
-                for start in starts {
-                    let Ok(zoned) = day.to_datetime(start).to_zoned(self.zone(country).clone())
-                    else {
-                        continue;
-                    };
-                    let at = zoned.timestamp().as_millisecond();
+                let local_day = day.to_zoned(self.zone(country).clone()).ok()?;
+                let mut opens: Vec<i64> = starts
+                    .into_iter()
+                    .flat_map(|start| instants(&local_day, start))
+                    .collect();
+                opens.sort_unstable();
+                for at in opens {
                     if at >= after.as_millisecond() && self.open_until(country, at).is_some() {
                         return Some(at);
                     }
@@ -153,14 +158,31 @@ impl Schedule {
     }
 }
 
-/// `time` on `local`'s day, in its zone, as Unix ms.
-fn instant(local: &Zoned, time: Time) -> Option<i64> {
-    local
-        .date()
-        .to_datetime(time)
-        .to_zoned(local.time_zone().clone())
-        .ok()
-        .map(|z| z.timestamp().as_millisecond())
+/// The moments (Unix ms) when the clock of `local`'s zone reads `time` on
+/// `local`'s day: one, or two in an hour the clock repeats. For a time the
+/// clock skips (it springs forward), the moment it jumps past it.
+fn instants(local: &Zoned, time: Time) -> Vec<i64> {
+    let zone = local.time_zone();
+    let ambiguous = zone.to_ambiguous_zoned(local.date().to_datetime(time));
+    let gap = matches!(ambiguous.offset(), jiff::tz::AmbiguousOffset::Gap { .. });
+    let mut moments: Vec<i64> = [ambiguous.clone().earlier(), ambiguous.later()]
+        .into_iter()
+        .filter_map(|zoned| zoned.ok())
+        .map(|zoned| zoned.timestamp().as_millisecond())
+        .collect();
+    moments.sort_unstable();
+    moments.dedup();
+    if gap {
+        // Both readings lie on either side of the jump: it is the
+        // transition before the later one.
+        let jump = moments
+            .last()
+            .and_then(|last| Timestamp::from_millisecond(*last).ok())
+            .and_then(|last| zone.preceding(last).next())
+            .map(|transition| transition.timestamp().as_millisecond());
+        return jump.into_iter().collect();
+    }
+    moments
 }
 
 /// Parses `HH:MM-HH:MM` (seconds allowed: `HH:MM:SS`), start before end.
@@ -306,6 +328,80 @@ mod tests {
         );
         // After the campaign's end there is no next opening.
         assert_eq!(s.next_open("HK", ms("2027-01-31T00:00:00Z")), None);
+    }
+
+    fn every_day(zone: &str, window: &str) -> Schedule {
+        Schedule {
+            timezone: parse_zone(zone).unwrap(),
+            countries: HashMap::new(),
+            windows: vec![parse_window(window).unwrap()],
+            days: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                .iter()
+                .map(|d| parse_day(d).unwrap())
+                .collect(),
+            holidays: Vec::new(),
+            not_before: None,
+            not_after: None,
+        }
+    }
+
+    #[test]
+    fn windows_follow_the_local_clock_through_a_repeated_hour() {
+        // New York falls back on 2026-11-01: 01:00-02:00 comes twice,
+        // first in EDT (05:00-06:00Z), then in EST (06:00-07:00Z).
+        let s = every_day("America/New_York", "01:00-01:45");
+        // In the first 01:30, the window closes at the first 01:45.
+        assert_eq!(
+            s.open_until("US", ms("2026-11-01T05:30:00Z")),
+            Some(ms("2026-11-01T05:45:00Z"))
+        );
+        // Between the two: 01:50 EDT is outside; the second 01:00 opens it.
+        assert_eq!(s.open_until("US", ms("2026-11-01T05:50:00Z")), None);
+        assert_eq!(
+            s.next_open("US", ms("2026-11-01T05:50:00Z")),
+            Some(ms("2026-11-01T06:00:00Z"))
+        );
+        // In the second 01:30, it closes at the second 01:45, not in the
+        // past.
+        assert_eq!(
+            s.open_until("US", ms("2026-11-01T06:30:00Z")),
+            Some(ms("2026-11-01T06:45:00Z"))
+        );
+        // And a check's estimate from there ends in the future.
+        let us = vec![("US".to_owned(), 600)];
+        assert_eq!(
+            s.last_send(&us, 1.0, ms("2026-11-01T06:30:00Z")),
+            Some(ms("2026-11-01T06:40:00Z"))
+        );
+        assert_eq!(
+            s.last_send(&us, 1.0, ms("2026-11-01T06:40:00Z")),
+            // Five minutes tonight, five from 01:00 EST tomorrow.
+            Some(ms("2026-11-02T06:05:00Z"))
+        );
+    }
+
+    #[test]
+    fn windows_follow_the_local_clock_when_it_springs_forward() {
+        // New York springs forward on 2026-03-08: 02:00 EST is 03:00 EDT.
+        let s = every_day("America/New_York", "02:30-09:00");
+        // 01:00 EST (06:00Z): the window's 02:30 never comes that day; it
+        // is open once the clock reads 03:00 EDT (07:00Z), until 09:00
+        // EDT (13:00Z).
+        let opens = s.next_open("US", ms("2026-03-08T06:00:00Z")).unwrap();
+        assert_eq!(opens, ms("2026-03-08T07:00:00Z"));
+        assert_eq!(s.open_until("US", opens), Some(ms("2026-03-08T13:00:00Z")));
+        // Sydney falls back on 2026-04-05: 02:00-03:00 comes twice (AEDT
+        // 15:00-16:00Z on the 4th, then AEST 16:00-17:00Z).
+        let s = every_day("Australia/Sydney", "02:00-02:30");
+        assert_eq!(
+            s.open_until("AU", ms("2026-04-04T16:10:00Z")),
+            Some(ms("2026-04-04T16:30:00Z"))
+        );
+        let au = vec![("AU".to_owned(), 60)];
+        assert_eq!(
+            s.last_send(&au, 1.0, ms("2026-04-04T16:10:00Z")),
+            Some(ms("2026-04-04T16:11:00Z"))
+        );
     }
 
     #[test]
