@@ -254,8 +254,9 @@ impl CheckReport {
                 match (schedule.open_until(country, now), schedule.next_open(country, now)) {
                     (Some(until), _) => writeln!(
                         out,
-                        "  {country}: inside a calling window now, until {}",
-                        rfc3339(until)
+                        "  {country}: inside a calling window now; batches are claimed until {} ({} before it closes)",
+                        rfc3339(until),
+                        human_duration(Duration::from_millis(schedule.stop_before_close_ms as u64))
                     )?,
                     (None, Some(opens)) => writeln!(
                         out,

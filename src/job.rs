@@ -693,6 +693,16 @@ fn read_schedule(file: ScheduleFile) -> Result<Schedule, (&'static str, String)>
         let zone = schedule::parse_zone(&zone).map_err(|m| ("schedule.countries", m))?;
         countries.insert(code.as_str().to_owned(), zone);
     }
+    let stop_before_close = match file.stop_before_close.as_deref().map(str::trim) {
+        None => schedule::DEFAULT_STOP_BEFORE_CLOSE,
+        Some("0") | Some("0s") | Some("0m") => std::time::Duration::ZERO,
+        Some(raw) => {
+            crate::clock::parse_duration(raw).map_err(|m| ("schedule.stop_before_close", m))?
+        }
+    };
+    if stop_before_close > std::time::Duration::from_secs(12 * 3600) {
+        return Err(("schedule.stop_before_close", "must be at most 12h".into()));
+    }
     Ok(Schedule {
         timezone,
         countries,
@@ -701,6 +711,7 @@ fn read_schedule(file: ScheduleFile) -> Result<Schedule, (&'static str, String)>
         holidays,
         not_before,
         not_after,
+        stop_before_close_ms: stop_before_close.as_millis() as i64,
     })
 }
 
@@ -841,6 +852,8 @@ struct ScheduleFile {
     /// Country (ISO code) → its time zone.
     #[serde(default)]
     countries: std::collections::BTreeMap<String, String>,
+    /// No batch is claimed this close to its window's end.
+    stop_before_close: Option<String>,
 }
 
 /// One window, or several.

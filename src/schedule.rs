@@ -12,6 +12,13 @@ use jiff::{Timestamp, Zoned};
 /// How far ahead the next opening is looked for.
 const LOOK_AHEAD_DAYS: i32 = 400;
 
+/// No batch is claimed this close to its window's end, unless the job says
+/// otherwise: the vendor dials a batch's numbers over the minutes after it
+/// accepts the task, and documents neither how fast nor how long. Ten
+/// minutes covers a batch of 200 dialled on twenty lines at about a
+/// minute per number; larger batches or fewer lines need more.
+pub const DEFAULT_STOP_BEFORE_CLOSE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// When calls may be made; without one, always.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -27,6 +34,9 @@ pub struct Schedule {
     pub holidays: Vec<Date>,
     pub not_before: Option<Timestamp>,
     pub not_after: Option<Timestamp>,
+    /// No batch is claimed when its window (or the campaign) ends sooner
+    /// than this (ms): the vendor dials a batch over the minutes after.
+    pub stop_before_close_ms: i64,
 }
 
 impl Schedule {
@@ -34,8 +44,10 @@ impl Schedule {
         self.countries.get(country).unwrap_or(&self.timezone)
     }
 
-    /// The end of the window that `at_ms` is in for `country`'s numbers
-    /// (Unix ms), or `None` when calls may not be made then.
+    /// Until when (Unix ms) a batch of `country`'s numbers may be claimed
+    /// from `at_ms` on: the end of the window `at_ms` is in (windows that
+    /// touch count as one), less `stop_before_close`; `None` when no batch
+    /// may be claimed then.
     pub fn open_until(&self, country: &str, at_ms: i64) -> Option<i64> {
         let at = Timestamp::from_millisecond(at_ms).ok()?;
         if self.not_before.is_some_and(|start| at < start)
@@ -48,20 +60,29 @@ impl Schedule {
             return None;
         }
         let now = local.time();
-        let (_, end) = self
+        let (_, mut end) = *self
             .windows
             .iter()
             .find(|(start, end)| *start <= now && now < *end)?;
+        // A window that starts where this one ends continues it.
+        while let Some((_, later)) = self
+            .windows
+            .iter()
+            .find(|(start, later)| *start <= end && end < *later)
+        {
+            end = *later;
+        }
         // The first time the local clock reads `end` from now on: on a day
         // whose clock goes back, a time of the repeated hour comes twice.
-        let closes = instants(&local, *end)
+        let closes = instants(&local, end)
             .into_iter()
             .find(|closes| *closes > at_ms)?;
         let closes = match self.not_after {
             Some(last) => closes.min(last.as_millisecond()),
             None => closes,
         };
-        Some(closes)
+        let until = closes - self.stop_before_close_ms;
+        (at_ms < until).then_some(until)
     }
 
     /// The first moment at or after `after_ms` when `country`'s numbers may
@@ -251,6 +272,7 @@ mod tests {
             holidays: vec!["2026-12-25".parse().unwrap()],
             not_before: None,
             not_after: Some("2027-01-31T00:00:00Z".parse().unwrap()),
+            stop_before_close_ms: 0,
         }
     }
 
@@ -342,6 +364,7 @@ mod tests {
             holidays: Vec::new(),
             not_before: None,
             not_after: None,
+            stop_before_close_ms: 0,
         }
     }
 
@@ -401,6 +424,35 @@ mod tests {
         assert_eq!(
             s.last_send(&au, 1.0, ms("2026-04-04T16:10:00Z")),
             Some(ms("2026-04-04T16:11:00Z"))
+        );
+    }
+
+    #[test]
+    fn no_batch_is_claimed_in_the_last_minutes_before_a_window_closes() {
+        let mut s = every_day("UTC", "09:00-12:00");
+        s.windows.push(parse_window("12:00-20:00").unwrap());
+        s.stop_before_close_ms = 10 * 60_000;
+        // Touching windows are one: at 11:55 the window runs to 20:00.
+        assert_eq!(
+            s.open_until("GB", ms("2026-12-02T11:55:00Z")),
+            Some(ms("2026-12-02T19:50:00Z"))
+        );
+        // Five minutes before the close, nothing may be claimed.
+        assert_eq!(s.open_until("GB", ms("2026-12-02T19:55:00Z")), None);
+        assert_eq!(s.open_until("GB", ms("2026-12-02T19:50:00Z")), None);
+        assert_eq!(
+            s.next_open("GB", ms("2026-12-02T19:55:00Z")),
+            Some(ms("2026-12-03T09:00:00Z"))
+        );
+        // A window shorter than the margin never opens for a claim.
+        let mut short = every_day("UTC", "09:00-09:05");
+        short.stop_before_close_ms = 10 * 60_000;
+        assert_eq!(short.next_open("GB", ms("2026-12-02T08:00:00Z")), None);
+        // The estimate stops ten minutes early too: 30 minutes of requests
+        // from 19:30 take twenty tonight and ten from 09:00.
+        assert_eq!(
+            s.last_send(&[("GB".to_owned(), 1800)], 1.0, ms("2026-12-02T19:30:00Z")),
+            Some(ms("2026-12-03T09:10:00Z"))
         );
     }
 

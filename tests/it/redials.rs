@@ -399,7 +399,7 @@ async fn max_per_day_counts_calls_in_the_contacts_local_day() {
     let mut campaign = Campaign::new(&sandbox)
         .with(
             "schedule",
-            "timezone = \"Asia/Hong_Kong\"\nwindow = \"00:00-23:59:59\"",
+            "timezone = \"Asia/Hong_Kong\"\nwindow = \"00:00-23:59:59\"\nstop_before_close = \"0s\"",
         )
         .with(
             "redial",

@@ -25,7 +25,7 @@ async fn a_run_outside_every_window_sends_nothing_and_says_when_the_next_opens()
     let mut campaign = Campaign::new(&sandbox).with(
         "schedule",
         &format!(
-            "timezone = \"Asia/Hong_Kong\"\nwindow = [\"00:00-12:00\", \"12:00-23:59:59\"]\nnot_before = \"{opens}\""
+            "timezone = \"Asia/Hong_Kong\"\nwindow = [\"00:00-12:00\", \"12:00-23:59:59\"]\nstop_before_close = \"0s\"\nnot_before = \"{opens}\""
         ),
     );
     campaign.write_contacts(Mix::valid(150));
@@ -55,7 +55,7 @@ async fn a_window_that_closes_mid_run_stops_sending() {
         .with(
             "schedule",
             &format!(
-                "timezone = \"UTC\"\nwindow = \"00:00-23:59:59.999\"\nnot_after = \"{closes}\""
+                "timezone = \"UTC\"\nwindow = \"00:00-23:59:59.999\"\nstop_before_close = \"0s\"\nnot_after = \"{closes}\""
             ),
         );
     // 40 batches: ten seconds at 4 a second.
@@ -95,6 +95,14 @@ async fn a_schedule_with_a_wrong_zone_or_window_is_refused_naming_the_key() {
             "timezone = \"UTC\"\nwindow = \"09:00-20:00\"\ndays = [\"funday\"]",
             "schedule.days",
         ),
+        (
+            "timezone = \"UTC\"\nwindow = \"09:00-20:00\"\nstop_before_close = \"ten minutes\"",
+            "schedule.stop_before_close",
+        ),
+        (
+            "timezone = \"UTC\"\nwindow = \"09:00-20:00\"\nstop_before_close = \"13h\"",
+            "schedule.stop_before_close",
+        ),
     ] {
         let mut campaign = Campaign::new(&sandbox).with("schedule", lines);
         campaign.write_contacts(Mix::valid(5));
@@ -121,7 +129,7 @@ async fn check_folds_the_sending_time_into_the_calling_windows() {
     };
     // Three requests at one every 100 s, from a window three hours away.
     let opens = in_(Duration::from_secs(3 * 3600));
-    let window = "timezone = \"Asia/Hong_Kong\"\nwindow = [\"00:00-12:00\", \"12:00-23:59:59\"]";
+    let window = "timezone = \"Asia/Hong_Kong\"\nwindow = [\"00:00-12:00\", \"12:00-23:59:59\"]\nstop_before_close = \"0s\"";
     let mut open_ended = Campaign::new(&sandbox)
         .with("schedule", &format!("{window}\nnot_before = \"{opens}\""))
         .with("limits", "requests_per_second = 0.01");
@@ -153,4 +161,48 @@ async fn check_folds_the_sending_time_into_the_calling_windows() {
         "{text}"
     );
     assert_eq!(sandbox.stats().requests, 0);
+}
+
+/// No batch is claimed when its window closes sooner than
+/// `stop_before_close` (ten minutes unless the job says otherwise): the
+/// vendor dials a batch over the minutes after it takes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_is_claimed_when_the_window_closes_sooner_than_stop_before_close() {
+    let sandbox = start_sandbox(Faults::default()).await;
+    // The runs' clocks read 19:55 UTC today: the window closes in five
+    // minutes.
+    let now = jiff::Timestamp::now();
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let at = today
+        .at(19, 55, 0, 0)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .unwrap()
+        .timestamp();
+    let offset = at.as_millisecond() - now.as_millisecond();
+    let tomorrow_nine = format!("{}T09:00:00", today.tomorrow().unwrap());
+    let window = "timezone = \"UTC\"\nwindow = \"09:00-20:00\"";
+
+    let mut by_default = Campaign::new(&sandbox).with("schedule", window);
+    by_default.write_contacts(Mix::valid(50));
+    let check = by_default.at(&sandbox, offset, "check", &[]).await;
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        said.contains(&format!("the next opens at {tomorrow_nine}")),
+        "{said}"
+    );
+    let run = by_default.at(&sandbox, offset, "run", &[]).await;
+    assert_eq!(exit_code(&run), 75, "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains(&format!("the next window opens at {tomorrow_nine}")),
+        "{}",
+        stderr(&run)
+    );
+    assert_eq!(sandbox.stats().requests, 0);
+
+    // Three minutes are enough for this job: it sends.
+    let mut short =
+        Campaign::new(&sandbox).with("schedule", &format!("{window}\nstop_before_close = \"3m\""));
+    short.write_contacts(Mix::valid(50));
+    assert_success(&short.at(&sandbox, offset, "run", &[]).await);
+    assert_eq!(sandbox.stats().requests, 1);
 }
