@@ -631,18 +631,22 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// Checks `[schedule]` into a [`Schedule`], or says which key is wrong.
 fn read_schedule(file: ScheduleFile) -> Result<Schedule, (&'static str, String)> {
     let timezone = schedule::parse_zone(&file.timezone).map_err(|m| ("schedule.timezone", m))?;
-    let windows = match file.window {
-        Windows::One(one) => vec![one],
-        Windows::Several(several) => several,
-    };
-    if windows.is_empty() {
-        return Err(("schedule.window", "must name at least one window".into()));
+    let windows = read_windows(file.window).map_err(|m| ("schedule.window", m))?;
+    let mut windows_of = std::collections::HashMap::new();
+    for (key, listed) in file.windows {
+        let at = |m: String| ("schedule.windows", format!("{key:?}: {m}"));
+        let name = match Country::parse(&key) {
+            Ok(country) if key.trim().len() == 2 => country.as_str().to_owned(),
+            _ => schedule::parse_zone(&key)
+                .map_err(|_| {
+                    at("neither a country code (US) nor a time zone (America/New_York)".into())
+                })?
+                .iana_name()
+                .unwrap_or(key.trim())
+                .to_owned(),
+        };
+        windows_of.insert(name, read_windows(listed).map_err(at)?);
     }
-    let windows = windows
-        .iter()
-        .map(|w| schedule::parse_window(w))
-        .collect::<Result<_, _>>()
-        .map_err(|m| ("schedule.window", m))?;
     let days = match file.days {
         None => vec![
             Weekday::Monday,
@@ -712,7 +716,20 @@ fn read_schedule(file: ScheduleFile) -> Result<Schedule, (&'static str, String)>
         not_before,
         not_after,
         stop_before_close_ms: stop_before_close.as_millis() as i64,
+        windows_of,
     })
+}
+
+/// One window or several, checked.
+fn read_windows(listed: Windows) -> Result<Vec<(jiff::civil::Time, jiff::civil::Time)>, String> {
+    let windows = match listed {
+        Windows::One(one) => vec![one],
+        Windows::Several(several) => several,
+    };
+    if windows.is_empty() {
+        return Err("must name at least one window".into());
+    }
+    windows.iter().map(|w| schedule::parse_window(w)).collect()
 }
 
 // ----- the exact file shape -------------------------------------------------
@@ -854,6 +871,9 @@ struct ScheduleFile {
     countries: std::collections::BTreeMap<String, String>,
     /// No batch is claimed this close to its window's end.
     stop_before_close: Option<String>,
+    /// Country (ISO code) or zone (IANA name) → its own windows.
+    #[serde(default)]
+    windows: std::collections::BTreeMap<String, Windows>,
 }
 
 /// One window, or several.

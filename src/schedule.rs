@@ -28,6 +28,10 @@ pub struct Schedule {
     pub countries: HashMap<String, TimeZone>,
     /// Local windows, start inclusive, end exclusive, start before end.
     pub windows: Vec<(Time, Time)>,
+    /// Windows of their own for some countries (ISO code) or zones (IANA
+    /// name), for stricter local rules: a country's own win over its
+    /// zone's, which win over `windows`.
+    pub windows_of: HashMap<String, Vec<(Time, Time)>>,
     /// Allowed weekdays.
     pub days: Vec<Weekday>,
     /// Local dates with no calls.
@@ -42,6 +46,18 @@ pub struct Schedule {
 impl Schedule {
     fn zone(&self, country: &str) -> &TimeZone {
         self.countries.get(country).unwrap_or(&self.timezone)
+    }
+
+    /// The windows of `country`'s numbers.
+    fn windows(&self, country: &str) -> &[(Time, Time)] {
+        self.windows_of
+            .get(country)
+            .or_else(|| {
+                self.zone(country)
+                    .iana_name()
+                    .and_then(|zone| self.windows_of.get(zone))
+            })
+            .unwrap_or(&self.windows)
     }
 
     /// Until when (Unix ms) a batch of `country`'s numbers may be claimed
@@ -60,13 +76,12 @@ impl Schedule {
             return None;
         }
         let now = local.time();
-        let (_, mut end) = *self
-            .windows
+        let windows = self.windows(country);
+        let (_, mut end) = *windows
             .iter()
             .find(|(start, end)| *start <= now && now < *end)?;
         // A window that starts where this one ends continues it.
-        while let Some((_, later)) = self
-            .windows
+        while let Some((_, later)) = windows
             .iter()
             .find(|(start, later)| *start <= end && end < *later)
         {
@@ -99,7 +114,11 @@ impl Schedule {
         let mut day = local.date();
         for _ in 0..LOOK_AHEAD_DAYS {
             if self.day_allowed(day) {
-                let mut starts: Vec<Time> = self.windows.iter().map(|(start, _)| *start).collect();
+                let mut starts: Vec<Time> = self
+                    .windows(country)
+                    .iter()
+                    .map(|(start, _)| *start)
+                    .collect();
                 starts.sort();
                 let local_day = day.to_zoned(self.zone(country).clone()).ok()?;
                 let mut opens: Vec<i64> = starts
@@ -265,6 +284,7 @@ mod tests {
                 parse_window("09:00-12:00").unwrap(),
                 parse_window("14:00-20:00").unwrap(),
             ],
+            windows_of: HashMap::new(),
             days: ["mon", "tue", "wed", "thu", "fri"]
                 .iter()
                 .map(|d| parse_day(d).unwrap())
@@ -357,6 +377,7 @@ mod tests {
             timezone: parse_zone(zone).unwrap(),
             countries: HashMap::new(),
             windows: vec![parse_window(window).unwrap()],
+            windows_of: HashMap::new(),
             days: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
                 .iter()
                 .map(|d| parse_day(d).unwrap())
@@ -453,6 +474,37 @@ mod tests {
         assert_eq!(
             s.last_send(&[("GB".to_owned(), 1800)], 1.0, ms("2026-12-02T19:30:00Z")),
             Some(ms("2026-12-03T09:10:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_country_or_a_zone_may_have_windows_of_its_own() {
+        let mut s = hong_kong_office_hours();
+        s.countries
+            .insert("SG".to_owned(), parse_zone("Asia/Singapore").unwrap());
+        s.windows_of.insert(
+            "America/New_York".to_owned(),
+            vec![parse_window("10:00-18:00").unwrap()],
+        );
+        s.windows_of
+            .insert("SG".to_owned(), vec![parse_window("13:00-15:00").unwrap()]);
+        // Monday 09:30 in New York (14:30Z): the job's window is open, New
+        // York's own is not, until 10:00.
+        assert_eq!(s.open_until("US", ms("2026-11-30T14:30:00Z")), None);
+        assert_eq!(
+            s.next_open("US", ms("2026-11-30T14:30:00Z")),
+            Some(ms("2026-11-30T15:00:00Z"))
+        );
+        // Singapore's own window, by its country code: 13:00-15:00 local.
+        assert_eq!(s.open_until("SG", ms("2026-11-30T02:00:00Z")), None);
+        assert_eq!(
+            s.open_until("SG", ms("2026-11-30T05:30:00Z")),
+            Some(ms("2026-11-30T07:00:00Z"))
+        );
+        // Hong Kong keeps the job's.
+        assert_eq!(
+            s.open_until("HK", ms("2026-11-30T02:00:00Z")),
+            Some(ms("2026-11-30T04:00:00Z"))
         );
     }
 

@@ -103,6 +103,14 @@ async fn a_schedule_with_a_wrong_zone_or_window_is_refused_naming_the_key() {
             "timezone = \"UTC\"\nwindow = \"09:00-20:00\"\nstop_before_close = \"13h\"",
             "schedule.stop_before_close",
         ),
+        (
+            "timezone = \"UTC\"\nwindow = \"09:00-20:00\"\nwindows = { \"Mars/Olympus\" = \"09:00-10:00\" }",
+            "schedule.windows",
+        ),
+        (
+            "timezone = \"UTC\"\nwindow = \"09:00-20:00\"\nwindows = { US = \"21:00-08:00\" }",
+            "schedule.windows",
+        ),
     ] {
         let mut campaign = Campaign::new(&sandbox).with("schedule", lines);
         campaign.write_contacts(Mix::valid(5));
