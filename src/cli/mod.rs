@@ -74,16 +74,19 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Ingest what is new in the job's contact file, then send every due batch.
+    /// Ingest what is new in the job's contact file, plan the redials now
+    /// due, then send every due batch.
     Run(RunArgs),
     /// Dry run: read the job and its whole contact file as `run` would,
     /// against the current ledger, and say what a run would send; writes
     /// nothing to the ledger and sends nothing.
     Check(CheckArgs),
-    /// Ingest what is new in the job's contact file, without sending
-    /// anything (no credentials needed): check a file before its campaign.
+    /// Ingest what is new in the job's contact file and plan the redials
+    /// now due, without sending anything (no credentials needed): check a
+    /// file before its campaign.
     Ingest(IngestArgs),
-    /// Rows read and counts of orders and batches by state.
+    /// Rows read, counts of orders and batches by state, call outcomes,
+    /// and where contacts stand with redials.
     Status(StatusArgs),
     /// Per-order outcomes, in input order.
     Orders(OrdersArgs),
@@ -96,7 +99,8 @@ pub enum Command {
     /// attempts by outcome, the slowest attempts, the batches that need a
     /// look, why rows were set aside.
     Report(ReportArgs),
-    /// Cancel pending batches: they are never sent (a final state).
+    /// Cancel pending batches: they are never sent (a final state);
+    /// without --batch, also stop the campaign's redials.
     Cancel(CancelArgs),
     /// Every campaign of the ledger: created and last run, job and contact
     /// files, orders by state.
