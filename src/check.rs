@@ -114,10 +114,11 @@ pub async fn check(
     let status = scratch.ledger().status(campaign, job.name.as_str()).await?;
     let preview = scratch.preview(campaign).await?;
     if let Some(schedule) = &job.schedule {
-        for (country, _, _) in &preview.countries {
-            if schedule.next_open(country, now_ms()).is_none() {
+        for (key, _, _) in &preview.countries {
+            if schedule.next_open(key, now_ms()).is_none() {
                 problems.push(format!(
-                    "no calling window of the job's [schedule] opens within a year for {country}"
+                    "no calling window of the job's [schedule] opens within a year for {}",
+                    crate::schedule::describe_key(key)
                 ));
             }
         }
@@ -217,10 +218,11 @@ impl CheckReport {
             self.write_redials(out)?;
         }
         writeln!(out, "batches (at most {} contacts each):", job.batch_size)?;
-        for (country, orders, batches) in &self.preview.countries {
+        for (key, orders, batches) in &self.preview.countries {
             writeln!(
                 out,
-                "  {country}  {orders:>10} order(s) in {batches} batch(es)"
+                "  {}  {orders:>10} order(s) in {batches} batch(es)",
+                crate::schedule::describe_key(key)
             )?;
         }
         let rate = job.limits.requests_per_second;
@@ -250,8 +252,9 @@ impl CheckReport {
                     "  within the calling windows, not every request could go: a window never opens again"
                 )?,
             }
-            for (country, _, _) in &self.preview.countries {
-                match (schedule.open_until(country, now), schedule.next_open(country, now)) {
+            for (key, _, _) in &self.preview.countries {
+                let country = crate::schedule::describe_key(key);
+                match (schedule.open_until(key, now), schedule.next_open(key, now)) {
                     (Some(until), _) => writeln!(
                         out,
                         "  {country}: inside a calling window now; batches are claimed until {} ({} before it closes)",

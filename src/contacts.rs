@@ -49,6 +49,8 @@ pub struct RawContact {
     pub country: Option<String>,
     /// The row's order id column, when the job names one and it is not blank.
     pub order_id: Option<String>,
+    /// The row's time zone column, when the job names one and it is not blank.
+    pub timezone: Option<String>,
     /// The job's `other` columns packed as compact JSON, or `""` when none.
     pub other: String,
 }
@@ -661,6 +663,7 @@ struct Layout {
     phone: usize,
     country: Option<usize>,
     order_id: Option<usize>,
+    timezone: Option<usize>,
     /// The `other` columns as JSON keys (`"name":`) and field indexes, in
     /// key order, each name once (the last column named so wins), as a
     /// JSON object would hold them.
@@ -698,6 +701,7 @@ impl Layout {
             phone: find(&columns.phone)?,
             country: columns.country.as_deref().map(find).transpose()?,
             order_id: columns.order_id.as_deref().map(find).transpose()?,
+            timezone: columns.timezone.as_deref().map(find).transpose()?,
             other: {
                 let mut other = std::collections::BTreeMap::new();
                 for name in &columns.other {
@@ -753,6 +757,7 @@ impl Layout {
                 phone: field(self.phone)?.trim().to_owned(),
                 country: optional(self.country)?,
                 order_id: optional(self.order_id)?,
+                timezone: optional(self.timezone)?,
                 other,
             })
         })();
@@ -846,6 +851,7 @@ mod tests {
             phone: "phone".into(),
             country: Some("country".into()),
             order_id: None,
+            timezone: None,
             other: vec!["name".into()],
             encoding: encoding_rs::UTF_8,
         }
@@ -915,6 +921,7 @@ mod tests {
             phone: phone.into(),
             country: country.map(Into::into),
             order_id: None,
+            timezone: None,
             other: serde_json::json!({ "name": name }).to_string(),
         })
     }

@@ -20,7 +20,7 @@ use crate::ledger::{
 };
 use crate::meter::Reading;
 use crate::phone::Country;
-use crate::plan::{self, Batcher, Contact, InvalidRow};
+use crate::plan::{self, Batcher, Contact, InvalidRow, Zoning};
 use seen::SeenKeys;
 
 /// What one ingest added.
@@ -137,7 +137,10 @@ pub async fn ingest(
         Err(e) => return Err(e.into()),
     };
     let size = u32::from(job.batch_size.get());
-    let batcher = Batcher::new(size, ledger.next_batch_seq(campaign).await?);
+    let placing = Placing {
+        batcher: Batcher::new(size, ledger.next_batch_seq(campaign).await?),
+        zoning: Zoning::new(job.schedule.as_ref()),
+    };
 
     let redials = redials
         .then(|| job.redial.clone())
@@ -167,7 +170,7 @@ pub async fn ingest(
         if ids_from_file {
             writer.ids_from_file();
         }
-        let ended = write_chunks(writer, &rx, batcher, now_ms, feed, &meter, redials);
+        let ended = write_chunks(writer, &rx, placing, now_ms, feed, &meter, redials);
         meter.finished();
         ended
     });
@@ -243,7 +246,7 @@ fn thread<T: Send + 'static>(
 fn write_chunks(
     mut writer: IngestWriter,
     chunks: &mpsc::Receiver<Result<ReadChunk, ContactsError>>,
-    mut batcher: Batcher,
+    mut placing: Placing,
     now_ms: i64,
     feed: Option<PlanFeed>,
     meter: &Reading,
@@ -257,12 +260,18 @@ fn write_chunks(
         let before = report.rows;
         let chunk = chunk?;
         let at = chunk.checkpoint.offset;
-        stage(&mut writer, chunk, &mut batcher, &mut report, now_ms)?;
+        stage(&mut writer, chunk, &mut placing, &mut report, now_ms)?;
         meter.advanced(at, report.rows - before);
         unplanned += report.rows - before;
         let early = report.rows - unplanned < PLAN_AS_IT_GOES_UP_TO;
         if let Some(feed) = feed.as_ref().filter(|_| early && unplanned >= plan_after) {
-            plan(&mut writer, &mut batcher, &mut report, now_ms, meter)?;
+            plan(
+                &mut writer,
+                &mut placing.batcher,
+                &mut report,
+                now_ms,
+                meter,
+            )?;
             feed.send_replace(());
             unplanned = 0;
             plan_after *= 2;
@@ -273,7 +282,13 @@ fn write_chunks(
         seconds = started.elapsed().as_secs_f64(),
         "staged"
     );
-    plan(&mut writer, &mut batcher, &mut report, now_ms, meter)?;
+    plan(
+        &mut writer,
+        &mut placing.batcher,
+        &mut report,
+        now_ms,
+        meter,
+    )?;
     // Redials are planned once nothing is staged, and not after a stop.
     if let Some(redials) = redials.filter(|r| !r.stop.load(Ordering::Relaxed)) {
         let planned = writer.plan_redials(
@@ -412,12 +427,19 @@ fn read_chunks(
     }
 }
 
+/// Where staged contacts go: batches of one country and one set of time
+/// zones.
+struct Placing {
+    batcher: Batcher,
+    zoning: Zoning,
+}
+
 /// Stages one chunk, placing its contacts in batches (duplicates, found
 /// when planning, leave them again).
 fn stage(
     writer: &mut IngestWriter,
     chunk: ReadChunk,
-    batcher: &mut Batcher,
+    placing: &mut Placing,
     report: &mut IngestReport,
     now_ms: i64,
 ) -> Result<(), LedgerError> {
@@ -426,9 +448,12 @@ fn stage(
     for row in &chunk.rows {
         match row {
             Ok(ReadContact { contact, suspect }) => {
-                let placement = batcher.place(contact.phone.country());
+                let zones = placing
+                    .zoning
+                    .zones(&contact.phone, contact.timezone.as_deref());
+                let placement = placing.batcher.place(contact.phone.country(), zones);
                 if placement.opens {
-                    new_batches.push((placement.seq, contact.phone.country()));
+                    new_batches.push((placement.seq, contact.phone.country(), zones.to_owned()));
                 }
                 rows.push(StagedRow {
                     line: contact.line,

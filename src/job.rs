@@ -117,6 +117,8 @@ pub struct Columns {
     pub country: Option<String>,
     /// Per-row `orderID`; `None` means it is derived from the phone.
     pub order_id: Option<String>,
+    /// Per-row IANA time zone, winning over the number's own.
+    pub timezone: Option<String>,
     /// Columns packed into `other` as compact JSON, in this order.
     pub other: Vec<String>,
     /// The field separator; `None`: found from the header line.
@@ -495,6 +497,7 @@ impl Job {
                 phone: columns.phone,
                 country: columns.country,
                 order_id: columns.order_id,
+                timezone: columns.timezone,
                 other: columns.other,
                 delimiter,
                 encoding,
@@ -941,6 +944,7 @@ struct ColumnsFile {
     phone: String,
     country: Option<String>,
     order_id: Option<String>,
+    timezone: Option<String>,
     #[serde(default)]
     other: Vec<String>,
     delimiter: Option<String>,
@@ -953,6 +957,7 @@ impl Default for ColumnsFile {
             phone: default_phone_column(),
             country: None,
             order_id: None,
+            timezone: None,
             other: Vec::new(),
             delimiter: None,
             encoding: None,

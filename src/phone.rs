@@ -9,6 +9,9 @@ use phonenumber::country::Id;
 use phonenumber::Mode;
 
 mod fast;
+#[rustfmt::skip]
+mod zone_data;
+pub mod zones;
 
 use fast::{Accepted, Answer};
 

@@ -85,6 +85,8 @@ pub struct Contact {
     pub order_id: OrderId,
     pub phone: Phone,
     pub other: String,
+    /// The row's own time zone (an IANA name as the database spells it).
+    pub timezone: Option<String>,
 }
 
 /// A row that cannot become an order, with why.
@@ -120,12 +122,83 @@ pub fn contact_from_row(
         Some(raw) => OrderId::parse(raw).map_err(|e| invalid(&row, e))?,
         None => OrderId::derive(salt, campaign, &phone),
     };
+    let timezone = match &row.timezone {
+        Some(raw) => Some(
+            crate::schedule::parse_zone(raw)
+                .ok()
+                .and_then(|zone| zone.iana_name().map(str::to_owned))
+                .ok_or_else(|| {
+                    invalid(
+                        &row,
+                        format!("time zone {raw:?} is not an IANA name such as America/New_York"),
+                    )
+                })?,
+        ),
+        None => None,
+    };
     Ok(Contact {
         line: row.line,
         order_id,
         phone,
         other: row.other,
+        timezone,
     })
+}
+
+/// The time zones each number is called in, under the job's `[schedule]`:
+/// the row's own zone, else its country's pin in `countries`, else the
+/// zones of its number's prefix (libphonenumber's map), else its country's
+/// zones. Without a schedule, none.
+#[derive(Debug, Clone, Default)]
+pub struct Zoning {
+    scheduled: bool,
+    /// ISO country → the zone `[schedule] countries` pins it to.
+    pins: HashMap<String, String>,
+}
+
+impl Zoning {
+    pub fn new(schedule: Option<&crate::schedule::Schedule>) -> Zoning {
+        Zoning {
+            scheduled: schedule.is_some(),
+            pins: schedule
+                .map(|schedule| {
+                    schedule
+                        .countries
+                        .iter()
+                        .filter_map(|(country, zone)| {
+                            Some((country.clone(), zone.iana_name()?.to_owned()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The zones (joined by `&`) `phone` may be in; `own`, the row's zone,
+    /// wins. Empty without a schedule, or when nothing places the number.
+    pub fn zones<'a>(&'a self, phone: &Phone, own: Option<&'a str>) -> &'a str {
+        if !self.scheduled {
+            return "";
+        }
+        if let Some(own) = own {
+            return own;
+        }
+        if let Some(pin) = self.pins.get(phone.country_iso()) {
+            return pin;
+        }
+        let country = crate::phone::zones::of_country(phone.country_iso());
+        match (crate::phone::zones::of_number(phone.digits()), country) {
+            // A prefix that only names the calling code, shared by several
+            // countries (`1`, `44`), spans more than the number's country.
+            (Some(prefix), Some(country))
+                if prefix.split('&').count() > country.split('&').count() =>
+            {
+                country
+            }
+            (Some(prefix), _) => prefix,
+            (None, country) => country.unwrap_or(""),
+        }
+    }
 }
 
 /// A batch that is still being filled.
@@ -143,15 +216,16 @@ pub struct Placement {
     pub opens: bool,
 }
 
-/// Cuts contacts into batches of at most `size`, one country per batch, in
-/// the order contacts arrive. Each ingest opens batches of its own: a batch
-/// planned by an earlier ingest never takes more orders, so what a batch
-/// holds is fixed once it is planned.
+/// Cuts contacts into batches of at most `size`, one country and one set
+/// of time zones per batch (so one calling window holds for all of its
+/// numbers), in the order contacts arrive. Each ingest opens batches of its
+/// own: a batch planned by an earlier ingest never takes more orders, so
+/// what a batch holds is fixed once it is planned.
 #[derive(Debug, Clone)]
 pub struct Batcher {
     size: u32,
     next_seq: BatchSeq,
-    open: HashMap<Country, OpenBatch>,
+    open: HashMap<Country, HashMap<Box<str>, OpenBatch>>,
 }
 
 impl Batcher {
@@ -164,8 +238,11 @@ impl Batcher {
         }
     }
 
-    pub fn place(&mut self, country: Country) -> Placement {
-        if let Some(batch) = self.open.get_mut(&country) {
+    /// Places a contact of `country` whose number may be in `zones` (joined
+    /// by `&`; empty without a schedule).
+    pub fn place(&mut self, country: Country, zones: &str) -> Placement {
+        let open = self.open.entry(country).or_default();
+        if let Some(batch) = open.get_mut(zones) {
             if batch.len < self.size {
                 batch.len += 1;
                 return Placement {
@@ -176,7 +253,7 @@ impl Batcher {
         }
         let seq = self.next_seq;
         self.next_seq = seq.next();
-        self.open.insert(country, OpenBatch { seq, len: 1 });
+        open.insert(zones.into(), OpenBatch { seq, len: 1 });
         Placement { seq, opens: true }
     }
 
@@ -206,6 +283,7 @@ mod tests {
             phone: phone.into(),
             country: country.map(Into::into),
             order_id: order_id.map(Into::into),
+            timezone: None,
             other: String::new(),
         }
     }
@@ -309,7 +387,7 @@ mod tests {
         let got: Vec<_> = countries
             .iter()
             .map(|c| {
-                let p = batcher.place(country(c));
+                let p = batcher.place(country(c), "");
                 (p.seq.get(), p.opens)
             })
             .collect();
@@ -335,18 +413,30 @@ mod tests {
     }
 
     #[test]
+    fn numbers_of_other_zones_go_to_other_batches() {
+        let us = country("US");
+        let mut batcher = Batcher::new(10, BatchSeq::FIRST);
+        let ny = batcher.place(us, "America/New_York");
+        let la = batcher.place(us, "America/Los_Angeles");
+        let ny_again = batcher.place(us, "America/New_York");
+        assert_ne!(ny.seq, la.seq);
+        assert_eq!(ny.seq, ny_again.seq);
+        assert!(!ny_again.opens);
+    }
+
+    #[test]
     fn a_new_batcher_never_fills_an_earlier_batch() {
         let eight = BatchSeq::new(8).unwrap();
         let mut batcher = Batcher::new(3, eight);
         assert_eq!(
-            batcher.place(country("HK")),
+            batcher.place(country("HK"), ""),
             Placement {
                 seq: eight,
                 opens: true
             }
         );
         assert_eq!(
-            batcher.place(country("GB")),
+            batcher.place(country("GB"), ""),
             Placement {
                 seq: eight.next(),
                 opens: true

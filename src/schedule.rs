@@ -44,39 +44,75 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// The zone of a country's numbers without zones of their own (a batch
+    /// planned before numbers had zones): its pin, else `timezone`.
     fn zone(&self, country: &str) -> &TimeZone {
         self.countries.get(country).unwrap_or(&self.timezone)
     }
 
-    /// The windows of `country`'s numbers.
-    fn windows(&self, country: &str) -> &[(Time, Time)] {
+    /// The zone a country is pinned to in `countries`, if any.
+    pub fn pinned(&self, country: &str) -> Option<&TimeZone> {
+        self.countries.get(country)
+    }
+
+    /// The windows of `country`'s numbers in `zone`.
+    fn windows(&self, country: &str, zone: &TimeZone) -> &[(Time, Time)] {
         self.windows_of
             .get(country)
-            .or_else(|| {
-                self.zone(country)
-                    .iana_name()
-                    .and_then(|zone| self.windows_of.get(zone))
-            })
+            .or_else(|| zone.iana_name().and_then(|name| self.windows_of.get(name)))
             .unwrap_or(&self.windows)
     }
 
-    /// Until when (Unix ms) a batch of `country`'s numbers may be claimed
-    /// from `at_ms` on: the end of the window `at_ms` is in (windows that
-    /// touch count as one), less `stop_before_close`; `None` when no batch
-    /// may be claimed then.
-    pub fn open_until(&self, country: &str, at_ms: i64) -> Option<i64> {
+    /// The country and zones a window key names.
+    fn key_zones(&self, key: &str) -> (String, Vec<TimeZone>) {
+        let (country, zones) = key.split_once(' ').unwrap_or((key, ""));
+        let zones: Vec<TimeZone> = zones
+            .split('&')
+            .filter(|zone| !zone.is_empty())
+            .filter_map(|zone| TimeZone::get(zone).ok())
+            .collect();
+        if zones.is_empty() {
+            (country.to_owned(), vec![self.zone(country).clone()])
+        } else {
+            (country.to_owned(), zones)
+        }
+    }
+
+    /// Until when (Unix ms) a batch of window key `key` may be claimed from
+    /// `at_ms` on. A batch's window key is its country, then a space and
+    /// the zones its numbers may be in, joined by `&` (`US
+    /// America/Boise&America/Los_Angeles`), or its country alone for
+    /// numbers without zones of their own (the country's pin in
+    /// `countries`, else `timezone`). It may be claimed
+    /// while every one of its zones is inside a window, and not in the last
+    /// `stop_before_close` of any of them; `None` when no batch may be
+    /// claimed then.
+    pub fn open_until(&self, key: &str, at_ms: i64) -> Option<i64> {
+        let (country, zones) = self.key_zones(key);
+        zones
+            .iter()
+            .map(|zone| self.open_until_in(&country, zone, at_ms))
+            .collect::<Option<Vec<i64>>>()?
+            .into_iter()
+            .min()
+    }
+
+    /// [`Schedule::open_until`] for one zone: the end of the window
+    /// `at_ms` is in (windows that touch count as one), less
+    /// `stop_before_close`.
+    fn open_until_in(&self, country: &str, zone: &TimeZone, at_ms: i64) -> Option<i64> {
         let at = Timestamp::from_millisecond(at_ms).ok()?;
         if self.not_before.is_some_and(|start| at < start)
             || self.not_after.is_some_and(|end| at >= end)
         {
             return None;
         }
-        let local = at.to_zoned(self.zone(country).clone());
+        let local = at.to_zoned(zone.clone());
         if !self.day_allowed(local.date()) {
             return None;
         }
         let now = local.time();
-        let windows = self.windows(country);
+        let windows = self.windows(country, zone);
         let (_, mut end) = *windows
             .iter()
             .find(|(start, end)| *start <= now && now < *end)?;
@@ -100,34 +136,71 @@ impl Schedule {
         (at_ms < until).then_some(until)
     }
 
-    /// The first moment at or after `after_ms` when `country`'s numbers may
-    /// be called, if any within a year or so.
-    pub fn next_open(&self, country: &str, after_ms: i64) -> Option<i64> {
+    /// The first moment at or after `after_ms` when a batch of window key
+    /// `key` may be claimed (every one of its zones inside a window), if
+    /// any within a year or so.
+    pub fn next_open(&self, key: &str, after_ms: i64) -> Option<i64> {
+        let (country, zones) = self.key_zones(key);
+        let mut at = after_ms;
+        // Each turn moves to the latest of the zones' next openings; the
+        // zones' windows line up within a few turns, or never.
+        for _ in 0..1_000 {
+            if self.open_until(key, at).is_some() {
+                return Some(at);
+            }
+            let next = zones
+                .iter()
+                .map(|zone| self.next_open_in(&country, zone, at))
+                .collect::<Option<Vec<i64>>>()?
+                .into_iter()
+                .max()?;
+            at = if next > at {
+                next
+            } else {
+                // Each zone opens now, but not for long enough together:
+                // look past the earliest close.
+                zones
+                    .iter()
+                    .filter_map(|zone| self.open_until_in(&country, zone, at))
+                    .min()
+                    .map_or(at + 1_000, |until| until.max(at + 1_000))
+            };
+        }
+        None
+    }
+
+    /// [`Schedule::next_open`] for one zone.
+    fn next_open_in(&self, country: &str, zone: &TimeZone, after_ms: i64) -> Option<i64> {
         let mut after = Timestamp::from_millisecond(after_ms).ok()?;
         if let Some(start) = self.not_before.filter(|start| after < *start) {
             after = start;
         }
-        if self.open_until(country, after.as_millisecond()).is_some() {
+        if self
+            .open_until_in(country, zone, after.as_millisecond())
+            .is_some()
+        {
             return Some(after.as_millisecond());
         }
-        let local = after.to_zoned(self.zone(country).clone());
+        let local = after.to_zoned(zone.clone());
         let mut day = local.date();
         for _ in 0..LOOK_AHEAD_DAYS {
             if self.day_allowed(day) {
                 let mut starts: Vec<Time> = self
-                    .windows(country)
+                    .windows(country, zone)
                     .iter()
                     .map(|(start, _)| *start)
                     .collect();
                 starts.sort();
-                let local_day = day.to_zoned(self.zone(country).clone()).ok()?;
+                let local_day = day.to_zoned(zone.clone()).ok()?;
                 let mut opens: Vec<i64> = starts
                     .into_iter()
                     .flat_map(|start| instants(&local_day, start))
                     .collect();
                 opens.sort_unstable();
                 for at in opens {
-                    if at >= after.as_millisecond() && self.open_until(country, at).is_some() {
+                    if at >= after.as_millisecond()
+                        && self.open_until_in(country, zone, at).is_some()
+                    {
                         return Some(at);
                     }
                 }
@@ -195,6 +268,14 @@ impl Schedule {
 
     fn day_allowed(&self, day: Date) -> bool {
         self.days.contains(&day.weekday()) && !self.holidays.contains(&day)
+    }
+}
+
+/// A window key as people read it: `US (America/Boise, America/Los_Angeles)`.
+pub fn describe_key(key: &str) -> String {
+    match key.split_once(' ') {
+        Some((country, zones)) => format!("{country} ({})", zones.replace('&', ", ")),
+        None => key.to_owned(),
     }
 }
 

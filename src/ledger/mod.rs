@@ -547,7 +547,8 @@ impl Ledger {
             .collect())
     }
 
-    /// The countries of the campaign's planned pending batches.
+    /// The window keys (a country, and the zones of its numbers, see
+    /// `Schedule::open_until`) of the campaign's planned pending batches.
     pub async fn pending_countries(
         &self,
         campaign: CampaignId,

@@ -479,7 +479,8 @@ pub struct StagedRow<'a> {
 pub struct StagedChunk<'a> {
     pub rows: &'a [StagedRow<'a>],
     /// Batches opened by these rows, with their country.
-    pub new_batches: &'a [(BatchSeq, Country)],
+    /// New batches: number, country, and the zones of its numbers.
+    pub new_batches: &'a [(BatchSeq, Country, String)],
     /// Rows of the file this chunk accounts for.
     pub rows_read: u64,
     /// Where to resume after it.
@@ -513,7 +514,8 @@ pub struct Preview {
     /// Why rows are invalid, with quoted values left out so that rows
     /// invalid for the same reason count together, and how many rows.
     pub invalid_reasons: Vec<(String, u64)>,
-    /// Per country: orders to send and batches they fill.
+    /// Per window key (a country, and the zones of its numbers: see
+    /// `Schedule::open_until`): orders to send and batches they fill.
     pub countries: Vec<(String, u64, u64)>,
     /// The first batch a run would send: its number, country and orders.
     pub first_batch: Option<(BatchSeq, String, Vec<BatchOrder>)>,
@@ -602,8 +604,9 @@ pub struct Claim<'a> {
     pub batches: usize,
     /// Orders at most, all batches together (`run --limit`); `None`: no cap.
     pub orders: Option<u64>,
-    /// Only batches of these countries (those inside a calling window);
-    /// `None`: every country.
+    /// Only batches of these window keys (a country, and the zones of its
+    /// numbers, see `Schedule::open_until`: those inside a calling
+    /// window); `None`: every batch.
     pub countries: Option<&'a [String]>,
     /// The job's `[redial]`: the redial orders of the batches taken are
     /// re-checked against their contacts' calls (see `redial::recheck`).

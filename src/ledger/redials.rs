@@ -19,24 +19,24 @@ use crate::redial::{self, CallSeen, Contact, Funnel, Next, Policy};
 /// the first branch by them). A call the vendor reported without an end
 /// time ended, for the spacing, when the ledger stored it.
 pub(super) const CONTACT_ROWS: &str = "SELECT contact, kind, a_row, attempt, country, order_id, accepted,
-        start_ms, end_ms, answered, hangup_code, call_status, intent
+        start_ms, end_ms, answered, hangup_code, call_status, intent, zones
      FROM (
          SELECT COALESCE(o.contact_row, o.id) AS contact, 0 AS kind, o.id AS a_row, o.attempt AS attempt,
                 b.country AS country, o.order_id AS order_id, b.state = 'accepted' AS accepted,
                 NULL AS start_ms, NULL AS end_ms, NULL AS answered, NULL AS hangup_code,
-                NULL AS call_status, NULL AS intent
+                NULL AS call_status, NULL AS intent, b.zones AS zones
          FROM orders o
          JOIN batches b ON b.campaign_id = o.campaign_id AND b.seq = o.batch_seq
          WHERE o.campaign_id = $1 AND o.batch_seq IS NOT NULL
          UNION ALL
          SELECT COALESCE(o.contact_row, o.id), 1, c.order_row, o.attempt, NULL, NULL, NULL,
                 c.start_ms, COALESCE(c.end_ms, c.received_at_ms), c.answered, c.hangup_code,
-                c.call_status, c.intent
+                c.call_status, c.intent, NULL
          FROM calls c JOIN orders o ON o.id = c.order_row
          WHERE c.campaign_id = $1
          UNION ALL
          SELECT o.contact_row, 0, o.id, o.attempt, NULL, o.order_id, FALSE,
-                NULL, NULL, NULL, NULL, NULL, NULL
+                NULL, NULL, NULL, NULL, NULL, NULL, NULL
          FROM orders o
          WHERE o.contact_row IS NOT NULL AND o.batch_seq IS NULL AND o.campaign_id = $1
      ) t
@@ -55,6 +55,9 @@ pub(super) enum ContactRow {
         order_id: Option<String>,
         /// Whether its batch was accepted.
         accepted: bool,
+        /// Its batch's time zones (joined by `&`; `None` for a redial set
+        /// aside).
+        zones: Option<String>,
     },
     /// A call of one of the contact's orders.
     Call {
@@ -81,6 +84,9 @@ pub(super) struct DueRedial {
     pub order_id: String,
     pub batch_seq: BatchSeq,
     pub country: String,
+    /// The zones of the contact's latest batch: a redial is called in the
+    /// same windows.
+    pub zones: String,
 }
 
 /// What planning redials did.
@@ -112,11 +118,20 @@ struct Planning<'a> {
     batcher: Batcher,
 }
 
+/// A contact's latest order, as far as its rows have come.
+struct LatestOrder {
+    row: i64,
+    attempt: u32,
+    country: Option<String>,
+    accepted: bool,
+    zones: Option<String>,
+}
+
 /// The rows of one contact so far.
 struct Gathered {
     contact: i64,
-    /// Its latest order so far: row, attempt, country, accepted.
-    latest: Option<(i64, u32, Option<String>, bool)>,
+    /// Its latest order so far.
+    latest: Option<LatestOrder>,
     /// The order id of its first order.
     first_id: Option<String>,
     calls: Vec<(i64, CallSeen)>,
@@ -177,13 +192,20 @@ impl<'a> Walk<'a> {
                 country,
                 order_id,
                 accepted,
+                zones,
                 ..
             } => {
                 if attempt == 1 {
                     current.first_id = order_id;
                 }
-                if current.latest.as_ref().is_none_or(|l| l.1 < attempt) {
-                    current.latest = Some((row, attempt, country, accepted));
+                if current.latest.as_ref().is_none_or(|l| l.attempt < attempt) {
+                    current.latest = Some(LatestOrder {
+                        row,
+                        attempt,
+                        country,
+                        accepted,
+                        zones,
+                    });
                 }
             }
             ContactRow::Call {
@@ -203,7 +225,14 @@ impl<'a> Walk<'a> {
     fn decide(&mut self, gathered: Gathered) -> Option<DueRedial> {
         // A contact whose latest order is not accepted: not ours to decide
         // (it is being sent, or was set aside).
-        let (latest_row, latest_attempt, country, accepted) = gathered.latest?;
+        let LatestOrder {
+            row: latest_row,
+            attempt: latest_attempt,
+            country,
+            accepted,
+            zones,
+        } = gathered.latest?;
+        let zones = zones.unwrap_or_default();
         let country = country.filter(|_| accepted)?;
         let first_id = gathered.first_id;
         let contact = Contact {
@@ -225,7 +254,9 @@ impl<'a> Walk<'a> {
         };
         let planning = self.planning.as_mut()?;
         let first = first_id?;
-        let placed = planning.batcher.place(Country::parse(&country).ok()?);
+        let placed = planning
+            .batcher
+            .place(Country::parse(&country).ok()?, &zones);
         Some(DueRedial {
             contact: gathered.contact,
             attempt,
@@ -233,6 +264,7 @@ impl<'a> Walk<'a> {
                 .to_string(),
             batch_seq: placed.seq,
             country,
+            zones,
         })
     }
 }
@@ -351,6 +383,7 @@ mod tests {
             country: Some("HK".into()),
             order_id: Some(format!("ID{row}")),
             accepted,
+            zones: Some(String::new()),
         }
     }
 

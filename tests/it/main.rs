@@ -22,3 +22,4 @@ mod safety;
 mod schedule;
 mod support;
 mod suppress;
+mod zones;

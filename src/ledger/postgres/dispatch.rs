@@ -47,7 +47,7 @@ impl Postgres {
                  SELECT seq, size FROM batches
                  WHERE campaign_id = $2 AND state = $5 AND not_before_ms <= $1
                    AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = $2)
-                   AND ($7::TEXT[] IS NULL OR country = ANY($7))
+                   AND ($7::TEXT[] IS NULL OR (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) = ANY($7))
                  ORDER BY seq LIMIT $3
                  FOR UPDATE SKIP LOCKED),
              fits AS (
@@ -176,7 +176,7 @@ impl Postgres {
         sqlx::query_scalar(
             "SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = $1 AND state = $2
                AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = $1)
-               AND ($3::TEXT[] IS NULL OR country = ANY($3))",
+               AND ($3::TEXT[] IS NULL OR (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) = ANY($3))",
         )
         .bind(campaign.0)
         .bind(BatchState::Pending.as_str())
@@ -204,7 +204,7 @@ impl Postgres {
         campaign: CampaignId,
     ) -> Result<Vec<String>, LedgerError> {
         sqlx::query_scalar(
-            "SELECT DISTINCT country FROM batches WHERE campaign_id = $1 AND state = $2
+            "SELECT DISTINCT (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) FROM batches WHERE campaign_id = $1 AND state = $2
                AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = $1)",
         )
         .bind(campaign.0)

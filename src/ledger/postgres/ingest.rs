@@ -153,19 +153,19 @@ impl IngestWriter {
             let mut tx = ledger.transaction().await?;
             quick_commit(&mut tx).await.map_err(e)?;
             ledger.check_ingest_lease(&mut tx, fence).await?;
-            let (seqs, countries): (Vec<i64>, Vec<&str>) = chunk
-                .new_batches
-                .iter()
-                .map(|(seq, country)| (i64::from(*seq), country.as_str()))
-                .unzip();
+            let seqs: Vec<i64> = chunk.new_batches.iter().map(|(seq, _, _)| i64::from(*seq)).collect();
+            let countries: Vec<&str> = chunk.new_batches.iter().map(|(_, country, _)| country.as_str()).collect();
+            let zones: Vec<&str> = chunk.new_batches.iter().map(|(_, _, zones)| zones.as_str()).collect();
             sqlx::query(
-                "INSERT INTO batches (campaign_id, seq, country, size, updated_at_ms)
-                 SELECT $1, seq, country, 0, $4 FROM UNNEST($2::BIGINT[], $3::TEXT[]) AS t (seq, country)",
+                "INSERT INTO batches (campaign_id, seq, country, zones, size, updated_at_ms)
+                 SELECT $1, seq, country, zones, 0, $4
+                 FROM UNNEST($2::BIGINT[], $3::TEXT[], $5::TEXT[]) AS t (seq, country, zones)",
             )
             .bind(fence.campaign.0)
             .bind(&seqs)
             .bind(&countries)
             .bind(now_ms)
+            .bind(&zones)
             .execute(&mut *tx)
             .await
             .map_err(e)?;
@@ -482,7 +482,7 @@ impl IngestWriter {
             sqlx::raw_sql(
                 "CREATE TEMP TABLE redials_due (
                      contact BIGINT NOT NULL, attempt INTEGER NOT NULL, order_id TEXT COLLATE \"C\" NOT NULL,
-                     batch_seq BIGINT NOT NULL, country TEXT NOT NULL) ON COMMIT DROP",
+                     batch_seq BIGINT NOT NULL, country TEXT NOT NULL, zones TEXT NOT NULL) ON COMMIT DROP",
             )
             .execute(&mut *tx)
             .await
@@ -506,8 +506,9 @@ impl IngestWriter {
                 return Ok(planned);
             }
             sqlx::query(
-                "INSERT INTO batches (campaign_id, seq, country, size, updated_at_ms)
-                 SELECT $1, batch_seq, country, COUNT(*), $2 FROM redials_due GROUP BY batch_seq, country",
+                "INSERT INTO batches (campaign_id, seq, country, zones, size, updated_at_ms)
+                 SELECT $1, batch_seq, country, zones, COUNT(*), $2 FROM redials_due
+                 GROUP BY batch_seq, country, zones",
             )
             .bind(campaign)
             .bind(now_ms)

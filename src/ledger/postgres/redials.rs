@@ -58,6 +58,7 @@ fn contact_row(row: &sqlx::postgres::PgRow) -> Result<ContactRow, sqlx::Error> {
             country: row.try_get(4)?,
             order_id: row.try_get(5)?,
             accepted: row.try_get(6)?,
+            zones: row.try_get(13)?,
         }
     } else {
         ContactRow::Call {
@@ -86,15 +87,17 @@ async fn store_due(tx: &mut sqlx::PgConnection, due: Vec<DueRedial>) -> Result<(
     let ids: Vec<&str> = due.iter().map(|d| d.order_id.as_str()).collect();
     let seqs: Vec<i64> = due.iter().map(|d| i64::from(d.batch_seq)).collect();
     let countries: Vec<&str> = due.iter().map(|d| d.country.as_str()).collect();
+    let zones: Vec<&str> = due.iter().map(|d| d.zones.as_str()).collect();
     sqlx::query(
-        "INSERT INTO redials_due (contact, attempt, order_id, batch_seq, country)
-         SELECT * FROM UNNEST($1::BIGINT[], $2::INTEGER[], $3::TEXT[], $4::BIGINT[], $5::TEXT[])",
+        "INSERT INTO redials_due (contact, attempt, order_id, batch_seq, country, zones)
+         SELECT * FROM UNNEST($1::BIGINT[], $2::INTEGER[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[])",
     )
     .bind(&contacts)
     .bind(&attempts)
     .bind(&ids)
     .bind(&seqs)
     .bind(&countries)
+    .bind(&zones)
     .execute(tx)
     .await
     .map(drop)

@@ -48,7 +48,7 @@ impl Sqlite {
                              SELECT seq, SUM(size) OVER (ORDER BY seq) AS orders_through FROM batches
                              WHERE campaign_id = ?2 AND state = ?5 AND not_before_ms <= ?1
                                AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?2)
-                               AND (?6 IS NULL OR country IN (SELECT value FROM json_each(?6)))
+                               AND (?6 IS NULL OR (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) IN (SELECT value FROM json_each(?6)))
                              ORDER BY seq LIMIT ?3)
                          WHERE ?7 IS NULL OR orders_through <= ?7)
                      RETURNING seq, country, attempts, attempts_before_resend, code",
@@ -148,7 +148,7 @@ impl Sqlite {
             conn.query_row(
                 "SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = ?1 AND state = ?2
                    AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?1)
-                   AND (?3 IS NULL OR country IN (SELECT value FROM json_each(?3)))",
+                   AND (?3 IS NULL OR (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) IN (SELECT value FROM json_each(?3)))",
                 params![campaign.0, BatchState::Pending.as_str(), only],
                 |row| row.get(0),
             )
@@ -185,7 +185,7 @@ impl Sqlite {
         self.read(move |this, conn| {
             let mut statement = conn
                 .prepare_cached(
-                    "SELECT DISTINCT country FROM batches WHERE campaign_id = ?1 AND state = ?2
+                    "SELECT DISTINCT (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) FROM batches WHERE campaign_id = ?1 AND state = ?2
                        AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?1)",
                 )
                 .map_err(this.error())?;

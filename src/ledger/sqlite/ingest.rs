@@ -157,11 +157,11 @@ impl IngestWriter {
         {
             let mut open = tx
                 .prepare_cached(
-                    "INSERT INTO batches (campaign_id, seq, country, size, updated_at_ms) VALUES (?1, ?2, ?3, 0, ?4)",
+                    "INSERT INTO batches (campaign_id, seq, country, zones, size, updated_at_ms) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
                 )
                 .map_err(e)?;
-            for (seq, country) in chunk.new_batches {
-                open.execute(params![campaign, seq, country.as_str(), now_ms])
+            for (seq, country, zones) in chunk.new_batches {
+                open.execute(params![campaign, seq, country.as_str(), zones, now_ms])
                     .map_err(e)?;
             }
             let mut growth: Vec<(BatchSeq, u32)> = Vec::new();
@@ -486,7 +486,7 @@ impl IngestWriter {
         tx.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS redials_due (
                  contact INTEGER NOT NULL, attempt INTEGER NOT NULL, order_id TEXT NOT NULL,
-                 batch_seq INTEGER NOT NULL, country TEXT NOT NULL);
+                 batch_seq INTEGER NOT NULL, country TEXT NOT NULL, zones TEXT NOT NULL);
              DELETE FROM temp.redials_due;",
         )
         .map_err(e)?;
@@ -495,8 +495,8 @@ impl IngestWriter {
         {
             let mut due = tx
                 .prepare_cached(
-                    "INSERT INTO temp.redials_due (contact, attempt, order_id, batch_seq, country)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO temp.redials_due (contact, attempt, order_id, batch_seq, country, zones)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(e)?;
             let mut store = |redial: DueRedial| {
@@ -505,7 +505,8 @@ impl IngestWriter {
                     redial.attempt,
                     redial.order_id,
                     redial.batch_seq,
-                    redial.country
+                    redial.country,
+                    redial.zones
                 ])
                 .map(|_| ())
             };
@@ -538,8 +539,9 @@ impl IngestWriter {
             return Ok(planned);
         }
         tx.execute(
-            "INSERT INTO batches (campaign_id, seq, country, size, updated_at_ms)
-             SELECT ?1, batch_seq, country, COUNT(*), ?2 FROM temp.redials_due GROUP BY batch_seq, country",
+            "INSERT INTO batches (campaign_id, seq, country, zones, size, updated_at_ms)
+             SELECT ?1, batch_seq, country, zones, COUNT(*), ?2 FROM temp.redials_due
+             GROUP BY batch_seq, country, zones",
             params![campaign, now_ms],
         )
         .map_err(e)?;
@@ -614,6 +616,7 @@ pub(super) fn contact_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRo
             country: row.get(4)?,
             order_id: row.get(5)?,
             accepted: row.get(6)?,
+            zones: row.get(13)?,
         }
     } else {
         ContactRow::Call {
@@ -910,11 +913,11 @@ mod tests {
                     }
                 })
                 .collect();
-            let new_batches: Vec<(BatchSeq, Country)> = rows
+            let new_batches: Vec<(BatchSeq, Country, String)> = rows
                 .iter()
                 .filter_map(|row| row.batch_seq)
                 .filter(|seq| batches_open.insert(*seq))
-                .map(|seq| (seq, hk))
+                .map(|seq| (seq, hk, String::new()))
                 .collect();
             let checkpoint = Checkpoint::default();
             let staged = StagedChunk {
@@ -1096,7 +1099,7 @@ mod tests {
         let checkpoint = Checkpoint::default();
         let chunk = StagedChunk {
             rows: std::slice::from_ref(&row),
-            new_batches: &[(BatchSeq::FIRST, hk)],
+            new_batches: &[(BatchSeq::FIRST, hk, String::new())],
             rows_read: 1,
             checkpoint: &checkpoint,
             repeats_marked: true,

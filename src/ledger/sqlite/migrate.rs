@@ -49,6 +49,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(9, "calls", "0009_calls.sql"),
     migration!(10, "call matching", "0010_call_matching.sql"),
     migration!(11, "redials", "0011_redials.sql"),
+    migration!(12, "batch zones", "0012_batch_zones.sql"),
 ];
 
 impl Migration {

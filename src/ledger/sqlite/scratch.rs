@@ -108,8 +108,8 @@ impl Sqlite {
             }
             let mut statement = conn
                 .prepare(
-                    "SELECT country, COUNT(*), SUM(size) FROM batches
-                     WHERE campaign_id = ?1 AND size > 0 GROUP BY country ORDER BY country",
+                    "SELECT (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) AS window_key, COUNT(*), SUM(size) FROM batches
+                     WHERE campaign_id = ?1 AND size > 0 GROUP BY window_key ORDER BY window_key",
                 )
                 .map_err(e)?;
             preview.countries = statement
