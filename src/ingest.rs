@@ -450,10 +450,14 @@ fn stage(
             Ok(ReadContact { contact, suspect }) => {
                 let zones = placing
                     .zoning
-                    .zones(&contact.phone, contact.timezone.as_deref());
+                    .key(&contact.phone, contact.timezone.as_deref());
                 let placement = placing.batcher.place(contact.phone.country(), zones);
                 if placement.opens {
-                    new_batches.push((placement.seq, contact.phone.country(), zones.to_owned()));
+                    new_batches.push((
+                        placement.seq,
+                        contact.phone.country(),
+                        placing.zoning.names(zones).to_owned(),
+                    ));
                 }
                 rows.push(StagedRow {
                     line: contact.line,

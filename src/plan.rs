@@ -148,56 +148,96 @@ pub fn contact_from_row(
 /// The time zones each number is called in, under the job's `[schedule]`:
 /// the row's own zone, else its country's pin in `countries`, else the
 /// zones of its number's prefix (libphonenumber's map), else its country's
-/// zones. Without a schedule, none.
+/// zones. Without a schedule, none. A set of zones is known by a key, the
+/// same for the same zones however they were found.
 #[derive(Debug, Clone, Default)]
 pub struct Zoning {
     scheduled: bool,
-    /// ISO country → the zone `[schedule] countries` pins it to.
-    pins: HashMap<String, String>,
+    /// ISO country → the key of the zone `[schedule] countries` pins it to.
+    pins: HashMap<String, u32>,
+    /// Zones that no built-in set names (pins, rows' own), by key less
+    /// the built-in sets' count.
+    extra: Vec<String>,
 }
+
+/// The key of "no zones".
+pub const NO_ZONES: u32 = u32::MAX;
 
 impl Zoning {
     pub fn new(schedule: Option<&crate::schedule::Schedule>) -> Zoning {
-        Zoning {
+        let mut zoning = Zoning {
             scheduled: schedule.is_some(),
-            pins: schedule
-                .map(|schedule| {
-                    schedule
-                        .countries
-                        .iter()
-                        .filter_map(|(country, zone)| {
-                            Some((country.clone(), zone.iana_name()?.to_owned()))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
+            ..Zoning::default()
+        };
+        for (country, zone) in schedule.map(|s| &s.countries).into_iter().flatten() {
+            if let Some(name) = zone.iana_name() {
+                let key = zoning.intern(name);
+                zoning.pins.insert(country.clone(), key);
+            }
+        }
+        zoning
+    }
+
+    /// The key of the zones `phone` may be in; `own`, the row's zone,
+    /// wins. [`NO_ZONES`] without a schedule, or when nothing places it.
+    pub fn key(&mut self, phone: &Phone, own: Option<&str>) -> u32 {
+        use crate::phone::zones;
+        if !self.scheduled {
+            return NO_ZONES;
+        }
+        if let Some(own) = own {
+            return self.intern(own);
+        }
+        if let Some(pin) = self.pins.get(phone.country_iso()) {
+            return *pin;
+        }
+        let country = zones::of_country(phone.country_iso());
+        let set = match (zones::of_number(phone.digits()), country) {
+            // A prefix that only names the calling code, shared by several
+            // countries (`1`, `44`), spans more than the number's country.
+            (Some(prefix), Some(country)) if prefix.zones() > country.zones() => Some(country),
+            (Some(prefix), _) => Some(prefix),
+            (None, country) => country,
+        };
+        set.map_or(NO_ZONES, zones::ZoneSet::index)
+    }
+
+    /// The zones of `key`, joined by `&` (empty for [`NO_ZONES`]).
+    pub fn names(&self, key: u32) -> &str {
+        use crate::phone::zones::ZoneSet;
+        if key == NO_ZONES {
+            ""
+        } else if key < ZoneSet::count() {
+            crate::phone::zones::set(key).names()
+        } else {
+            &self.extra[(key - ZoneSet::count()) as usize]
         }
     }
 
-    /// The zones (joined by `&`) `phone` may be in; `own`, the row's zone,
-    /// wins. Empty without a schedule, or when nothing places the number.
-    pub fn zones<'a>(&'a self, phone: &Phone, own: Option<&'a str>) -> &'a str {
-        if !self.scheduled {
-            return "";
+    /// The key of `zones` as a batch keeps them (joined by `&`; empty for
+    /// none).
+    pub fn key_of(&mut self, zones: &str) -> u32 {
+        if zones.is_empty() {
+            NO_ZONES
+        } else {
+            self.intern(zones)
         }
-        if let Some(own) = own {
-            return own;
+    }
+
+    /// The key of `zones` (one name, or several joined by `&`).
+    fn intern(&mut self, zones: &str) -> u32 {
+        use crate::phone::zones::ZoneSet;
+        if let Some(set) = crate::phone::zones::named(zones) {
+            return set.index();
         }
-        if let Some(pin) = self.pins.get(phone.country_iso()) {
-            return pin;
-        }
-        let country = crate::phone::zones::of_country(phone.country_iso());
-        match (crate::phone::zones::of_number(phone.digits()), country) {
-            // A prefix that only names the calling code, shared by several
-            // countries (`1`, `44`), spans more than the number's country.
-            (Some(prefix), Some(country))
-                if prefix.split('&').count() > country.split('&').count() =>
-            {
-                country
+        let at = match self.extra.iter().position(|known| known == zones) {
+            Some(at) => at,
+            None => {
+                self.extra.push(zones.to_owned());
+                self.extra.len() - 1
             }
-            (Some(prefix), _) => prefix,
-            (None, country) => country.unwrap_or(""),
-        }
+        };
+        ZoneSet::count() + at as u32
     }
 }
 
@@ -225,7 +265,7 @@ pub struct Placement {
 pub struct Batcher {
     size: u32,
     next_seq: BatchSeq,
-    open: HashMap<Country, HashMap<Box<str>, OpenBatch>>,
+    open: HashMap<(Country, u32), OpenBatch>,
 }
 
 impl Batcher {
@@ -238,11 +278,10 @@ impl Batcher {
         }
     }
 
-    /// Places a contact of `country` whose number may be in `zones` (joined
-    /// by `&`; empty without a schedule).
-    pub fn place(&mut self, country: Country, zones: &str) -> Placement {
-        let open = self.open.entry(country).or_default();
-        if let Some(batch) = open.get_mut(zones) {
+    /// Places a contact of `country` whose number may be in the zones of
+    /// `zones` (a [`Zoning`] key).
+    pub fn place(&mut self, country: Country, zones: u32) -> Placement {
+        if let Some(batch) = self.open.get_mut(&(country, zones)) {
             if batch.len < self.size {
                 batch.len += 1;
                 return Placement {
@@ -253,7 +292,8 @@ impl Batcher {
         }
         let seq = self.next_seq;
         self.next_seq = seq.next();
-        open.insert(zones.into(), OpenBatch { seq, len: 1 });
+        self.open
+            .insert((country, zones), OpenBatch { seq, len: 1 });
         Placement { seq, opens: true }
     }
 
@@ -387,7 +427,7 @@ mod tests {
         let got: Vec<_> = countries
             .iter()
             .map(|c| {
-                let p = batcher.place(country(c), "");
+                let p = batcher.place(country(c), NO_ZONES);
                 (p.seq.get(), p.opens)
             })
             .collect();
@@ -416,9 +456,9 @@ mod tests {
     fn numbers_of_other_zones_go_to_other_batches() {
         let us = country("US");
         let mut batcher = Batcher::new(10, BatchSeq::FIRST);
-        let ny = batcher.place(us, "America/New_York");
-        let la = batcher.place(us, "America/Los_Angeles");
-        let ny_again = batcher.place(us, "America/New_York");
+        let ny = batcher.place(us, 1);
+        let la = batcher.place(us, 2);
+        let ny_again = batcher.place(us, 1);
         assert_ne!(ny.seq, la.seq);
         assert_eq!(ny.seq, ny_again.seq);
         assert!(!ny_again.opens);
@@ -429,14 +469,14 @@ mod tests {
         let eight = BatchSeq::new(8).unwrap();
         let mut batcher = Batcher::new(3, eight);
         assert_eq!(
-            batcher.place(country("HK"), ""),
+            batcher.place(country("HK"), NO_ZONES),
             Placement {
                 seq: eight,
                 opens: true
             }
         );
         assert_eq!(
-            batcher.place(country("GB"), ""),
+            batcher.place(country("GB"), NO_ZONES),
             Placement {
                 seq: eight.next(),
                 opens: true

@@ -117,6 +117,29 @@ fn main() {
             Some(&baseline),
         );
 
+        // The same with a [schedule]: each number's time zones looked up
+        // and batches cut by zone set too.
+        let zoned = job.replace(".toml", "-zoned.toml");
+        std::fs::write(
+            &zoned,
+            std::fs::read_to_string(&job).expect("the job")
+                + "[schedule]\ntimezone = \"UTC\"\nwindow = \"00:00-23:59:59\"\n",
+        )
+        .expect("the zoned job");
+        let with_zones = median(options.runs, || {
+            let db = fresh_db(&work, "ingest-zoned");
+            measure(&[BINARY, "--db", &db, "ingest", &zoned])
+        });
+        writeln!(
+            table,
+            "| {rows} | ingest with a [schedule] (each number's zones looked up) | {:.3} s | {:.0} | {:.1} MiB | {:.2}× the ingest's time |",
+            with_zones.seconds,
+            lines / with_zones.seconds,
+            with_zones.peak_rss_kib as f64 / 1024.0,
+            with_zones.seconds / ingest.seconds
+        )
+        .unwrap();
+
         let db = fresh_db(&work, "rerun");
         measure(&[BINARY, "--db", &db, "ingest", &job]);
         let rerun = median(options.runs, || {

@@ -5,7 +5,7 @@
 
 use crate::batch::BatchSeq;
 use crate::phone::Country;
-use crate::plan::{Batcher, OrderId};
+use crate::plan::{Batcher, OrderId, Zoning};
 use crate::redial::{self, CallSeen, Contact, Funnel, Next, Policy};
 
 /// Every order of campaign `$1` with its contact (kind 0: its row,
@@ -116,6 +116,8 @@ struct Planning<'a> {
     salt: &'a str,
     campaign: &'a str,
     batcher: Batcher,
+    /// Keys of the zone sets of the contacts' batches.
+    zoning: Zoning,
 }
 
 /// A contact's latest order, as far as its rows have come.
@@ -155,6 +157,7 @@ impl<'a> Walk<'a> {
                 salt,
                 campaign,
                 batcher: Batcher::new(size, next_seq),
+                zoning: Zoning::default(),
             }),
             current: None,
             funnel: Funnel::default(),
@@ -254,9 +257,10 @@ impl<'a> Walk<'a> {
         };
         let planning = self.planning.as_mut()?;
         let first = first_id?;
-        let placed = planning
-            .batcher
-            .place(Country::parse(&country).ok()?, &zones);
+        let placed = planning.batcher.place(
+            Country::parse(&country).ok()?,
+            planning.zoning.key_of(&zones),
+        );
         Some(DueRedial {
             contact: gathered.contact,
             attempt,
