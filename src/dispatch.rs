@@ -346,12 +346,13 @@ impl Dispatch {
         let Some(schedule) = &self.schedule else {
             return Ok(None);
         };
-        let countries = ledger.pending_countries(self.fence.campaign).await?;
+        let windows = ledger.pending_windows(self.fence.campaign).await?;
         let now = now_ms();
         Ok(Some(
-            countries
+            windows
                 .into_iter()
-                .filter(|country| schedule.open_until(country, now).is_some())
+                .map(|(key, _)| key)
+                .filter(|key| schedule.open_until(key, now).is_some())
                 .collect(),
         ))
     }
@@ -363,14 +364,14 @@ impl Dispatch {
         let Some(schedule) = &self.schedule else {
             return Ok(Ending::Finished);
         };
-        let waiting = ledger.pending_countries(self.fence.campaign).await?;
+        let waiting = ledger.pending_windows(self.fence.campaign).await?;
         if waiting.is_empty() {
             return Ok(Ending::Finished);
         }
         let now = now_ms();
         let opens_at_ms = waiting
             .iter()
-            .filter_map(|country| schedule.next_open(country, now))
+            .filter_map(|(key, _)| schedule.next_open(key, now))
             .min();
         Ok(Ending::OutsideWindows { opens_at_ms })
     }

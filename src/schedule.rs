@@ -271,6 +271,28 @@ impl Schedule {
     }
 }
 
+/// Where a window key's calling window stands at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowState {
+    /// Open: batches are claimed until then (Unix ms).
+    OpenUntil(i64),
+    /// Closed: it next opens then.
+    OpensAt(i64),
+    /// Closed, and no window opens within a year.
+    Never,
+}
+
+impl Schedule {
+    /// Where `key`'s window stands at `now_ms`.
+    pub fn state(&self, key: &str, now_ms: i64) -> WindowState {
+        match (self.open_until(key, now_ms), self.next_open(key, now_ms)) {
+            (Some(until), _) => WindowState::OpenUntil(until),
+            (None, Some(opens)) => WindowState::OpensAt(opens),
+            (None, None) => WindowState::Never,
+        }
+    }
+}
+
 /// A window key as people read it: `US (America/Boise, America/Los_Angeles)`.
 pub fn describe_key(key: &str) -> String {
     match key.split_once(' ') {

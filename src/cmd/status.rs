@@ -16,24 +16,30 @@ pub async fn run(settings: &Settings, args: StatusArgs, output: &Output) -> Resu
     } else {
         args.format
     };
-    let (ledger, names) = match &args.campaign {
+    // Given a job file, its schedule says where each window stands.
+    let (ledger, names, job) = match &args.campaign {
         Some(campaign) => {
-            let (ledger, name) =
-                super::open_campaign(settings, campaign, OpenMode::ReadOnly).await?;
-            (ledger, vec![name])
+            let (location, name, job) = settings.campaign(campaign)?;
+            (
+                Ledger::open_with(&location, OpenMode::ReadOnly).await?,
+                vec![name],
+                job,
+            )
         }
         None => {
             let ledger = Ledger::open_with(&settings.ledger(None), OpenMode::ReadOnly).await?;
             let names = ledger.campaign_names().await?;
-            (ledger, names)
+            (ledger, names, None)
         }
     };
+    let schedule = job.as_ref().and_then(|job| job.schedule.as_ref());
     let mut statuses = Vec::with_capacity(names.len());
     for name in names {
         let id = ledger.campaign(&name).await?;
         let mut status = ledger.status(id, &name).await?;
         status.calls = Some(ledger.call_stats(id).await?);
         status.redials = ledger.funnel(id, now_ms(), None).await?;
+        status.windows = crate::output::tables::pending_windows(&ledger, id, schedule).await?;
         statuses.push(status);
     }
     let mut out = output.stdout();

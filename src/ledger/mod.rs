@@ -20,8 +20,8 @@ use std::path::PathBuf;
 pub use model::{
     AttemptResult, BatchToSend, CallFilter, CallStats, CampaignStatus, CampaignSummary, Checkpoint,
     Claim, Fence, Forgotten, KeyKind, LastCall, LeaseGrant, LeaseHolder, OrderLine, OrderStream,
-    Planned, Preview, ReportData, Resend, Resent, Scope, StagedChunk, StagedRow, StoredCalls,
-    Suppression, SuppressionEntry, UncertainBatch,
+    PendingWindow, Planned, Preview, ReportData, Resend, Resent, Scope, StagedChunk, StagedRow,
+    StoredCalls, Suppression, SuppressionEntry, UncertainBatch,
 };
 
 use crate::batch::BatchSeq;
@@ -548,12 +548,13 @@ impl Ledger {
     }
 
     /// The window keys (a country, and the zones of its numbers, see
-    /// `Schedule::open_until`) of the campaign's planned pending batches.
-    pub async fn pending_countries(
+    /// `Schedule::open_until`) of the campaign's planned pending batches,
+    /// each with its orders.
+    pub async fn pending_windows(
         &self,
         campaign: CampaignId,
-    ) -> Result<Vec<String>, LedgerError> {
-        each!(self, l => l.pending_countries(campaign).await)
+    ) -> Result<Vec<(String, u64)>, LedgerError> {
+        each!(self, l => l.pending_windows(campaign).await)
     }
 
     /// Records an attempt's result and its batch's new state in one

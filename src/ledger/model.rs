@@ -167,6 +167,18 @@ pub struct CampaignStatus {
     /// Where the contacts stand with redials, where the caller asked and
     /// the campaign has a `[redial]`.
     pub redials: Option<crate::redial::Funnel>,
+    /// Pending orders by window key (a country, and the zones of its
+    /// numbers), where the caller asked; with the window's state where the
+    /// job's schedule is known.
+    pub windows: Vec<PendingWindow>,
+}
+
+/// The pending orders of one window key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingWindow {
+    pub key: String,
+    pub orders: u64,
+    pub state: Option<crate::schedule::WindowState>,
 }
 
 impl CampaignStatus {
@@ -202,6 +214,7 @@ impl CampaignStatus {
             batches,
             calls: None,
             redials: None,
+            windows: Vec::new(),
         }
     }
 

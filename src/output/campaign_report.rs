@@ -35,6 +35,7 @@ pub async fn gather(
     status.redials = ledger
         .funnel(campaign, crate::clock::now_ms(), None)
         .await?;
+    status.windows = super::tables::pending_windows(ledger, campaign, None).await?;
     let data = ledger.report_data(campaign).await?;
     let mut reasons: BTreeMap<(&'static str, String), u64> = BTreeMap::new();
     for state in [
@@ -194,6 +195,7 @@ impl Overview {
         if status.redials.is_some() {
             super::tables::write_redials(out, std::slice::from_ref(status))?;
         }
+        super::tables::write_windows(out, std::slice::from_ref(status))?;
         writeln!(out, "\nrows set aside, by reason")?;
         if self.set_aside.is_empty() {
             writeln!(out, "  none")?;

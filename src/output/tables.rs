@@ -56,7 +56,67 @@ pub fn write_status_table(out: &mut dyn Write, statuses: &[CampaignStatus]) -> i
         writeln!(out)?;
     }
     write_call_outcomes(out, statuses)?;
-    write_redials(out, statuses)
+    write_redials(out, statuses)?;
+    write_windows(out, statuses)
+}
+
+/// The pending orders of `campaign` by window key, with each window's
+/// state under `schedule` when it is known.
+pub async fn pending_windows(
+    ledger: &crate::ledger::Ledger,
+    campaign: crate::ledger::CampaignId,
+    schedule: Option<&crate::schedule::Schedule>,
+) -> Result<Vec<crate::ledger::PendingWindow>, crate::ledger::LedgerError> {
+    let now = crate::clock::now_ms();
+    Ok(ledger
+        .pending_windows(campaign)
+        .await?
+        .into_iter()
+        .map(|(key, orders)| crate::ledger::PendingWindow {
+            state: schedule.map(|schedule| schedule.state(&key, now)),
+            key,
+            orders,
+        })
+        .collect())
+}
+
+/// The pending orders of each campaign by calling window (after a blank
+/// line), where they are cut by time zone or a schedule is known.
+pub fn write_windows(out: &mut dyn Write, statuses: &[CampaignStatus]) -> io::Result<()> {
+    use crate::schedule::{describe_key, WindowState};
+    for status in statuses {
+        let shown = status
+            .windows
+            .iter()
+            .any(|window| window.key.contains(' ') || window.state.is_some());
+        if !shown {
+            continue;
+        }
+        writeln!(
+            out,
+            "\npending orders of {} by calling window:",
+            status.campaign
+        )?;
+        for window in &status.windows {
+            let state = match window.state {
+                None => String::new(),
+                Some(WindowState::OpenUntil(until)) => {
+                    format!(": inside a window, claimed until {}", rfc3339(until))
+                }
+                Some(WindowState::OpensAt(at)) => {
+                    format!(": outside the windows, the next opens at {}", rfc3339(at))
+                }
+                Some(WindowState::Never) => ": no window opens within a year".to_owned(),
+            };
+            writeln!(
+                out,
+                "  {:>10} order(s)  {}{state}",
+                window.orders,
+                describe_key(&window.key)
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Where the contacts of campaigns with redials stand (after a blank
@@ -274,6 +334,22 @@ fn status_object(status: &CampaignStatus) -> serde_json::Value {
     if let Some(funnel) = &status.redials {
         object["redials"] = funnel_object(funnel);
     }
+    object["pending_windows"] = status
+        .windows
+        .iter()
+        .map(|window| {
+            use crate::schedule::WindowState;
+            let (country, zones) = window.key.split_once(' ').unwrap_or((&window.key, ""));
+            json!({
+                "country": country,
+                "zones": zones.split('&').filter(|z| !z.is_empty()).collect::<Vec<_>>(),
+                "orders": window.orders,
+                "open_until": match window.state { Some(WindowState::OpenUntil(t)) => Some(rfc3339(t)), _ => None },
+                "next_open": match window.state { Some(WindowState::OpensAt(t)) => Some(rfc3339(t)), _ => None },
+            })
+        })
+        .collect::<Vec<_>>()
+        .into();
     object
 }
 

@@ -103,6 +103,23 @@ async fn each_number_is_called_in_its_own_zones_window() {
         stderr(&run)
     );
     assert_eq!(sandbox.stats().requests, 1);
+    // `status` of the job file says where each zone's orders stand.
+    let status = campaign.at(&sandbox, ny, "status", &[]).await;
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        said.contains(&format!(
+            "1 order(s)  US (America/Chicago): outside the windows, the next opens at {}",
+            &chicago_nine.to_string()[..16]
+        )),
+        "{said}"
+    );
+    let json = campaign.at(&sandbox, ny, "status", &["--json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let windows = json["pending_windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 5, "{json}");
+    assert!(windows
+        .iter()
+        .all(|w| w["orders"] == 1 && w["next_open"].is_string()));
 
     // An hour later, Chicago too.
     let run = campaign.at(&sandbox, ny + 3_600_000, "run", &[]).await;

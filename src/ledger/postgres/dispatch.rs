@@ -199,19 +199,21 @@ impl Postgres {
             .map_err(|e| self.query_error(e))
     }
 
-    pub async fn pending_countries(
+    pub async fn pending_windows(
         &self,
         campaign: CampaignId,
-    ) -> Result<Vec<String>, LedgerError> {
-        sqlx::query_scalar(
-            "SELECT DISTINCT (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) FROM batches WHERE campaign_id = $1 AND state = $2
-               AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = $1)",
+    ) -> Result<Vec<(String, u64)>, LedgerError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) AS window_key, SUM(size)::BIGINT FROM batches WHERE campaign_id = $1 AND state = $2
+               AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = $1)
+             GROUP BY window_key ORDER BY window_key",
         )
         .bind(campaign.0)
         .bind(BatchState::Pending.as_str())
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| self.query_error(e))
+        .map_err(|e| self.query_error(e))?;
+        Ok(rows.into_iter().map(|(key, n)| (key, n as u64)).collect())
     }
 
     /// Records an attempt's result and its batch's new state in one

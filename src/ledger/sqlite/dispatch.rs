@@ -178,20 +178,21 @@ impl Sqlite {
         .await
     }
 
-    pub async fn pending_countries(
+    pub async fn pending_windows(
         &self,
         campaign: CampaignId,
-    ) -> Result<Vec<String>, LedgerError> {
+    ) -> Result<Vec<(String, u64)>, LedgerError> {
         self.read(move |this, conn| {
             let mut statement = conn
                 .prepare_cached(
-                    "SELECT DISTINCT (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) FROM batches WHERE campaign_id = ?1 AND state = ?2
-                       AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?1)",
+                    "SELECT (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) AS window_key, SUM(size) FROM batches WHERE campaign_id = ?1 AND state = ?2
+                       AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?1)
+                     GROUP BY window_key ORDER BY window_key",
                 )
                 .map_err(this.error())?;
             let rows = statement
                 .query_map(params![campaign.0, BatchState::Pending.as_str()], |row| {
-                    row.get(0)
+                    Ok((row.get(0)?, row.get::<_, i64>(1)? as u64))
                 })
                 .map_err(this.error())?;
             rows.collect::<Result<_, _>>().map_err(this.error())
