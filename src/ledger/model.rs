@@ -8,6 +8,15 @@ use crate::batch::{BatchOrder, BatchSeq};
 use crate::phone::Country;
 use crate::state::{BatchState, OrderState, Verdict};
 
+/// A batch's window key in SQL, as `Schedule::open_until` reads it: its
+/// country, then a space and its zones when it has any.
+macro_rules! window_key_sql {
+    () => {
+        "(country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END)"
+    };
+}
+pub(crate) use window_key_sql;
+
 /// A batch that is due, just marked `sending`, with what its request needs.
 #[derive(Debug, Clone)]
 pub struct BatchToSend {

@@ -2,6 +2,7 @@
 //! so runners never wait for each other's claims), the outcome of an
 //! attempt, and operator re-sends.
 
+use crate::ledger::model::window_key_sql;
 use sqlx::Row as _;
 
 use super::{seq_array, Postgres};
@@ -43,11 +44,11 @@ impl Postgres {
         let mut tx = self.transaction().await?;
         self.check_runner(&mut tx, fence).await?;
         let taken = sqlx::query(
-            "WITH due AS (
+            concat!("WITH due AS (
                  SELECT seq, size FROM batches
                  WHERE campaign_id = $2 AND state = $5 AND not_before_ms <= $1
                    AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = $2)
-                   AND ($7::TEXT[] IS NULL OR (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) = ANY($7))
+                   AND ($7::TEXT[] IS NULL OR ", window_key_sql!(), " = ANY($7))
                  ORDER BY seq LIMIT $3
                  FOR UPDATE SKIP LOCKED),
              fits AS (
@@ -55,7 +56,7 @@ impl Postgres {
                  WHERE $8::BIGINT IS NULL OR orders_through <= $8)
              UPDATE batches b SET state = $4, attempts = attempts + 1, updated_at_ms = $1, runner = $6
              FROM fits WHERE b.campaign_id = $2 AND b.seq = fits.seq AND b.state = $5
-             RETURNING b.seq, b.country, b.attempts, b.attempts_before_resend, b.code",
+             RETURNING b.seq, b.country, b.attempts, b.attempts_before_resend, b.code"),
         )
         .bind(now_ms)
         .bind(campaign.0)
@@ -173,11 +174,13 @@ impl Postgres {
         campaign: CampaignId,
         only: Option<&[String]>,
     ) -> Result<Option<i64>, LedgerError> {
-        sqlx::query_scalar(
+        sqlx::query_scalar(concat!(
             "SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = $1 AND state = $2
                AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = $1)
-               AND ($3::TEXT[] IS NULL OR (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) = ANY($3))",
-        )
+               AND ($3::TEXT[] IS NULL OR ",
+            window_key_sql!(),
+            " = ANY($3))"
+        ))
         .bind(campaign.0)
         .bind(BatchState::Pending.as_str())
         .bind(only)
@@ -203,11 +206,13 @@ impl Postgres {
         &self,
         campaign: CampaignId,
     ) -> Result<Vec<(String, u64)>, LedgerError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) AS window_key, SUM(size)::BIGINT FROM batches WHERE campaign_id = $1 AND state = $2
+        let rows: Vec<(String, i64)> = sqlx::query_as(concat!(
+            "SELECT ",
+            window_key_sql!(),
+            " AS window_key, SUM(size)::BIGINT FROM batches WHERE campaign_id = $1 AND state = $2
                AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = $1)
-             GROUP BY window_key ORDER BY window_key",
-        )
+             GROUP BY window_key ORDER BY window_key"
+        ))
         .bind(campaign.0)
         .bind(BatchState::Pending.as_str())
         .fetch_all(&self.pool)

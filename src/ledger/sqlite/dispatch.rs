@@ -1,6 +1,7 @@
 //! Ledger writes of dispatch: picking due batches, the durable `sending`
 //! mark before a request, the outcome after it, and operator re-sends.
 
+use crate::ledger::model::window_key_sql;
 use rusqlite::params;
 
 use super::{CampaignId, Fence, LedgerError, Sqlite};
@@ -42,16 +43,16 @@ impl Sqlite {
             this.check_fence_on(tx, &fence)?;
             let mut taken: Vec<(i64, String, i64, i64, Option<i64>)> = tx
                 .prepare(
-                    "UPDATE batches SET state = ?4, attempts = attempts + 1, updated_at_ms = ?1
+                    concat!("UPDATE batches SET state = ?4, attempts = attempts + 1, updated_at_ms = ?1
                      WHERE campaign_id = ?2 AND state = ?5 AND seq IN (
                          SELECT seq FROM (
                              SELECT seq, SUM(size) OVER (ORDER BY seq) AS orders_through FROM batches
                              WHERE campaign_id = ?2 AND state = ?5 AND not_before_ms <= ?1
                                AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?2)
-                               AND (?6 IS NULL OR (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) IN (SELECT value FROM json_each(?6)))
+                               AND (?6 IS NULL OR ", window_key_sql!(), " IN (SELECT value FROM json_each(?6)))
                              ORDER BY seq LIMIT ?3)
                          WHERE ?7 IS NULL OR orders_through <= ?7)
-                     RETURNING seq, country, attempts, attempts_before_resend, code",
+                     RETURNING seq, country, attempts, attempts_before_resend, code"),
                 )
                 .map_err(e)?
                 .query_map(
@@ -146,9 +147,13 @@ impl Sqlite {
         let only = countries_json(only);
         self.read(move |this, conn| {
             conn.query_row(
-                "SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = ?1 AND state = ?2
+                concat!(
+                    "SELECT MIN(not_before_ms) FROM batches WHERE campaign_id = ?1 AND state = ?2
                    AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?1)
-                   AND (?3 IS NULL OR (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) IN (SELECT value FROM json_each(?3)))",
+                   AND (?3 IS NULL OR ",
+                    window_key_sql!(),
+                    " IN (SELECT value FROM json_each(?3)))"
+                ),
                 params![campaign.0, BatchState::Pending.as_str(), only],
                 |row| row.get(0),
             )
@@ -184,11 +189,13 @@ impl Sqlite {
     ) -> Result<Vec<(String, u64)>, LedgerError> {
         self.read(move |this, conn| {
             let mut statement = conn
-                .prepare_cached(
-                    "SELECT (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) AS window_key, SUM(size) FROM batches WHERE campaign_id = ?1 AND state = ?2
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    window_key_sql!(),
+                    " AS window_key, SUM(size) FROM batches WHERE campaign_id = ?1 AND state = ?2
                        AND seq <= (SELECT batches_planned_through FROM campaigns WHERE id = ?1)
-                     GROUP BY window_key ORDER BY window_key",
-                )
+                     GROUP BY window_key ORDER BY window_key"
+                ))
                 .map_err(this.error())?;
             let rows = statement
                 .query_map(params![campaign.0, BatchState::Pending.as_str()], |row| {

@@ -2,6 +2,7 @@
 //! exactly as `run` would ingest it into the real one, and what the run
 //! would do is read back from it. The real ledger is only read.
 
+use crate::ledger::model::window_key_sql;
 use rusqlite::params;
 
 use super::{CampaignId, LedgerError, Sqlite};
@@ -108,8 +109,8 @@ impl Sqlite {
             }
             let mut statement = conn
                 .prepare(
-                    "SELECT (country || CASE WHEN zones = '' THEN '' ELSE ' ' || zones END) AS window_key, COUNT(*), SUM(size) FROM batches
-                     WHERE campaign_id = ?1 AND size > 0 GROUP BY window_key ORDER BY window_key",
+                    concat!("SELECT ", window_key_sql!(), " AS window_key, COUNT(*), SUM(size) FROM batches
+                     WHERE campaign_id = ?1 AND size > 0 GROUP BY window_key ORDER BY window_key"),
                 )
                 .map_err(e)?;
             preview.countries = statement
