@@ -160,8 +160,13 @@ pub struct Zoning {
     extra: Vec<String>,
 }
 
-/// The key of "no zones".
+/// The key of "no zones": a job without a schedule.
 pub const NO_ZONES: u32 = u32::MAX;
+
+/// The key of a number nothing places, under a schedule: never called
+/// until the job pins its country or its row names a zone (a batch keeps
+/// it as `?`).
+pub const UNPLACED: u32 = u32::MAX - 1;
 
 impl Zoning {
     pub fn new(schedule: Option<&crate::schedule::Schedule>) -> Zoning {
@@ -199,7 +204,7 @@ impl Zoning {
             (Some(prefix), _) => Some(prefix),
             (None, country) => country,
         };
-        set.map_or(NO_ZONES, zones::ZoneSet::index)
+        set.map_or(UNPLACED, zones::ZoneSet::index)
     }
 
     /// The zones of `key`, joined by `&` (empty for [`NO_ZONES`]).
@@ -207,6 +212,8 @@ impl Zoning {
         use crate::phone::zones::ZoneSet;
         if key == NO_ZONES {
             ""
+        } else if key == UNPLACED {
+            crate::schedule::UNPLACED
         } else if key < ZoneSet::count() {
             crate::phone::zones::set(key).names()
         } else {
@@ -219,6 +226,8 @@ impl Zoning {
     pub fn key_of(&mut self, zones: &str) -> u32 {
         if zones.is_empty() {
             NO_ZONES
+        } else if zones == crate::schedule::UNPLACED {
+            UNPLACED
         } else {
             self.intern(zones)
         }

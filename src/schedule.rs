@@ -63,9 +63,13 @@ impl Schedule {
             .unwrap_or(&self.windows)
     }
 
-    /// The country and zones a window key names.
+    /// The country and zones a window key names; none for numbers nothing
+    /// placed (never open).
     fn key_zones(&self, key: &str) -> (String, Vec<TimeZone>) {
         let (country, zones) = key.split_once(' ').unwrap_or((key, ""));
+        if zones == UNPLACED {
+            return (country.to_owned(), Vec::new());
+        }
         let zones: Vec<TimeZone> = zones
             .split('&')
             .filter(|zone| !zone.is_empty())
@@ -293,9 +297,17 @@ impl Schedule {
     }
 }
 
+/// The zones of a batch whose numbers nothing placed (no zone of their
+/// own, no pin, no prefix or country the built-in map knows): they are
+/// never called in a guessed zone, and wait.
+pub const UNPLACED: &str = "?";
+
 /// A window key as people read it: `US (America/Boise, America/Los_Angeles)`.
 pub fn describe_key(key: &str) -> String {
     match key.split_once(' ') {
+        Some((country, UNPLACED)) => format!(
+            "{country} (no time zone known: they wait for a pin in [schedule] countries or a timezone column)"
+        ),
         Some((country, zones)) => format!("{country} ({})", zones.replace('&', ", ")),
         None => key.to_owned(),
     }
@@ -608,6 +620,31 @@ mod tests {
         assert_eq!(
             s.open_until("HK", ms("2026-11-30T02:00:00Z")),
             Some(ms("2026-11-30T04:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn numbers_of_several_zones_wait_for_all_and_unplaced_numbers_never_go() {
+        let s = every_day("UTC", "09:00-20:00");
+        let idaho = "US America/Boise&America/Los_Angeles";
+        // 09:30 in Boise (16:30Z in winter) is 08:30 in Los Angeles.
+        assert_eq!(s.open_until(idaho, ms("2026-12-02T16:30:00Z")), None);
+        assert_eq!(
+            s.next_open(idaho, ms("2026-12-02T16:30:00Z")),
+            Some(ms("2026-12-02T17:00:00Z"))
+        );
+        // Open until Boise's 20:00 (03:00Z), the earlier close.
+        assert_eq!(
+            s.open_until(idaho, ms("2026-12-02T17:30:00Z")),
+            Some(ms("2026-12-03T03:00:00Z"))
+        );
+        // Numbers nothing placed never go in the job's zone.
+        assert_eq!(s.open_until("XX ?", ms("2026-12-02T12:00:00Z")), None);
+        assert_eq!(s.next_open("XX ?", ms("2026-12-02T12:00:00Z")), None);
+        assert!(describe_key("XX ?").contains("no time zone known"));
+        assert_eq!(
+            describe_key(idaho),
+            "US (America/Boise, America/Los_Angeles)"
         );
     }
 
