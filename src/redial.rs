@@ -261,6 +261,10 @@ impl CallSeen {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Contact {
     pub country: String,
+    /// The zones its number is called in (its batch's, joined by `&`;
+    /// empty for a batch planned before numbers had zones): the first is
+    /// its local day's.
+    pub zones: String,
     /// The latest order's attempt number (1 for the first).
     pub latest_attempt: u32,
     pub calls: Vec<CallSeen>,
@@ -328,12 +332,13 @@ pub fn next(policy: &Policy, contact: &Contact, now_ms: i64) -> Next {
     let spaced = last.ended_ms().unwrap_or(now_ms) + policy.spacing(made).as_millis() as i64;
     let mut at = spaced.max(now_ms);
     if let Some(most) = policy.max_per_day {
-        at = at.max(day_allows(
-            &policy.zones.of(&contact.country),
-            &calls,
-            most,
-            at,
-        ));
+        let zone = contact
+            .zones
+            .split('&')
+            .next()
+            .and_then(|name| TimeZone::get(name).ok())
+            .unwrap_or_else(|| policy.zones.of(&contact.country));
+        at = at.max(day_allows(&zone, &calls, most, at));
     }
     if at > now_ms {
         Next::Later { at_ms: at }
@@ -498,6 +503,7 @@ mod tests {
     fn contact(calls: Vec<CallSeen>) -> Contact {
         Contact {
             country: "HK".into(),
+            zones: String::new(),
             latest_attempt: 1,
             calls,
         }
@@ -571,6 +577,35 @@ mod tests {
         assert_eq!(next(&p, &vendor, 99_000_000), Next::AwaitingCall);
         vendor.calls.push(call(200, 230, false, "19"));
         assert_eq!(next(&p, &vendor, 99_000_000), Next::Done(Done::Exhausted));
+    }
+
+    #[test]
+    fn the_local_day_is_the_numbers_own_zone_when_its_batch_has_one() {
+        let mut p = policy();
+        p.max_per_day = Some(1);
+        p.after = vec![Duration::from_secs(60)];
+        // The country's zone says Hong Kong; the number is in Los Angeles
+        // (its batch's first zone).
+        p.zones
+            .countries
+            .insert("US".into(), TimeZone::get("Asia/Hong_Kong").unwrap());
+        let at = |raw: &str| raw.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        // 10:00 in Los Angeles on 2 December is 18:00 UTC.
+        let ten_am = at("2026-12-02T18:00:00Z");
+        let mut c = contact(vec![CallSeen {
+            start_ms: Some(ten_am),
+            end_ms: Some(ten_am + 30_000),
+            ..call(0, 0, false, "19")
+        }]);
+        c.country = "US".into();
+        c.zones = "America/Los_Angeles&America/Boise".into();
+        // The next call waits for midnight in Los Angeles (08:00 UTC).
+        assert_eq!(
+            next(&p, &c, ten_am + 3_600_000),
+            Next::Later {
+                at_ms: at("2026-12-03T08:00:00Z")
+            }
+        );
     }
 
     #[test]

@@ -240,6 +240,7 @@ impl<'a> Walk<'a> {
         let first_id = gathered.first_id;
         let contact = Contact {
             country: country.clone(),
+            zones: zones.clone(),
             latest_attempt,
             calls: gathered
                 .calls
@@ -294,6 +295,8 @@ pub(super) struct ClaimedRedial {
     pub contact: i64,
     pub attempt: u32,
     pub country: String,
+    /// Its batch's zones (see `redial::Contact`).
+    pub zones: String,
     pub order_id: Option<String>,
     pub batch_seq: i64,
 }
@@ -309,6 +312,7 @@ pub(super) fn recheck(
     let follows = redial.attempt.saturating_sub(1);
     let contact = Contact {
         country: redial.country.clone(),
+        zones: redial.zones.clone(),
         latest_attempt: follows,
         calls: calls
             .into_iter()

@@ -351,7 +351,7 @@ async fn recheck_redials(
     now_ms: i64,
 ) -> Result<u64, sqlx::Error> {
     let redials: Vec<ClaimedRedial> = sqlx::query(
-        "SELECT o.id, o.contact_row, o.attempt, b.country, o.order_id, o.batch_seq
+        "SELECT o.id, o.contact_row, o.attempt, b.country, o.order_id, o.batch_seq, b.zones
          FROM orders o JOIN batches b ON b.campaign_id = o.campaign_id AND b.seq = o.batch_seq
          WHERE o.campaign_id = $1 AND o.batch_seq = ANY($2)
            AND o.set_aside IS NULL AND o.contact_row IS NOT NULL",
@@ -368,6 +368,7 @@ async fn recheck_redials(
         country: row.get(3),
         order_id: row.get(4),
         batch_seq: row.get(5),
+        zones: row.get(6),
     })
     .collect();
     let mut left = 0;

@@ -338,7 +338,7 @@ fn recheck_redials(
 ) -> rusqlite::Result<usize> {
     let redials: Vec<ClaimedRedial> = tx
         .prepare_cached(
-            "SELECT o.id, o.contact_row, o.attempt, b.country, o.order_id, o.batch_seq
+            "SELECT o.id, o.contact_row, o.attempt, b.country, o.order_id, o.batch_seq, b.zones
              FROM orders o CROSS JOIN batches b ON b.campaign_id = o.campaign_id AND b.seq = o.batch_seq
              WHERE o.campaign_id = ?1 AND o.batch_seq IN (SELECT value FROM json_each(?2))
                AND o.set_aside IS NULL AND o.contact_row IS NOT NULL",
@@ -351,6 +351,7 @@ fn recheck_redials(
                 country: row.get(3)?,
                 order_id: row.get(4)?,
                 batch_seq: row.get(5)?,
+                zones: row.get(6)?,
             })
         })?
         .collect::<Result<_, _>>()?;
