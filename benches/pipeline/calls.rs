@@ -70,6 +70,7 @@ pub fn bench(
                     order_id,
                     phone,
                     sent_at + 1_000,
+                    true,
                 ))
         }
     }));
@@ -268,46 +269,42 @@ fn start_webhook(db: &str) -> (std::process::Child, String) {
     (child, url)
 }
 
-/// One call of `order_id`, as the vendor posts it.
-fn call_json(call_id: &str, order_id: &str, phone: &str, start_ms: i64) -> String {
-    serde_json::json!({
+/// One call of `order_id`, as the vendor posts it: answered (a minute's
+/// talk), or rung out unanswered (Q.850 cause 19).
+fn call_json(call_id: &str, order_id: &str, phone: &str, start_ms: i64, answered: bool) -> String {
+    let mut call = serde_json::json!({
         "callId": call_id,
         "orderId": order_id,
         "taskId": "1688363452814331904",
         "caller": phone.trim_start_matches('+').replace(' ', ""),
         "callee": "NX09445G000025@43.134.225.234:5060",
         "direction": 2,
-        "answered": true,
+        "answered": answered,
         "startTime": start_ms,
-        "answerTime": start_ms + 4_000,
-        "endTime": start_ms + 64_000,
-        "callDuration": 60,
-        "hangupBy": 1,
-        "hangupCode": "16",
-        "intent": "interested",
-    })
-    .to_string()
-}
-
-/// A call of `order_id` that rang out unanswered (Q.850 cause 19).
-fn unanswered_call_json(call_id: &str, order_id: &str, phone: &str, start_ms: i64) -> String {
-    serde_json::json!({
-        "callId": call_id,
-        "orderId": order_id,
-        "taskId": "1688363452814331904",
-        "caller": phone.trim_start_matches('+').replace(' ', ""),
-        "callee": "NX09445G000025@43.134.225.234:5060",
-        "direction": 2,
-        "answered": false,
-        "startTime": start_ms,
-        "endTime": start_ms + 30_000,
-        "ringDuration": 30,
-        "callDuration": 0,
-        "hangupBy": 2,
-        "hangupCode": "19",
-        "callStatus": "NO_ANSWER",
-    })
-    .to_string()
+    });
+    let rest = if answered {
+        serde_json::json!({
+            "answerTime": start_ms + 4_000,
+            "endTime": start_ms + 64_000,
+            "callDuration": 60,
+            "hangupBy": 1,
+            "hangupCode": "16",
+            "intent": "interested",
+        })
+    } else {
+        serde_json::json!({
+            "endTime": start_ms + 30_000,
+            "ringDuration": 30,
+            "callDuration": 0,
+            "hangupBy": 2,
+            "hangupCode": "19",
+            "callStatus": "NO_ANSWER",
+        })
+    };
+    call.as_object_mut()
+        .expect("an object")
+        .extend(rest.as_object().expect("an object").clone());
+    call.to_string()
 }
 
 /// What a load did.
@@ -400,11 +397,12 @@ impl Records {
         (from..to)
             .map(|i| {
                 let (order_id, phone) = &self.orders[i];
-                unanswered_call_json(
+                call_json(
                     &format!("sync-{i}"),
                     order_id,
                     phone,
                     self.from_ms + i as i64,
+                    false,
                 )
             })
             .collect()

@@ -117,28 +117,7 @@ fn main() {
             Some(&baseline),
         );
 
-        // The same with a [schedule]: each number's time zones looked up
-        // and batches cut by zone set too.
-        let zoned = job.replace(".toml", "-zoned.toml");
-        std::fs::write(
-            &zoned,
-            std::fs::read_to_string(&job).expect("the job")
-                + "[schedule]\ntimezone = \"UTC\"\nwindow = \"00:00-23:59:59\"\n",
-        )
-        .expect("the zoned job");
-        let with_zones = median(options.runs, || {
-            let db = fresh_db(&work, "ingest-zoned");
-            measure(&[BINARY, "--db", &db, "ingest", &zoned])
-        });
-        writeln!(
-            table,
-            "| {rows} | ingest with a [schedule] (each number's zones looked up) | {:.3} s | {:.0} | {:.1} MiB | {:.2}× the ingest's time |",
-            with_zones.seconds,
-            lines / with_zones.seconds,
-            with_zones.peak_rss_kib as f64 / 1024.0,
-            with_zones.seconds / ingest.seconds
-        )
-        .unwrap();
+        zoned_ingest(&mut table, &work, &job, rows, options.runs, &ingest, "");
 
         let db = fresh_db(&work, "rerun");
         measure(&[BINARY, "--db", &db, "ingest", &job]);
@@ -281,6 +260,39 @@ fn phone_speed(table: &mut String) {
     .unwrap();
 }
 
+/// `job` again with a `[schedule]` (each number's time zones looked up,
+/// batches cut by zone set too), its ingest timed beside `plain`'s.
+fn zoned_ingest(
+    table: &mut String,
+    work: &Path,
+    job: &str,
+    rows: usize,
+    runs: usize,
+    plain: &Sample,
+    what: &str,
+) {
+    let zoned = job.replace(".toml", "-zoned.toml");
+    std::fs::write(
+        &zoned,
+        std::fs::read_to_string(job).expect("the job")
+            + "[schedule]\ntimezone = \"UTC\"\nwindow = \"00:00-23:59:59\"\n",
+    )
+    .expect("the zoned job");
+    let with_zones = median(runs, || {
+        let db = fresh_db(work, "ingest-zoned");
+        measure(&[BINARY, "--db", &db, "ingest", &zoned])
+    });
+    writeln!(
+        table,
+        "| {rows} | {what}ingest with a [schedule] (each number's zones looked up) | {:.3} s | {:.0} | {:.1} MiB | {:.2}× the ingest's time |",
+        with_zones.seconds,
+        rows as f64 / with_zones.seconds,
+        with_zones.peak_rss_kib as f64 / 1024.0,
+        with_zones.seconds / plain.seconds
+    )
+    .unwrap();
+}
+
 /// The realistic shape: generated once per size, then measured plain and
 /// compressed, against `sqlite3 .import` of a copy with an id column and
 /// against the Python runner, and `run` timed to its first request.
@@ -322,6 +334,9 @@ fn realistic(table: &mut String, work: &Path, sandbox: &Sandbox, rows: usize, ru
             measure(&[BINARY, "--db", &db, "ingest", &job])
         });
         row(table, rows, what, &ingest, lines, Some(&baseline));
+        if data == &plain {
+            zoned_ingest(table, work, &job, rows, runs, &ingest, "realistic: ");
+        }
     }
 
     // The Python runner, on the first 100 000 rows (it is slow).
