@@ -21,6 +21,7 @@ use crate::output::tables::terminal_safe;
 use crate::output::Output;
 use crate::redial::Funnel;
 use crate::run::hold_to_read;
+use crate::schedule::WindowState;
 use crate::settings::Settings;
 use crate::state::OrderState;
 use crate::suppress::load_job_lists;
@@ -254,20 +255,20 @@ impl CheckReport {
             }
             for (key, _, _) in &self.preview.countries {
                 let country = crate::schedule::describe_key(key);
-                match (schedule.open_until(key, now), schedule.next_open(key, now)) {
-                    (Some(until), _) => writeln!(
+                match schedule.state(key, now) {
+                    WindowState::OpenUntil(until) => writeln!(
                         out,
                         "  {country}: inside a calling window now; batches are claimed until {} ({} before it closes)",
                         rfc3339(until),
                         human_duration(Duration::from_millis(schedule.stop_before_close_ms as u64))
                     )?,
-                    (None, Some(opens)) => writeln!(
+                    WindowState::OpensAt(opens) => writeln!(
                         out,
                         "  {country}: outside the calling windows now; the next opens at {} (in {})",
                         rfc3339(opens),
                         human_duration(Duration::from_millis((opens - now).max(0) as u64))
                     )?,
-                    (None, None) => writeln!(
+                    WindowState::Never => writeln!(
                         out,
                         "  {country}: no calling window opens within a year"
                     )?,

@@ -196,13 +196,16 @@ impl Zoning {
         if let Some(pin) = self.pins.get(phone.country_iso()) {
             return *pin;
         }
-        let country = zones::of_country(phone.country_iso());
-        let set = match (zones::of_number(phone.digits()), country) {
+        let set = match zones::of_number(phone.digits()) {
+            Some(prefix) if prefix.zones() == 1 => Some(prefix),
             // A prefix that only names the calling code, shared by several
             // countries (`1`, `44`), spans more than the number's country.
-            (Some(prefix), Some(country)) if prefix.zones() > country.zones() => Some(country),
-            (Some(prefix), _) => Some(prefix),
-            (None, country) => country,
+            Some(prefix) => Some(
+                zones::of_country(phone.country_iso())
+                    .filter(|country| country.zones() < prefix.zones())
+                    .unwrap_or(prefix),
+            ),
+            None => zones::of_country(phone.country_iso()),
         };
         set.map_or(UNPLACED, zones::ZoneSet::index)
     }

@@ -66,7 +66,7 @@ impl Schedule {
     /// The country and zones a window key names; none for numbers nothing
     /// placed (never open).
     fn key_zones(&self, key: &str) -> (String, Vec<TimeZone>) {
-        let (country, zones) = key.split_once(' ').unwrap_or((key, ""));
+        let (country, zones) = key_parts(key);
         if zones == UNPLACED {
             return (country.to_owned(), Vec::new());
         }
@@ -302,14 +302,20 @@ impl Schedule {
 /// never called in a guessed zone, and wait.
 pub const UNPLACED: &str = "?";
 
+/// A window key's country and zones (joined by `&`; empty for a batch
+/// planned before numbers had zones).
+pub fn key_parts(key: &str) -> (&str, &str) {
+    key.split_once(' ').unwrap_or((key, ""))
+}
+
 /// A window key as people read it: `US (America/Boise, America/Los_Angeles)`.
 pub fn describe_key(key: &str) -> String {
-    match key.split_once(' ') {
-        Some((country, UNPLACED)) => format!(
+    match key_parts(key) {
+        (country, UNPLACED) => format!(
             "{country} (no time zone known: they wait for a pin in [schedule] countries or a timezone column)"
         ),
-        Some((country, zones)) => format!("{country} ({})", zones.replace('&', ", ")),
-        None => key.to_owned(),
+        (country, "") => country.to_owned(),
+        (country, zones) => format!("{country} ({})", zones.replace('&', ", ")),
     }
 }
 

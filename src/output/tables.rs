@@ -339,7 +339,7 @@ fn status_object(status: &CampaignStatus) -> serde_json::Value {
         .iter()
         .map(|window| {
             use crate::schedule::WindowState;
-            let (country, zones) = window.key.split_once(' ').unwrap_or((&window.key, ""));
+            let (country, zones) = crate::schedule::key_parts(&window.key);
             json!({
                 "country": country,
                 "zones": zones.split('&').filter(|z| !z.is_empty()).collect::<Vec<_>>(),
