@@ -9,40 +9,60 @@ use crate::plan::{Batcher, OrderId, Zoning};
 use crate::redial::{self, CallSeen, Contact, Funnel, Next, Policy};
 
 /// Every order of campaign `$1` with its contact (kind 0: its row,
-/// attempt and order id, its batch's country and whether the batch was
-/// accepted; a redial set aside at its claim is listed too, without a
-/// batch), and every call of the campaign with its order's contact (kind
-/// 1), in contact order, a contact's orders first. The walk finds each
-/// contact's latest order itself: no subquery per order, one sort. The
-/// same text serves both backends (`$1` is read as the first parameter by
-/// SQLite too; the calls come second, so PostgreSQL types the `NULL`s of
-/// the first branch by them). A call the vendor reported without an end
-/// time ended, for the spacing, when the ledger stored it.
-pub(super) const CONTACT_ROWS: &str = "SELECT contact, kind, a_row, attempt, country, order_id, accepted,
-        start_ms, end_ms, answered, hangup_code, call_status, intent, zones
-     FROM (
-         SELECT COALESCE(o.contact_row, o.id) AS contact, 0 AS kind, o.id AS a_row, o.attempt AS attempt,
-                b.country AS country, o.order_id AS order_id, b.state = 'accepted' AS accepted,
+/// attempt and order id, its batch's country and zones and whether the
+/// batch was accepted; a redial set aside at its claim is listed too,
+/// without a batch), and every call of the campaign with its order's
+/// contact (kind 1), in contact order. The walk finds each contact's
+/// latest order itself, and takes a contact's rows in any order.
+///
+/// No sort: each of the four parts comes in contact order from a B-tree,
+/// and the database merges them. First orders are their own contacts
+/// (read by row id); redials come by `orders_redials` (contact, attempt);
+/// calls of first orders by `calls_by_order` (campaign, order), which
+/// holds every column the walk reads; calls of redials by their orders,
+/// in contact order. `$join` makes the database keep the order of the
+/// joins as written (`CROSS JOIN` on SQLite, whose planner takes it so;
+/// a plain `JOIN` on PostgreSQL). A call the vendor reported without an
+/// end time ended, for the spacing, when the ledger stored it.
+macro_rules! contact_rows {
+    ($join:literal) => {
+        concat!(
+            "SELECT o.id AS contact, 0 AS kind, o.id AS a_row, 1 AS attempt, b.country AS country,
+                o.order_id AS order_id, b.state = 'accepted' AS accepted,
                 NULL AS start_ms, NULL AS end_ms, NULL AS answered, NULL AS hangup_code,
                 NULL AS call_status, NULL AS intent, b.zones AS zones
-         FROM orders o
-         JOIN batches b ON b.campaign_id = o.campaign_id AND b.seq = o.batch_seq
-         WHERE o.campaign_id = $1 AND o.batch_seq IS NOT NULL
-         UNION ALL
-         SELECT COALESCE(o.contact_row, o.id), 1, c.order_row, o.attempt, NULL, NULL, NULL,
+             FROM orders o ", $join, " batches b ON b.campaign_id = o.campaign_id AND b.seq = o.batch_seq
+             WHERE +o.campaign_id = $1 AND +o.batch_seq IS NOT NULL AND o.contact_row IS NULL
+             UNION ALL
+             SELECT c.order_row, 1, c.order_row, 1, NULL, NULL, NULL,
                 c.start_ms, COALESCE(c.end_ms, c.received_at_ms), c.answered, c.hangup_code,
                 c.call_status, c.intent, NULL
-         FROM calls c JOIN orders o ON o.id = c.order_row
-         WHERE c.campaign_id = $1
-         UNION ALL
-         SELECT o.contact_row, 0, o.id, o.attempt, NULL, o.order_id, FALSE,
-                NULL, NULL, NULL, NULL, NULL, NULL, NULL
-         FROM orders o
-         WHERE o.contact_row IS NOT NULL AND o.batch_seq IS NULL AND o.campaign_id = $1
-     ) t
-     ORDER BY contact, kind";
+             FROM calls c ", $join, " orders o ON o.id = c.order_row
+             WHERE c.campaign_id = $1 AND o.contact_row IS NULL
+             UNION ALL
+             SELECT o.contact_row, 0, o.id, o.attempt, b.country, o.order_id,
+                COALESCE(b.state = 'accepted', FALSE), NULL, NULL, NULL, NULL, NULL, NULL, b.zones
+             FROM orders o LEFT JOIN batches b ON b.campaign_id = o.campaign_id AND b.seq = o.batch_seq
+             WHERE o.contact_row IS NOT NULL AND o.campaign_id = $1
+             UNION ALL
+             SELECT o.contact_row, 1, c.order_row, o.attempt, NULL, NULL, NULL,
+                c.start_ms, COALESCE(c.end_ms, c.received_at_ms), c.answered, c.hangup_code,
+                c.call_status, c.intent, NULL
+             FROM orders o ", $join, " calls c ON c.campaign_id = o.campaign_id AND c.order_row = o.id
+             WHERE o.contact_row IS NOT NULL AND o.campaign_id = $1
+             ORDER BY 1"
+        )
+    };
+}
 
-/// One row of [`CONTACT_ROWS`], as a backend decodes it.
+/// [`contact_rows!`] as SQLite runs it (`$1` is read as the first
+/// parameter).
+pub(super) const CONTACT_ROWS_SQLITE: &str = contact_rows!("CROSS JOIN");
+
+/// [`contact_rows!`] as PostgreSQL runs it.
+pub(super) const CONTACT_ROWS_POSTGRES: &str = contact_rows!("JOIN");
+
+/// One row of [`contact_rows!`], as a backend decodes it.
 #[derive(Debug, Clone)]
 pub(super) enum ContactRow {
     /// One of the contact's orders.
@@ -101,7 +121,7 @@ pub struct RedialsPlanned {
     pub awaiting_call: u64,
 }
 
-/// The walk over [`CONTACT_ROWS`]: groups a contact's rows, asks
+/// The walk over [`contact_rows!`]: groups a contact's rows, asks
 /// `redial::next`, and places the due ones into new batches.
 pub(super) struct Walk<'a> {
     policy: &'a Policy,
@@ -118,6 +138,17 @@ struct Planning<'a> {
     batcher: Batcher,
     /// Keys of the zone sets of the contacts' batches.
     zoning: Zoning,
+    /// Each new batch and how many redials it took, in batch order.
+    batches: Vec<NewBatch>,
+}
+
+/// A batch the walk opened for due redials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct NewBatch {
+    pub seq: BatchSeq,
+    pub country: String,
+    pub zones: String,
+    pub size: u32,
 }
 
 /// A contact's latest order, as far as its rows have come.
@@ -158,6 +189,7 @@ impl<'a> Walk<'a> {
                 campaign,
                 batcher: Batcher::new(size, next_seq),
                 zoning: Zoning::default(),
+                batches: Vec::new(),
             }),
             current: None,
             funnel: Funnel::default(),
@@ -218,6 +250,13 @@ impl<'a> Walk<'a> {
         done.and_then(|gathered| self.decide(gathered))
     }
 
+    /// The batches opened for the due redials so far, in order.
+    pub fn new_batches(&self) -> &[NewBatch] {
+        self.planning
+            .as_ref()
+            .map_or(&[], |planning| planning.batches.as_slice())
+    }
+
     /// The last contact's redial, if due.
     pub fn finish(&mut self) -> Option<DueRedial> {
         self.current
@@ -262,6 +301,17 @@ impl<'a> Walk<'a> {
             Country::parse(&country).ok()?,
             planning.zoning.key_of(&zones),
         );
+        // The batcher numbers the batches it opens one after another.
+        if placed.opens {
+            planning.batches.push(NewBatch {
+                seq: placed.seq,
+                country: country.clone(),
+                zones: zones.clone(),
+                size: 0,
+            });
+        }
+        let first_seq = planning.batches.first()?.seq.get();
+        planning.batches[(placed.seq.get() - first_seq) as usize].size += 1;
         Some(DueRedial {
             contact: gathered.contact,
             attempt,
@@ -281,7 +331,7 @@ pub(crate) const REDIAL_ORDERS: &str =
 
 /// The calls of contact `$1`'s orders before attempt `$2`: what the claim
 /// re-checks a redial by (the same text on both backends; an end time as
-/// in [`CONTACT_ROWS`]).
+/// in [`contact_rows!`]).
 pub(super) const CALLS_BEFORE_REDIAL: &str =
     "SELECT o.attempt, c.start_ms, COALESCE(c.end_ms, c.received_at_ms), c.answered, c.hangup_code,
         c.call_status, c.intent
@@ -460,5 +510,58 @@ mod tests {
         assert_eq!(walk.funnel.due_now, 1);
         assert_eq!(walk.funnel.waiting, 1);
         assert_eq!(walk.funnel.next_due_ms, Some(1_050_000));
+        assert_eq!(
+            walk.new_batches(),
+            [NewBatch {
+                seq: BatchSeq::new(7).unwrap(),
+                country: "HK".into(),
+                zones: String::new(),
+                size: 1,
+            }]
+        );
+    }
+
+    #[test]
+    fn the_walk_counts_the_redials_of_each_batch_it_opens() {
+        let p = policy();
+        let mut walk = Walk::planning(
+            &p,
+            1_000_000,
+            "salt",
+            "spring",
+            2,
+            BatchSeq::new(3).unwrap(),
+        );
+        let in_country = |contact: i64, country: &str| ContactRow::Order {
+            contact,
+            row: contact,
+            attempt: 1,
+            country: Some(country.into()),
+            order_id: Some(format!("ID{contact}")),
+            accepted: true,
+            zones: Some(String::new()),
+        };
+        let rows = vec![
+            in_country(1, "HK"),
+            call(1, 1, 100, false),
+            in_country(2, "SG"),
+            call(2, 2, 100, false),
+            in_country(3, "HK"),
+            call(3, 3, 100, false),
+            in_country(4, "HK"),
+            call(4, 4, 100, false),
+        ];
+        let mut due: Vec<DueRedial> = rows.into_iter().filter_map(|row| walk.take(row)).collect();
+        due.extend(walk.finish());
+        assert_eq!(
+            due.iter().map(|d| d.batch_seq.get()).collect::<Vec<_>>(),
+            [3, 4, 3, 5]
+        );
+        let batches: Vec<(u32, &str, u32)> = walk
+            .new_batches()
+            .iter()
+            .map(|b| (b.seq.get(), b.country.as_str(), b.size))
+            .collect();
+        assert_eq!(batches, [(3, "HK", 2), (4, "SG", 1), (5, "HK", 1)]);
     }
 }

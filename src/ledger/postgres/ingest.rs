@@ -239,8 +239,7 @@ impl IngestWriter {
                 .map_err(e)?;
             ledger.check_ingest_lease(&mut tx, fence).await?;
             let (after, through, claimed): (i64, Option<i64>, bool) = sqlx::query_as(
-                "SELECT planned_through, (SELECT MAX(id) FROM orders WHERE campaign_id = $1),
-                        EXISTS (SELECT 1 FROM order_keys WHERE campaign_id = $1)
+                "SELECT planned_through, (SELECT MAX(id) FROM orders WHERE campaign_id = $1), planned_through > 0
                  FROM campaigns WHERE id = $1 FOR UPDATE",
             )
             .bind(campaign)
@@ -505,13 +504,17 @@ impl IngestWriter {
                 tx.commit().await.map_err(e)?;
                 return Ok(planned);
             }
+            let batches = walk.new_batches();
             sqlx::query(
                 "INSERT INTO batches (campaign_id, seq, country, zones, size, updated_at_ms)
-                 SELECT $1, batch_seq, country, zones, COUNT(*), $2 FROM redials_due
-                 GROUP BY batch_seq, country, zones",
+                 SELECT $1, * , $2 FROM UNNEST($3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::INTEGER[])",
             )
             .bind(campaign)
             .bind(now_ms)
+            .bind(batches.iter().map(|b| i64::from(b.seq)).collect::<Vec<_>>())
+            .bind(batches.iter().map(|b| b.country.as_str()).collect::<Vec<_>>())
+            .bind(batches.iter().map(|b| b.zones.as_str()).collect::<Vec<_>>())
+            .bind(batches.iter().map(|b| b.size as i32).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await
             .map_err(e)?;
@@ -523,7 +526,7 @@ impl IngestWriter {
                 "INSERT INTO orders (campaign_id, line, order_id, phone, country, other, batch_seq, attempt, contact_row)
                  SELECT $1, f.line, d.order_id, f.phone, f.country, f.other, d.batch_seq, d.attempt, d.contact
                  FROM redials_due d JOIN orders f ON f.id = d.contact
-                 ORDER BY d.batch_seq, d.contact",
+                 ORDER BY d.contact",
             )
             .bind(campaign)
             .execute(&mut *tx)

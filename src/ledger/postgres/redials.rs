@@ -4,7 +4,7 @@
 
 use sqlx::{PgConnection, Row as _};
 
-use crate::ledger::redials::{ContactRow, DueRedial, Walk, CONTACT_ROWS};
+use crate::ledger::redials::{ContactRow, DueRedial, Walk, CONTACT_ROWS_POSTGRES};
 use crate::redial::CallSeen;
 
 /// Rows fetched at a time.
@@ -20,7 +20,7 @@ pub(super) async fn walk_contacts(
     store: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
-        "DECLARE contacts_out NO SCROLL CURSOR FOR {CONTACT_ROWS}"
+        "DECLARE contacts_out NO SCROLL CURSOR FOR {CONTACT_ROWS_POSTGRES}"
     ))
     .bind(campaign)
     .execute(&mut *tx)
@@ -47,7 +47,7 @@ pub(super) async fn walk_contacts(
     Ok(())
 }
 
-/// A row of [`CONTACT_ROWS`] as PostgreSQL gives it.
+/// A row of [`CONTACT_ROWS_POSTGRES`] as PostgreSQL gives it.
 fn contact_row(row: &sqlx::postgres::PgRow) -> Result<ContactRow, sqlx::Error> {
     let contact: i64 = row.try_get(0)?;
     Ok(if row.try_get::<i32, _>(1)? == 0 {

@@ -20,7 +20,7 @@ use rusqlite::{params, TransactionBehavior};
 use super::{CampaignId, Fence, LedgerError, Sqlite};
 use crate::batch::BatchSeq;
 use crate::ledger::model::{Checkpoint, Planned, StagedChunk};
-use crate::ledger::redials::{ContactRow, DueRedial, RedialsPlanned, Walk, CONTACT_ROWS};
+use crate::ledger::redials::{ContactRow, DueRedial, RedialsPlanned, Walk, CONTACT_ROWS_SQLITE};
 use crate::redial::CallSeen;
 use crate::state::{BatchState, OrderState};
 
@@ -105,7 +105,7 @@ impl Sqlite {
         let (left_staged, claims_before): (bool, bool) = conn
             .query_row(
                 "SELECT COALESCE((SELECT MAX(id) FROM orders WHERE campaign_id = ?1), 0) > planned_through,
-                        EXISTS (SELECT 1 FROM order_keys WHERE campaign_id = ?1)
+                        planned_through > 0
                  FROM campaigns WHERE id = ?1",
                 [campaign.0],
                 |row| Ok((row.get(0)?, row.get(1)?)),
@@ -266,8 +266,7 @@ impl IngestWriter {
         self.ledger.check_fence_on(&tx, &self.fence)?;
         let (planned_through, last, claimed): (i64, Option<i64>, bool) = tx
             .query_row(
-                "SELECT planned_through, (SELECT MAX(id) FROM orders WHERE campaign_id = ?1),
-                        EXISTS (SELECT 1 FROM order_keys WHERE campaign_id = ?1)
+                "SELECT planned_through, (SELECT MAX(id) FROM orders WHERE campaign_id = ?1), planned_through > 0
                  FROM campaigns WHERE id = ?1",
                 [campaign],
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
@@ -331,8 +330,7 @@ impl IngestWriter {
         if self.ids_from_file {
             let others: bool = tx
                 .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM campaigns c WHERE c.id <> ?1
-                         AND EXISTS (SELECT 1 FROM order_keys k WHERE k.campaign_id = c.id AND k.kind = 1))",
+                    "SELECT EXISTS (SELECT 1 FROM campaigns WHERE id <> ?1 AND planned_through > 0)",
                     [campaign],
                     |row| row.get(0),
                 )
@@ -510,24 +508,16 @@ impl IngestWriter {
                 ])
                 .map(|_| ())
             };
-            with_sort_helpers(&tx, || {
-                let mut rows = tx.prepare(CONTACT_ROWS)?;
-                let mut rows = rows.query([campaign])?;
-                while let Some(row) = rows.next()? {
-                    if let Some(redial) = walk.take(contact_row(row)?) {
-                        if !stopped {
-                            store(redial)?;
-                        }
-                    }
-                }
-                Ok(())
+            walk_contacts(&tx, campaign, |row| match walk.take(row) {
+                Some(redial) if !stopped => store(redial),
+                _ => Ok(()),
             })
             .map_err(e)?;
             if let Some(redial) = walk.finish().filter(|_| !stopped) {
                 store(redial).map_err(e)?;
             }
         }
-        let funnel = walk.funnel;
+        let funnel = &walk.funnel;
         let mut planned = RedialsPlanned {
             orders: 0,
             waiting: funnel.waiting,
@@ -538,13 +528,25 @@ impl IngestWriter {
             tx.commit().map_err(e)?;
             return Ok(planned);
         }
-        tx.execute(
-            "INSERT INTO batches (campaign_id, seq, country, zones, size, updated_at_ms)
-             SELECT ?1, batch_seq, country, zones, COUNT(*), ?2 FROM temp.redials_due
-             GROUP BY batch_seq, country, zones",
-            params![campaign, now_ms],
-        )
-        .map_err(e)?;
+        {
+            let mut open = tx
+                .prepare_cached(
+                    "INSERT INTO batches (campaign_id, seq, country, zones, size, updated_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(e)?;
+            for batch in walk.new_batches() {
+                open.execute(params![
+                    campaign,
+                    batch.seq,
+                    batch.country,
+                    batch.zones,
+                    batch.size,
+                    now_ms
+                ])
+                .map_err(e)?;
+            }
+        }
         let before: i64 = tx
             .query_row("SELECT COALESCE(MAX(id), 0) FROM orders", [], |row| {
                 row.get(0)
@@ -555,7 +557,7 @@ impl IngestWriter {
                 "INSERT INTO orders (campaign_id, line, order_id, phone, country, other, batch_seq, attempt, contact_row)
                  SELECT ?1, f.line, d.order_id, f.phone, f.country, f.other, d.batch_seq, d.attempt, d.contact
                  FROM temp.redials_due d CROSS JOIN orders f ON f.id = d.contact
-                 ORDER BY d.batch_seq, d.contact",
+                 ORDER BY d.rowid",
                 [campaign],
             )
             .map_err(e)? as u64;
@@ -591,22 +593,23 @@ impl IngestWriter {
     }
 }
 
-/// Runs `walk` (a read of [`CONTACT_ROWS`]) with two helper threads for
-/// its sort, which is most of its time at a million contacts; then none
-/// again, as the connection had.
-pub(super) fn with_sort_helpers<T>(
+/// Hands each row of campaign `campaign`'s contacts (see
+/// [`CONTACT_ROWS_SQLITE`]), in contact order, to `take`.
+pub(super) fn walk_contacts(
     conn: &rusqlite::Connection,
-    walk: impl FnOnce() -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    let before: i64 = conn.query_row("PRAGMA threads", [], |row| row.get(0))?;
-    conn.pragma_update(None, "threads", 2)?;
-    let walked = walk();
-    conn.pragma_update(None, "threads", before)?;
-    walked
+    campaign: i64,
+    mut take: impl FnMut(ContactRow) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    let mut rows = conn.prepare(CONTACT_ROWS_SQLITE)?;
+    let mut rows = rows.query([campaign])?;
+    while let Some(row) = rows.next()? {
+        take(contact_row(row)?)?;
+    }
+    Ok(())
 }
 
-/// A row of [`CONTACT_ROWS`] as SQLite gives it.
-pub(super) fn contact_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRow> {
+/// A row of [`CONTACT_ROWS_SQLITE`] as SQLite gives it.
+fn contact_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRow> {
     let contact: i64 = row.get(0)?;
     Ok(if row.get::<_, i64>(1)? == 0 {
         ContactRow::Order {
@@ -862,6 +865,37 @@ mod tests {
             owner: owner.into(),
         };
         (dir, ledger, fence)
+    }
+
+    #[tokio::test]
+    async fn the_redial_walk_reads_contacts_in_order_from_b_trees_without_a_sort() {
+        let (_dir, ledger, fence) = campaign_held_by("test-run").await;
+        let plan = ledger
+            .read(move |this, conn| {
+                let sql = CONTACT_ROWS_SQLITE.replace("$1", &fence.campaign.0.to_string());
+                let mut statement = conn
+                    .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .map_err(this.error())?;
+                let steps = statement
+                    .query_map([], |row| row.get::<_, String>(3))
+                    .map_err(this.error())?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(this.error())?;
+                Ok(steps.join("\n"))
+            })
+            .await
+            .unwrap();
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        assert_eq!(plan.matches("MERGE (UNION ALL)").count(), 3, "{plan}");
+        assert_eq!(plan.matches("orders_redials").count(), 2, "{plan}");
+        assert_eq!(
+            plan.matches("COVERING INDEX calls_by_order").count(),
+            2,
+            "{plan}"
+        );
+        // The only whole-table read: the orders by row id, each first
+        // order its own contact.
+        assert_eq!(plan.matches("SCAN ").count(), 1, "{plan}");
     }
 
     /// Stages `chunks` as `marking` says and plans them; returns each

@@ -50,6 +50,8 @@ const MIGRATIONS: &[Migration] = &[
     migration!(10, "call matching", "0010_call_matching.sql"),
     migration!(11, "redials", "0011_redials.sql"),
     migration!(12, "batch zones", "0012_batch_zones.sql"),
+    migration!(13, "order keys by key", "0013_order_keys_by_key.sql"),
+    migration!(14, "calls for redials", "0014_calls_for_redials.sql"),
 ];
 
 impl Migration {

@@ -39,12 +39,8 @@ impl Sqlite {
                 return Ok(None);
             };
             let mut walk = crate::ledger::redials::Walk::counting(&policy, now_ms);
-            super::ingest::with_sort_helpers(&snapshot, || {
-                let mut rows = snapshot.prepare(crate::ledger::redials::CONTACT_ROWS)?;
-                let mut rows = rows.query([campaign.0])?;
-                while let Some(row) = rows.next()? {
-                    walk.take(super::ingest::contact_row(row)?);
-                }
+            super::ingest::walk_contacts(&snapshot, campaign.0, |row| {
+                walk.take(row);
                 Ok(())
             })
             .map_err(e)?;
