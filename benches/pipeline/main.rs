@@ -78,6 +78,11 @@ fn main() {
         return;
     }
     for &rows in &options.sizes {
+        if options.only_memory {
+            memory(&mut table, &work, &sandbox, rows);
+            eprint!("{table}");
+            continue;
+        }
         if let Some(server) = &options.postgres {
             postgres(&mut table, &work, &sandbox, server, rows, options.runs);
             eprint!("{table}");
@@ -171,14 +176,14 @@ fn main() {
         realistic(&mut table, &work, &sandbox, rows, options.runs);
         eprint!("{table}");
     }
-    if options.postgres.is_none() {
+    if options.postgres.is_none() && !options.only_memory {
         eprintln!("note: no PostgreSQL figures: give --postgres URL or NXCAMPAIGN_BENCH_POSTGRES");
     }
-    if !options.only_postgres {
+    if !options.only_postgres && !options.only_memory {
         phone_speed(&mut table);
     }
 
-    if options.rate_seconds > 0 && !options.only_postgres {
+    if options.rate_seconds > 0 && !options.only_postgres && !options.only_memory {
         writeln!(table).unwrap();
         writeln!(
             table,
@@ -200,6 +205,40 @@ fn main() {
     }
     println!("\n{table}");
     runtime.block_on(sandbox.stop());
+}
+
+/// Peak memory of `ingest` and of `run` (ingest, send and record at
+/// once) of `rows` rows, the easy file and the realistic one, once each.
+fn memory(table: &mut String, work: &Path, sandbox: &Sandbox, rows: usize) {
+    let easy = work.join(format!("contacts-{rows}.csv"));
+    if !easy.exists() {
+        eprintln!("generating {rows} rows into {}", easy.display());
+        generate(&easy, rows);
+    }
+    let (realistic, _, _) = realistic_files(work, rows);
+    for (shape, data, what) in [(&EASY, &easy, ""), (&REALISTIC, &realistic, "realistic: ")] {
+        let job = write_job(work, shape, data, &sandbox.base_url(), "10000.0", 1000);
+        let db = fresh_db(work, "memory");
+        let ingest = measure(&[BINARY, "--db", &db, "ingest", &job]);
+        row(
+            table,
+            rows,
+            &format!("{what}ingest"),
+            &ingest,
+            rows as f64,
+            None,
+        );
+        let db = fresh_db(work, "memory");
+        let run = measure_env(&[BINARY, "--db", &db, "run", &job], true);
+        row(
+            table,
+            rows,
+            &format!("{what}`run` (ingest + send + record)"),
+            &run,
+            rows as f64,
+            None,
+        );
+    }
 }
 
 /// Microseconds a number, on the realistic file's first 200 000 phone
@@ -324,6 +363,7 @@ fn realistic(table: &mut String, work: &Path, sandbox: &Sandbox, rows: usize, ru
         lines,
         None,
     );
+    let mut plain_ingest = None;
     for (what, data) in [
         ("realistic: ingest", &plain),
         ("realistic: ingest, .csv.gz", &gz),
@@ -336,8 +376,10 @@ fn realistic(table: &mut String, work: &Path, sandbox: &Sandbox, rows: usize, ru
         row(table, rows, what, &ingest, lines, Some(&baseline));
         if data == &plain {
             zoned_ingest(table, work, &job, rows, runs, &ingest, "realistic: ");
+            plain_ingest = Some(ingest);
         }
     }
+    let ingest_seconds = plain_ingest.expect("the plain file's ingest").seconds;
 
     // The Python runner, on the first 100 000 rows (it is slow).
     let python_rows = rows.min(100_000);
@@ -385,7 +427,6 @@ fn realistic(table: &mut String, work: &Path, sandbox: &Sandbox, rows: usize, ru
         Some(&python),
     );
 
-    // Time from start to the first request, on the whole file.
     let job = write_job(
         work,
         &REALISTIC,
@@ -394,7 +435,9 @@ fn realistic(table: &mut String, work: &Path, sandbox: &Sandbox, rows: usize, ru
         "10000.0",
         1000,
     );
-    let first: Vec<f64> = (0..runs)
+    // Time from start to the first request, and to the end, on the whole
+    // file (every batch sent and recorded).
+    let times: Vec<(f64, f64)> = (0..runs)
         .map(|_| {
             let db = fresh_db(work, "first-request");
             let before = sandbox.stats().requests;
@@ -410,17 +453,28 @@ fn realistic(table: &mut String, work: &Path, sandbox: &Sandbox, rows: usize, ru
             while sandbox.stats().requests == before {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            let seconds = started.elapsed().as_secs_f64();
+            let first = started.elapsed().as_secs_f64();
             let _ = child.wait();
-            seconds
+            (first, started.elapsed().as_secs_f64())
         })
         .collect();
-    let mut sorted = first.clone();
-    sorted.sort_by(f64::total_cmp);
+    let median_of = |pick: fn(&(f64, f64)) -> f64| {
+        let mut sorted: Vec<f64> = times.iter().map(pick).collect();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    let (first, end) = (median_of(|t| t.0), median_of(|t| t.1));
     writeln!(
         table,
-        "| {rows} | realistic: `run`, time to the first request | {:.3} s | | | |",
-        sorted[sorted.len() / 2]
+        "| {rows} | realistic: end to end (`run`: ingest + send + record) | {end:.3} s | {:.0} | | {:.2}× the ingest's time |",
+        lines / end,
+        end / ingest_seconds
+    )
+    .unwrap();
+    writeln!(
+        table,
+        "| {rows} | realistic: `run`, time to the first request | {first:.3} s | | | {:.3} of the ingest's time |",
+        first / ingest_seconds
     )
     .unwrap();
 }
@@ -797,6 +851,9 @@ struct Options {
     calls: Vec<usize>,
     /// Only the call-outcome figures.
     only_calls: bool,
+    /// Only the memory of `ingest` and `run` at each size (with `--big`:
+    /// whether it stays flat from 1 to 10 million rows).
+    only_memory: bool,
 }
 
 impl Options {
@@ -811,6 +868,7 @@ impl Options {
             only_postgres: false,
             calls: vec![200_000, 1_000_000],
             only_calls: false,
+            only_memory: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -824,6 +882,11 @@ impl Options {
             }
             if arg == "--only-calls" {
                 options.only_calls = true;
+                continue;
+            }
+            if arg == "--only-memory" {
+                options.only_memory = true;
+                options.calls.clear();
                 continue;
             }
             let mut value = || {
@@ -840,7 +903,7 @@ impl Options {
                 "--no-calls" => options.calls.clear(),
                 "--bench" => {}
                 other => panic!(
-                    "unknown option {other:?} (use --big, --rows N, --runs N, --rate-seconds N, --postgres URL, --only-postgres, --calls N, --no-calls, --only-calls)"
+                    "unknown option {other:?} (use --big, --rows N, --runs N, --rate-seconds N, --postgres URL, --only-postgres, --calls N, --no-calls, --only-calls, --only-memory)"
                 ),
             }
         }
