@@ -649,12 +649,16 @@ fn three_runners_at_three_times_the_rate(
                     server,
                     "DROP SCHEMA IF EXISTS bench_three CASCADE; CREATE SCHEMA bench_three;",
                 );
+                // Exit 1: the file's invalid rows and repeats need a look.
                 let ingested = Command::new(BINARY)
                     .args(["-q", "--db", &ledger, "ingest", &job])
                     .stdout(Stdio::null())
                     .status()
                     .expect("ingest runs");
-                assert!(ingested.success(), "ingest failed");
+                assert!(
+                    matches!(ingested.code(), Some(0 | 1)),
+                    "ingest failed: {ingested}"
+                );
                 let before = sandbox.stats().requests;
                 let started = Instant::now();
                 let children: Vec<_> = (0..runners)

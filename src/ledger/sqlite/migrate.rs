@@ -221,6 +221,61 @@ fn pending(applied: &[Applied], path: &Path) -> Result<Vec<&'static Migration>, 
 mod tests {
     use super::MIGRATIONS;
 
+    /// A ledger planned before the claims' primary key led with the key
+    /// keeps every claim, and its primary key still refuses a second one.
+    #[test]
+    fn claims_survive_the_rebuild_of_their_table() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        // Claims alone, without their campaigns and orders.
+        conn.pragma_update(None, "foreign_keys", false).unwrap();
+        for migration in MIGRATIONS.iter().filter(|m| m.version <= 12) {
+            conn.execute_batch(migration.sql).unwrap();
+        }
+        let claims = "SELECT campaign_id, kind, key, line, order_row FROM order_keys
+                      ORDER BY campaign_id, kind, key";
+        let read = |conn: &rusqlite::Connection| -> Vec<(i64, i64, String, i64, i64)> {
+            let mut statement = conn.prepare(claims).unwrap();
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                })
+                .unwrap();
+            rows.collect::<Result<_, _>>().unwrap()
+        };
+        conn.execute_batch(
+            "INSERT INTO order_keys (campaign_id, kind, key, line, order_row) VALUES
+                 (1, 0, '85251234567', 2, 10), (1, 1, 'ID-A', 2, 10),
+                 (2, 0, '85251234567', 5, 20), (2, 1, 'ID-B', 5, 20)",
+        )
+        .unwrap();
+        let before = read(&conn);
+        for migration in MIGRATIONS.iter().filter(|m| m.version > 12) {
+            conn.execute_batch(migration.sql).unwrap();
+        }
+        assert_eq!(read(&conn), before);
+        let refused = conn
+            .execute(
+                "INSERT INTO order_keys (campaign_id, kind, key, line, order_row) VALUES (1, 1, 'ID-A', 9, 90)",
+                [],
+            )
+            .unwrap_err();
+        assert!(refused.to_string().contains("UNIQUE"), "{refused}");
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT campaign_id, order_row FROM order_keys WHERE kind = 1 AND key = 'ID-A'",
+                [],
+                |row| row.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("PRIMARY KEY (kind=? AND key=?)"), "{plan}");
+    }
+
     /// The records are those earlier versions made through sqlx's
     /// migrator: the same versions, descriptions and checksums, for every
     /// file in `migrations/sqlite`.
