@@ -662,17 +662,7 @@ fn three_runners_at_three_times_the_rate(
                 let before = sandbox.stats().requests;
                 let started = Instant::now();
                 let children: Vec<_> = (0..runners)
-                    .map(|i| {
-                        Command::new(BINARY)
-                            .args(["-q", "--db", &ledger, "run", &job])
-                            .env("NXLINK_ACCESS_KEY", DEFAULT_ACCESS_KEY)
-                            .env("NXLINK_ACCESS_SECRET", DEFAULT_ACCESS_SECRET)
-                            .env("NXCAMPAIGN_HOSTNAME", format!("bench-runner-{i}"))
-                            .stdout(Stdio::null())
-                            .stderr(Stdio::null())
-                            .spawn()
-                            .expect("run starts")
-                    })
+                    .map(|i| spawn_runner(&ledger, &job, &format!("bench-runner-{i}")))
                     .collect();
                 for mut child in children {
                     child.wait().expect("run ends");
@@ -730,19 +720,11 @@ fn kill_one_of_three(
     let job_text = std::fs::read_to_string(&job).expect("job") + "[lease]\nstale_after_ms = 5000\n";
     std::fs::write(&job, job_text).expect("job");
     let before = sandbox.stats().requests;
-    let spawn = |host: &str| {
-        Command::new(BINARY)
-            .args(["--db", &ledger, "run", &job])
-            .env("NXLINK_ACCESS_KEY", DEFAULT_ACCESS_KEY)
-            .env("NXLINK_ACCESS_SECRET", DEFAULT_ACCESS_SECRET)
-            .env("NXCAMPAIGN_HOSTNAME", host)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run starts")
-    };
-    let mut victim = spawn("bench-host-a");
-    let others = [spawn("bench-host-b"), spawn("bench-host-c")];
+    let mut victim = spawn_runner(&ledger, &job, "bench-host-a");
+    let others = [
+        spawn_runner(&ledger, &job, "bench-host-b"),
+        spawn_runner(&ledger, &job, "bench-host-c"),
+    ];
     while sandbox.stats().requests < before + 40 {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -768,6 +750,20 @@ fn kill_one_of_three(
         if after <= bound { "within" } else { "MISSED" }
     )
     .unwrap();
+}
+
+/// Starts `run` of `job` on `ledger` as one runner, on host `host` (so
+/// that the others know it only by its heartbeat), output discarded.
+fn spawn_runner(ledger: &str, job: &str, host: &str) -> std::process::Child {
+    Command::new(BINARY)
+        .args(["-q", "--db", ledger, "run", job])
+        .env("NXLINK_ACCESS_KEY", DEFAULT_ACCESS_KEY)
+        .env("NXLINK_ACCESS_SECRET", DEFAULT_ACCESS_SECRET)
+        .env("NXCAMPAIGN_HOSTNAME", host)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run starts")
 }
 
 /// The server URL with `schema` first on the search path.

@@ -433,12 +433,28 @@ mod tests {
         }
     }
 
+    /// A walk that plans into batches of 2, the first numbered `first`.
+    fn planning(policy: &Policy, first: u32) -> Walk<'_> {
+        Walk::planning(
+            policy,
+            1_000_000,
+            "salt",
+            "spring",
+            2,
+            BatchSeq::new(i64::from(first)).unwrap(),
+        )
+    }
+
     fn order(contact: i64, row: i64, attempt: u32, accepted: bool) -> ContactRow {
+        order_in("HK", contact, row, attempt, accepted)
+    }
+
+    fn order_in(country: &str, contact: i64, row: i64, attempt: u32, accepted: bool) -> ContactRow {
         ContactRow::Order {
             contact,
             row,
             attempt,
-            country: Some("HK".into()),
+            country: Some(country.into()),
             order_id: Some(format!("ID{row}")),
             accepted,
             zones: Some(String::new()),
@@ -468,14 +484,7 @@ mod tests {
     #[test]
     fn each_contact_is_decided_once_from_all_its_rows() {
         let p = policy();
-        let mut walk = Walk::planning(
-            &p,
-            1_000_000,
-            "salt",
-            "spring",
-            2,
-            BatchSeq::new(7).unwrap(),
-        );
+        let mut walk = planning(&p, 7);
         let rows = vec![
             // Answered: done.
             latest(1, 1, 1),
@@ -524,23 +533,8 @@ mod tests {
     #[test]
     fn the_walk_counts_the_redials_of_each_batch_it_opens() {
         let p = policy();
-        let mut walk = Walk::planning(
-            &p,
-            1_000_000,
-            "salt",
-            "spring",
-            2,
-            BatchSeq::new(3).unwrap(),
-        );
-        let in_country = |contact: i64, country: &str| ContactRow::Order {
-            contact,
-            row: contact,
-            attempt: 1,
-            country: Some(country.into()),
-            order_id: Some(format!("ID{contact}")),
-            accepted: true,
-            zones: Some(String::new()),
-        };
+        let mut walk = planning(&p, 3);
+        let in_country = |contact: i64, country: &str| order_in(country, contact, contact, 1, true);
         let rows = vec![
             in_country(1, "HK"),
             call(1, 1, 100, false),
