@@ -118,16 +118,23 @@ async fn three_runners_share_one_rate_limit() {
     }
     let arrivals = sandbox.arrivals();
     assert!(arrivals.len() > 300, "{} requests", arrivals.len());
-    // The burst at 20 requests per second is one request.
+    // The burst at 20 requests per second is one request. The sandbox
+    // sees a request when it arrives, not when its slot came: on a busy
+    // machine (two cores, the whole suite at once) a request can spend a
+    // while on its way while the next one is on time. Requests that
+    // arrive within a second less `TRANSIT` were sent within one second,
+    // as long as none spent longer than `TRANSIT` on its way.
+    const TRANSIT: Duration = Duration::from_millis(200);
     let most = 20 + 1;
     for (i, start) in arrivals.iter().enumerate() {
         let within = arrivals[i..]
             .iter()
-            .take_while(|t| t.duration_since(*start) < Duration::from_secs(1))
+            .take_while(|t| t.duration_since(*start) < Duration::from_secs(1) - TRANSIT)
             .count();
         assert!(
             within <= most,
-            "{within} requests in the second from request {i}"
+            "{within} requests within {:?} from request {i}",
+            Duration::from_secs(1) - TRANSIT
         );
     }
     let span = arrivals[arrivals.len() - 1].duration_since(arrivals[0]);
