@@ -13,12 +13,13 @@ pub async fn run(args: SandboxArgs, output: &Output) -> Result<Exit, Error> {
     let sandbox = Sandbox::start(args.listen, credentials, args.faults.into())
         .await
         .map_err(Error::Listen)?;
+    let stop = crate::run::shutdown_signal();
     output.note(format_args!(
         "sandbox: NXLink stand-in on {} (access key {key:?}); stats at {}/_sandbox/stats; Ctrl-C stops it",
         sandbox.base_url(),
         sandbox.base_url()
     ));
-    crate::run::shutdown_signal().await;
+    stop.await;
     let stats = sandbox.stats();
     sandbox.stop().await;
     output.result(format_args!(

@@ -30,6 +30,7 @@ pub async fn run(settings: &Settings, args: WebhookArgs, output: &Output) -> Res
         },
     )
     .map_err(Error::Listen)?;
+    let stop = crate::run::shutdown_signal();
     if token.is_none() {
         output.warn(
             "webhook: --no-token: calls are taken from anyone who can reach this address; keep it behind a proxy that authenticates the vendor"
@@ -40,7 +41,7 @@ pub async fn run(settings: &Settings, args: WebhookArgs, output: &Output) -> Res
         receiver.addr(),
         ledger.shown()
     ));
-    crate::run::shutdown_signal().await;
+    stop.await;
     output.note("webhook: stopping; deliveries in progress are stored first");
     receiver.stop().await;
     ledger.close().await;

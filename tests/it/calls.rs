@@ -619,14 +619,19 @@ async fn the_webhook_refuses_to_start_open() {
         assert_exit_saying(&output, 2, "--no-token");
     }
     // --no-token is the way to run without one, and it says so.
-    let open = webhook(&[], &["--no-token"])
+    let mut open = webhook(&[], &["--no-token"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // It handles signals before it says where it listens.
+    let mut lines = tokio::io::BufReader::new(open.stderr.take().unwrap()).lines();
+    let mut said = read_until(&mut lines, "receiving calls at ").await;
     sigterm(&open);
-    let (code, said) = finish(open).await;
-    assert_eq!(code, 0, "{said}");
+    let status = open.wait().await.unwrap();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        said.push_str(&line);
+    }
+    assert_eq!(status.code(), Some(0), "{said}");
     assert!(
         said.contains("--no-token: calls are taken from anyone"),
         "{said}"
@@ -743,16 +748,13 @@ async fn out_of_file_descriptors_the_webhook_neither_spins_nor_floods_its_log() 
         .stderr(std::process::Stdio::piped())
         .spawn_with_descriptors(48);
     let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("the webhook starts");
-        if let Some(rest) = line.split("receiving calls at ").nth(1) {
-            break rest.split("/nxlink").next().unwrap().to_owned();
-        }
-    };
+    let said = read_until(&mut lines, "receiving calls at ").await;
+    let base = said
+        .split("receiving calls at ")
+        .nth(1)
+        .and_then(|rest| rest.split("/nxlink").next())
+        .unwrap()
+        .to_owned();
     let said = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counting = std::sync::Arc::clone(&said);
     tokio::spawn(async move {

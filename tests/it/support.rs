@@ -768,20 +768,36 @@ pub async fn start_webhook_with(
     }
     let mut child = command.spawn().expect("webhook starts");
     let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("the webhook says where it listens")
-            .unwrap()
-            .expect("the webhook runs");
-        if let Some(rest) = line.split("receiving calls at ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
+    let said = read_until(&mut lines, "receiving calls at ").await;
+    let url = said
+        .split("receiving calls at ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
     // Keep reading its stderr, so that it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let base = url.trim_end_matches("/nxlink/calls").to_owned();
     Webhook { child, url, base }
+}
+
+/// Reads a child's stderr `lines` up to the first that contains `marker`
+/// (within 20 s); returns every line read, that one included.
+pub async fn read_until(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+    marker: &str,
+) -> String {
+    let mut said = String::new();
+    while !said.contains(marker) {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no {marker:?} within 20 s: {said}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("it ended before {marker:?}: {said}"));
+        said.push_str(&line);
+        said.push('\n');
+    }
+    said
 }
 
 pub async fn post(url: &str, token: Option<&str>, body: impl Into<reqwest::Body>) -> (u16, String) {
