@@ -627,10 +627,10 @@ async fn the_webhook_refuses_to_start_open() {
     let mut lines = tokio::io::BufReader::new(open.stderr.take().unwrap()).lines();
     let mut said = read_until(&mut lines, "receiving calls at ").await;
     sigterm(&open);
-    let status = open.wait().await.unwrap();
     while let Some(line) = lines.next_line().await.unwrap() {
         said.push_str(&line);
     }
+    let status = open.wait().await.unwrap();
     assert_eq!(status.code(), Some(0), "{said}");
     assert!(
         said.contains("--no-token: calls are taken from anyone"),
