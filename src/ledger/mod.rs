@@ -11,6 +11,7 @@
 
 mod model;
 mod postgres;
+mod read_ahead;
 mod redials;
 mod scratch;
 mod sqlite;
@@ -28,6 +29,7 @@ use crate::batch::BatchSeq;
 use crate::job::CampaignName;
 pub use crate::job::LedgerLocation;
 use crate::state::OrderState;
+use read_ahead::Chunk;
 pub use redials::RedialsPlanned;
 pub use scratch::Scratch;
 
@@ -669,6 +671,10 @@ impl Ledger {
     /// Streams the campaign's orders in input order, optionally only those
     /// in `state`, into `sink`; memory stays flat whatever the campaign's
     /// size. Blocking: call it off the async runtime.
+    ///
+    /// The ledger is read on a thread of its own, a few chunks of orders
+    /// ahead of `sink`, which runs on this one: reading and formatting
+    /// each take a core.
     pub fn for_each_order(
         &self,
         campaign: CampaignId,
@@ -676,7 +682,37 @@ impl Ledger {
         call: Option<CallFilter>,
         sink: OrderStream<'_>,
     ) -> Result<(), LedgerError> {
-        each!(self, l => l.for_each_order(campaign, state, call, sink))
+        let (chunks, received) = std::sync::mpsc::sync_channel::<Chunk>(4);
+        std::thread::scope(|scope| {
+            let reading = scope.spawn(move || {
+                let mut chunk = Chunk::default();
+                let mut pass_on = |line: &OrderLine<'_>| {
+                    chunk.push(line);
+                    if !chunk.is_full() {
+                        return Ok(());
+                    }
+                    // The writer stopped: its own error says why.
+                    chunks
+                        .send(std::mem::take(&mut chunk))
+                        .map_err(|_| std::io::Error::other("the output stopped"))
+                };
+                each!(self, l => l.for_each_order(campaign, state, call, &mut pass_on))?;
+                if !chunk.is_empty() {
+                    let _ = chunks.send(chunk);
+                }
+                Ok(())
+            });
+            let written = received
+                .iter()
+                .try_for_each(|chunk| chunk.lines().try_for_each(|line| sink(&line)))
+                .map_err(LedgerError::Output);
+            // A writer that stopped early stops the reader at its next chunk.
+            drop(received);
+            let read = reading
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            written.and(read)
+        })
     }
 }
 
