@@ -629,6 +629,7 @@ async fn the_webhook_refuses_to_start_open() {
     sigterm(&open);
     while let Some(line) = lines.next_line().await.unwrap() {
         said.push_str(&line);
+        said.push('\n');
     }
     let status = open.wait().await.unwrap();
     assert_eq!(status.code(), Some(0), "{said}");
